@@ -1,0 +1,1 @@
+//! ai-prompt-decorator (in progress)

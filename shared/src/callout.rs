@@ -1,0 +1,1 @@
+//! callout (in progress)

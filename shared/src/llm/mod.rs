@@ -1,0 +1,1 @@
+//! LLM request view and response observer (placeholder).

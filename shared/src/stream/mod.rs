@@ -1,0 +1,2 @@
+//! Streaming codecs.
+pub mod sse;

@@ -1,0 +1,1 @@
+//! aigw-harness (in progress)
