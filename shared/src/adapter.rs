@@ -1,0 +1,394 @@
+//! The proxy-wasm adapter (wasm32 only): [`Host`] over `proxy_wasm::hostcalls`, the root and HTTP
+//! contexts that drive a [`Plugin`], and the [`export_plugin!`](crate::export_plugin) macro.
+//!
+//! The SDK's host calls panic on any status they do not expect (for example BAD_ARGUMENT when a
+//! header map is read after Envoy released it, or UNIMPLEMENTED on APISIX), and a panic traps the VM
+//! for every later request on that worker. So this adapter never makes a call the host would
+//! refuse: it tracks Envoy's phase rules with [`PhaseGate`] and the host's [`Capabilities`], and
+//! answers [`HostError`] itself instead.
+//!
+//! Host detection: Envoy and Higress call `proxy_on_vm_start` before `proxy_on_configure`; APISIX
+//! (wasm-nginx-module) never calls it. A configure without a VM start therefore means the APISIX
+//! capability set.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action as SdkAction, BufferType, ContextType, MapType, MetricType, Status};
+
+use crate::host::{
+    Action, BufferKind, CallResponse, Capabilities, Direction, HeaderPair, Host, HostError, LogLevel,
+    MapKind, MetricKind, PhaseGate,
+};
+use crate::plugin::{FilterDriver, FilterEnv, Plugin, PluginConfig};
+
+/// [`Host`] over the real proxy-wasm ABI, for one HTTP stream.
+pub struct ProxyWasmHost {
+    caps: Capabilities,
+    gate: Cell<PhaseGate>,
+    local_reply: Cell<bool>,
+    request_body_size: Cell<usize>,
+    response_body_size: Cell<usize>,
+}
+
+impl ProxyWasmHost {
+    fn new(caps: Capabilities) -> Self {
+        Self {
+            caps,
+            gate: Cell::new(PhaseGate::default()),
+            local_reply: Cell::new(false),
+            request_body_size: Cell::new(0),
+            response_body_size: Cell::new(0),
+        }
+    }
+
+    fn update_gate(&self, f: impl FnOnce(&mut PhaseGate)) {
+        let mut g = self.gate.get();
+        f(&mut g);
+        self.gate.set(g);
+    }
+
+    /// A local reply forces Stop whatever the filter returned, as Envoy does.
+    fn settle(&self, action: Action) -> SdkAction {
+        if self.local_reply.get() || action == Action::Pause {
+            SdkAction::Pause
+        } else {
+            SdkAction::Continue
+        }
+    }
+}
+
+fn status_error(s: Status) -> HostError {
+    match s {
+        Status::CasMismatch => HostError::CasMismatch,
+        Status::BadArgument => HostError::BadArgument("rejected by host"),
+        Status::NotFound => HostError::Status(1),
+        other => HostError::Status(other as u32),
+    }
+}
+
+fn map_type(map: MapKind) -> MapType {
+    match map {
+        MapKind::RequestHeaders => MapType::HttpRequestHeaders,
+        MapKind::RequestTrailers => MapType::HttpRequestTrailers,
+        MapKind::ResponseHeaders => MapType::HttpResponseHeaders,
+        MapKind::ResponseTrailers => MapType::HttpResponseTrailers,
+    }
+}
+
+fn buffer_type(kind: BufferKind) -> BufferType {
+    match kind {
+        BufferKind::RequestBody => BufferType::HttpRequestBody,
+        BufferKind::ResponseBody => BufferType::HttpResponseBody,
+    }
+}
+
+fn text_pairs<'a>(pairs: &'a [HeaderPair<'a>]) -> Vec<(&'a str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, std::str::from_utf8(v).unwrap_or(""))).collect()
+}
+
+impl Host for ProxyWasmHost {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Trace => proxy_wasm::types::LogLevel::Trace,
+            LogLevel::Debug => proxy_wasm::types::LogLevel::Debug,
+            LogLevel::Info => proxy_wasm::types::LogLevel::Info,
+            LogLevel::Warn => proxy_wasm::types::LogLevel::Warn,
+            LogLevel::Error => proxy_wasm::types::LogLevel::Error,
+            LogLevel::Critical => proxy_wasm::types::LogLevel::Critical,
+        };
+        let _ = hostcalls::log(level, message);
+    }
+
+    fn now_nanos(&self) -> Option<u64> {
+        if !self.caps.clock {
+            return None;
+        }
+        let t = hostcalls::get_current_time().ok()?;
+        t.duration_since(UNIX_EPOCH).ok().and_then(|d| u64::try_from(d.as_nanos()).ok())
+    }
+
+    fn header(&self, map: MapKind, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.gate.get().check(map)?;
+        hostcalls::get_map_value_bytes(map_type(map), name).map_err(status_error)
+    }
+
+    fn headers(&self, map: MapKind) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        self.gate.get().check(map)?;
+        hostcalls::get_map_bytes(map_type(map)).map_err(status_error)
+    }
+
+    fn set_header(&self, map: MapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.gate.get().check(map)?;
+        hostcalls::set_map_value_bytes(map_type(map), name, Some(value)).map_err(status_error)
+    }
+
+    fn add_header(&self, map: MapKind, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.gate.get().check(map)?;
+        hostcalls::add_map_value_bytes(map_type(map), name, value).map_err(status_error)
+    }
+
+    fn remove_header(&self, map: MapKind, name: &str) -> Result<(), HostError> {
+        self.gate.get().check(map)?;
+        hostcalls::remove_map_value(map_type(map), name).map_err(status_error)
+    }
+
+    fn body(&self, kind: BufferKind, start: usize, len: usize) -> Result<Option<Vec<u8>>, HostError> {
+        // APISIX answers BAD_ARGUMENT (an SDK panic) for empty reads; there is nothing to read anyway.
+        if len == 0 {
+            return Ok(None);
+        }
+        hostcalls::get_buffer(buffer_type(kind), start, len).map_err(status_error)
+    }
+
+    fn set_body(&self, kind: BufferKind, start: usize, len: usize, data: &[u8]) -> Result<(), HostError> {
+        if !self.caps.body_write {
+            return Err(HostError::Unsupported);
+        }
+        let held = match kind {
+            BufferKind::RequestBody => self.request_body_size.get(),
+            BufferKind::ResponseBody => self.response_body_size.get(),
+        };
+        if start != 0 && start < held {
+            return Err(HostError::BadArgument("Envoy writes bodies only at 0 or at the end"));
+        }
+        hostcalls::set_buffer(buffer_type(kind), start, len, data).map_err(status_error)
+    }
+
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_property(path.to_vec()).map_err(status_error)
+    }
+
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_property(path.to_vec(), Some(value)).map_err(status_error)
+    }
+
+    fn http_call(
+        &self,
+        upstream: &str,
+        headers: &[HeaderPair<'_>],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        hostcalls::dispatch_http_call(upstream, text_pairs(headers), body, Vec::new(), timeout)
+            .map_err(status_error)
+    }
+
+    fn shared_data(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+        if !self.caps.shared_data {
+            return Err(HostError::Unsupported);
+        }
+        hostcalls::get_shared_data(key).map_err(status_error)
+    }
+
+    fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+        if !self.caps.shared_data {
+            return Err(HostError::Unsupported);
+        }
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(status_error)
+    }
+
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
+        let t = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        hostcalls::define_metric(t, name).map_err(status_error)
+    }
+
+    fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError> {
+        hostcalls::increment_metric(id, delta).map_err(status_error)
+    }
+
+    fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError> {
+        hostcalls::record_metric(id, value).map_err(status_error)
+    }
+
+    fn send_local_response(
+        &self,
+        status: u16,
+        headers: &[HeaderPair<'_>],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        if self.local_reply.get() {
+            return Err(HostError::BadArgument("a local reply was already sent"));
+        }
+        hostcalls::send_http_response(u32::from(status), text_pairs(headers), Some(body))
+            .map_err(status_error)?;
+        self.local_reply.set(true);
+        Ok(())
+    }
+
+    fn resume(&self, direction: Direction) -> Result<(), HostError> {
+        let r = match direction {
+            Direction::Request => hostcalls::resume_http_request(),
+            Direction::Response => hostcalls::resume_http_response(),
+        };
+        self.update_gate(|g| g.release(direction));
+        r.map_err(status_error)
+    }
+}
+
+/// The root context of plugin `P`: parses the configuration and makes HTTP contexts.
+pub struct Root<P: Plugin> {
+    config: Option<Rc<PluginConfig<P>>>,
+    vm_started: bool,
+    caps: Capabilities,
+}
+
+impl<P: Plugin> Default for Root<P> {
+    fn default() -> Self {
+        Self { config: None, vm_started: false, caps: Capabilities::FULL }
+    }
+}
+
+impl<P: Plugin> Context for Root<P> {}
+
+impl<P: Plugin> RootContext for Root<P> {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        self.vm_started = true;
+        true
+    }
+
+    fn on_configure(&mut self, size: usize) -> bool {
+        self.caps = if self.vm_started { Capabilities::FULL } else { Capabilities::APISIX };
+        let raw = if size == 0 {
+            Vec::new()
+        } else {
+            match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
+                Ok(bytes) => bytes.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+        };
+        let log = ProxyWasmHost::new(self.caps);
+        match PluginConfig::<P>::parse(&raw) {
+            Ok(config) => {
+                for line in P::host_limitations(config.global(), self.caps) {
+                    log.log(LogLevel::Warn, &format!("{}: {line}", P::NAME));
+                }
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                log.log(LogLevel::Error, &format!("{}: invalid configuration: {e}", P::NAME));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let stream: Box<dyn HttpContext> = match &self.config {
+            Some(config) => Box::new(Stream::<P> {
+                driver: FilterDriver::new(Rc::clone(config), FilterEnv { capabilities: self.caps }),
+                host: ProxyWasmHost::new(self.caps),
+            }),
+            // Never configured (Envoy would have rejected the config): pass traffic through.
+            None => Box::new(PassThrough),
+        };
+        Some(stream)
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct PassThrough;
+impl Context for PassThrough {}
+impl HttpContext for PassThrough {}
+
+/// One HTTP stream of plugin `P`.
+struct Stream<P: Plugin> {
+    driver: FilterDriver<P>,
+    host: ProxyWasmHost,
+}
+
+impl<P: Plugin> Context for Stream<P> {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let response = if num_headers == 0 {
+            CallResponse::default()
+        } else {
+            let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
+            let status = headers
+                .iter()
+                .find(|(k, _)| k == ":status")
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .and_then(|s| s.parse().ok());
+            let body = if body_size == 0 {
+                Vec::new()
+            } else {
+                hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            };
+            CallResponse { status, headers, body }
+        };
+        self.driver.on_http_call_response(&self.host, token, response);
+    }
+}
+
+impl<P: Plugin> HttpContext for Stream<P> {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
+        self.host.update_gate(|g| g.open(MapKind::RequestHeaders));
+        let action = self.driver.on_request_headers(&self.host, end_of_stream);
+        let out = self.host.settle(action);
+        if out == SdkAction::Continue {
+            self.host.update_gate(|g| g.release(Direction::Request));
+        }
+        out
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
+        self.host.request_body_size.set(body_size);
+        let action = self.driver.on_request_body(&self.host, body_size, end_of_stream);
+        self.host.settle(action)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
+        self.host.update_gate(|g| g.open(MapKind::ResponseHeaders));
+        let action = self.driver.on_response_headers(&self.host, end_of_stream);
+        let out = self.host.settle(action);
+        if out == SdkAction::Continue {
+            self.host.update_gate(|g| g.release(Direction::Response));
+        }
+        out
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
+        self.host.response_body_size.set(body_size);
+        let action = self.driver.on_response_body(&self.host, body_size, end_of_stream);
+        self.host.settle(action)
+    }
+
+    fn on_log(&mut self) {
+        // Envoy lets on_log read both header maps through its access-log handles.
+        self.host.update_gate(|g| {
+            g.open(MapKind::RequestHeaders);
+            g.open(MapKind::ResponseHeaders);
+        });
+        self.driver.on_log(&self.host);
+    }
+}
+
+/// Export plugin type `$plugin` (implementing [`Plugin`]) as this module's proxy-wasm entry point.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::__private::proxy_wasm::main! {{
+            $crate::__private::proxy_wasm::set_log_level($crate::__private::proxy_wasm::types::LogLevel::Trace);
+            $crate::__private::proxy_wasm::set_root_context(|_| -> Box<dyn $crate::__private::proxy_wasm::traits::RootContext> {
+                Box::new($crate::adapter::Root::<$plugin>::default())
+            });
+        }}
+    };
+}
