@@ -1,0 +1,41 @@
+//! The OpenAI-compatible API: chat completions (JSON and SSE), embeddings, models, and OpenAI's
+//! error shape.
+
+pub mod chat;
+pub mod embeddings;
+pub mod error;
+pub mod models;
+pub mod stream;
+
+use crate::router::{Kind, Route};
+
+/// The OpenAI routes.
+pub fn routes() -> Vec<Route> {
+    let kind = Kind::Model(error::shaped);
+    vec![
+        Route {
+            method: "POST",
+            pattern: "/v1/chat/completions",
+            handler: chat::handle,
+            kind,
+        },
+        Route {
+            method: "POST",
+            pattern: "/v1/embeddings",
+            handler: embeddings::handle,
+            kind,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v1/models",
+            handler: models::list,
+            kind,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v1/models/{id}",
+            handler: models::retrieve,
+            kind,
+        },
+    ]
+}

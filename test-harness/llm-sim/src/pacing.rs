@@ -1,0 +1,45 @@
+//! Sends a planned event stream at the simulated speed: time to first token, then one token event
+//! per `1/tokens-per-second`, and cuts the stream early when `x-sim-truncate-after` asks for it.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::body::{Chunk, StreamCut};
+use crate::knobs::Knobs;
+use crate::plan::{Event, EventKind};
+
+/// Pause before cutting a truncated stream, so the events already handed over reach the socket
+/// before the connection closes.
+const CUT_GRACE: Duration = Duration::from_millis(30);
+
+/// Feeds `events` into `tx` with the knobs' timing. Stops quietly when the client goes away.
+pub async fn pace(events: Vec<Event>, knobs: Knobs, tx: mpsc::Sender<Chunk>) {
+    let per_token = knobs.per_token();
+    if !knobs.ttft.is_zero() {
+        tokio::time::sleep(knobs.ttft).await;
+    }
+    let mut sent: u64 = 0;
+    let mut tokens_sent = false;
+    for event in events {
+        let cut_here = match knobs.truncate_after {
+            Some(limit) => sent >= limit || event.kind == EventKind::Terminator,
+            None => false,
+        };
+        if cut_here {
+            tokio::time::sleep(CUT_GRACE).await;
+            let _ = tx.send(Err(StreamCut)).await;
+            return;
+        }
+        if event.kind == EventKind::Token {
+            if tokens_sent && !per_token.is_zero() {
+                tokio::time::sleep(per_token).await;
+            }
+            tokens_sent = true;
+        }
+        if tx.send(Ok(event.bytes)).await.is_err() {
+            return;
+        }
+        sent = sent.saturating_add(1);
+    }
+}

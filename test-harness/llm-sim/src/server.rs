@@ -1,0 +1,317 @@
+//! The HTTP/1.1 server: accepts connections, reads each request whole, journals it, routes it,
+//! applies the knobs and writes the planned response (paced for streams).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::body::SimBody;
+use crate::conn::ResetOnDrop;
+use crate::knobs::{self, Defaults, Knobs};
+use crate::openai;
+use crate::pacing;
+use crate::plan::{Plan, JSON_ERROR};
+use crate::request::{Journal, SimRequest};
+use crate::router::{self, Ctx, Kind, Lookup, Route};
+
+/// Largest request body the simulator reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Default knobs.
+    pub defaults: Defaults,
+    /// Log one line per request to stderr.
+    pub log: bool,
+}
+
+/// Shared state of a running server.
+#[derive(Debug)]
+pub struct State {
+    defaults: Defaults,
+    journal: Journal,
+    routes: Vec<Route>,
+    seq: AtomicU64,
+    log: bool,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `config.listen` and starts serving on the current tokio runtime.
+    pub async fn start(config: Config) -> io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            defaults: config.defaults,
+            journal: Journal::default(),
+            routes: router::table(),
+            seq: AtomicU64::new(0),
+            log: config.log,
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(Server {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The request journal (what `GET /_sim/requests` reports).
+    pub fn journal(&self) -> &Journal {
+        &self.state.journal
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Accepts connections until `shutdown` completes.
+pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    tokio::spawn(connection(stream, state.clone()));
+                }
+                Err(e) => {
+                    eprintln!("llm-sim: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Error returned to hyper to drop a connection without answering.
+#[derive(Debug)]
+struct ResetRequested;
+
+impl std::fmt::Display for ResetRequested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset requested by x-sim-reset")
+    }
+}
+
+impl std::error::Error for ResetRequested {}
+
+async fn connection(stream: TcpStream, state: Arc<State>) {
+    let _ = stream.set_nodelay(true);
+    let reset = Arc::new(AtomicBool::new(false));
+    let io = TokioIo::new(ResetOnDrop::new(stream, reset.clone()));
+    let svc = service_fn(move |req| respond(state.clone(), reset.clone(), req));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true);
+    let _ = builder.serve_connection(io, svc).await;
+}
+
+async fn respond(
+    state: Arc<State>,
+    reset: Arc<AtomicBool>,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, ResetRequested> {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let plan =
+                openai::error::shaped(400, Some(&format!("could not read the request body: {e}")));
+            return Ok(finish(
+                &state,
+                &method,
+                &path,
+                plan,
+                Knobs::default(),
+                "body",
+            ));
+        }
+    };
+    let mut sim = SimRequest {
+        method: method.clone(),
+        path: path.clone(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers: parts.headers,
+        body,
+        params: Vec::new(),
+    };
+    if !router::is_control_path(&path) {
+        state.journal.push(&sim);
+    }
+    let ctx = Ctx {
+        created: unix_now(),
+        seq: state.seq.fetch_add(1, Ordering::Relaxed),
+        journal: &state.journal,
+    };
+    let (route, params) = match router::lookup(&state.routes, &method, &path) {
+        Lookup::Found(route, params) => (route, params),
+        Lookup::NotFound => {
+            let plan = openai::error::unknown_path(&method, &path);
+            return Ok(finish(
+                &state,
+                &method,
+                &path,
+                plan,
+                Knobs::default(),
+                "unknown",
+            ));
+        }
+    };
+    sim.params = params;
+    let Kind::Model(shape) = route.kind else {
+        let plan = (route.handler)(&sim, &ctx);
+        return Ok(finish(
+            &state,
+            &method,
+            &path,
+            plan,
+            Knobs::default(),
+            "control",
+        ));
+    };
+    let knobs = match knobs::from_headers(&sim.headers, &state.defaults) {
+        Ok(k) => k,
+        Err(msg) => {
+            let plan = shape(400, Some(&msg));
+            return Ok(finish(
+                &state,
+                &method,
+                &path,
+                plan,
+                Knobs::default(),
+                "bad-knob",
+            ));
+        }
+    };
+    if knobs.reset {
+        log(&state, &method, &path, "reset");
+        reset.store(true, Ordering::SeqCst);
+        return Err(ResetRequested);
+    }
+    sleep(knobs.latency).await;
+    if let Some(status) = knobs.error_status {
+        let plan = match &knobs.error_body {
+            Some(body) => Plan::Full {
+                status,
+                content_type: JSON_ERROR,
+                body: Bytes::from(body.clone()),
+                tokens: 0,
+            },
+            None => shape(status, None),
+        };
+        return Ok(finish(
+            &state,
+            &method,
+            &path,
+            plan,
+            Knobs::default(),
+            "injected",
+        ));
+    }
+    let plan = (route.handler)(&sim, &ctx);
+    if let Plan::Full {
+        tokens,
+        status: 200,
+        ..
+    } = &plan
+    {
+        sleep(knobs.generation_time(*tokens)).await;
+    }
+    Ok(finish(&state, &method, &path, plan, knobs, "ok"))
+}
+
+/// Turns a plan into a response; streams get a pacing task.
+fn finish(
+    state: &State,
+    method: &str,
+    path: &str,
+    plan: Plan,
+    knobs: Knobs,
+    note: &str,
+) -> Response<SimBody> {
+    let status = plan.status();
+    let (content_type, body, kind) = match plan {
+        Plan::Full {
+            content_type, body, ..
+        } => (content_type, SimBody::full(body), "full"),
+        Plan::Stream {
+            content_type,
+            events,
+        } => {
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(pacing::pace(events, knobs, tx));
+            (content_type, SimBody::Channel(rx), "stream")
+        }
+    };
+    log(state, method, path, &format!("{status} {kind} {note}"));
+    let mut resp = Response::new(body);
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn log(state: &State, method: &str, path: &str, what: &str) {
+    if state.log {
+        eprintln!("llm-sim: {method} {path} -> {what}");
+    }
+}
+
+async fn sleep(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
