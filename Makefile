@@ -18,6 +18,7 @@ WASM_DIR := $(TARGET_DIR)/$(WASM_TARGET)/release
 # One crate per folder under plugins/, named like its folder.
 PLUGINS := $(patsubst plugins/%/Cargo.toml,%,$(wildcard plugins/*/Cargo.toml))
 PLUGIN_PKGS := $(addprefix -p ,$(PLUGINS))
+WASM_FILES := $(addsuffix .wasm,$(subst -,_,$(PLUGINS)) aigw_test_guest)
 # Debian packages the tests use; plugins that need more (redis-server, ...) add them here.
 APT_PACKAGES := curl python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -64,8 +65,8 @@ $(VENV)/.installed: $(REQUIREMENTS)
 build: deps-rust ## Build every plugin and the test guest (.wasm) and llm-sim (native)
 	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) -p aigw-test-guest
 	$(CARGO) build --release -p llm-sim
-	@echo "wasm sizes:"; for f in $(WASM_DIR)/*.wasm; do \
-		printf '  %8d bytes  %s\n' "$$(stat -c %s "$$f")" "$$(basename "$$f")"; done
+	@echo "wasm sizes:"; for name in $(WASM_FILES); do \
+		printf '  %8d bytes  %s\n' "$$(stat -c %s "$(WASM_DIR)/$$name")" "$$name"; done
 
 test: ## deps, build, native tests, then the e2e suite through Envoy; prints each layer's time
 	@$(call timed,deps,$(MAKE) deps); \

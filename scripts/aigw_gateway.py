@@ -241,7 +241,7 @@ def envoy_argv(config: Path, base_id: int) -> list[str]:
     """The Envoy command line used everywhere: 2 workers, a unique base id, no hot restart."""
     return [str(envoy_binary()), "-c", str(config), "--concurrency", str(ENVOY_WORKERS),
             "--base-id", str(base_id), "--disable-hot-restart",
-            "--log-level", "info", "--component-log-level", "wasm:debug"]
+            "--log-level", "warn", "--component-log-level", "wasm:debug"]
 
 
 def validate_envoy_config(config: Path) -> tuple[bool, str]:
