@@ -26,7 +26,7 @@ use crate::openai;
 use crate::pacing;
 use crate::plan::{Plan, JSON_ERROR};
 use crate::request::{Journal, SimRequest};
-use crate::router::{self, Ctx, Kind, Lookup, Route};
+use crate::router::{self, Ctx, ErrorShape, Kind, Lookup, Route};
 
 /// Largest request body the simulator reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -213,14 +213,27 @@ async fn respond(
             "control",
         ));
     };
+    model_endpoint(&state, &reset, &sim, &ctx, route, shape).await
+}
+
+/// Runs a simulated model endpoint: reads the knobs, resets, waits, injects errors, or answers.
+async fn model_endpoint(
+    state: &State,
+    reset: &AtomicBool,
+    sim: &SimRequest,
+    ctx: &Ctx<'_>,
+    route: Route,
+    shape: ErrorShape,
+) -> Result<Response<SimBody>, ResetRequested> {
+    let (method, path) = (sim.method.as_str(), sim.path.as_str());
     let knobs = match knobs::from_headers(&sim.headers, &state.defaults) {
         Ok(k) => k,
         Err(msg) => {
             let plan = shape(400, Some(&msg));
             return Ok(finish(
-                &state,
-                &method,
-                &path,
+                state,
+                method,
+                path,
                 plan,
                 Knobs::default(),
                 "bad-knob",
@@ -228,7 +241,7 @@ async fn respond(
         }
     };
     if knobs.reset {
-        log(&state, &method, &path, "reset");
+        log(state, method, path, "reset");
         reset.store(true, Ordering::SeqCst);
         return Err(ResetRequested);
     }
@@ -244,15 +257,15 @@ async fn respond(
             None => shape(status, None),
         };
         return Ok(finish(
-            &state,
-            &method,
-            &path,
+            state,
+            method,
+            path,
             plan,
             Knobs::default(),
             "injected",
         ));
     }
-    let plan = (route.handler)(&sim, &ctx);
+    let plan = (route.handler)(sim, ctx);
     if let Plan::Full {
         tokens,
         status: 200,
@@ -261,7 +274,7 @@ async fn respond(
     {
         sleep(knobs.generation_time(*tokens)).await;
     }
-    Ok(finish(&state, &method, &path, plan, knobs, "ok"))
+    Ok(finish(state, method, path, plan, knobs, "ok"))
 }
 
 /// Turns a plan into a response; streams get a pacing task.

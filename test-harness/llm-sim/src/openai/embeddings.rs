@@ -63,6 +63,8 @@ fn respond(body: &[u8]) -> Result<Vec<u8>, ApiError> {
         Some(_) => return Err(ApiError::wrong_type("model", "a string")),
     };
     let inputs = inputs(obj.get("input"))?;
+    // OpenAI checks `dimensions` before `encoding_format` (see the recorded 400).
+    let dims = dimensions(obj.get("dimensions"))?;
     let base64 = match obj.get("encoding_format") {
         None | Some(Value::Null) => false,
         Some(Value::String(f)) if f == "float" => false,
@@ -75,7 +77,6 @@ fn respond(body: &[u8]) -> Result<Vec<u8>, ApiError> {
             ))
         }
     };
-    let dims = dimensions(obj.get("dimensions"))?;
     let mut tokens = 0u64;
     let data = inputs
         .iter()
