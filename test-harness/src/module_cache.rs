@@ -1,0 +1,46 @@
+//! One wasmtime engine per process and a cache of compiled modules (compilation is the slow part of
+//! a debug-build test run, so each module is compiled once per test binary).
+
+use crate::error::{HarnessError, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
+use wasmtime::{Config, Engine, Module, OptLevel};
+
+static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, (Option<SystemTime>, Module)>>> = OnceLock::new();
+
+/// The shared engine (Cranelift without optimisation: tests favour compile speed).
+pub(crate) fn engine() -> Result<&'static Engine> {
+    let engine = ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.cranelift_opt_level(OptLevel::None);
+        Engine::new(&config).map_err(|e| format!("{e:?}"))
+    });
+    engine.as_ref().map_err(|e| HarnessError::Io(format!("cannot create the wasmtime engine: {e}")))
+}
+
+/// Compiles (or fetches from the cache) the module at `path`; `.wat` text files are accepted too.
+pub(crate) fn load(path: &Path) -> Result<Module> {
+    let cache = MODULES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut guard = match cache.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    if let Some((cached_mtime, module)) = guard.get(path) {
+        if *cached_mtime == mtime {
+            return Ok(module.clone());
+        }
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| HarnessError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let module = Module::new(engine()?, &bytes).map_err(|e| HarnessError::Load {
+        module: path.display().to_string(),
+        profile: "any".to_string(),
+        reason: format!("compilation failed: {e:?}"),
+    })?;
+    guard.insert(path.to_path_buf(), (mtime, module.clone()));
+    Ok(module)
+}

@@ -1,0 +1,208 @@
+//! Plugin specifications and a plugin loaded as one or more worker VMs sharing one environment.
+
+use crate::env::Env;
+use crate::error::{LogEntry, Result};
+use crate::profile::Profile;
+use crate::vm::Vm;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything needed to load a plugin: module, configuration, host profile and host settings.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// Path of the `.wasm` (or `.wat`) file.
+    pub wasm: PathBuf,
+    /// Plugin configuration (buffer 7 during `on_configure`).
+    pub config: Vec<u8>,
+    /// VM configuration (buffer 6 during `on_vm_start`).
+    pub vm_config: Vec<u8>,
+    /// Host profile.
+    pub profile: Profile,
+    /// `root_id` (property `plugin_root_id`).
+    pub root_id: String,
+    /// `vm_id` (shared data and queue scope).
+    pub vm_id: String,
+    /// Plugin name (property `plugin_name`).
+    pub name: String,
+    /// Body buffering limit in bytes (Envoy's default connection buffer limit is 1 MiB).
+    pub buffer_limit: usize,
+    /// Extra properties: path segments and raw value bytes.
+    pub properties: Vec<(Vec<String>, Vec<u8>)>,
+    /// Higress `route_name`.
+    pub route_name: String,
+    /// Higress `cluster_name`.
+    pub cluster_name: String,
+    /// What `proxy_get_log_level` answers (0 = trace).
+    pub log_level: u32,
+    /// WASI environment variables.
+    pub env_vars: Vec<(String, String)>,
+}
+
+impl PluginSpec {
+    /// A spec for `wasm` under the Envoy profile with an empty configuration.
+    pub fn new(wasm: impl Into<PathBuf>) -> PluginSpec {
+        let wasm = wasm.into();
+        let stem = wasm.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default();
+        PluginSpec {
+            wasm,
+            config: Vec::new(),
+            vm_config: Vec::new(),
+            profile: Profile::Envoy,
+            root_id: stem.clone(),
+            vm_id: stem.clone(),
+            name: stem,
+            buffer_limit: 1 << 20,
+            properties: Vec::new(),
+            route_name: "test-route".to_string(),
+            cluster_name: "outbound|80||llm.test.svc.cluster.local".to_string(),
+            log_level: 0,
+            env_vars: Vec::new(),
+        }
+    }
+
+    /// Sets the plugin configuration string.
+    pub fn config(mut self, config: impl AsRef<[u8]>) -> Self {
+        self.config = config.as_ref().to_vec();
+        self
+    }
+
+    /// Sets the VM configuration string.
+    pub fn vm_config(mut self, config: impl AsRef<[u8]>) -> Self {
+        self.vm_config = config.as_ref().to_vec();
+        self
+    }
+
+    /// Chooses the host profile.
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Sets `root_id`.
+    pub fn root_id(mut self, id: &str) -> Self {
+        self.root_id = id.to_string();
+        self
+    }
+
+    /// Sets `vm_id`.
+    pub fn vm_id(mut self, id: &str) -> Self {
+        self.vm_id = id.to_string();
+        self
+    }
+
+    /// Sets the body buffering limit.
+    pub fn buffer_limit(mut self, bytes: usize) -> Self {
+        self.buffer_limit = bytes;
+        self
+    }
+
+    /// Adds a property the guest can read (`path` segments, raw value).
+    pub fn property(mut self, path: &[&str], value: impl AsRef<[u8]>) -> Self {
+        self.properties.push((path.iter().map(|s| s.to_string()).collect(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the Higress `route_name` property.
+    pub fn route_name(mut self, name: &str) -> Self {
+        self.route_name = name.to_string();
+        self
+    }
+
+    /// Sets the Higress `cluster_name` property.
+    pub fn cluster_name(mut self, name: &str) -> Self {
+        self.cluster_name = name.to_string();
+        self
+    }
+
+    /// Sets the level `proxy_get_log_level` reports.
+    pub fn log_level(mut self, level: u32) -> Self {
+        self.log_level = level;
+        self
+    }
+}
+
+/// A plugin loaded as `n` worker VMs (like Envoy's per-worker clones) in one environment.
+#[derive(Debug)]
+pub struct Plugin {
+    env: Env,
+    spec: PluginSpec,
+    first: Box<Vm>,
+    others: Vec<Vm>,
+}
+
+impl Plugin {
+    /// Loads one worker.
+    pub fn load(env: &Env, spec: PluginSpec) -> Result<Plugin> {
+        Plugin::load_workers(env, spec, 1)
+    }
+
+    /// Loads `n` workers; each runs the whole start-up sequence on its own memory.
+    pub fn load_workers(env: &Env, spec: PluginSpec, n: usize) -> Result<Plugin> {
+        let first = Box::new(Vm::start(env, &spec, 0)?);
+        let others = (1..n.max(1)).map(|i| Vm::start(env, &spec, i)).collect::<Result<Vec<_>>>()?;
+        Ok(Plugin { env: env.clone(), spec, first, others })
+    }
+
+    /// The spec it was loaded from.
+    pub fn spec(&self) -> &PluginSpec {
+        &self.spec
+    }
+
+    /// Worker `i` (worker 0 when `i` is out of range).
+    pub fn worker(&mut self, i: usize) -> &mut Vm {
+        if let Some(w) = i.checked_sub(1).and_then(|j| self.others.get_mut(j)) {
+            return w;
+        }
+        &mut self.first
+    }
+
+    /// Number of workers.
+    pub fn worker_count(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    pub(crate) fn all_mut(&mut self) -> Vec<&mut Vm> {
+        std::iter::once(&mut *self.first).chain(self.others.iter_mut()).collect()
+    }
+
+    /// The environment.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Advances the virtual clock, firing each worker's `on_tick` once per elapsed period in time
+    /// order; also delivers queue notifications. Returns how many ticks fired.
+    pub fn advance(&mut self, by: Duration) -> Result<u32> {
+        let env = self.env.clone();
+        advance_vms(&env, self.all_mut(), by)
+    }
+
+    /// Delivers pending `on_queue_ready` notifications on every worker.
+    pub fn deliver_queue_notifications(&mut self) -> Result<()> {
+        self.all_mut().into_iter().try_for_each(Vm::deliver_queue_notifications)
+    }
+
+    /// Every worker's logs, in worker order.
+    pub fn logs(&self) -> Vec<LogEntry> {
+        std::iter::once(&*self.first).chain(self.others.iter()).flat_map(|w| w.logs().iter().cloned()).collect()
+    }
+}
+
+/// Moves the clock to `now + by`, firing due ticks in time order across `vms`.
+pub(crate) fn advance_vms(env: &Env, mut vms: Vec<&mut Vm>, by: Duration) -> Result<u32> {
+    let target = env.now_ns().saturating_add(by.as_nanos() as u64);
+    let mut fired = 0;
+    loop {
+        let next = vms.iter().filter_map(|v| v.next_tick()).filter(|t| *t <= target).min();
+        let Some(at) = next else { break };
+        env.lock().now_ns = at.max(env.now_ns());
+        for vm in vms.iter_mut() {
+            fired += vm.fire_due_ticks(at)?;
+        }
+    }
+    env.lock().now_ns = target;
+    for vm in vms.iter_mut() {
+        vm.deliver_queue_notifications()?;
+    }
+    Ok(fired)
+}
