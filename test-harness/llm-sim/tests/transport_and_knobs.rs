@@ -55,18 +55,18 @@ fn latency_header_delays_the_response_head() {
 #[test]
 fn cli_default_latency_applies_when_no_header_overrides_it() {
     let sim = TestServer::with_defaults(Defaults {
-        latency_ms: 150,
+        latency_ms: 400,
         ..Defaults::default()
     });
     let slow = sim.post_json(CHAT, PLAIN_BODY);
     assert!(
-        slow.head_time >= Duration::from_millis(150),
+        slow.head_time >= Duration::from_millis(400),
         "{:?}",
         slow.head_time
     );
     let fast = sim.send("POST", CHAT, &[("x-sim-latency-ms", "0")], PLAIN_BODY);
     assert!(
-        fast.head_time < Duration::from_millis(150),
+        fast.head_time < Duration::from_millis(400),
         "{:?}",
         fast.head_time
     );
@@ -75,10 +75,10 @@ fn cli_default_latency_applies_when_no_header_overrides_it() {
 #[test]
 fn stream_waits_ttft_then_paces_tokens_at_the_requested_speed() {
     let sim = TestServer::start();
-    let headers = [("x-sim-ttft-ms", "150"), ("x-sim-tokens-per-second", "20")];
+    let headers = [("x-sim-ttft-ms", "400"), ("x-sim-tokens-per-second", "20")];
     let resp = sim.send("POST", CHAT, &headers, STREAM_BODY);
     assert!(
-        resp.head_time < Duration::from_millis(150),
+        resp.head_time < Duration::from_millis(400),
         "head comes before the first token"
     );
     // chunks: role, 4 tokens ("sim:", " one", " two", " three"), finish, [DONE]
@@ -86,7 +86,7 @@ fn stream_waits_ttft_then_paces_tokens_at_the_requested_speed() {
     let first_token = resp.chunk_times[1];
     let last_token = resp.chunk_times[4];
     assert!(
-        first_token >= Duration::from_millis(150),
+        first_token >= Duration::from_millis(400),
         "ttft {first_token:?}"
     );
     // 3 gaps of 50 ms between 4 tokens
