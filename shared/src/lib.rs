@@ -29,3 +29,17 @@ pub mod adapter;
 pub mod __private {
     pub use proxy_wasm;
 }
+
+/// Export plugin type `$plugin` (implementing [`plugin::Plugin`]) as this module's proxy-wasm entry point.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::__private::proxy_wasm::main! {{
+            $crate::__private::proxy_wasm::set_log_level($crate::__private::proxy_wasm::types::LogLevel::Trace);
+            $crate::__private::proxy_wasm::set_root_context(|_| -> Box<dyn $crate::__private::proxy_wasm::traits::RootContext> {
+                Box::new($crate::adapter::Root::<$plugin>::default())
+            });
+        }}
+    };
+}

@@ -1,1 +1,44 @@
-//! ai-prompt-decorator (in progress)
+//! ai-prompt-decorator: prepends and appends messages, fills named prompt templates, and wraps
+//! user input against prompt injection, for OpenAI chat and Anthropic messages requests.
+//!
+//! The proxy-wasm entry point is the one `export_plugin!` line below; everything else is
+//! host-independent and tested natively.
+
+pub mod config;
+pub mod decorate;
+pub mod filter;
+pub mod guard;
+pub mod template;
+
+use std::rc::Rc;
+
+use aigw_shared::config::ConfigError;
+use aigw_shared::host::Capabilities;
+use aigw_shared::plugin::{FilterEnv, Plugin};
+
+/// The plugin.
+pub struct PromptDecorator;
+
+impl Plugin for PromptDecorator {
+    const NAME: &'static str = "ai-prompt-decorator";
+    type Config = config::Config;
+    type Filter = filter::Filter;
+
+    fn build_config(value: &serde_json::Value) -> Result<Self::Config, ConfigError> {
+        config::Config::build(value)
+    }
+
+    fn new_filter(config: Rc<Self::Config>, env: &FilterEnv) -> Self::Filter {
+        filter::Filter::new(config, *env)
+    }
+
+    fn host_limitations(_config: &Self::Config, caps: Capabilities) -> Vec<String> {
+        if caps.body_write {
+            Vec::new()
+        } else {
+            vec!["this host cannot rewrite request bodies, so requests pass through undecorated".into()]
+        }
+    }
+}
+
+aigw_shared::export_plugin!(PromptDecorator);

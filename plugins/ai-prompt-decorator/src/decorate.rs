@@ -1,0 +1,411 @@
+//! The request rewrite, as a pure function from body bytes to body bytes.
+//!
+//! The body is split into its top-level fields as raw JSON (`&RawValue`), and re-assembled with a
+//! new `messages` array (and, for Anthropic, a new `system`), copying every other field's bytes
+//! verbatim: values are never re-serialised, numbers and unknown fields stay exactly as sent.
+//! Only user messages are parsed, and only when the injection guard must rewrite their text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::config::{Config, Message, Role, Template};
+use crate::guard::Guard;
+
+/// Which request format is being decorated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI `POST /v1/chat/completions`: system text travels as messages.
+    OpenAiChat,
+    /// Anthropic `POST /v1/messages`: system text travels in the top-level `system` field.
+    AnthropicMessages,
+}
+
+/// Why a request could not be decorated. Every variant is the client's fault (HTTP 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecorateError {
+    /// Not JSON at all.
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not an object.
+    #[error("request body must be a JSON object")]
+    NotObject,
+    /// `messages` is there but not an array.
+    #[error("`messages` must be an array")]
+    MessagesNotArray,
+    /// `system` (Anthropic) is neither a string nor an array of blocks.
+    #[error("`system` must be a string or an array of content blocks")]
+    SystemInvalid,
+    /// `template` is not a string.
+    #[error("`template` must be a string naming a configured template")]
+    TemplateNotString,
+    /// `variables` is not an object.
+    #[error("`variables` must be an object")]
+    VariablesNotObject,
+    /// No template by that name.
+    #[error("unknown template `{0}`")]
+    UnknownTemplate(String),
+    /// The template uses a variable the request did not give.
+    #[error("template `{template}` needs variable `{name}`; pass it in `variables`")]
+    MissingVariable {
+        /// Template name.
+        template: String,
+        /// Variable name.
+        name: String,
+    },
+}
+
+impl DecorateError {
+    /// The request field the error is about.
+    pub fn param(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) | Self::NotObject => "body",
+            Self::MessagesNotArray => "messages",
+            Self::SystemInvalid => "system",
+            Self::TemplateNotString | Self::UnknownTemplate(_) => "template",
+            Self::VariablesNotObject | Self::MissingVariable { .. } => "variables",
+        }
+    }
+
+    /// True when the body is not a JSON object at all (subject to `onInvalidBody`).
+    pub fn is_unparseable(&self) -> bool {
+        matches!(self, Self::InvalidJson(_) | Self::NotObject)
+    }
+}
+
+/// Ready-made JSON text of the configured messages, built once per config.
+#[derive(Debug, Default)]
+pub struct Fragments {
+    openai_head: Vec<String>,
+    openai_tail: Vec<String>,
+    anthropic_head: Vec<String>,
+    anthropic_tail: Vec<String>,
+    system_head: Vec<String>,
+    system_tail: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct TextBlock<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+fn message_json(role: Role, content: &str) -> String {
+    serde_json::to_string(&MessageOut { role: role.as_str(), content }).unwrap_or_default()
+}
+
+fn block_json(text: &str) -> String {
+    serde_json::to_string(&TextBlock { kind: "text", text }).unwrap_or_default()
+}
+
+impl Fragments {
+    /// Render the prepend/append messages and the guard instruction for both dialects.
+    pub fn new(prepend: &[Message], append: &[Message], guard: Option<&Guard>) -> Self {
+        let mut f = Self::default();
+        if let Some(g) = guard {
+            f.openai_head.push(message_json(Role::System, g.instruction()));
+            f.system_head.push(block_json(g.instruction()));
+        }
+        for m in prepend {
+            f.openai_head.push(message_json(m.role, &m.content));
+            if m.role.is_instruction() {
+                f.system_head.push(block_json(&m.content));
+            } else {
+                f.anthropic_head.push(message_json(m.role, &m.content));
+            }
+        }
+        for m in append {
+            f.openai_tail.push(message_json(m.role, &m.content));
+            if m.role.is_instruction() {
+                f.system_tail.push(block_json(&m.content));
+            } else {
+                f.anthropic_tail.push(message_json(m.role, &m.content));
+            }
+        }
+        f
+    }
+}
+
+/// Decorate `body`. `Ok(None)` means the body needs no change.
+pub fn decorate(config: &Config, dialect: Dialect, body: &[u8]) -> Result<Option<Vec<u8>>, DecorateError> {
+    let fields = parse_fields(body)?;
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let template = match field("template") {
+        None => None,
+        Some(raw) => {
+            let name: String = serde_json::from_str(raw.get()).map_err(|_| DecorateError::TemplateNotString)?;
+            let t = config.templates.get(&name).ok_or_else(|| DecorateError::UnknownTemplate(name.clone()))?;
+            Some((name, t))
+        }
+    };
+    if template.is_none() && config.is_noop_without_template() {
+        return Ok(None);
+    }
+    let vars: Map<String, Value> = match field("variables") {
+        None => Map::new(),
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| DecorateError::VariablesNotObject)?,
+    };
+    let filled = match &template {
+        Some((name, t)) => fill(name, t, &vars)?,
+        None => Filled::default(),
+    };
+    let original = match field("messages") {
+        None => Vec::new(),
+        Some(raw) => {
+            let items: Vec<&RawValue> =
+                serde_json::from_str(raw.get()).map_err(|_| DecorateError::MessagesNotArray)?;
+            items.into_iter().map(|m| guard_message(config.guard.as_ref(), m)).collect()
+        }
+    };
+    let frag = &config.fragments;
+    let (messages, system) = match dialect {
+        Dialect::OpenAiChat => {
+            let mut all: Vec<Cow<'_, str>> = Vec::new();
+            all.extend(frag.openai_head.iter().map(|s| Cow::Borrowed(s.as_str())));
+            if let Some(sys) = &filled.system {
+                all.push(Cow::Owned(message_json(Role::System, sys)));
+            }
+            all.extend(filled.messages.iter().map(|(r, c)| Cow::Owned(message_json(*r, c))));
+            all.extend(original);
+            all.extend(frag.openai_tail.iter().map(|s| Cow::Borrowed(s.as_str())));
+            (all, None)
+        }
+        Dialect::AnthropicMessages => anthropic_parts(frag, &filled, original, field("system"))?,
+    };
+    Ok(Some(assemble(body.len(), &fields, &messages, system.as_deref())))
+}
+
+/// A template with its variables filled in.
+#[derive(Debug, Default)]
+struct Filled {
+    system: Option<String>,
+    messages: Vec<(Role, String)>,
+}
+
+fn fill(name: &str, t: &Template, vars: &Map<String, Value>) -> Result<Filled, DecorateError> {
+    let missing = |e: crate::template::MissingVariable| DecorateError::MissingVariable {
+        template: name.to_owned(),
+        name: e.0,
+    };
+    let system = match &t.system {
+        Some(text) => Some(text.render(vars).map_err(missing)?),
+        None => None,
+    };
+    let mut messages = Vec::with_capacity(t.messages.len());
+    for (role, text) in &t.messages {
+        messages.push((*role, text.render(vars).map_err(missing)?));
+    }
+    Ok(Filled { system, messages })
+}
+
+type Parts<'a> = (Vec<Cow<'a, str>>, Option<String>);
+
+fn anthropic_parts<'a>(
+    frag: &'a Fragments,
+    filled: &Filled,
+    original: Vec<Cow<'a, str>>,
+    system: Option<&'a RawValue>,
+) -> Result<Parts<'a>, DecorateError> {
+    let mut blocks: Vec<Cow<'a, str>> = frag.system_head.iter().map(|s| Cow::Borrowed(s.as_str())).collect();
+    if let Some(sys) = &filled.system {
+        blocks.push(Cow::Owned(block_json(sys)));
+    }
+    let mut messages: Vec<Cow<'a, str>> = frag.anthropic_head.iter().map(|s| Cow::Borrowed(s.as_str())).collect();
+    for (role, text) in &filled.messages {
+        if role.is_instruction() {
+            blocks.push(Cow::Owned(block_json(text)));
+        } else {
+            messages.push(Cow::Owned(message_json(*role, text)));
+        }
+    }
+    messages.extend(original);
+    messages.extend(frag.anthropic_tail.iter().map(|s| Cow::Borrowed(s.as_str())));
+    let added = blocks.len() + frag.system_tail.len();
+    let system = match system {
+        _ if added == 0 => None,
+        None => Some(join_array::<_, _, &str>(&blocks, &frag.system_tail, &[])),
+        Some(raw) => {
+            let text = raw.get();
+            let existing: Vec<Cow<'a, str>> = if text.starts_with('"') {
+                // Reuse the string's JSON text as the block's `text` value: no re-encoding.
+                vec![Cow::Owned(format!("{{\"type\":\"text\",\"text\":{text}}}"))]
+            } else if text.starts_with('[') {
+                let items: Vec<&RawValue> =
+                    serde_json::from_str(text).map_err(|_| DecorateError::SystemInvalid)?;
+                items.into_iter().map(|b| Cow::Borrowed(b.get())).collect()
+            } else if text == "null" {
+                Vec::new()
+            } else {
+                return Err(DecorateError::SystemInvalid);
+            };
+            Some(join_array(&blocks, &existing, &frag.system_tail))
+        }
+    };
+    Ok((messages, system))
+}
+
+fn join_array<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(a: &[A], b: &[B], c: &[C]) -> String {
+    let items = a.iter().map(AsRef::as_ref).chain(b.iter().map(AsRef::as_ref)).chain(c.iter().map(AsRef::as_ref));
+    let mut out = String::from("[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    out
+}
+
+/// Rewrite a user message's text through the guard; other messages pass as their raw text.
+fn guard_message<'a>(guard: Option<&Guard>, raw: &'a RawValue) -> Cow<'a, str> {
+    let Some(guard) = guard else { return Cow::Borrowed(raw.get()) };
+    #[derive(Deserialize)]
+    struct RoleOnly<'r> {
+        #[serde(borrow)]
+        role: Option<Cow<'r, str>>,
+    }
+    let is_user = serde_json::from_str::<RoleOnly<'_>>(raw.get())
+        .ok()
+        .and_then(|r| r.role)
+        .is_some_and(|r| r == "user");
+    if !is_user {
+        return Cow::Borrowed(raw.get());
+    }
+    let Ok(mut msg) = serde_json::from_str::<Map<String, Value>>(raw.get()) else {
+        return Cow::Borrowed(raw.get());
+    };
+    match msg.get_mut("content") {
+        Some(Value::String(s)) => *s = guard.wrap(s),
+        Some(Value::Array(parts)) => {
+            for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+                if part.get("type").and_then(Value::as_str) == Some("text") {
+                    if let Some(Value::String(t)) = part.get_mut("text") {
+                        *t = guard.wrap(t);
+                    }
+                }
+            }
+        }
+        _ => return Cow::Borrowed(raw.get()),
+    }
+    serde_json::to_string(&msg).map(Cow::Owned).unwrap_or(Cow::Borrowed(raw.get()))
+}
+
+/// Re-assemble the top-level object: new `messages`/`system`, template fields dropped, the rest verbatim.
+fn assemble(
+    hint: usize,
+    fields: &[(Cow<'_, str>, &RawValue)],
+    messages: &[Cow<'_, str>],
+    system: Option<&str>,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(hint + 256);
+    out.push('{');
+    let mut first = true;
+    let mut put = |out: &mut String, key: &str, value: &str| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.push(':');
+        out.push_str(value);
+    };
+    let messages_json = join_array::<_, &str, &str>(messages, &[], &[]);
+    let (mut wrote_messages, mut wrote_system) = (false, system.is_none());
+    for (key, value) in fields {
+        match key.as_ref() {
+            "template" | "variables" => {}
+            "messages" => {
+                put(&mut out, "messages", &messages_json);
+                wrote_messages = true;
+            }
+            "system" if system.is_some() => {
+                put(&mut out, "system", system.unwrap_or_default());
+                wrote_system = true;
+            }
+            other => put(&mut out, other, value.get()),
+        }
+    }
+    if !wrote_system {
+        put(&mut out, "system", system.unwrap_or_default());
+    }
+    if !wrote_messages && !messages.is_empty() {
+        put(&mut out, "messages", &messages_json);
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+/// Split a JSON object into its fields, in order, values as raw JSON text.
+fn parse_fields(body: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, DecorateError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return match serde_json::from_slice::<de::IgnoredAny>(body) {
+            Ok(_) => Err(DecorateError::NotObject),
+            Err(e) => Err(DecorateError::InvalidJson(e.to_string())),
+        };
+    }
+    serde_json::from_slice::<Fields<'_>>(body)
+        .map(|f| f.0)
+        .map_err(|e| DecorateError::InvalidJson(e.to_string()))
+}
+
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A key borrowed from the body when it has no escapes, owned otherwise.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+#[path = "decorate_tests.rs"]
+mod tests;
