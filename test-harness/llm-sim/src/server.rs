@@ -161,14 +161,7 @@ async fn respond(
         Err(e) => {
             let plan =
                 openai::error::shaped(400, Some(&format!("could not read the request body: {e}")));
-            return Ok(finish(
-                &state,
-                &method,
-                &path,
-                plan,
-                Knobs::default(),
-                "body",
-            ));
+            return Ok(unpaced(&state, &method, &path, plan, "body"));
         }
     };
     let mut sim = SimRequest {
@@ -191,27 +184,13 @@ async fn respond(
         Lookup::Found(route, params) => (route, params),
         Lookup::NotFound => {
             let plan = openai::error::unknown_path(&method, &path);
-            return Ok(finish(
-                &state,
-                &method,
-                &path,
-                plan,
-                Knobs::default(),
-                "unknown",
-            ));
+            return Ok(unpaced(&state, &method, &path, plan, "unknown"));
         }
     };
     sim.params = params;
     let Kind::Model(shape) = route.kind else {
         let plan = (route.handler)(&sim, &ctx);
-        return Ok(finish(
-            &state,
-            &method,
-            &path,
-            plan,
-            Knobs::default(),
-            "control",
-        ));
+        return Ok(unpaced(&state, &method, &path, plan, "control"));
     };
     model_endpoint(&state, &reset, &sim, &ctx, route, shape).await
 }
@@ -275,6 +254,11 @@ async fn model_endpoint(
         sleep(knobs.generation_time(*tokens)).await;
     }
     Ok(finish(state, method, path, plan, knobs, "ok"))
+}
+
+/// A response that no knob affects (control endpoints, unknown paths, unreadable bodies).
+fn unpaced(state: &State, method: &str, path: &str, plan: Plan, note: &str) -> Response<SimBody> {
+    finish(state, method, path, plan, Knobs::default(), note)
 }
 
 /// Turns a plan into a response; streams get a pacing task.
