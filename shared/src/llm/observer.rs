@@ -1,0 +1,459 @@
+//! [`ResponseObserver`]: reads a response as it streams past, without holding it up.
+//!
+//! Feed each body chunk with the host clock (ns); the observer calls back with text [`Delta`]s as
+//! they complete and keeps a [`ResponseSummary`]: id, model, finish reason, usage, and timings.
+//!
+//! * SSE responses are decoded event by event (OpenAI `data:` chunks ending in `[DONE]`; Anthropic
+//!   typed events ending in `message_stop`). Deltas come out during [`ResponseObserver::feed`].
+//! * JSON responses are buffered (up to a cap) and read in [`ResponseObserver::finish`]; their
+//!   deltas (the whole message text) come out then.
+//! * `first_token_ns` is the clock passed with the chunk that completed the first non-empty delta
+//!   (content, reasoning, refusal, tool name or tool arguments). For a JSON response, which carries
+//!   every token at once, it is the clock of the first body chunk.
+//! * The observer never fails a response: malformed events are counted
+//!   ([`ResponseSummary::malformed_events`]) and skipped; an oversized JSON body stops buffering and
+//!   sets [`ResponseSummary::parse_error`].
+
+use super::response::{openai_usage, upstream_error, AnthropicUsage};
+use super::{Api, Delta, DeltaKind, FinishReason, ResponseFormat, ResponseSummary};
+use crate::schema::{anthropic, openai, Text};
+use crate::stream::sse::{SseDecoder, SseEnd, SseEventRef};
+
+/// The default cap on a buffered JSON response, 16 MiB.
+pub const DEFAULT_MAX_JSON_BYTES: usize = 16 << 20;
+
+fn set_once(slot: &mut Option<String>, value: Option<&Text<'_>>) {
+    if slot.is_none() {
+        if let Some(v) = value {
+            *slot = Some(v.as_str().to_owned());
+        }
+    }
+}
+
+/// State updated by events; separate from the decoder so both can be borrowed at once.
+#[derive(Debug, Default)]
+struct State {
+    summary: ResponseSummary,
+    anthropic_usage: AnthropicUsage,
+}
+
+impl State {
+    fn emit(&mut self, delta: Delta<'_>, now_ns: u64, on_delta: &mut dyn FnMut(Delta<'_>)) {
+        if delta.text.is_empty() {
+            return;
+        }
+        let s = &mut self.summary;
+        s.first_token_ns.get_or_insert(now_ns);
+        s.last_token_ns = Some(now_ns);
+        s.deltas += 1;
+        s.output_estimate.push(delta.text);
+        on_delta(delta);
+    }
+
+    fn set_finish(&mut self, reason: FinishReason, raw: &str, primary: bool) {
+        if primary || self.summary.finish_reason.is_none() {
+            self.summary.finish_reason = Some(reason);
+            self.summary.finish_reason_raw = Some(raw.to_owned());
+        }
+    }
+
+    fn on_openai(
+        &mut self,
+        r: &openai::Response<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
+        set_once(&mut self.summary.id, r.id.as_ref());
+        set_once(&mut self.summary.model, r.model.as_ref());
+        if let Some(e) = &r.error {
+            self.summary.error = Some(upstream_error(e));
+        }
+        for choice in r.choices.iter().flatten() {
+            let c = choice.index.unwrap_or(0);
+            if let Some(text) = &choice.text {
+                self.emit(
+                    Delta {
+                        choice: c,
+                        index: 0,
+                        kind: DeltaKind::Content,
+                        text,
+                    },
+                    now_ns,
+                    on_delta,
+                );
+            }
+            if let Some(m) = choice.delta.as_ref().or(choice.message.as_ref()) {
+                self.on_openai_message(c, m, now_ns, on_delta);
+            }
+            if let Some(raw) = &choice.finish_reason {
+                self.set_finish(FinishReason::from_openai(raw), raw, c == 0);
+            }
+        }
+        if let Some(u) = &r.usage {
+            self.summary.usage = Some(openai_usage(u));
+        }
+    }
+
+    fn on_openai_message(
+        &mut self,
+        choice: u32,
+        m: &openai::Message<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
+        let texts = [
+            (DeltaKind::Reasoning, m.reasoning_content.as_ref()),
+            (DeltaKind::Reasoning, m.reasoning.as_ref()),
+            (DeltaKind::Content, m.content.as_ref()),
+            (DeltaKind::Refusal, m.refusal.as_ref()),
+        ];
+        for (kind, text) in texts {
+            if let Some(text) = text {
+                self.emit(
+                    Delta {
+                        choice,
+                        index: 0,
+                        kind,
+                        text,
+                    },
+                    now_ns,
+                    on_delta,
+                );
+            }
+        }
+        let calls = m
+            .tool_calls
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, tc)| (tc.index.unwrap_or(i as u32), tc.function.as_ref()));
+        for (index, function) in calls.chain(std::iter::once((0, m.function_call.as_ref()))) {
+            let Some(f) = function else { continue };
+            if let Some(text) = &f.name {
+                self.emit(
+                    Delta {
+                        choice,
+                        index,
+                        kind: DeltaKind::ToolName,
+                        text,
+                    },
+                    now_ns,
+                    on_delta,
+                );
+            }
+            if let Some(text) = &f.arguments {
+                self.emit(
+                    Delta {
+                        choice,
+                        index,
+                        kind: DeltaKind::ToolArguments,
+                        text,
+                    },
+                    now_ns,
+                    on_delta,
+                );
+            }
+        }
+    }
+
+    fn on_anthropic_usage(&mut self, u: Option<&anthropic::Usage>) {
+        if let Some(u) = u {
+            self.anthropic_usage.update(u);
+            self.summary.usage = Some(self.anthropic_usage.normalised());
+        }
+    }
+
+    fn on_anthropic_block(
+        &mut self,
+        index: u32,
+        b: &anthropic::Block<'_>,
+        full: bool,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
+        let pieces = [
+            (DeltaKind::Content, b.text.as_ref().map(|t| t.as_str())),
+            (
+                DeltaKind::Reasoning,
+                b.thinking.as_ref().map(|t| t.as_str()),
+            ),
+            (DeltaKind::ToolName, b.name.as_ref().map(|t| t.as_str())),
+            (
+                DeltaKind::ToolArguments,
+                b.partial_json.as_ref().map(|t| t.as_str()),
+            ),
+            // A stream's content_block_start carries `input: {}`; the arguments follow as deltas.
+            (
+                DeltaKind::ToolArguments,
+                b.input.filter(|_| full).map(|raw| raw.get()),
+            ),
+        ];
+        for (kind, text) in pieces {
+            if let Some(text) = text {
+                self.emit(
+                    Delta {
+                        choice: 0,
+                        index,
+                        kind,
+                        text,
+                    },
+                    now_ns,
+                    on_delta,
+                );
+            }
+        }
+    }
+
+    fn on_anthropic_event(
+        &mut self,
+        e: &anthropic::StreamEvent<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
+        let index = e.index.unwrap_or(0);
+        match e.kind.as_deref().unwrap_or("") {
+            "message_start" => {
+                if let Some(m) = &e.message {
+                    set_once(&mut self.summary.id, m.id.as_ref());
+                    set_once(&mut self.summary.model, m.model.as_ref());
+                    self.on_anthropic_usage(m.usage.as_ref());
+                }
+            }
+            "content_block_start" => {
+                if let Some(b) = &e.content_block {
+                    self.on_anthropic_block(index, b, false, now_ns, on_delta);
+                }
+            }
+            "content_block_delta" => {
+                if let Some(b) = &e.delta {
+                    self.on_anthropic_block(index, b, false, now_ns, on_delta);
+                }
+            }
+            "message_delta" => {
+                if let Some(raw) = e.delta.as_ref().and_then(|d| d.stop_reason.as_ref()) {
+                    self.set_finish(FinishReason::from_anthropic(raw), raw, true);
+                }
+                self.on_anthropic_usage(e.usage.as_ref());
+            }
+            "message_stop" => self.summary.completed = true,
+            "error" => {
+                self.summary.error = Some(e.error.as_ref().map(upstream_error).unwrap_or_default())
+            }
+            _ => {}
+        }
+    }
+
+    fn on_anthropic_message(
+        &mut self,
+        m: &anthropic::Response<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
+        set_once(&mut self.summary.id, m.id.as_ref());
+        set_once(&mut self.summary.model, m.model.as_ref());
+        if m.kind.as_deref() == Some("error") || m.error.is_some() {
+            self.summary.error = Some(m.error.as_ref().map(upstream_error).unwrap_or_default());
+        }
+        for (i, block) in m.content.iter().enumerate() {
+            self.on_anthropic_block(
+                u32::try_from(i).unwrap_or(u32::MAX),
+                block,
+                true,
+                now_ns,
+                on_delta,
+            );
+        }
+        if let Some(raw) = &m.stop_reason {
+            self.set_finish(FinishReason::from_anthropic(raw), raw, true);
+        }
+        self.on_anthropic_usage(m.usage.as_ref());
+    }
+
+    fn on_sse_event(
+        &mut self,
+        api: Api,
+        ev: SseEventRef<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
+        self.summary.events += 1;
+        let data = ev.data.trim();
+        if data.is_empty() {
+            return;
+        }
+        if api == Api::AnthropicMessages {
+            match serde_json::from_str::<anthropic::StreamEvent<'_>>(data) {
+                Ok(e) => self.on_anthropic_event(&e, now_ns, on_delta),
+                Err(_) => self.summary.malformed_events += 1,
+            }
+        } else if data == "[DONE]" {
+            self.summary.completed = true;
+        } else {
+            match serde_json::from_str::<openai::Response<'_>>(data) {
+                Ok(r) => self.on_openai(&r, now_ns, on_delta),
+                Err(_) => self.summary.malformed_events += 1,
+            }
+        }
+    }
+
+    fn on_json_body(&mut self, api: Api, body: &[u8], on_delta: &mut dyn FnMut(Delta<'_>)) {
+        let first = self.summary.first_byte_ns.unwrap_or(0);
+        let result = if api == Api::AnthropicMessages {
+            serde_json::from_slice::<anthropic::Response<'_>>(body)
+                .map(|m| self.on_anthropic_message(&m, first, on_delta))
+        } else {
+            serde_json::from_slice::<openai::Response<'_>>(body)
+                .map(|r| self.on_openai(&r, first, on_delta))
+        };
+        match result {
+            Ok(()) => self.summary.completed = self.summary.error.is_none(),
+            Err(e) => {
+                self.summary.parse_error = Some(format!("response body is not valid JSON: {e}"))
+            }
+        }
+    }
+}
+
+/// Observes one response. Create it when the response headers arrive.
+#[derive(Debug)]
+pub struct ResponseObserver {
+    api: Api,
+    format: ResponseFormat,
+    sse: SseDecoder,
+    body: Vec<u8>,
+    max_json_bytes: usize,
+    overflowed: bool,
+    last_byte_ns: Option<u64>,
+    finished: bool,
+    state: State,
+}
+
+impl ResponseObserver {
+    /// An observer for a response to `api` framed as `format`. For [`Api::Models`] and
+    /// [`Api::Other`] it stays inert (nothing is buffered or parsed).
+    pub fn new(api: Api, format: ResponseFormat) -> Self {
+        Self {
+            api,
+            format,
+            sse: SseDecoder::new(),
+            body: Vec::new(),
+            max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            overflowed: false,
+            last_byte_ns: None,
+            finished: false,
+            state: State::default(),
+        }
+    }
+
+    /// The same observer with another cap on buffered JSON bodies.
+    #[must_use]
+    pub fn with_max_json_bytes(mut self, limit: usize) -> Self {
+        self.max_json_bytes = limit;
+        self
+    }
+
+    /// What has been observed so far.
+    pub fn summary(&self) -> &ResponseSummary {
+        &self.state.summary
+    }
+
+    /// The framing in use (resolved once [`ResponseFormat::Auto`] has seen the first byte).
+    pub fn format(&self) -> ResponseFormat {
+        self.format
+    }
+
+    /// Observe one body chunk received at `now_ns`, calling `on_delta` for each delta it completes.
+    pub fn feed<F: FnMut(Delta<'_>)>(&mut self, chunk: &[u8], now_ns: u64, mut on_delta: F) {
+        if self.finished || chunk.is_empty() || matches!(self.api, Api::Models | Api::Other) {
+            return;
+        }
+        self.state.summary.first_byte_ns.get_or_insert(now_ns);
+        self.last_byte_ns = Some(now_ns);
+        if self.format == ResponseFormat::Auto {
+            match chunk.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{' | b'[') => self.format = ResponseFormat::Json,
+                Some(_) => self.format = ResponseFormat::Sse,
+                None => return,
+            }
+        }
+        match self.format {
+            ResponseFormat::Sse => {
+                let Self {
+                    sse, state, api, ..
+                } = self;
+                let api = *api;
+                if let Err(e) = sse.feed(chunk, |ev| {
+                    state.on_sse_event(api, ev, now_ns, &mut on_delta)
+                }) {
+                    state
+                        .summary
+                        .parse_error
+                        .get_or_insert_with(|| e.to_string());
+                }
+            }
+            ResponseFormat::Json | ResponseFormat::Auto => self.buffer_json(chunk),
+        }
+    }
+
+    /// Observe a chunk without looking at deltas.
+    pub fn feed_quiet(&mut self, chunk: &[u8], now_ns: u64) {
+        self.feed(chunk, now_ns, |_| {});
+    }
+
+    fn buffer_json(&mut self, chunk: &[u8]) {
+        if self.overflowed {
+            return;
+        }
+        if self.body.len().saturating_add(chunk.len()) > self.max_json_bytes {
+            self.overflowed = true;
+            self.body = Vec::new();
+            self.state.summary.parse_error = Some(format!(
+                "response body larger than {} bytes was not read",
+                self.max_json_bytes
+            ));
+            return;
+        }
+        self.body.extend_from_slice(chunk);
+    }
+
+    /// The body is complete (end of stream) at `now_ns`: read a buffered JSON body, account for a
+    /// truncated last SSE event, and return the final summary. Later calls change nothing.
+    pub fn finish<F: FnMut(Delta<'_>)>(
+        &mut self,
+        now_ns: u64,
+        mut on_delta: F,
+    ) -> &ResponseSummary {
+        if self.finished {
+            return &self.state.summary;
+        }
+        self.finished = true;
+        match self.format {
+            ResponseFormat::Sse => {
+                let fed = self.sse.bytes_fed();
+                if let SseEnd::Truncated { event } = self.sse.finish() {
+                    self.state.summary.truncated = true;
+                    if let Some(ev) = event {
+                        let ev_ref = SseEventRef {
+                            event: ev.event.as_deref(),
+                            data: &ev.data,
+                            id: ev.id.as_deref(),
+                            retry: ev.retry,
+                            end_offset: fed,
+                        };
+                        self.state
+                            .on_sse_event(self.api, ev_ref, now_ns, &mut on_delta);
+                    }
+                }
+            }
+            ResponseFormat::Json if !self.overflowed && !self.body.is_empty() => {
+                let body = std::mem::take(&mut self.body);
+                self.state.on_json_body(self.api, &body, &mut on_delta);
+                if self.state.summary.first_token_ns.is_some() {
+                    self.state.summary.last_token_ns = self.last_byte_ns;
+                }
+            }
+            _ => {}
+        }
+        &self.state.summary
+    }
+}

@@ -1,0 +1,226 @@
+//! OpenAI client-side wire types (chat completions, completions, embeddings), as read-only views.
+//!
+//! One response type, [`Response`], reads every OpenAI-shaped body the gateway observes: a chat
+//! completion, a chat completion chunk (`choices[].delta`), a legacy completion or its chunk
+//! (`choices[].text`), an embeddings list (only `model` and `usage` are read; the vectors are
+//! skipped) and an error body (`{"error":{...}}`). vLLM/Ollama extras (`reasoning_content`,
+//! `reasoning`) are read as reasoning text. Unknown fields are skipped, not kept (see the module
+//! docs of [`crate::schema`]).
+
+use serde::Deserialize;
+
+use super::{Count, Role, Text, TextContent, TextList};
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StreamOptions {
+    /// Ask for a final usage chunk.
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+/// A chat completions request (`POST /v1/chat/completions`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChatRequest<'a> {
+    /// The requested model.
+    #[serde(borrow, default)]
+    pub model: Option<Text<'a>>,
+    /// Stream the answer as SSE.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Streaming options.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    /// Legacy output token cap.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// Output token cap (reasoning models).
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    /// The conversation.
+    #[serde(borrow, default)]
+    pub messages: Vec<ChatMessage<'a>>,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatMessage<'a> {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text (string or text parts).
+    #[serde(borrow, default)]
+    pub content: TextContent<'a>,
+}
+
+/// A legacy completions request (`POST /v1/completions`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CompletionRequest<'a> {
+    /// The requested model.
+    #[serde(borrow, default)]
+    pub model: Option<Text<'a>>,
+    /// Stream the answer as SSE.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Streaming options.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    /// Output token cap.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// The prompt(s).
+    #[serde(borrow, default)]
+    pub prompt: TextList<'a>,
+}
+
+/// An embeddings request (`POST /v1/embeddings`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EmbeddingsRequest<'a> {
+    /// The requested model.
+    #[serde(borrow, default)]
+    pub model: Option<Text<'a>>,
+    /// The input text(s).
+    #[serde(borrow, default)]
+    pub input: TextList<'a>,
+}
+
+/// Any OpenAI-shaped response body or stream chunk (see the module docs).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Response<'a> {
+    /// Response id (`chatcmpl-...`).
+    #[serde(borrow, default)]
+    pub id: Option<Text<'a>>,
+    /// The model that answered.
+    #[serde(borrow, default)]
+    pub model: Option<Text<'a>>,
+    /// Choices (absent for embeddings; empty in the final usage chunk).
+    #[serde(borrow, default)]
+    pub choices: Option<Vec<Choice<'a>>>,
+    /// Token usage (`null` in stream chunks before the last).
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// An error body or in-stream error.
+    #[serde(borrow, default)]
+    pub error: Option<ApiError<'a>>,
+}
+
+/// One choice of a response or chunk.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Choice<'a> {
+    /// Choice index (`n` > 1).
+    #[serde(default)]
+    pub index: Option<u32>,
+    /// The full message (non-streaming chat).
+    #[serde(borrow, default)]
+    pub message: Option<Message<'a>>,
+    /// The increment (streaming chat).
+    #[serde(borrow, default)]
+    pub delta: Option<Message<'a>>,
+    /// Generated text (legacy completions).
+    #[serde(borrow, default)]
+    pub text: Option<Text<'a>>,
+    /// Why generation stopped.
+    #[serde(borrow, default)]
+    pub finish_reason: Option<Text<'a>>,
+}
+
+/// An assistant message or delta.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Message<'a> {
+    /// Answer text.
+    #[serde(borrow, default)]
+    pub content: Option<Text<'a>>,
+    /// Reasoning text (vLLM, DeepSeek).
+    #[serde(borrow, default)]
+    pub reasoning_content: Option<Text<'a>>,
+    /// Reasoning text (Ollama, newer vLLM).
+    #[serde(borrow, default)]
+    pub reasoning: Option<Text<'a>>,
+    /// A refusal.
+    #[serde(borrow, default)]
+    pub refusal: Option<Text<'a>>,
+    /// Tool calls (in streams: fragments keyed by `index`).
+    #[serde(borrow, default)]
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
+    /// Legacy function call.
+    #[serde(borrow, default)]
+    pub function_call: Option<FunctionCall<'a>>,
+}
+
+/// A tool call or a fragment of one.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ToolCall<'a> {
+    /// Position among the message's tool calls (streams).
+    #[serde(default)]
+    pub index: Option<u32>,
+    /// Call id (first fragment only in streams).
+    #[serde(borrow, default)]
+    pub id: Option<Text<'a>>,
+    /// Function name and argument text.
+    #[serde(borrow, default)]
+    pub function: Option<FunctionCall<'a>>,
+}
+
+/// A function name and (a fragment of) its JSON arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FunctionCall<'a> {
+    /// Function name.
+    #[serde(borrow, default)]
+    pub name: Option<Text<'a>>,
+    /// Arguments JSON text (or a fragment of it).
+    #[serde(borrow, default)]
+    pub arguments: Option<Text<'a>>,
+}
+
+/// OpenAI `usage`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Usage {
+    /// Input tokens (cached ones included).
+    #[serde(default)]
+    pub prompt_tokens: Option<Count>,
+    /// Output tokens (reasoning included).
+    #[serde(default)]
+    pub completion_tokens: Option<Count>,
+    /// Sum.
+    #[serde(default)]
+    pub total_tokens: Option<Count>,
+    /// Input breakdown.
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    /// Output breakdown.
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct PromptDetails {
+    /// Input tokens served from the prompt cache.
+    #[serde(default)]
+    pub cached_tokens: Option<Count>,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct CompletionDetails {
+    /// Hidden reasoning tokens.
+    #[serde(default)]
+    pub reasoning_tokens: Option<Count>,
+}
+
+/// An error object: OpenAI `{"message","type","param","code"}`; also reads Anthropic's
+/// `{"type","message"}` and Google's `{"code": 404, "message", "status"}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ApiError<'a> {
+    /// Error message.
+    #[serde(borrow, default)]
+    pub message: Option<Text<'a>>,
+    /// Error type (`invalid_request_error`, ...).
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Text<'a>>,
+    /// Machine-readable code: a string (OpenAI) or number (Google).
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+    /// Google's status name (`NOT_FOUND`).
+    #[serde(borrow, default)]
+    pub status: Option<Text<'a>>,
+}

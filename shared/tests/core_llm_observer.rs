@@ -1,0 +1,340 @@
+//! The response observer over every real OpenAI/Anthropic/vLLM/Ollama response sample, compared
+//! with the independent Python reading in `testdata/llm/expected.json`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aigw_shared::llm::{Api, DeltaKind, ResponseFormat, ResponseObserver, ResponseSummary};
+use aigw_shared::stream::sse::SseDecoder;
+use serde::Deserialize;
+
+fn providers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/providers")
+}
+
+#[derive(Debug, Deserialize)]
+struct Expected {
+    api: String,
+    id: Option<String>,
+    model: Option<String>,
+    content: String,
+    reasoning: String,
+    tool_names: String,
+    tool_args: Option<String>,
+    finish_raw: Option<String>,
+    finish: Option<String>,
+    usage: Option<ExpectedUsage>,
+    completed: bool,
+    truncated: bool,
+    error_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ExpectedUsage {
+    input: u64,
+    output: u64,
+    total: u64,
+    cached: Option<u64>,
+    cache_creation: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+fn expectations() -> BTreeMap<String, Expected> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/llm/expected.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn api_of(name: &str) -> Api {
+    match name {
+        "chat_completions" => Api::ChatCompletions,
+        "embeddings" => Api::Embeddings,
+        "messages" => Api::AnthropicMessages,
+        other => panic!("unknown api {other}"),
+    }
+}
+
+/// Delta text collected per kind.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Collected {
+    content: String,
+    reasoning: String,
+    refusal: String,
+    tool_names: String,
+    tool_args: String,
+}
+
+fn observe(
+    api: Api,
+    format: ResponseFormat,
+    chunks: &[(&[u8], u64)],
+    end_ns: u64,
+) -> (ResponseSummary, Collected) {
+    let mut obs = ResponseObserver::new(api, format);
+    let mut got = Collected::default();
+    let mut sink = |d: aigw_shared::llm::Delta<'_>| {
+        assert!(!d.text.is_empty());
+        let slot = match d.kind {
+            DeltaKind::Content => &mut got.content,
+            DeltaKind::Reasoning => &mut got.reasoning,
+            DeltaKind::Refusal => &mut got.refusal,
+            DeltaKind::ToolName => &mut got.tool_names,
+            DeltaKind::ToolArguments => &mut got.tool_args,
+        };
+        slot.push_str(d.text);
+    };
+    for (chunk, now) in chunks {
+        obs.feed(chunk, *now, &mut sink);
+    }
+    let summary = obs.finish(end_ns, &mut sink).clone();
+    (summary, got)
+}
+
+fn without_timing(mut s: ResponseSummary) -> ResponseSummary {
+    s.first_byte_ns = None;
+    s.first_token_ns = None;
+    s.last_token_ns = None;
+    s
+}
+
+fn check(name: &str, want: &Expected, s: &ResponseSummary, got: &Collected) {
+    assert_eq!(s.id, want.id, "{name}: id");
+    assert_eq!(s.model, want.model, "{name}: model");
+    assert_eq!(got.content, want.content, "{name}: content");
+    assert_eq!(got.reasoning, want.reasoning, "{name}: reasoning");
+    assert_eq!(got.tool_names, want.tool_names, "{name}: tool names");
+    if let Some(args) = &want.tool_args {
+        assert_eq!(&got.tool_args, args, "{name}: tool arguments");
+    }
+    assert_eq!(
+        s.finish_reason_raw, want.finish_raw,
+        "{name}: raw finish reason"
+    );
+    assert_eq!(
+        s.finish_reason.map(|f| f.as_str().to_owned()),
+        want.finish,
+        "{name}: finish reason"
+    );
+    match (&s.usage, &want.usage) {
+        (None, None) => {}
+        (Some(u), Some(w)) => {
+            assert_eq!(
+                (u.input_tokens, u.output_tokens, u.total_tokens),
+                (w.input, w.output, w.total),
+                "{name}: usage"
+            );
+            assert_eq!(u.cached_input_tokens, w.cached, "{name}: cached");
+            assert_eq!(
+                u.cache_creation_input_tokens, w.cache_creation,
+                "{name}: cache creation"
+            );
+            assert_eq!(u.reasoning_tokens, w.reasoning, "{name}: reasoning tokens");
+        }
+        (u, w) => panic!("{name}: usage {u:?} vs expected {w:?}"),
+    }
+    assert_eq!(s.completed, want.completed, "{name}: completed");
+    assert_eq!(s.truncated, want.truncated, "{name}: truncated");
+    assert_eq!(
+        s.error.as_ref().and_then(|e| e.kind.clone()),
+        want.error_type,
+        "{name}: error type"
+    );
+    assert_eq!(s.malformed_events, 0, "{name}: malformed events");
+    assert_eq!(s.parse_error, None, "{name}: parse error");
+}
+
+#[test]
+fn every_response_sample_is_observed_as_the_reference_reading_says() {
+    let cases = expectations();
+    assert!(cases.len() >= 20);
+    for (name, want) in &cases {
+        let bytes = std::fs::read(providers_dir().join(name)).unwrap();
+        let api = api_of(&want.api);
+        let format = if name.ends_with(".sse") {
+            ResponseFormat::Sse
+        } else {
+            ResponseFormat::Json
+        };
+        let (s, got) = observe(api, format, &[(&bytes, 5)], 9);
+        check(name, want, &s, &got);
+        let (auto, auto_got) = observe(api, ResponseFormat::Auto, &[(&bytes, 5)], 9);
+        assert_eq!(
+            (auto, auto_got),
+            (s.clone(), got.clone()),
+            "{name}: auto-detected format"
+        );
+        if s.deltas > 0 {
+            assert_eq!(s.first_token_ns, Some(5), "{name}");
+            assert!(s.output_estimate.estimate().tokens > 0, "{name}");
+        }
+    }
+}
+
+#[test]
+fn every_stream_sample_gives_the_same_result_however_it_is_split() {
+    for (name, want) in expectations().iter().filter(|(n, _)| n.ends_with(".sse")) {
+        let bytes = std::fs::read(providers_dir().join(name)).unwrap();
+        let api = api_of(&want.api);
+        let (whole, whole_got) = observe(api, ResponseFormat::Sse, &[(&bytes, 1)], 3);
+        let whole = without_timing(whole);
+        for cut in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            let (s, got) = observe(api, ResponseFormat::Sse, &[(a, 1), (b, 2)], 3);
+            assert_eq!(without_timing(s), whole, "{name}: split at {cut}");
+            assert_eq!(got, whole_got, "{name}: split at {cut}");
+        }
+        let one_byte: Vec<(&[u8], u64)> = bytes.chunks(1).zip(0..).collect();
+        let (s, got) = observe(api, ResponseFormat::Sse, &one_byte, u64::MAX);
+        assert_eq!(got, whole_got, "{name}: one-byte chunks");
+        assert_eq!(without_timing(s.clone()), whole, "{name}: one-byte chunks");
+        assert_eq!(
+            s.first_token_ns,
+            first_delta_byte(api, &bytes),
+            "{name}: first token moment"
+        );
+    }
+}
+
+/// The index of the byte that completes the first event producing a delta, found by observing
+/// growing prefixes that end on event boundaries.
+fn first_delta_byte(api: Api, bytes: &[u8]) -> Option<u64> {
+    let mut ends = Vec::new();
+    SseDecoder::new()
+        .feed(bytes, |e| ends.push(e.end_offset))
+        .unwrap();
+    ends.into_iter().find_map(|end| {
+        let prefix = &bytes[..end as usize];
+        let mut obs = ResponseObserver::new(api, ResponseFormat::Sse);
+        obs.feed_quiet(prefix, 0);
+        (obs.summary().deltas > 0).then(|| end - 1)
+    })
+}
+
+#[test]
+fn json_samples_give_the_same_result_when_split() {
+    for (name, want) in expectations().iter().filter(|(n, _)| n.ends_with(".json")) {
+        let bytes = std::fs::read(providers_dir().join(name)).unwrap();
+        let api = api_of(&want.api);
+        let (whole, whole_got) = observe(api, ResponseFormat::Json, &[(&bytes, 1)], 3);
+        for cut in (0..=bytes.len()).step_by(97) {
+            let (a, b) = bytes.split_at(cut);
+            let (s, got) = observe(api, ResponseFormat::Json, &[(a, 1), (b, 2)], 3);
+            assert_eq!(
+                without_timing(s.clone()),
+                without_timing(whole.clone()),
+                "{name}: split at {cut}"
+            );
+            assert_eq!(got, whole_got);
+            if s.deltas > 0 {
+                let first_chunk = if a.is_empty() { 2 } else { 1 };
+                assert_eq!(
+                    s.first_token_ns,
+                    Some(first_chunk),
+                    "{name}: first token is the first body chunk"
+                );
+                assert_eq!(
+                    s.last_token_ns,
+                    Some(if b.is_empty() { 1 } else { 2 }),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn truncated_and_corrupted_samples_never_panic() {
+    for (name, want) in expectations() {
+        let bytes = std::fs::read(providers_dir().join(&name)).unwrap();
+        let api = api_of(&want.api);
+        let step = (bytes.len() / 200).max(1);
+        for cut in (0..bytes.len()).step_by(step) {
+            for format in [
+                ResponseFormat::Sse,
+                ResponseFormat::Json,
+                ResponseFormat::Auto,
+            ] {
+                let _ = observe(api, format, &[(&bytes[..cut], 1)], 2);
+                let mut corrupted = bytes.clone();
+                corrupted[cut] ^= 0x5A;
+                let _ = observe(api, format, &[(&corrupted, 1)], 2);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stream_cut_mid_event_is_reported_as_truncated_and_incomplete() {
+    let bytes = std::fs::read(providers_dir().join("openai-chat-stream-usage.sse")).unwrap();
+    let cut = bytes.len() - 30;
+    let (s, _) = observe(
+        Api::ChatCompletions,
+        ResponseFormat::Sse,
+        &[(&bytes[..cut], 1)],
+        2,
+    );
+    assert!(s.truncated);
+    assert!(!s.completed);
+    assert_eq!(
+        s.malformed_events, 1,
+        "the partial last chunk is not valid JSON"
+    );
+}
+
+#[test]
+fn missing_usage_falls_back_to_an_estimate_from_the_deltas() {
+    let bytes = std::fs::read(providers_dir().join("openai-chat-stream.sse")).unwrap();
+    let (s, got) = observe(Api::ChatCompletions, ResponseFormat::Sse, &[(&bytes, 1)], 2);
+    assert!(s.usage.is_none());
+    let out = s.output_tokens();
+    assert!(out.estimated);
+    assert_eq!(out, aigw_shared::tokens::estimate(&got.content));
+}
+
+#[test]
+fn oversized_json_bodies_are_not_buffered() {
+    let bytes = std::fs::read(providers_dir().join("openai-chat.response.json")).unwrap();
+    let mut obs =
+        ResponseObserver::new(Api::ChatCompletions, ResponseFormat::Json).with_max_json_bytes(100);
+    obs.feed_quiet(&bytes, 1);
+    let s = obs.finish(2, |_| {});
+    assert!(s
+        .parse_error
+        .as_deref()
+        .unwrap()
+        .contains("larger than 100 bytes"));
+    assert!(!s.completed);
+}
+
+#[test]
+fn other_apis_are_not_observed() {
+    let bytes = std::fs::read(providers_dir().join("openai-chat.response.json")).unwrap();
+    let (s, got) = observe(Api::Other, ResponseFormat::Json, &[(&bytes, 1)], 2);
+    assert_eq!(s, ResponseSummary::default());
+    assert_eq!(got, Collected::default());
+}
+
+#[test]
+fn content_types_choose_the_framing() {
+    assert_eq!(
+        ResponseFormat::from_content_type(Some(b"text/event-stream; charset=utf-8")),
+        ResponseFormat::Sse
+    );
+    assert_eq!(
+        ResponseFormat::from_content_type(Some(b"Application/JSON")),
+        ResponseFormat::Json
+    );
+    assert_eq!(
+        ResponseFormat::from_content_type(Some(b"text/plain")),
+        ResponseFormat::Auto
+    );
+    assert_eq!(
+        ResponseFormat::from_content_type(None),
+        ResponseFormat::Auto
+    );
+}
