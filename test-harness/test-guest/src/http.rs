@@ -12,11 +12,13 @@ pub(crate) struct Stream {
     metrics: Metrics,
     config: String,
     ops: Vec<String>,
+    call_cluster: String,
+    call_body: String,
 }
 
 impl Stream {
     pub(crate) fn new(id: u32, metrics: Metrics, config: String) -> Stream {
-        Stream { id, metrics, config, ops: Vec::new() }
+        Stream { id, metrics, config, ops: Vec::new(), call_cluster: String::new(), call_body: String::new() }
     }
 
     fn has(&self, op: &str) -> bool {
@@ -142,9 +144,9 @@ impl Stream {
     }
 
     fn dispatch(&mut self) -> Action {
-        let cluster = self.get_http_request_header("x-call-cluster").unwrap_or_else(|| "upstream-svc".into());
+        let cluster = self.call_cluster.clone();
         let timeout = if self.has("call-huge-timeout") { Duration::from_secs(3_000_000) } else { Duration::from_secs(1) };
-        let body = self.get_http_request_header("x-call-body").unwrap_or_default();
+        let body = self.call_body.clone();
         let result = self.dispatch_http_call(
             &cluster,
             vec![(":method", "POST"), (":path", "/check"), (":authority", "svc"), ("x-from", "guest")],
@@ -166,7 +168,6 @@ impl Stream {
         info!("grpc stream: {stream:?}");
         if let Ok(token) = stream {
             self.send_grpc_stream_message(token, Some(b"hello"), false);
-            self.close_grpc_stream(token);
         }
         match call {
             Ok(_) => Action::Pause,
@@ -250,6 +251,9 @@ impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, num_headers: usize, eos: bool) -> Action {
         let ops = self.get_http_request_header("x-guest-op").unwrap_or_default();
         self.ops = ops.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        // Request headers are unavailable after this callback continues: cache what later phases need.
+        self.call_cluster = self.get_http_request_header("x-call-cluster").unwrap_or_else(|| "upstream-svc".into());
+        self.call_body = self.get_http_request_header("x-call-body").unwrap_or_default();
         info!("request headers n={num_headers} eos={eos} ops={:?} config={}", self.ops, self.config);
         let action = self.header_ops();
         info!("request headers returning {action:?}");
