@@ -251,6 +251,9 @@ impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, num_headers: usize, eos: bool) -> Action {
         let ops = self.get_http_request_header("x-guest-op").unwrap_or_default();
         self.ops = ops.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        // `ops=a|b` in the plugin configuration adds ops for every request (chain tests).
+        let configured = self.config.split(';').find_map(|kv| kv.trim().strip_prefix("ops="));
+        self.ops.extend(configured.unwrap_or_default().split('|').filter(|s| !s.is_empty()).map(String::from));
         // Request headers are unavailable after this callback continues: cache what later phases need.
         self.call_cluster = self.get_http_request_header("x-call-cluster").unwrap_or_else(|| "upstream-svc".into());
         self.call_body = self.get_http_request_header("x-call-body").unwrap_or_default();
