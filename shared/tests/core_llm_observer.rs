@@ -338,3 +338,61 @@ fn content_types_choose_the_framing() {
         ResponseFormat::Auto
     );
 }
+
+fn hand_written(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/llm")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn anthropic_in_stream_errors_and_thinking_are_reported() {
+    let bytes = hand_written("anthropic-stream-thinking-then-error.sse");
+    let (s, got) = observe(
+        Api::AnthropicMessages,
+        ResponseFormat::Sse,
+        &[(&bytes, 7)],
+        8,
+    );
+    assert_eq!(got.reasoning, "Let me think.");
+    assert_eq!(s.first_token_ns, Some(7));
+    let err = s.error.unwrap();
+    assert_eq!(
+        (err.kind.as_deref(), err.message.as_deref()),
+        (Some("overloaded_error"), Some("Overloaded"))
+    );
+    assert!(!s.completed);
+    assert_eq!(
+        s.usage.map(|u| (u.input_tokens, u.output_tokens)),
+        Some((5, 1))
+    );
+}
+
+#[test]
+fn openai_in_stream_errors_and_reasoning_content_are_reported() {
+    let bytes = hand_written("openai-stream-reasoning-then-error.sse");
+    let (s, got) = observe(Api::ChatCompletions, ResponseFormat::Sse, &[(&bytes, 7)], 8);
+    assert_eq!(
+        (got.reasoning.as_str(), got.content.as_str()),
+        ("hmm", "hi")
+    );
+    let err = s.error.unwrap();
+    assert_eq!(
+        (err.kind.as_deref(), err.code.as_deref()),
+        (Some("server_error"), Some("internal"))
+    );
+    assert!(!s.completed);
+}
+
+#[test]
+fn legacy_completion_streams_yield_text_finish_and_usage() {
+    let bytes = hand_written("completions-stream-usage.sse");
+    let (s, got) = observe(Api::Completions, ResponseFormat::Sse, &[(&bytes, 7)], 8);
+    assert_eq!(got.content, "Hello world");
+    assert_eq!(s.finish_reason_raw.as_deref(), Some("length"));
+    assert_eq!(s.usage.map(|u| u.total_tokens), Some(5));
+    assert!(s.completed);
+}
