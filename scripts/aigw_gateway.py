@@ -178,7 +178,7 @@ class Process:
                 self.popen.kill()
         return self.popen.wait()
 
-    def log_tail(self, max_chars: int = 6000) -> str:
+    def log_tail(self, max_chars: int = 2500) -> str:
         """The end of the process log, for error messages."""
         try:
             text = self.log.read_text(encoding="utf-8", errors="replace")
@@ -350,5 +350,5 @@ class Gateway:
         parts = []
         for proc in (self.envoy, self.sim):
             if proc is not None:
-                parts.append(f"----- {proc.name} log ({proc.log}) -----\n{proc.log_tail()}")
+                parts.append(f"----- {proc.name} log ({proc.log}) -----\n{proc.log_tail(8000)}")
         return "\n".join(parts)
