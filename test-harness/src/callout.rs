@@ -75,7 +75,10 @@ impl CalloutOutcome {
 
 fn synth(status: u16, text: &str) -> (u16, Headers, Vec<u8>) {
     let headers = vec![
-        ("content-length".to_string(), text.len().to_string().into_bytes()),
+        (
+            "content-length".to_string(),
+            text.len().to_string().into_bytes(),
+        ),
         ("content-type".to_string(), b"text/plain".to_vec()),
     ];
     (status, headers, text.as_bytes().to_vec())

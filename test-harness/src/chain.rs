@@ -64,7 +64,10 @@ struct Run {
 impl Chain {
     /// An empty chain in `env`.
     pub fn new(env: &Env) -> Chain {
-        Chain { env: env.clone(), filters: Vec::new() }
+        Chain {
+            env: env.clone(),
+            filters: Vec::new(),
+        }
     }
 
     /// Loads a plugin (one worker) and appends it as the next filter.
@@ -97,8 +100,14 @@ impl Chain {
 
     /// Runs one request through the chain and the upstream.
     pub fn run(&mut self, request: &Request, upstream: &mut dyn Upstream) -> Result<Exchange> {
-        let mut run = Run { streams: vec![None; self.filters.len()], ..Run::default() };
-        let mut events = vec![Event::Headers(request.headers.clone(), request.body.is_empty())];
+        let mut run = Run {
+            streams: vec![None; self.filters.len()],
+            ..Run::default()
+        };
+        let mut events = vec![Event::Headers(
+            request.headers.clone(),
+            request.body.is_empty(),
+        )];
         events.extend(chunk_events(&request.body, request.chunk_size));
         for event in events {
             if run.request_stopped {
@@ -119,7 +128,12 @@ impl Chain {
             run.client.upstream = Some(req);
             let mut events = vec![Event::Headers(resp.all_headers(), resp.chunks.is_empty())];
             let n = resp.chunks.len();
-            events.extend(resp.chunks.into_iter().enumerate().map(|(i, c)| Event::Data(c, i + 1 == n)));
+            events.extend(
+                resp.chunks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| Event::Data(c, i + 1 == n)),
+            );
             let last = self.filters.len().saturating_sub(1);
             self.respond(&mut run, last, events)?;
         } else if !run.client.reset {
@@ -163,7 +177,7 @@ impl Chain {
 
     fn request_event(&mut self, run: &mut Run, i: usize, event: Event) -> Result<()> {
         let Some(plugin) = self.filters.get_mut(i) else {
-            return self.to_upstream(run, event);
+            return self.push_upstream(run, event);
         };
         let vm = plugin.worker(0);
         let sid = match run.streams.get(i).copied().flatten() {
@@ -184,7 +198,13 @@ impl Chain {
         self.after_request_step(run, i, step, injected)
     }
 
-    fn after_request_step(&mut self, run: &mut Run, i: usize, step: Step, injected: Vec<(Vec<u8>, bool)>) -> Result<()> {
+    fn after_request_step(
+        &mut self,
+        run: &mut Run,
+        i: usize,
+        step: Step,
+        injected: Vec<(Vec<u8>, bool)>,
+    ) -> Result<()> {
         if step.reset {
             run.client.reset = true;
             run.request_stopped = true;
@@ -206,7 +226,7 @@ impl Chain {
         Ok(())
     }
 
-    fn to_upstream(&mut self, run: &mut Run, event: Event) -> Result<()> {
+    fn push_upstream(&mut self, run: &mut Run, event: Event) -> Result<()> {
         match event {
             Event::Headers(h, eos) => {
                 run.upstream_headers = Some(h);
@@ -233,7 +253,7 @@ impl Chain {
 
     fn response_event(&mut self, run: &mut Run, i: Option<usize>, event: Event) -> Result<()> {
         let Some(i) = i else {
-            self.to_client(run, event);
+            self.push_client(run, event);
             return Ok(());
         };
         let sid = run.streams.get(i).copied().flatten();
@@ -275,17 +295,19 @@ impl Chain {
             return;
         }
         for ev in reply_events(reply) {
-            self.to_client(run, ev);
+            self.push_client(run, ev);
         }
     }
 
-    fn to_client(&mut self, run: &mut Run, event: Event) {
+    fn push_client(&mut self, run: &mut Run, event: Event) {
         if run.response_done {
             return;
         }
         match event {
             Event::Headers(h, eos) => {
-                run.client.status = header_value(&h, ":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+                run.client.status = header_value(&h, ":status")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
                 run.client.headers = h;
                 run.client_headers_sent = true;
                 run.response_done = eos;
@@ -307,14 +329,21 @@ fn chunk_events(body: &[u8], chunk: usize) -> Vec<Event> {
     }
     let chunks: Vec<&[u8]> = body.chunks(chunk.max(1)).collect();
     let n = chunks.len();
-    chunks.into_iter().enumerate().map(|(i, c)| Event::Data(c.to_vec(), i + 1 == n)).collect()
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Event::Data(c.to_vec(), i + 1 == n))
+        .collect()
 }
 
 /// The response events of a local reply, as Envoy builds it.
 fn reply_events(reply: &LocalReply) -> Vec<Event> {
     let mut headers: Headers = vec![(":status".to_string(), reply.status.to_string().into_bytes())];
     if !reply.body.is_empty() {
-        headers.push(("content-length".into(), reply.body.len().to_string().into_bytes()));
+        headers.push((
+            "content-length".into(),
+            reply.body.len().to_string().into_bytes(),
+        ));
         if !reply.headers.iter().any(|(k, _)| k == "content-type") {
             headers.push(("content-type".into(), b"text/plain".to_vec()));
         }

@@ -81,7 +81,9 @@ impl Env {
             upstream_hosts: Vec::new(),
             next_vm_key: 0,
         };
-        Env { inner: Arc::new(Mutex::new(state)) }
+        Env {
+            inner: Arc::new(Mutex::new(state)),
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, EnvState> {
@@ -114,7 +116,10 @@ impl Env {
     }
 
     /// Answers Higress `proxy_redis_call`s.
-    pub fn on_redis(&self, handler: impl FnMut(&RedisCall) -> RedisReply + Send + 'static) -> &Self {
+    pub fn on_redis(
+        &self,
+        handler: impl FnMut(&RedisCall) -> RedisReply + Send + 'static,
+    ) -> &Self {
         self.lock().redis = Some(Box::new(handler));
         self
     }
@@ -168,7 +173,10 @@ impl Env {
 
     /// Reads shared data as the guest would (vm_id scope), returning (value, cas).
     pub fn shared_data(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
-        self.lock().shared.get(&(vm_id.to_string(), key.to_string())).cloned()
+        self.lock()
+            .shared
+            .get(&(vm_id.to_string(), key.to_string()))
+            .cloned()
     }
 
     pub(crate) fn next_vm_key(&self) -> u64 {
@@ -180,10 +188,18 @@ impl Env {
 
 impl EnvState {
     pub(crate) fn get_shared(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
-        self.shared.get(&(vm_id.to_string(), key.to_string())).cloned()
+        self.shared
+            .get(&(vm_id.to_string(), key.to_string()))
+            .cloned()
     }
 
-    pub(crate) fn set_shared(&mut self, vm_id: &str, key: &str, value: Vec<u8>, cas: u32) -> Status {
+    pub(crate) fn set_shared(
+        &mut self,
+        vm_id: &str,
+        key: &str,
+        value: Vec<u8>,
+        cas: u32,
+    ) -> Status {
         let k = (vm_id.to_string(), key.to_string());
         if let Some((_, stored)) = self.shared.get(&k) {
             if cas != 0 && cas != *stored {
@@ -219,7 +235,10 @@ impl EnvState {
     }
 
     pub(crate) fn enqueue(&mut self, id: u32, value: Vec<u8>) -> Status {
-        let Some(q) = id.checked_sub(1).and_then(|i| self.queues.get_mut(i as usize)) else {
+        let Some(q) = id
+            .checked_sub(1)
+            .and_then(|i| self.queues.get_mut(i as usize))
+        else {
             return Status::NotFound;
         };
         q.items.push_back(value);
@@ -229,7 +248,10 @@ impl EnvState {
     }
 
     pub(crate) fn dequeue(&mut self, id: u32) -> Result<Vec<u8>, Status> {
-        let Some(q) = id.checked_sub(1).and_then(|i| self.queues.get_mut(i as usize)) else {
+        let Some(q) = id
+            .checked_sub(1)
+            .and_then(|i| self.queues.get_mut(i as usize))
+        else {
             return Err(Status::NotFound);
         };
         q.items.pop_front().ok_or(Status::Empty)

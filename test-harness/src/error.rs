@@ -16,7 +16,11 @@ pub struct LogEntry {
 
 impl fmt::Display for LogEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[worker {} {:?}] {}", self.worker, self.level, self.message)
+        write!(
+            f,
+            "[worker {} {:?}] {}",
+            self.worker, self.level, self.message
+        )
     }
 }
 
@@ -92,7 +96,10 @@ fn join_logs(logs: &[LogEntry]) -> String {
     if logs.is_empty() {
         return "  (none)".to_string();
     }
-    logs.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    logs.iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Result alias for the harness.

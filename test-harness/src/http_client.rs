@@ -88,7 +88,11 @@ fn read_response<R: BufRead>(mut r: R) -> std::io::Result<WireResponse> {
         b
     };
     headers.retain(|(k, _)| k != "transfer-encoding" && k != "connection");
-    Ok(WireResponse { status, headers, body })
+    Ok(WireResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn read_chunked<R: BufRead>(r: &mut R) -> std::io::Result<Vec<u8>> {
@@ -127,8 +131,15 @@ pub(crate) fn forward(addr: SocketAddr, req: &CalloutRequest) -> CalloutOutcome 
             headers: resp.headers,
             body: resp.body,
         },
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => CalloutOutcome::ConnectFailure,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            CalloutOutcome::ConnectFailure
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             CalloutOutcome::Timeout
         }
         Err(_) => CalloutOutcome::Reset,

@@ -48,7 +48,10 @@ pub fn wasm_path(name: &str) -> Result<PathBuf> {
     let file = format!("{}.wasm", name.replace('-', "_"));
     let dir = match std::env::var_os("AIGW_WASM_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => workspace_root().join("target").join("wasm32-wasip1").join("release"),
+        _ => workspace_root()
+            .join("target")
+            .join("wasm32-wasip1")
+            .join("release"),
     };
     let path = dir.join(&file);
     if path.is_file() {

@@ -9,7 +9,10 @@ use std::time::SystemTime;
 use wasmtime::{Config, Engine, Module, OptLevel};
 
 static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
-static MODULES: OnceLock<Mutex<HashMap<PathBuf, (Option<SystemTime>, Module)>>> = OnceLock::new();
+/// Compiled modules by path, with the file's modification time when compiled.
+type ModuleCache = Mutex<HashMap<PathBuf, (Option<SystemTime>, Module)>>;
+
+static MODULES: OnceLock<ModuleCache> = OnceLock::new();
 
 /// The shared engine (Cranelift without optimisation: tests favour compile speed).
 pub(crate) fn engine() -> Result<&'static Engine> {
@@ -18,7 +21,9 @@ pub(crate) fn engine() -> Result<&'static Engine> {
         config.cranelift_opt_level(OptLevel::None);
         Engine::new(&config).map_err(|e| format!("{e:?}"))
     });
-    engine.as_ref().map_err(|e| HarnessError::Io(format!("cannot create the wasmtime engine: {e}")))
+    engine
+        .as_ref()
+        .map_err(|e| HarnessError::Io(format!("cannot create the wasmtime engine: {e}")))
 }
 
 /// Compiles (or fetches from the cache) the module at `path`; `.wat` text files are accepted too.

@@ -42,7 +42,10 @@ impl PluginSpec {
     /// A spec for `wasm` under the Envoy profile with an empty configuration.
     pub fn new(wasm: impl Into<PathBuf>) -> PluginSpec {
         let wasm = wasm.into();
-        let stem = wasm.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default();
+        let stem = wasm
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace('_', "-"))
+            .unwrap_or_default();
         PluginSpec {
             wasm,
             config: Vec::new(),
@@ -98,7 +101,10 @@ impl PluginSpec {
 
     /// Adds a property the guest can read (`path` segments, raw value).
     pub fn property(mut self, path: &[&str], value: impl AsRef<[u8]>) -> Self {
-        self.properties.push((path.iter().map(|s| s.to_string()).collect(), value.as_ref().to_vec()));
+        self.properties.push((
+            path.iter().map(|s| s.to_string()).collect(),
+            value.as_ref().to_vec(),
+        ));
         self
     }
 
@@ -139,8 +145,15 @@ impl Plugin {
     /// Loads `n` workers; each runs the whole start-up sequence on its own memory.
     pub fn load_workers(env: &Env, spec: PluginSpec, n: usize) -> Result<Plugin> {
         let first = Box::new(Vm::start(env, &spec, 0)?);
-        let others = (1..n.max(1)).map(|i| Vm::start(env, &spec, i)).collect::<Result<Vec<_>>>()?;
-        Ok(Plugin { env: env.clone(), spec, first, others })
+        let others = (1..n.max(1))
+            .map(|i| Vm::start(env, &spec, i))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Plugin {
+            env: env.clone(),
+            spec,
+            first,
+            others,
+        })
     }
 
     /// The spec it was loaded from.
@@ -162,7 +175,9 @@ impl Plugin {
     }
 
     pub(crate) fn all_mut(&mut self) -> Vec<&mut Vm> {
-        std::iter::once(&mut *self.first).chain(self.others.iter_mut()).collect()
+        std::iter::once(&mut *self.first)
+            .chain(self.others.iter_mut())
+            .collect()
     }
 
     /// The environment.
@@ -179,12 +194,17 @@ impl Plugin {
 
     /// Delivers pending `on_queue_ready` notifications on every worker.
     pub fn deliver_queue_notifications(&mut self) -> Result<()> {
-        self.all_mut().into_iter().try_for_each(Vm::deliver_queue_notifications)
+        self.all_mut()
+            .into_iter()
+            .try_for_each(Vm::deliver_queue_notifications)
     }
 
     /// Every worker's logs, in worker order.
     pub fn logs(&self) -> Vec<LogEntry> {
-        std::iter::once(&*self.first).chain(self.others.iter()).flat_map(|w| w.logs().iter().cloned()).collect()
+        std::iter::once(&*self.first)
+            .chain(self.others.iter())
+            .flat_map(|w| w.logs().iter().cloned())
+            .collect()
     }
 }
 
@@ -193,7 +213,11 @@ pub(crate) fn advance_vms(env: &Env, mut vms: Vec<&mut Vm>, by: Duration) -> Res
     let target = env.now_ns().saturating_add(by.as_nanos() as u64);
     let mut fired = 0;
     loop {
-        let next = vms.iter().filter_map(|v| v.next_tick()).filter(|t| *t <= target).min();
+        let next = vms
+            .iter()
+            .filter_map(|v| v.next_tick())
+            .filter(|t| *t <= target)
+            .min();
         let Some(at) = next else { break };
         env.lock().now_ns = at.max(env.now_ns());
         for vm in vms.iter_mut() {

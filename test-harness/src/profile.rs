@@ -70,7 +70,9 @@ impl Profile {
         match self {
             Profile::Envoy => !HIGRESS_ONLY.contains(&function),
             Profile::Higress => true,
-            Profile::Apisix => !HIGRESS_ONLY.contains(&function) && !APISIX_MISSING.contains(&function),
+            Profile::Apisix => {
+                !HIGRESS_ONLY.contains(&function) && !APISIX_MISSING.contains(&function)
+            }
         }
     }
 

@@ -31,7 +31,9 @@ fn envoy(st: &VmState, path: &[String]) -> Option<Vec<u8>> {
     let segs: Vec<&str> = path.iter().map(String::as_str).collect();
     let stream = st.stream();
     let req: Option<&Headers> = stream.map(|s| &s.request.headers);
-    let resp: Option<&Headers> = stream.filter(|s| s.response.seen_headers).map(|s| &s.response.headers);
+    let resp: Option<&Headers> = stream
+        .filter(|s| s.response.seen_headers)
+        .map(|s| &s.response.headers);
     let rh = |n: &str| req.and_then(|h| header_value(h, n));
     match segs.as_slice() {
         ["plugin_name"] => text(&st.plugin_name),
@@ -39,7 +41,12 @@ fn envoy(st: &VmState, path: &[String]) -> Option<Vec<u8>> {
         ["plugin_vm_id"] => text(&st.vm_id),
         ["request", "path"] => text(&rh(":path")?),
         ["request", "url_path"] => text(rh(":path")?.split('?').next().unwrap_or_default()),
-        ["request", "query"] => text(rh(":path")?.split_once('?').map(|(_, q)| q).unwrap_or_default()),
+        ["request", "query"] => text(
+            rh(":path")?
+                .split_once('?')
+                .map(|(_, q)| q)
+                .unwrap_or_default(),
+        ),
         ["request", "host"] => text(&rh(":authority")?),
         ["request", "scheme"] => text(&rh(":scheme").unwrap_or_else(|| "http".to_string())),
         ["request", "method"] => text(&rh(":method")?),
@@ -103,7 +110,11 @@ pub(crate) fn store(st: &mut VmState, path: &[String], value: Vec<u8>) -> Status
     let profile = st.profile;
     let Some(stream) = st.stream_mut() else {
         // No stream info on a root context: Envoy answers NOT_FOUND.
-        return if profile == Profile::Apisix { Status::Ok } else { Status::NotFound };
+        return if profile == Profile::Apisix {
+            Status::Ok
+        } else {
+            Status::NotFound
+        };
     };
     if profile == Profile::Higress {
         let limit = String::from_utf8_lossy(&value).trim().parse::<usize>().ok();

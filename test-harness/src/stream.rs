@@ -128,22 +128,42 @@ impl Vm {
     }
 
     /// Delivers request headers.
-    pub fn request_headers(&mut self, id: StreamId, headers: Headers, end_of_stream: bool) -> Result<Step> {
+    pub fn request_headers(
+        &mut self,
+        id: StreamId,
+        headers: Headers,
+        end_of_stream: bool,
+    ) -> Result<Step> {
         self.headers(id, Direction::Request, headers, end_of_stream)
     }
 
     /// Delivers a request body chunk.
-    pub fn request_body(&mut self, id: StreamId, chunk: &[u8], end_of_stream: bool) -> Result<Step> {
+    pub fn request_body(
+        &mut self,
+        id: StreamId,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Step> {
         self.data(id, Direction::Request, chunk, end_of_stream)
     }
 
     /// Delivers response headers (include `:status`).
-    pub fn response_headers(&mut self, id: StreamId, headers: Headers, end_of_stream: bool) -> Result<Step> {
+    pub fn response_headers(
+        &mut self,
+        id: StreamId,
+        headers: Headers,
+        end_of_stream: bool,
+    ) -> Result<Step> {
         self.headers(id, Direction::Response, headers, end_of_stream)
     }
 
     /// Delivers a response body chunk.
-    pub fn response_body(&mut self, id: StreamId, chunk: &[u8], end_of_stream: bool) -> Result<Step> {
+    pub fn response_body(
+        &mut self,
+        id: StreamId,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Step> {
         self.data(id, Direction::Response, chunk, end_of_stream)
     }
 
@@ -175,30 +195,54 @@ impl Vm {
 
     /// The request headers as the filter left them.
     pub fn stream_request_headers(&self, id: StreamId) -> Option<Headers> {
-        self.store.data().streams.get(&id.0).map(|s| s.request.headers.clone())
+        self.store
+            .data()
+            .streams
+            .get(&id.0)
+            .map(|s| s.request.headers.clone())
     }
 
     /// The host set by Higress `proxy_set_upstream_override_host`.
     pub fn upstream_override(&self, id: StreamId) -> Option<String> {
-        self.store.data().streams.get(&id.0).and_then(|s| s.upstream_override.clone())
+        self.store
+            .data()
+            .streams
+            .get(&id.0)
+            .and_then(|s| s.upstream_override.clone())
     }
 
     /// A property the guest set on the stream (path segments).
     pub fn stream_property(&self, id: StreamId, path: &[&str]) -> Option<Vec<u8>> {
-        self.store.data().streams.get(&id.0).and_then(|s| s.props.get(&path.join("\0")).cloned())
+        self.store
+            .data()
+            .streams
+            .get(&id.0)
+            .and_then(|s| s.props.get(&path.join("\0")).cloned())
     }
 
     /// Data injected with Higress `proxy_inject_encoded_data_to_filter_chain`, drained.
     pub fn take_injected(&mut self, id: StreamId) -> Vec<(Vec<u8>, bool)> {
-        self.store.data_mut().streams.get_mut(&id.0).map(|s| std::mem::take(&mut s.injected)).unwrap_or_default()
+        self.store
+            .data_mut()
+            .streams
+            .get_mut(&id.0)
+            .map(|s| std::mem::take(&mut s.injected))
+            .unwrap_or_default()
     }
 
     fn maps(&mut self, id: StreamId) -> Result<&mut StreamState> {
-        self.store.data_mut().streams.get_mut(&id.0).ok_or_else(|| HarnessError::Usage(format!("unknown stream {}", id.0)))
+        self.store
+            .data_mut()
+            .streams
+            .get_mut(&id.0)
+            .ok_or_else(|| HarnessError::Usage(format!("unknown stream {}", id.0)))
     }
 
     fn flow(&mut self, id: StreamId, d: Direction) -> Result<&mut DirFlow> {
-        self.flows.get_mut(&id.0).map(|f| f.dir(d)).ok_or_else(|| HarnessError::Usage(format!("unknown stream {}", id.0)))
+        self.flows
+            .get_mut(&id.0)
+            .map(|f| f.dir(d))
+            .ok_or_else(|| HarnessError::Usage(format!("unknown stream {}", id.0)))
     }
 
     fn apisix(&self) -> bool {
@@ -216,7 +260,11 @@ impl Vm {
         let maps = m.dir_mut(d);
         (maps.headers, maps.headers_live, maps.seen_headers) = (headers, true, true);
         self.flow(id, d)?.eos_seen = eos;
-        let args = if self.apisix() { [id.0 as i32, 0, 1] } else { [id.0 as i32, n, i32::from(eos)] };
+        let args = if self.apisix() {
+            [id.0 as i32, 0, 1]
+        } else {
+            [id.0 as i32, n, i32::from(eos)]
+        };
         let raw = self.call(export(d, false), &args)?.unwrap_or(0);
         step.action = Some(Action::from_raw(raw));
         self.settle()?;
@@ -275,7 +323,14 @@ impl Vm {
         Ok(())
     }
 
-    fn body_callback(&mut self, id: StreamId, d: Direction, chunk: &[u8], eos: bool, step: &mut Step) -> Result<()> {
+    fn body_callback(
+        &mut self,
+        id: StreamId,
+        d: Direction,
+        chunk: &[u8],
+        eos: bool,
+        step: &mut Step,
+    ) -> Result<()> {
         if self.apisix() {
             return self.apisix_body(id, d, chunk, eos, step);
         }
@@ -291,12 +346,18 @@ impl Vm {
         if buffering && len > self.limit(id, d) {
             return self.overflow(id, d, step);
         }
-        let raw = self.call(export(d, true), &[id.0 as i32, len as i32, i32::from(eos)])?.unwrap_or(0);
+        let raw = self
+            .call(export(d, true), &[id.0 as i32, len as i32, i32::from(eos)])?
+            .unwrap_or(0);
         step.action = Some(Action::from_raw(raw));
         self.settle()?;
         let before = step.forwarded.len();
         self.apply_actions(id, d, step, Some(raw == 0))?;
-        let forwarded = step.forwarded.iter().skip(before).any(|e| matches!(e, Event::Data(..)));
+        let forwarded = step
+            .forwarded
+            .iter()
+            .skip(before)
+            .any(|e| matches!(e, Event::Data(..)));
         if !self.flow(id, d)?.stopped && !forwarded {
             // Pause: Envoy keeps buffering (StopIterationAndBuffer); the buffer stays readable.
             self.flow(id, d)?.buffering = true;
@@ -304,12 +365,23 @@ impl Vm {
         Ok(())
     }
 
-    fn apisix_body(&mut self, id: StreamId, d: Direction, chunk: &[u8], eos: bool, step: &mut Step) -> Result<()> {
+    fn apisix_body(
+        &mut self,
+        id: StreamId,
+        d: Direction,
+        chunk: &[u8],
+        eos: bool,
+        step: &mut Step,
+    ) -> Result<()> {
         let flag = match d {
             Direction::Request => "wasm_process_req_body",
             Direction::Response => "wasm_process_resp_body",
         };
-        let wanted = self.maps(id)?.props.get(flag).is_some_and(|v| !v.is_empty());
+        let wanted = self
+            .maps(id)?
+            .props
+            .get(flag)
+            .is_some_and(|v| !v.is_empty());
         if !wanted {
             step.forwarded.push(Event::Data(chunk.to_vec(), eos));
             return Ok(());
@@ -322,7 +394,10 @@ impl Vm {
         let body = std::mem::take(&mut flow.held);
         let maps = self.maps(id)?.dir_mut(d);
         (maps.body, maps.body_live) = (body.clone(), true);
-        let raw = self.call(export(d, true), &[id.0 as i32, body.len() as i32, i32::from(eos)])?;
+        let raw = self.call(
+            export(d, true),
+            &[id.0 as i32, body.len() as i32, i32::from(eos)],
+        )?;
         step.action = raw.map(Action::from_raw);
         self.settle()?;
         self.maps(id)?.dir_mut(d).body_live = false;
@@ -334,11 +409,22 @@ impl Vm {
     }
 
     /// Applies deferred actions for this stream, then (if `proceed` is Some) the callback result.
-    fn apply_actions(&mut self, id: StreamId, d: Direction, step: &mut Step, proceed: Option<bool>) -> Result<()> {
+    fn apply_actions(
+        &mut self,
+        id: StreamId,
+        d: Direction,
+        step: &mut Step,
+        proceed: Option<bool>,
+    ) -> Result<()> {
         let mine: Vec<AfterAction> = {
-            let (mine, rest) = std::mem::take(&mut self.actions).into_iter().partition(|a| match a {
-                AfterAction::LocalReply(c, _) | AfterAction::Continue(c, _) | AfterAction::Close(c) => *c == id.0,
-            });
+            let (mine, rest) =
+                std::mem::take(&mut self.actions)
+                    .into_iter()
+                    .partition(|a| match a {
+                        AfterAction::LocalReply(c, _)
+                        | AfterAction::Continue(c, _)
+                        | AfterAction::Close(c) => *c == id.0,
+                    });
             self.actions = rest;
             mine
         };
@@ -346,7 +432,11 @@ impl Vm {
         for action in mine {
             match action {
                 AfterAction::LocalReply(_, reply) => {
-                    let dir = if self.maps(id)?.in_response { Direction::Response } else { Direction::Request };
+                    let dir = if self.maps(id)?.in_response {
+                        Direction::Response
+                    } else {
+                        Direction::Request
+                    };
                     self.flow(id, dir)?.stopped = true;
                     step.local_reply = Some(reply);
                 }

@@ -24,7 +24,11 @@ impl Request {
             (":scheme", "http"),
             ("x-request-id", "00000000-0000-0000-0000-000000000001"),
         ]);
-        Request { headers, body: Vec::new(), chunk_size: usize::MAX }
+        Request {
+            headers,
+            body: Vec::new(),
+            chunk_size: usize::MAX,
+        }
     }
 
     /// `GET path`.
@@ -34,12 +38,15 @@ impl Request {
 
     /// `POST path` with a JSON body (content-type and content-length set).
     pub fn post_json(path: &str, body: impl AsRef<[u8]>) -> Request {
-        Request::new("POST", path).header("content-type", "application/json").body(body)
+        Request::new("POST", path)
+            .header("content-type", "application/json")
+            .body(body)
     }
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Request {
-        self.headers.push((name.to_string(), value.as_bytes().to_vec()));
+        self.headers
+            .push((name.to_string(), value.as_bytes().to_vec()));
         self
     }
 
@@ -47,7 +54,10 @@ impl Request {
     pub fn body(mut self, body: impl AsRef<[u8]>) -> Request {
         self.body = body.as_ref().to_vec();
         self.headers.retain(|(k, _)| k != "content-length");
-        self.headers.push(("content-length".into(), self.body.len().to_string().into_bytes()));
+        self.headers.push((
+            "content-length".into(),
+            self.body.len().to_string().into_bytes(),
+        ));
         self
     }
 
@@ -95,12 +105,18 @@ pub struct UpstreamResponse {
 impl UpstreamResponse {
     /// A response with no headers and no body.
     pub fn new(status: u16) -> UpstreamResponse {
-        UpstreamResponse { status, headers: Vec::new(), chunks: Vec::new() }
+        UpstreamResponse {
+            status,
+            headers: Vec::new(),
+            chunks: Vec::new(),
+        }
     }
 
     /// A JSON response in one chunk.
     pub fn json(status: u16, body: impl AsRef<[u8]>) -> UpstreamResponse {
-        UpstreamResponse::new(status).header("content-type", "application/json").chunk(body)
+        UpstreamResponse::new(status)
+            .header("content-type", "application/json")
+            .chunk(body)
     }
 
     /// A `text/event-stream` response, one chunk per element.
@@ -112,7 +128,8 @@ impl UpstreamResponse {
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> UpstreamResponse {
-        self.headers.push((name.to_string(), value.as_bytes().to_vec()));
+        self.headers
+            .push((name.to_string(), value.as_bytes().to_vec()));
         self
     }
 
@@ -169,13 +186,19 @@ impl Upstream for ForwardUpstream {
     fn handle(&mut self, request: &UpstreamRequest) -> UpstreamResponse {
         match crate::http_client::send(self.addr, &request.headers, &request.body, None) {
             Ok(r) => {
-                let mut resp = UpstreamResponse { status: r.status, headers: r.headers, chunks: vec![r.body] };
+                let mut resp = UpstreamResponse {
+                    status: r.status,
+                    headers: r.headers,
+                    chunks: vec![r.body],
+                };
                 resp.headers.retain(|(k, _)| k != "content-length");
                 resp.rechunk(self.chunk_size)
             }
             Err(e) => UpstreamResponse::new(503)
                 .header("content-type", "text/plain")
-                .chunk(format!("upstream connect error or disconnect/reset before headers: {e}")),
+                .chunk(format!(
+                    "upstream connect error or disconnect/reset before headers: {e}"
+                )),
         }
     }
 }

@@ -27,42 +27,63 @@ pub struct Vm {
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Vm({}, worker {})", self.module, self.store.data().worker)
+        write!(
+            f,
+            "Vm({}, worker {})",
+            self.module,
+            self.store.data().worker
+        )
     }
 }
 
-const ABI_MARKERS: &[&str] = &["proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0", "proxy_abi_version_0_1_0"];
+const ABI_MARKERS: &[&str] = &[
+    "proxy_abi_version_0_2_1",
+    "proxy_abi_version_0_2_0",
+    "proxy_abi_version_0_1_0",
+];
 
 impl Vm {
     /// Instantiates the module, runs the start-up sequence, `on_vm_start` and `on_configure`.
     pub(crate) fn start(env: &Env, spec: &PluginSpec, worker: usize) -> Result<Vm> {
         let module = module_cache::load(&spec.wasm)?;
-        let name = spec.wasm.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = spec
+            .wasm
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let load_err = |reason: String| HarnessError::Load {
             module: name.clone(),
             profile: spec.profile.to_string(),
             reason,
         };
-        let (linker, offered) =
-            crate::host::linker(module_cache::engine()?, spec.profile).map_err(|e| load_err(format!("{e:?}")))?;
+        let (linker, offered) = crate::host::linker(module_cache::engine()?, spec.profile)
+            .map_err(|e| load_err(format!("{e:?}")))?;
         check_imports(&module, spec.profile, &offered).map_err(&load_err)?;
         let exports: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
         let has = |n: &str| exports.iter().any(|e| e == n);
-        let markers = ABI_MARKERS.iter().chain(if spec.profile == Profile::Higress {
-            ["proxy_abi_version_0_2_100"].iter()
-        } else {
-            [].iter()
-        });
+        let markers = ABI_MARKERS
+            .iter()
+            .chain(if spec.profile == Profile::Higress {
+                ["proxy_abi_version_0_2_100"].iter()
+            } else {
+                [].iter()
+            });
         if spec.profile != Profile::Apisix && !markers.clone().any(|m| has(m)) {
-            return Err(load_err("Missing or unknown Proxy-Wasm ABI version".to_string()));
+            return Err(load_err(
+                "Missing or unknown Proxy-Wasm ABI version".to_string(),
+            ));
         }
         let state = initial_state(env, spec, worker);
         let mut store = Store::new(module_cache::engine()?, state);
-        let instance = linker.instantiate(&mut store, &module).map_err(|e| load_err(format!("{e:?}")))?;
+        let instance = linker
+            .instantiate(&mut store, &module)
+            .map_err(|e| load_err(format!("{e:?}")))?;
         let memory = instance.get_memory(&mut store, "memory");
         let alloc = instance
             .get_typed_func::<i32, i32>(&mut store, "malloc")
-            .or_else(|_| instance.get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate"))
+            .or_else(|_| {
+                instance.get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate")
+            })
             .map_err(|_| load_err("missing malloc function".to_string()))?;
         store.data_mut().memory = memory;
         store.data_mut().alloc = Some(alloc);
@@ -88,10 +109,11 @@ impl Vm {
                 false => self.call("_initialize", &[]),
             }
         } else if has("_initialize") {
-            self.call("_initialize", &[]).and_then(|_| match has("main") {
-                true => self.call("main", &[0, 0]),
-                false => self.call("__main_void", &[]),
-            })
+            self.call("_initialize", &[])
+                .and_then(|_| match has("main") {
+                    true => self.call("main", &[0, 0]),
+                    false => self.call("__main_void", &[]),
+                })
         } else {
             self.call("_start", &[])
         };
@@ -153,7 +175,11 @@ impl Vm {
     fn trap(&mut self, export: &str, e: &wasmtime::Error) -> HarnessError {
         let st = self.store.data();
         let panic_message = st.last_critical.clone().or_else(|| {
-            st.logs.iter().rev().find(|l| l.message.contains("panicked at")).map(|l| l.message.clone())
+            st.logs
+                .iter()
+                .rev()
+                .find(|l| l.message.contains("panicked at"))
+                .map(|l| l.message.clone())
         });
         let trap = Trap {
             callback: export.to_string(),
@@ -203,11 +229,26 @@ impl Vm {
         let root = self.store.data().root_ctx as i32;
         let args = match outcome.materialize() {
             Some((status, headers, body)) => {
-                let mut all: Headers = vec![(":status".to_string(), status.to_string().into_bytes())];
-                all.extend(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
-                let args = [root, call.token as i32, all.len() as i32, body.len() as i32, 0];
+                let mut all: Headers =
+                    vec![(":status".to_string(), status.to_string().into_bytes())];
+                all.extend(
+                    headers
+                        .into_iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v)),
+                );
+                let args = [
+                    root,
+                    call.token as i32,
+                    all.len() as i32,
+                    body.len() as i32,
+                    0,
+                ];
                 let st = self.store.data_mut();
-                st.call_response = Some(CallResponse { headers: all, body, trailers: Vec::new() });
+                st.call_response = Some(CallResponse {
+                    headers: all,
+                    body,
+                    trailers: Vec::new(),
+                });
                 st.status = (0, Vec::new());
                 args
             }
@@ -226,7 +267,8 @@ impl Vm {
     fn deliver_grpc_close(&mut self, token: u32) -> Result<()> {
         self.store.data_mut().status = (14, b"unavailable".to_vec());
         let root = self.store.data().root_ctx as i32;
-        self.call("proxy_on_grpc_close", &[root, token as i32, 14]).map(|_| ())
+        self.call("proxy_on_grpc_close", &[root, token as i32, 14])
+            .map(|_| ())
     }
 
     fn deliver_redis(&mut self, call: crate::callout::RedisCall) -> Result<()> {
@@ -239,7 +281,10 @@ impl Vm {
         let root = self.store.data().root_ctx as i32;
         let size = body.len() as i32;
         self.store.data_mut().redis_response = Some(body);
-        let result = self.call("proxy_on_redis_call_response", &[root, call.token as i32, status, size]);
+        let result = self.call(
+            "proxy_on_redis_call_response",
+            &[root, call.token as i32, status, size],
+        );
         self.store.data_mut().redis_response = None;
         result.map(|_| ())
     }
@@ -294,7 +339,11 @@ impl Vm {
 
     /// Messages logged at exactly `level`.
     pub fn log_messages(&self, level: crate::abi::LogLevel) -> Vec<String> {
-        self.logs().iter().filter(|l| l.level == level).map(|l| l.message.clone()).collect()
+        self.logs()
+            .iter()
+            .filter(|l| l.level == level)
+            .map(|l| l.message.clone())
+            .collect()
     }
 
     /// Every host call made so far with its status.
@@ -304,7 +353,11 @@ impl Vm {
 
     /// Host calls that returned a status the Rust SDK cannot decode (5, 6, 9, 11, 12).
     pub fn undecodable_statuses(&self) -> Vec<TraceEntry> {
-        self.trace().iter().filter(|t| t.undecodable).cloned().collect()
+        self.trace()
+            .iter()
+            .filter(|t| t.undecodable)
+            .cloned()
+            .collect()
     }
 
     /// The root context id.
@@ -323,7 +376,11 @@ impl Vm {
     }
 }
 
-fn check_imports(module: &wasmtime::Module, profile: Profile, offered: &[&str]) -> std::result::Result<(), String> {
+fn check_imports(
+    module: &wasmtime::Module,
+    profile: Profile,
+    offered: &[&str],
+) -> std::result::Result<(), String> {
     for import in module.imports() {
         let ok = match import.module() {
             "env" => offered.contains(&import.name()),
@@ -342,11 +399,18 @@ fn check_imports(module: &wasmtime::Module, profile: Profile, offered: &[&str]) 
 }
 
 fn initial_state(env: &Env, spec: &PluginSpec, worker: usize) -> VmState {
-    let mut properties: HashMap<String, Vec<u8>> =
-        spec.properties.iter().map(|(k, v)| (k.join("\0"), v.clone())).collect();
+    let mut properties: HashMap<String, Vec<u8>> = spec
+        .properties
+        .iter()
+        .map(|(k, v)| (k.join("\0"), v.clone()))
+        .collect();
     if spec.profile == Profile::Higress {
-        properties.entry("route_name".into()).or_insert_with(|| spec.route_name.clone().into_bytes());
-        properties.entry("cluster_name".into()).or_insert_with(|| spec.cluster_name.clone().into_bytes());
+        properties
+            .entry("route_name".into())
+            .or_insert_with(|| spec.route_name.clone().into_bytes());
+        properties
+            .entry("cluster_name".into())
+            .or_insert_with(|| spec.cluster_name.clone().into_bytes());
     }
     VmState {
         env: env.clone(),

@@ -1,4 +1,11 @@
 //! Envoy phase rules: late header edits, body writes, buffering limits, local replies, resets and
+// Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! callouts delivered after the callback returns.
 
 mod common;
@@ -16,10 +23,23 @@ fn a_request_header_edit_after_headers_continued_traps_with_unexpected_status_2(
     let mut p = load(&env, "", Profile::Envoy);
     let s = stream(&mut p);
     let vm = p.worker(0);
-    assert_eq!(vm.request_headers(s, req("late-header-edit"), false).unwrap().action, Some(Action::Continue));
+    assert_eq!(
+        vm.request_headers(s, req("late-header-edit"), false)
+            .unwrap()
+            .action,
+        Some(Action::Continue)
+    );
     let err = vm.request_body(s, b"{}", true).unwrap_err();
-    assert_eq!(err.panic_message().map(|m| m.contains("unexpected status: 2")), Some(true), "{err}");
-    assert!(vm.trace().iter().any(|t| t.function == "proxy_replace_header_map_value" && t.status == 2));
+    assert_eq!(
+        err.panic_message()
+            .map(|m| m.contains("unexpected status: 2")),
+        Some(true),
+        "{err}"
+    );
+    assert!(vm
+        .trace()
+        .iter()
+        .any(|t| t.function == "proxy_replace_header_map_value" && t.status == 2));
 }
 
 #[test]
@@ -28,8 +48,10 @@ fn a_response_header_edit_from_the_body_callback_traps() {
     let mut p = load(&env, "", Profile::Envoy);
     let s = stream(&mut p);
     let vm = p.worker(0);
-    vm.request_headers(s, req("late-response-edit"), true).unwrap();
-    vm.response_headers(s, aigw_harness::headers(&[(":status", "200")]), false).unwrap();
+    vm.request_headers(s, req("late-response-edit"), true)
+        .unwrap();
+    vm.response_headers(s, aigw_harness::headers(&[(":status", "200")]), false)
+        .unwrap();
     let err = vm.response_body(s, b"x", true).unwrap_err();
     assert!(err.to_string().contains("unexpected status: 2"), "{err}");
 }
@@ -45,7 +67,10 @@ fn pausing_the_body_buffers_it_and_the_guest_rewrites_it_at_end_of_stream() {
     assert_eq!(first.action, Some(Action::Pause));
     assert!(first.forwarded.is_empty());
     let last = vm.request_body(s, b"world", true).unwrap();
-    assert_eq!(last.forwarded, vec![Event::Data(b"HELLO WORLD!".to_vec(), true)]);
+    assert_eq!(
+        last.forwarded,
+        vec![Event::Data(b"HELLO WORLD!".to_vec(), true)]
+    );
     assert!(logged(&p, "request body size=6 eos=false"));
     assert!(logged(&p, "request body size=11 eos=true"));
 }
@@ -59,7 +84,10 @@ fn a_body_write_in_the_middle_of_the_buffer_is_bad_argument_and_traps() {
     vm.request_headers(s, req("bad-body-write"), false).unwrap();
     let err = vm.request_body(s, b"abc", true).unwrap_err();
     assert!(err.to_string().contains("unexpected status: 2"), "{err}");
-    assert!(vm.trace().iter().any(|t| t.function == "proxy_set_buffer_bytes" && t.status == Status::BadArgument.code()));
+    assert!(vm
+        .trace()
+        .iter()
+        .any(|t| t.function == "proxy_set_buffer_bytes" && t.status == Status::BadArgument.code()));
 }
 
 #[test]
@@ -70,11 +98,22 @@ fn a_buffered_request_body_over_the_limit_gets_413() {
     let s = stream(&mut p);
     let vm = p.worker(0);
     vm.request_headers(s, req("buffer-body"), false).unwrap();
-    assert!(vm.request_body(s, b"123456", false).unwrap().local_reply.is_none());
+    assert!(vm
+        .request_body(s, b"123456", false)
+        .unwrap()
+        .local_reply
+        .is_none());
     let step = vm.request_body(s, b"7890ab", false).unwrap();
     let reply = step.local_reply.unwrap();
-    assert_eq!((reply.status, reply.details.as_str()), (413, "request_payload_too_large"));
-    assert!(vm.request_body(s, b"more", true).unwrap().forwarded.is_empty());
+    assert_eq!(
+        (reply.status, reply.details.as_str()),
+        (413, "request_payload_too_large")
+    );
+    assert!(vm
+        .request_body(s, b"more", true)
+        .unwrap()
+        .forwarded
+        .is_empty());
 }
 
 #[test]
@@ -84,9 +123,14 @@ fn a_buffered_response_body_over_the_limit_gets_500() {
     let s = stream(&mut p);
     let vm = p.worker(0);
     vm.request_headers(s, req("buffer-response"), true).unwrap();
-    vm.response_headers(s, aigw_harness::headers(&[(":status", "200")]), false).unwrap();
+    vm.response_headers(s, aigw_harness::headers(&[(":status", "200")]), false)
+        .unwrap();
     vm.response_body(s, b"abc", false).unwrap();
-    let reply = vm.response_body(s, b"def", true).unwrap().local_reply.unwrap();
+    let reply = vm
+        .response_body(s, b"def", true)
+        .unwrap()
+        .local_reply
+        .unwrap();
     assert_eq!(reply.status, 500);
 }
 
@@ -102,7 +146,10 @@ fn a_local_reply_forces_stop_even_when_the_guest_returns_continue() {
     let reply = step.local_reply.unwrap();
     assert_eq!(reply.status, 403);
     assert_eq!(reply.body, b"denied by guest");
-    assert_eq!(aigw_harness::header_value(&reply.headers, "x-guest-denied").as_deref(), Some("1"));
+    assert_eq!(
+        aigw_harness::header_value(&reply.headers, "x-guest-denied").as_deref(),
+        Some("1")
+    );
 }
 
 #[test]
@@ -124,14 +171,23 @@ fn a_callout_response_arrives_after_the_headers_callback_returned_and_resumes_th
     });
     let mut p = load(&env, "", Profile::Envoy);
     let s = stream(&mut p);
-    let step = p.worker(0).request_headers(s, with(req("call"), "x-call-body", "ping"), true).unwrap();
+    let step = p
+        .worker(0)
+        .request_headers(s, with(req("call"), "x-call-body", "ping"), true)
+        .unwrap();
     assert_eq!(step.action, Some(Action::Pause));
     let out = step.headers().expect("resumed by the callout callback");
-    assert_eq!(aigw_harness::header_value(out, "x-call-status").as_deref(), Some("200"));
+    assert_eq!(
+        aigw_harness::header_value(out, "x-call-status").as_deref(),
+        Some("200")
+    );
     assert!(log_pos(&p, "request headers returning Pause") < log_pos(&p, "call response token=4"));
     assert!(logged(&p, "call status=200 body=Some(\"ping\")"));
     let calls = env.callouts();
-    assert_eq!((calls.len(), calls[0].token, calls[0].cluster.as_str()), (1, 4, "upstream-svc"));
+    assert_eq!(
+        (calls.len(), calls[0].token, calls[0].cluster.as_str()),
+        (1, 4, "upstream-svc")
+    );
 }
 
 #[test]
@@ -141,8 +197,12 @@ fn a_callout_from_the_last_body_chunk_releases_the_buffered_body_when_it_resumes
     let mut p = load(&env, "", Profile::Envoy);
     let s = stream(&mut p);
     let vm = p.worker(0);
-    vm.request_headers(s, req("buffer-body,call-at-eos"), false).unwrap();
-    assert_eq!(vm.request_body(s, b"ab", false).unwrap().action, Some(Action::Pause));
+    vm.request_headers(s, req("buffer-body,call-at-eos"), false)
+        .unwrap();
+    assert_eq!(
+        vm.request_body(s, b"ab", false).unwrap().action,
+        Some(Action::Pause)
+    );
     let step = vm.request_body(s, b"c", true).unwrap();
     assert_eq!(step.action, Some(Action::Pause));
     assert_eq!(step.forwarded, vec![Event::Data(b"ABC!".to_vec(), true)]);
@@ -155,7 +215,10 @@ fn a_timed_out_callout_is_delivered_as_a_synthesised_504() {
     let mut p = load(&env, "", Profile::Envoy);
     let s = stream(&mut p);
     p.worker(0).request_headers(s, req("call"), true).unwrap();
-    assert!(logged(&p, "call status=504 body=Some(\"upstream request timeout\")"));
+    assert!(logged(
+        &p,
+        "call status=504 body=Some(\"upstream request timeout\")"
+    ));
 }
 
 #[test]
@@ -176,7 +239,10 @@ fn a_callout_to_an_undeclared_cluster_is_bad_argument() {
     env.declare_cluster("known");
     let mut p = load(&env, "", Profile::Envoy);
     let s = stream(&mut p);
-    let step = p.worker(0).request_headers(s, with(req("call"), "x-call-cluster", "unknown"), true).unwrap();
+    let step = p
+        .worker(0)
+        .request_headers(s, with(req("call"), "x-call-cluster", "unknown"), true)
+        .unwrap();
     assert!(logged(&p, "dispatched: Err(BadArgument)"));
     assert_eq!(step.action, Some(Action::Continue));
 }
@@ -188,7 +254,10 @@ fn a_callout_can_answer_with_a_local_reply_from_its_callback() {
     let mut p = load(&env, "", Profile::Envoy);
     let s = stream(&mut p);
     let step = p.worker(0).request_headers(s, req("call"), true).unwrap();
-    assert_eq!(step.local_reply.map(|r| r.body), Some(b"callout denied".to_vec()));
+    assert_eq!(
+        step.local_reply.map(|r| r.body),
+        Some(b"callout denied".to_vec())
+    );
     assert!(step.forwarded.is_empty());
 }
 
@@ -200,7 +269,10 @@ fn grpc_calls_are_answered_as_unavailable_after_the_callback() {
     let step = p.worker(0).request_headers(s, req("grpc"), true).unwrap();
     assert!(logged(&p, "grpc call: Ok(5)"), "{:#?}", p.logs());
     assert!(logged(&p, "grpc stream: Ok(10)"));
-    assert!(logged(&p, "grpc response token=5 status=14 size=0 get_status=(14,Some(\"unavailable\"))"));
+    assert!(logged(
+        &p,
+        "grpc response token=5 status=14 size=0 get_status=(14,Some(\"unavailable\"))"
+    ));
     assert!(logged(&p, "grpc stream closed token=10 status=14"));
     assert!(step.headers().is_some());
 }
@@ -211,5 +283,9 @@ fn a_callout_dispatched_from_on_configure_is_delivered_to_the_root_context() {
     env.on_callout(|_: &aigw_harness::CalloutRequest| CalloutOutcome::ok(200, "text/plain", "cfg"));
     let p = load(&env, "configure-call", Profile::Envoy);
     assert!(logged(&p, "configure dispatched: Ok(4)"));
-    assert!(logged(&p, "root got call response token=4 headers=2 body=3"), "{:#?}", p.logs());
+    assert!(
+        logged(&p, "root got call response token=4 headers=2 body=3"),
+        "{:#?}",
+        p.logs()
+    );
 }

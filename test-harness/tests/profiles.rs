@@ -1,4 +1,11 @@
 //! Host profiles: APISIX's restrictions and Higress' extra imports; refusing modules whose imports
+// Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! the host does not offer.
 
 mod common;
@@ -40,10 +47,18 @@ fn apisix_delivers_the_whole_request_body_once_when_wasm_process_req_body_is_set
     let vm = p.worker(0);
     let s = vm.create_stream().unwrap();
     vm.request_headers(s, req("apisix-body"), false).unwrap();
-    assert!(vm.request_body(s, b"hello ", false).unwrap().forwarded.is_empty());
+    assert!(vm
+        .request_body(s, b"hello ", false)
+        .unwrap()
+        .forwarded
+        .is_empty());
     let step = vm.request_body(s, b"world", true).unwrap();
     assert_eq!(step.body(), b"hello world");
-    let calls = p.logs().iter().filter(|l| l.message.starts_with("request body size")).count();
+    let calls = p
+        .logs()
+        .iter()
+        .filter(|l| l.message.starts_with("request body size"))
+        .count();
     assert_eq!(calls, 1);
     assert!(logged(&p, "request body size=11 eos=true"));
 }
@@ -53,12 +68,16 @@ fn apisix_rejects_set_buffer_bytes_with_12_which_the_sdk_cannot_decode() {
     let (_env, mut p) = apisix();
     let vm = p.worker(0);
     let s = vm.create_stream().unwrap();
-    vm.request_headers(s, req("apisix-body,set-buffer"), false).unwrap();
+    vm.request_headers(s, req("apisix-body,set-buffer"), false)
+        .unwrap();
     let err = vm.request_body(s, b"abc", true).unwrap_err();
     assert!(err.to_string().contains("unexpected status: 12"), "{err}");
     let bad = vm.undecodable_statuses();
     assert_eq!(bad.len(), 1);
-    assert_eq!((bad[0].function, bad[0].status), ("proxy_set_buffer_bytes", Status::Unimplemented.code()));
+    assert_eq!(
+        (bad[0].function, bad[0].status),
+        ("proxy_set_buffer_bytes", Status::Unimplemented.code())
+    );
 }
 
 #[test]
@@ -76,7 +95,11 @@ fn apisix_properties_are_nginx_variables_and_envoy_paths_are_not_found() {
     let vm = p.worker(0);
     let s = vm.create_stream().unwrap();
     vm.request_headers(s, req("props"), true).unwrap();
-    assert!(logged(&p, "props path=None root=Some(\"aigw-test-guest\")"), "{:#?}", p.logs());
+    assert!(
+        logged(&p, "props path=None root=Some(\"aigw-test-guest\")"),
+        "{:#?}",
+        p.logs()
+    );
 }
 
 #[test]
@@ -101,7 +124,10 @@ fn envoy_answers_get_log_level_and_get_metric() {
 fn envoy_refuses_a_module_importing_higress_only_functions() {
     let spec = PluginSpec::new(fixture("higress_extras.wat"));
     let err = Plugin::load(&Env::new(), spec).unwrap_err().to_string();
-    assert!(err.contains("env.proxy_redis_") && err.contains("Envoy"), "{err}");
+    assert!(
+        err.contains("env.proxy_redis_") && err.contains("Envoy"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -111,7 +137,11 @@ fn higress_runs_redis_calls_through_test_code_and_records_the_upstream_override(
         assert_eq!(call.cluster, "redis-cluster");
         Ok(b"+PONG\r\n".to_vec())
     });
-    let mut p = Plugin::load(&env, PluginSpec::new(fixture("higress_extras.wat")).profile(Profile::Higress)).unwrap();
+    let mut p = Plugin::load(
+        &env,
+        PluginSpec::new(fixture("higress_extras.wat")).profile(Profile::Higress),
+    )
+    .unwrap();
     let vm = p.worker(0);
     let s = vm.create_stream().unwrap();
     vm.request_headers(s, req(""), true).unwrap();
@@ -123,7 +153,9 @@ fn higress_runs_redis_calls_through_test_code_and_records_the_upstream_override(
 #[test]
 fn higress_offers_route_and_cluster_name_properties() {
     let env = Env::new();
-    let spec = PluginSpec::new(guest()).profile(Profile::Higress).route_name("r1");
+    let spec = PluginSpec::new(guest())
+        .profile(Profile::Higress)
+        .route_name("r1");
     let mut p = Plugin::load(&env, spec).unwrap();
     let vm = p.worker(0);
     let s = vm.create_stream().unwrap();

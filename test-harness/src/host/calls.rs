@@ -10,7 +10,11 @@ use crate::stream::LocalReply;
 use std::time::Duration;
 use wasmtime::Linker;
 
-pub(super) fn link(l: &mut Linker<VmState>, names: &mut Vec<&'static str>, p: Profile) -> wasmtime::Result<()> {
+pub(super) fn link(
+    l: &mut Linker<VmState>,
+    names: &mut Vec<&'static str>,
+    p: Profile,
+) -> wasmtime::Result<()> {
     env_fn!(l, names, "proxy_continue_stream", continue_stream, (t: i32));
     env_fn!(l, names, "proxy_close_stream", close_stream, (t: i32));
     env_fn!(l, names, "proxy_send_local_response", local_response,
@@ -81,7 +85,17 @@ fn close_stream(c: &mut C<'_>, t: i32) -> HostResult {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn local_response(c: &mut C<'_>, status: i32, dp: i32, dl: i32, bp: i32, bl: i32, hp: i32, hl: i32, grpc: i32) -> HostResult {
+fn local_response(
+    c: &mut C<'_>,
+    status: i32,
+    dp: i32,
+    dl: i32,
+    bp: i32,
+    bl: i32,
+    hp: i32,
+    hl: i32,
+    grpc: i32,
+) -> HostResult {
     let details = st!(read_str(c, dp, dl)).replace(' ', "_");
     let body = st!(read(c, bp, bl));
     let headers: Headers = deserialize_pairs(&st!(read(c, hp, hl)))
@@ -94,7 +108,13 @@ fn local_response(c: &mut C<'_>, status: i32, dp: i32, dl: i32, bp: i32, bl: i32
     let ctx = st.ctx();
     let in_response = st.stream().map(|s| s.in_response).unwrap_or(false);
     if st.streams.contains_key(&ctx) && !(st.profile == Profile::Apisix && in_response) {
-        let reply = LocalReply { status: status as u32 as u16, headers, body, details, grpc_status };
+        let reply = LocalReply {
+            status: status as u32 as u16,
+            headers,
+            body,
+            details,
+            grpc_status,
+        };
         st.after.push(AfterAction::LocalReply(ctx, reply));
     }
     Ok(Status::Ok)
@@ -105,7 +125,19 @@ fn pairs(c: &C<'_>, p: i32, l: i32) -> Result<Headers, Status> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn http_call(c: &mut C<'_>, up: i32, ul: i32, hp: i32, hl: i32, bp: i32, bl: i32, tp: i32, tl: i32, timeout: i32, ret: i32) -> HostResult {
+fn http_call(
+    c: &mut C<'_>,
+    up: i32,
+    ul: i32,
+    hp: i32,
+    hl: i32,
+    bp: i32,
+    bl: i32,
+    tp: i32,
+    tl: i32,
+    timeout: i32,
+    ret: i32,
+) -> HostResult {
     let cluster = st!(read_str(c, up, ul));
     let headers = st!(pairs(c, hp, hl));
     let body = st!(read(c, bp, bl));
@@ -125,7 +157,14 @@ fn http_call(c: &mut C<'_>, up: i32, ul: i32, hp: i32, hl: i32, bp: i32, bl: i32
     }
     let token = c.data_mut().take_token(0);
     let timeout = Duration::from_millis(u64::from(timeout as u32));
-    let req = CalloutRequest { cluster, headers, body, trailers, timeout, token };
+    let req = CalloutRequest {
+        cluster,
+        headers,
+        body,
+        trailers,
+        timeout,
+        token,
+    };
     c.data().env.lock().callouts_seen.push(req.clone());
     c.data_mut().pending_callouts.push(req);
     st!(write_u32(c, ret, token));
@@ -133,12 +172,37 @@ fn http_call(c: &mut C<'_>, up: i32, ul: i32, hp: i32, hl: i32, bp: i32, bl: i32
 }
 
 #[allow(clippy::too_many_arguments)]
-fn grpc_call(c: &mut C<'_>, a: i32, b: i32, _c: i32, _d: i32, _e: i32, _f: i32, _g: i32, _h: i32, _i: i32, _j: i32, _t: i32, ret: i32) -> HostResult {
+fn grpc_call(
+    c: &mut C<'_>,
+    a: i32,
+    b: i32,
+    _svc: i32,
+    _d: i32,
+    _e: i32,
+    _f: i32,
+    _g: i32,
+    _h: i32,
+    _i: i32,
+    _j: i32,
+    _t: i32,
+    ret: i32,
+) -> HostResult {
     grpc_start(c, a, b, 1, ret)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn grpc_stream(c: &mut C<'_>, a: i32, b: i32, _c: i32, _d: i32, _e: i32, _f: i32, _g: i32, _h: i32, ret: i32) -> HostResult {
+fn grpc_stream(
+    c: &mut C<'_>,
+    a: i32,
+    b: i32,
+    _svc: i32,
+    _d: i32,
+    _e: i32,
+    _f: i32,
+    _g: i32,
+    _h: i32,
+    ret: i32,
+) -> HostResult {
     grpc_start(c, a, b, 2, ret)
 }
 
@@ -156,7 +220,11 @@ fn grpc_start(c: &mut C<'_>, up: i32, ul: i32, kind: u32, ret: i32) -> HostResul
 
 fn grpc_send(c: &mut C<'_>, token: i32, mp: i32, ml: i32, _eos: i32) -> HostResult {
     st!(read(c, mp, ml));
-    let known = c.data().pending_grpc.iter().any(|g| g.token == token as u32);
+    let known = c
+        .data()
+        .pending_grpc
+        .iter()
+        .any(|g| g.token == token as u32);
     Ok(if known { Status::Ok } else { Status::NotFound })
 }
 
@@ -164,7 +232,11 @@ fn grpc_cancel(c: &mut C<'_>, token: i32) -> HostResult {
     let pending = &mut c.data_mut().pending_grpc;
     let before = pending.len();
     pending.retain(|g| g.token != token as u32);
-    Ok(if pending.len() < before { Status::Ok } else { Status::NotFound })
+    Ok(if pending.len() < before {
+        Status::Ok
+    } else {
+        Status::NotFound
+    })
 }
 
 fn get_status(c: &mut C<'_>, code: i32, pp: i32, sp: i32) -> HostResult {
@@ -190,7 +262,9 @@ fn call_foreign(c: &mut C<'_>, np: i32, nl: i32, ap: i32, al: i32, pp: i32, sp: 
     let name = st!(read_str(c, np, nl));
     let args = st!(read(c, ap, al));
     let st = c.data();
-    let builtin = st.profile == Profile::Higress && name == "get_log_level" && !st.env.lock().has_foreign(&name);
+    let builtin = st.profile == Profile::Higress
+        && name == "get_log_level"
+        && !st.env.lock().has_foreign(&name);
     let result = if builtin {
         Ok(st.log_level.to_le_bytes().to_vec())
     } else {
@@ -210,7 +284,16 @@ fn done(c: &mut C<'_>) -> HostResult {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn redis_init(c: &mut C<'_>, up: i32, ul: i32, a: i32, b: i32, c2: i32, d: i32, _timeout: i32) -> HostResult {
+fn redis_init(
+    c: &mut C<'_>,
+    up: i32,
+    ul: i32,
+    a: i32,
+    b: i32,
+    c2: i32,
+    d: i32,
+    _timeout: i32,
+) -> HostResult {
     let cluster = st!(read_str(c, up, ul));
     st!(read(c, a, b));
     st!(read(c, c2, d));
@@ -225,12 +308,20 @@ fn redis_init(c: &mut C<'_>, up: i32, ul: i32, a: i32, b: i32, c2: i32, d: i32, 
 fn redis_call(c: &mut C<'_>, up: i32, ul: i32, qp: i32, ql: i32, ret: i32) -> HostResult {
     let cluster = st!(read_str(c, up, ul));
     let query = st!(read(c, qp, ql));
-    let initialised = c.data().redis_clusters.iter().any(|r| r.split('?').next() == Some(cluster.as_str()) || *r == cluster);
+    let initialised = c
+        .data()
+        .redis_clusters
+        .iter()
+        .any(|r| r.split('?').next() == Some(cluster.as_str()) || *r == cluster);
     if !initialised {
         return Ok(Status::BadArgument);
     }
     let token = c.data_mut().take_token(3);
-    c.data_mut().pending_redis.push(RedisCall { cluster, query, token });
+    c.data_mut().pending_redis.push(RedisCall {
+        cluster,
+        query,
+        token,
+    });
     st!(write_u32(c, ret, token));
     Ok(Status::Ok)
 }
@@ -246,7 +337,11 @@ fn override_host(c: &mut C<'_>, p: i32, l: i32) -> HostResult {
 
 fn upstream_hosts(c: &mut C<'_>, pp: i32, sp: i32) -> HostResult {
     let hosts = c.data().env.lock().upstream_hosts.clone();
-    let bytes = if hosts.is_empty() { Vec::new() } else { crate::abi::serialize_pairs(&hosts) };
+    let bytes = if hosts.is_empty() {
+        Vec::new()
+    } else {
+        crate::abi::serialize_pairs(&hosts)
+    };
     return_bytes(c, &bytes, pp, sp)
 }
 

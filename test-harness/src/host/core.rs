@@ -7,7 +7,11 @@ use crate::error::LogEntry;
 use crate::profile::Profile;
 use wasmtime::Linker;
 
-pub(super) fn link(l: &mut Linker<VmState>, names: &mut Vec<&'static str>, _p: Profile) -> wasmtime::Result<()> {
+pub(super) fn link(
+    l: &mut Linker<VmState>,
+    names: &mut Vec<&'static str>,
+    _p: Profile,
+) -> wasmtime::Result<()> {
     env_fn!(l, names, "proxy_log", log, (level: i32, ptr: i32, len: i32));
     env_fn!(l, names, "proxy_get_log_level", get_log_level, (ret: i32));
     env_fn!(l, names, "proxy_get_current_time_nanoseconds", get_time, (ret: i32));
@@ -36,7 +40,11 @@ fn log(c: &mut C<'_>, level: i32, ptr: i32, len: i32) -> HostResult {
         st.last_critical = Some(message.clone());
     }
     let worker = st.worker;
-    st.logs.push(LogEntry { worker, level, message });
+    st.logs.push(LogEntry {
+        worker,
+        level,
+        message,
+    });
     Ok(Status::Ok)
 }
 
@@ -73,7 +81,11 @@ fn buffer_view(st: &VmState, t: i32) -> Result<Vec<u8>, Status> {
     match t {
         buffer::REQUEST_BODY => body(Direction::Request),
         buffer::RESPONSE_BODY => body(Direction::Response),
-        buffer::CALL_RESPONSE_BODY => st.call_response.as_ref().map(|r| r.body.clone()).ok_or(Status::NotFound),
+        buffer::CALL_RESPONSE_BODY => st
+            .call_response
+            .as_ref()
+            .map(|r| r.body.clone())
+            .ok_or(Status::NotFound),
         buffer::GRPC_MESSAGE => opt(&st.grpc_message),
         buffer::VM_CONFIGURATION if st.vm_config_readable => Ok(st.vm_config.clone()),
         buffer::PLUGIN_CONFIGURATION if st.plugin_config_readable => Ok(st.plugin_config.clone()),
@@ -104,7 +116,10 @@ fn get_buffer(c: &mut C<'_>, t: i32, start: i32, max: i32, pp: i32, sp: i32) -> 
         return return_bytes(c, &[], pp, sp);
     }
     let end = start.saturating_add(max).min(len);
-    let slice = data.get(start as usize..end as usize).unwrap_or_default().to_vec();
+    let slice = data
+        .get(start as usize..end as usize)
+        .unwrap_or_default()
+        .to_vec();
     return_bytes(c, &slice, pp, sp)
 }
 
@@ -137,7 +152,14 @@ fn set_buffer(c: &mut C<'_>, t: i32, start: i32, size: i32, ptr: i32, len: i32) 
 /// Which map a type names: `Ok(Some)` available, `Ok(None)` unavailable now, `Err` bad type.
 fn map_ref(st: &VmState, t: i32) -> Result<Option<&Headers>, Status> {
     let apisix = st.profile == Profile::Apisix;
-    if apisix && ![map::REQUEST_HEADERS, map::RESPONSE_HEADERS, map::CALL_RESPONSE_HEADERS].contains(&t) {
+    if apisix
+        && ![
+            map::REQUEST_HEADERS,
+            map::RESPONSE_HEADERS,
+            map::CALL_RESPONSE_HEADERS,
+        ]
+        .contains(&t)
+    {
         return Err(Status::Unimplemented);
     }
     let stream = st.stream();
@@ -179,7 +201,11 @@ fn map_mut(st: &mut VmState, t: i32) -> Result<&mut Headers, Status> {
 
 fn get_pairs(c: &mut C<'_>, t: i32, pp: i32, sp: i32) -> HostResult {
     let pairs = st!(map_ref(c.data(), t)).cloned().unwrap_or_default();
-    let bytes = if pairs.is_empty() { Vec::new() } else { serialize_pairs(&pairs) };
+    let bytes = if pairs.is_empty() {
+        Vec::new()
+    } else {
+        serialize_pairs(&pairs)
+    };
     return_bytes(c, &bytes, pp, sp)
 }
 
@@ -199,7 +225,11 @@ fn get_value(c: &mut C<'_>, t: i32, kp: i32, kl: i32, pp: i32, sp: i32) -> HostR
     let Some(m) = st!(map_ref(c.data(), t)) else {
         return Ok(Status::BadArgument);
     };
-    let Some(value) = m.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key)).map(|(_, v)| v.clone()) else {
+    let Some(value) = m
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+        .map(|(_, v)| v.clone())
+    else {
         return Ok(Status::NotFound);
     };
     return_bytes(c, &value, pp, sp)
@@ -215,9 +245,11 @@ fn replace_value(c: &mut C<'_>, t: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> H
                 slot.1 = value;
             }
             let mut seen = 0usize;
-            m.retain(|(k, _)| *k != key || {
-                seen += 1;
-                seen == 1
+            m.retain(|(k, _)| {
+                *k != key || {
+                    seen += 1;
+                    seen == 1
+                }
             });
         }
         None => m.push((key, value)),

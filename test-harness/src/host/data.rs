@@ -7,7 +7,11 @@ use crate::metrics::MetricKind;
 use crate::profile::Profile;
 use wasmtime::Linker;
 
-pub(super) fn link(l: &mut Linker<VmState>, names: &mut Vec<&'static str>, p: Profile) -> wasmtime::Result<()> {
+pub(super) fn link(
+    l: &mut Linker<VmState>,
+    names: &mut Vec<&'static str>,
+    p: Profile,
+) -> wasmtime::Result<()> {
     env_fn!(l, names, "proxy_get_property", get_property, (pp_: i32, pl: i32, pp: i32, sp: i32));
     env_fn!(l, names, "proxy_set_property", set_property, (pp_: i32, pl: i32, vp: i32, vl: i32));
     env_fn!(l, names, "proxy_get_shared_data", get_shared, (kp: i32, kl: i32, pp: i32, sp: i32, cas: i32));
@@ -32,7 +36,9 @@ fn split_path(raw: &[u8]) -> Vec<String> {
     if raw.is_empty() {
         return Vec::new();
     }
-    raw.split(|b| *b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    raw.split(|b| *b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
 }
 
 fn get_property(c: &mut C<'_>, pp_: i32, pl: i32, pp: i32, sp: i32) -> HostResult {
@@ -67,7 +73,11 @@ fn set_shared(c: &mut C<'_>, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32) -> Ho
     let key = st!(read_str(c, kp, kl));
     let value = st!(read(c, vp, vl));
     let vm_id = c.data().vm_id.clone();
-    let status = c.data().env.lock().set_shared(&vm_id, &key, value, cas as u32);
+    let status = c
+        .data()
+        .env
+        .lock()
+        .set_shared(&vm_id, &key, value, cas as u32);
     Ok(status)
 }
 

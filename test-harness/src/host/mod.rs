@@ -51,7 +51,11 @@ pub(crate) use env_fn;
 pub(crate) fn gate(c: &mut C<'_>, name: &'static str) -> wasmtime::Result<Option<Status>> {
     let phase = c.data().phase;
     if phase != CallPhase::Callback && name != "proxy_log" {
-        let during = if phase == CallPhase::Init { "start-up" } else { "the allocator" };
+        let during = if phase == CallPhase::Init {
+            "start-up"
+        } else {
+            "the allocator"
+        };
         wasmtime::bail!("restricted_callback: {name} called during {during}");
     }
     if c.data().profile.unimplemented(name) {
@@ -61,7 +65,10 @@ pub(crate) fn gate(c: &mut C<'_>, name: &'static str) -> wasmtime::Result<Option
 }
 
 /// Builds the linker for a profile and lists the `env` names it offers.
-pub(crate) fn linker(engine: &Engine, profile: Profile) -> wasmtime::Result<(Linker<VmState>, Vec<&'static str>)> {
+pub(crate) fn linker(
+    engine: &Engine,
+    profile: Profile,
+) -> wasmtime::Result<(Linker<VmState>, Vec<&'static str>)> {
     let mut linker = Linker::new(engine);
     let mut names = Vec::new();
     core::link(&mut linker, &mut names, profile)?;
@@ -83,8 +90,13 @@ fn mem_len(c: &C<'_>) -> usize {
 pub(crate) fn read(c: &C<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
     let mem = c.data().memory.ok_or(Status::InvalidMemoryAccess)?;
     let start = ptr as u32 as usize;
-    let end = start.checked_add(len as u32 as usize).ok_or(Status::InvalidMemoryAccess)?;
-    mem.data(c).get(start..end).map(<[u8]>::to_vec).ok_or(Status::InvalidMemoryAccess)
+    let end = start
+        .checked_add(len as u32 as usize)
+        .ok_or(Status::InvalidMemoryAccess)?;
+    mem.data(c)
+        .get(start..end)
+        .map(<[u8]>::to_vec)
+        .ok_or(Status::InvalidMemoryAccess)
 }
 
 /// Reads a UTF-8 string (lossy) from guest memory.
@@ -96,11 +108,16 @@ pub(crate) fn read_str(c: &C<'_>, ptr: i32, len: i32) -> Result<String, Status> 
 pub(crate) fn write(c: &mut C<'_>, ptr: u32, bytes: &[u8]) -> Result<(), Status> {
     let mem = c.data().memory.ok_or(Status::InvalidMemoryAccess)?;
     let start = ptr as usize;
-    let end = start.checked_add(bytes.len()).ok_or(Status::InvalidMemoryAccess)?;
+    let end = start
+        .checked_add(bytes.len())
+        .ok_or(Status::InvalidMemoryAccess)?;
     if end > mem_len(c) {
         return Err(Status::InvalidMemoryAccess);
     }
-    let dst = mem.data_mut(c).get_mut(start..end).ok_or(Status::InvalidMemoryAccess)?;
+    let dst = mem
+        .data_mut(c)
+        .get_mut(start..end)
+        .ok_or(Status::InvalidMemoryAccess)?;
     dst.copy_from_slice(bytes);
     Ok(())
 }

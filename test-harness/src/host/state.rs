@@ -173,7 +173,12 @@ impl VmState {
     pub(crate) fn record(&mut self, function: &'static str, status: i32) {
         let context = self.ctx();
         let undecodable = Status::from_code(status).is_some_and(Status::undecodable_by_rust_sdk);
-        self.trace.push(TraceEntry { function, context, status, undecodable });
+        self.trace.push(TraceEntry {
+            function,
+            context,
+            status,
+            undecodable,
+        });
     }
 
     pub(crate) fn allocate_ctx(&mut self) -> u32 {

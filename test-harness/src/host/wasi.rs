@@ -17,10 +17,27 @@ const SPIPE: i32 = 70;
 
 /// Every WASI function the harness links (module `wasi_snapshot_preview1`).
 pub(crate) const WASI_NAMES: &[&str] = &[
-    "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get", "clock_time_get",
-    "fd_close", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_filestat_get", "fd_prestat_get",
-    "fd_prestat_dir_name", "fd_read", "fd_seek", "fd_write", "path_open", "path_filestat_get",
-    "proc_exit", "random_get", "sched_yield", "poll_oneoff",
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "fd_close",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_filestat_get",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "fd_read",
+    "fd_seek",
+    "fd_write",
+    "path_open",
+    "path_filestat_get",
+    "proc_exit",
+    "random_get",
+    "sched_yield",
+    "poll_oneoff",
 ];
 
 fn errno(r: Result<(), crate::abi::Status>) -> i32 {
@@ -44,30 +61,76 @@ macro_rules! wasi_fn {
 
 pub(super) fn link(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
     wasi_fn!(l, "args_get", |_c, _a: i32, _b: i32| SUCCESS);
-    wasi_fn!(l, "args_sizes_get", |c, n: i32, s: i32| errno(write_u32(c, n, 0).and(write_u32(c, s, 0))));
-    wasi_fn!(l, "environ_get", |c, env: i32, buf: i32| environ_get(c, env, buf));
-    wasi_fn!(l, "environ_sizes_get", |c, n: i32, s: i32| environ_sizes(c, n, s));
-    wasi_fn!(l, "clock_res_get", |c, _id: i32, ret: i32| errno(write_u64(c, ret, 1)));
-    wasi_fn!(l, "clock_time_get", |c, id: i32, _p: i64, ret: i32| clock_time(c, id, ret));
+    wasi_fn!(l, "args_sizes_get", |c, n: i32, s: i32| errno(
+        write_u32(c, n, 0).and(write_u32(c, s, 0))
+    ));
+    wasi_fn!(l, "environ_get", |c, env: i32, buf: i32| environ_get(
+        c, env, buf
+    ));
+    wasi_fn!(l, "environ_sizes_get", |c, n: i32, s: i32| environ_sizes(
+        c, n, s
+    ));
+    wasi_fn!(l, "clock_res_get", |c, _id: i32, ret: i32| errno(
+        write_u64(c, ret, 1)
+    ));
+    wasi_fn!(l, "clock_time_get", |c, id: i32, _p: i64, ret: i32| {
+        clock_time(c, id, ret)
+    });
     wasi_fn!(l, "fd_close", |_c, _fd: i32| SUCCESS);
-    wasi_fn!(l, "fd_fdstat_get", |c, fd: i32, ret: i32| fdstat(c, fd, ret));
+    wasi_fn!(l, "fd_fdstat_get", |c, fd: i32, ret: i32| fdstat(
+        c, fd, ret
+    ));
     wasi_fn!(l, "fd_fdstat_set_flags", |_c, _fd: i32, _f: i32| NOSYS);
     wasi_fn!(l, "fd_filestat_get", |_c, _fd: i32, _r: i32| BADF);
     wasi_fn!(l, "fd_prestat_get", |_c, _fd: i32, _r: i32| BADF);
-    wasi_fn!(l, "fd_prestat_dir_name", |_c, _fd: i32, _p: i32, _l: i32| BADF);
-    wasi_fn!(l, "fd_read", |c, _fd: i32, _iov: i32, _n: i32, ret: i32| errno(write_u32(c, ret, 0)));
-    wasi_fn!(l, "fd_seek", |_c, _fd: i32, _o: i64, _w: i32, _r: i32| SPIPE);
-    wasi_fn!(l, "fd_write", |c, fd: i32, iov: i32, n: i32, ret: i32| fd_write(c, fd, iov, n, ret));
-    wasi_fn!(l, "path_open",
-        |_c, _fd: i32, _df: i32, _p: i32, _l: i32, _of: i32, _rb: i64, _ri: i64, _ff: i32, _r: i32| NOENT);
-    wasi_fn!(l, "path_filestat_get", |_c, _fd: i32, _f: i32, _p: i32, _l: i32, _r: i32| NOENT);
+    wasi_fn!(
+        l,
+        "fd_prestat_dir_name",
+        |_c, _fd: i32, _p: i32, _l: i32| BADF
+    );
+    wasi_fn!(l, "fd_read", |c, _fd: i32, _iov: i32, _n: i32, ret: i32| {
+        errno(write_u32(c, ret, 0))
+    });
+    wasi_fn!(l, "fd_seek", |_c, _fd: i32, _o: i64, _w: i32, _r: i32| {
+        SPIPE
+    });
+    wasi_fn!(l, "fd_write", |c, fd: i32, iov: i32, n: i32, ret: i32| {
+        fd_write(c, fd, iov, n, ret)
+    });
+    wasi_fn!(l, "path_open", |_c,
+                              _fd: i32,
+                              _df: i32,
+                              _p: i32,
+                              _l: i32,
+                              _of: i32,
+                              _rb: i64,
+                              _ri: i64,
+                              _ff: i32,
+                              _r: i32| NOENT);
+    wasi_fn!(
+        l,
+        "path_filestat_get",
+        |_c, _fd: i32, _f: i32, _p: i32, _l: i32, _r: i32| NOENT
+    );
     wasi_fn!(l, "sched_yield", |_c| SUCCESS);
-    wasi_fn!(l, "poll_oneoff", |c, _i: i32, _o: i32, _n: i32, ret: i32| errno(write_u32(c, ret, 0)));
-    wasi_fn!(l, "random_get", |c, buf: i32, len: i32| random_get(c, buf, len));
-    l.func_wrap("wasi_snapshot_preview1", "proc_exit", |c: wasmtime::Caller<'_, VmState>, code: i32| -> wasmtime::Result<()> {
-        let _ = c;
-        wasmtime::bail!("guest called proc_exit({code})")
-    })?;
+    wasi_fn!(l, "poll_oneoff", |c,
+                                _i: i32,
+                                _o: i32,
+                                _n: i32,
+                                ret: i32| {
+        errno(write_u32(c, ret, 0))
+    });
+    wasi_fn!(l, "random_get", |c, buf: i32, len: i32| random_get(
+        c, buf, len
+    ));
+    l.func_wrap(
+        "wasi_snapshot_preview1",
+        "proc_exit",
+        |c: wasmtime::Caller<'_, VmState>, code: i32| -> wasmtime::Result<()> {
+            let _ = c;
+            wasmtime::bail!("guest called proc_exit({code})")
+        },
+    )?;
     Ok(())
 }
 
@@ -83,7 +146,10 @@ fn environ_get(c: &mut C<'_>, env: i32, buf: i32) -> i32 {
     let (mut slot, mut at) = (env as u32, buf as u32);
     for (k, v) in vars {
         let entry = format!("{k}={v}\0");
-        if write_u32(c, slot as i32, at).and(write(c, at, entry.as_bytes())).is_err() {
+        if write_u32(c, slot as i32, at)
+            .and(write(c, at, entry.as_bytes()))
+            .is_err()
+        {
             return FAULT;
         }
         slot += 4;
@@ -96,7 +162,11 @@ fn clock_time(c: &mut C<'_>, id: i32, ret: i32) -> i32 {
     let now = c.data().env.now_ns();
     match id {
         0 => errno(write_u64(c, ret, now)),
-        1 => errno(write_u64(c, ret, now.saturating_sub(crate::env::CLOCK_START_NS))),
+        1 => errno(write_u64(
+            c,
+            ret,
+            now.saturating_sub(crate::env::CLOCK_START_NS),
+        )),
         _ => INVAL,
     }
 }
@@ -120,9 +190,18 @@ fn fd_write(c: &mut C<'_>, fd: i32, iov: i32, n: i32, ret: i32) -> i32 {
     };
     let mut text = Vec::new();
     for i in 0..n.max(0) {
-        let Ok(entry) = read(c, iov + i * 8, 8) else { return FAULT };
-        let word = |at: usize| entry.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
-        let (Some(ptr), Some(len)) = (word(0), word(4)) else { return FAULT };
+        let Ok(entry) = read(c, iov + i * 8, 8) else {
+            return FAULT;
+        };
+        let word = |at: usize| {
+            entry
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let (Some(ptr), Some(len)) = (word(0), word(4)) else {
+            return FAULT;
+        };
         match read(c, ptr as i32, len as i32) {
             Ok(bytes) => text.extend_from_slice(&bytes),
             Err(_) => return FAULT,
@@ -133,7 +212,11 @@ fn fd_write(c: &mut C<'_>, fd: i32, iov: i32, n: i32, ret: i32) -> i32 {
     let st = c.data_mut();
     if !message.is_empty() {
         let worker = st.worker;
-        st.logs.push(LogEntry { worker, level, message });
+        st.logs.push(LogEntry {
+            worker,
+            level,
+            message,
+        });
     }
     errno(write_u32(c, ret, written))
 }

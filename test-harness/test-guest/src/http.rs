@@ -18,7 +18,14 @@ pub(crate) struct Stream {
 
 impl Stream {
     pub(crate) fn new(id: u32, metrics: Metrics, config: String) -> Stream {
-        Stream { id, metrics, config, ops: Vec::new(), call_cluster: String::new(), call_body: String::new() }
+        Stream {
+            id,
+            metrics,
+            config,
+            ops: Vec::new(),
+            call_cluster: String::new(),
+            call_body: String::new(),
+        }
     }
 
     fn has(&self, op: &str) -> bool {
@@ -34,7 +41,11 @@ impl Stream {
             error!("error line");
         }
         if self.has("time") {
-            let ns = self.get_current_time().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+            let ns = self
+                .get_current_time()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
             info!("time={ns}");
         }
         if self.has("headers") {
@@ -43,7 +54,8 @@ impl Stream {
         if self.has("pairs") {
             let mut all = self.get_http_request_headers();
             all.push(("x-pairs".into(), "yes".into()));
-            let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let refs: Vec<(&str, &str)> =
+                all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             self.set_http_request_headers(refs);
         }
         if self.has("props") {
@@ -54,8 +66,13 @@ impl Stream {
         }
         if self.has("queue") {
             let id = self.resolve_shared_queue("", "events");
-            let value = self.get_http_request_header("x-queue-value").unwrap_or_default();
-            info!("enqueue to {id:?}: {:?}", id.map(|q| self.enqueue_shared_queue(q, Some(value.as_bytes()))));
+            let value = self
+                .get_http_request_header("x-queue-value")
+                .unwrap_or_default();
+            info!(
+                "enqueue to {id:?}: {:?}",
+                id.map(|q| self.enqueue_shared_queue(q, Some(value.as_bytes())))
+            );
         }
         if self.has("metrics") {
             self.metrics();
@@ -64,12 +81,24 @@ impl Stream {
             hostcalls::increment_metric(self.metrics.requests, 0).unwrap();
         }
         if self.has("effective") {
-            info!("effective self: {:?}", hostcalls::set_effective_context(self.id));
-            info!("effective unknown: {:?}", hostcalls::set_effective_context(9999));
+            info!(
+                "effective self: {:?}",
+                hostcalls::set_effective_context(self.id)
+            );
+            info!(
+                "effective unknown: {:?}",
+                hostcalls::set_effective_context(9999)
+            );
         }
         if self.has("foreign") {
-            info!("foreign echo: {:?}", self.call_foreign_function("echo", Some(b"abc")));
-            info!("foreign missing: {:?}", self.call_foreign_function("nope", None));
+            info!(
+                "foreign echo: {:?}",
+                self.call_foreign_function("echo", Some(b"abc"))
+            );
+            info!(
+                "foreign missing: {:?}",
+                self.call_foreign_function("nope", None)
+            );
         }
         if self.has("done") {
             self.done();
@@ -109,26 +138,46 @@ impl Stream {
         let path = self.get_http_request_header(":path");
         let missing = self.get_http_request_header("x-absent");
         let empty = self.get_http_request_header("x-empty");
-        info!("path={path:?} missing={missing:?} empty={empty:?} count={}", self.get_http_request_headers().len());
+        info!(
+            "path={path:?} missing={missing:?} empty={empty:?} count={}",
+            self.get_http_request_headers().len()
+        );
     }
 
     fn properties(&self) {
-        let path = self.get_property(vec!["request", "path"]).map(|b| String::from_utf8(b).unwrap());
-        let root = self.get_property(vec!["plugin_root_id"]).map(|b| String::from_utf8(b).unwrap());
+        let path = self
+            .get_property(vec!["request", "path"])
+            .map(|b| String::from_utf8(b).unwrap());
+        let root = self
+            .get_property(vec!["plugin_root_id"])
+            .map(|b| String::from_utf8(b).unwrap());
         let dotted = self.get_property(vec!["request.path"]);
         self.set_property(vec!["guest", "mark"], Some(b"yes"));
-        let mark = self.get_property(vec!["guest", "mark"]).map(|b| String::from_utf8(b).unwrap());
+        let mark = self
+            .get_property(vec!["guest", "mark"])
+            .map(|b| String::from_utf8(b).unwrap());
         info!("props path={path:?} root={root:?} dotted={dotted:?} mark={mark:?}");
     }
 
     fn shared_data(&self) {
-        let value = self.get_http_request_header("x-shared-value").unwrap_or_default();
+        let value = self
+            .get_http_request_header("x-shared-value")
+            .unwrap_or_default();
         let (_, cas) = self.get_shared_data("k");
-        info!("shared set: {:?}", self.set_shared_data("k", Some(value.as_bytes()), cas));
+        info!(
+            "shared set: {:?}",
+            self.set_shared_data("k", Some(value.as_bytes()), cas)
+        );
         let stale = cas.map(|c| c.wrapping_add(100)).or(Some(12345));
-        info!("shared stale cas: {:?}", self.set_shared_data("k", Some(b"stale"), stale));
+        info!(
+            "shared stale cas: {:?}",
+            self.set_shared_data("k", Some(b"stale"), stale)
+        );
         let (now, _) = self.get_shared_data("k");
-        info!("shared now: {:?}", now.map(|b| String::from_utf8(b).unwrap()));
+        info!(
+            "shared now: {:?}",
+            now.map(|b| String::from_utf8(b).unwrap())
+        );
         info!("shared counter: {}", bump_shared_counter(self, "requests"));
     }
 
@@ -139,17 +188,32 @@ impl Stream {
         hostcalls::increment_metric(m.active, 5).unwrap();
         hostcalls::increment_metric(m.active, -2).unwrap();
         hostcalls::record_metric(m.sizes, 42).unwrap();
-        info!("histogram increment: {:?}", hostcalls::increment_metric(m.sizes, 1));
-        info!("unknown metric: {:?}", hostcalls::increment_metric(m.requests + 400, 1));
+        info!(
+            "histogram increment: {:?}",
+            hostcalls::increment_metric(m.sizes, 1)
+        );
+        info!(
+            "unknown metric: {:?}",
+            hostcalls::increment_metric(m.requests + 400, 1)
+        );
     }
 
     fn dispatch(&mut self) -> Action {
         let cluster = self.call_cluster.clone();
-        let timeout = if self.has("call-huge-timeout") { Duration::from_secs(3_000_000) } else { Duration::from_secs(1) };
+        let timeout = if self.has("call-huge-timeout") {
+            Duration::from_secs(3_000_000)
+        } else {
+            Duration::from_secs(1)
+        };
         let body = self.call_body.clone();
         let result = self.dispatch_http_call(
             &cluster,
-            vec![(":method", "POST"), (":path", "/check"), (":authority", "svc"), ("x-from", "guest")],
+            vec![
+                (":method", "POST"),
+                (":path", "/check"),
+                (":authority", "svc"),
+                ("x-from", "guest"),
+            ],
             Some(body.as_bytes()),
             vec![],
             timeout,
@@ -162,7 +226,14 @@ impl Stream {
     }
 
     fn grpc(&mut self) -> Action {
-        let call = self.dispatch_grpc_call("grpc-svc", "pkg.Svc", "Check", vec![], Some(b"msg"), Duration::from_secs(1));
+        let call = self.dispatch_grpc_call(
+            "grpc-svc",
+            "pkg.Svc",
+            "Check",
+            vec![],
+            Some(b"msg"),
+            Duration::from_secs(1),
+        );
         info!("grpc call: {call:?}");
         let stream = self.open_grpc_stream("grpc-svc", "pkg.Svc", "Watch", vec![]);
         info!("grpc stream: {stream:?}");
@@ -187,14 +258,22 @@ impl Stream {
         if !response && self.has("set-buffer") {
             self.set_http_request_body(0, size, b"replaced");
         }
-        let buffer = if response { self.has("buffer-response") } else { self.has("buffer-body") };
+        let buffer = if response {
+            self.has("buffer-response")
+        } else {
+            self.has("buffer-body")
+        };
         if !buffer {
             return Action::Continue;
         }
         if !eos {
             return Action::Pause;
         }
-        let body = if response { self.get_http_response_body(0, size) } else { self.get_http_request_body(0, size) };
+        let body = if response {
+            self.get_http_response_body(0, size)
+        } else {
+            self.get_http_request_body(0, size)
+        };
         let upper = body.unwrap_or_default().to_ascii_uppercase();
         if response {
             self.set_http_response_body(0, size, &upper);
@@ -217,8 +296,12 @@ impl Context for Stream {
             let (code, message) = self.get_grpc_status();
             info!("call failed: status={code} message={message:?}");
         } else {
-            let status = self.get_http_call_response_header(":status").unwrap_or_default();
-            let text = self.get_http_call_response_body(0, body).map(|b| String::from_utf8_lossy(&b).into_owned());
+            let status = self
+                .get_http_call_response_header(":status")
+                .unwrap_or_default();
+            let text = self
+                .get_http_call_response_body(0, body)
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
             info!("call status={status} body={text:?}");
             if self.has("call") && !self.has("call-at-eos") {
                 self.set_http_request_header("x-call-status", Some(&status));
@@ -249,15 +332,37 @@ impl Context for Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, num_headers: usize, eos: bool) -> Action {
-        let ops = self.get_http_request_header("x-guest-op").unwrap_or_default();
-        self.ops = ops.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let ops = self
+            .get_http_request_header("x-guest-op")
+            .unwrap_or_default();
+        self.ops = ops
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
         // `ops=a|b` in the plugin configuration adds ops for every request (chain tests).
-        let configured = self.config.split(';').find_map(|kv| kv.trim().strip_prefix("ops="));
-        self.ops.extend(configured.unwrap_or_default().split('|').filter(|s| !s.is_empty()).map(String::from));
+        let configured = self
+            .config
+            .split(';')
+            .find_map(|kv| kv.trim().strip_prefix("ops="));
+        self.ops.extend(
+            configured
+                .unwrap_or_default()
+                .split('|')
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
         // Request headers are unavailable after this callback continues: cache what later phases need.
-        self.call_cluster = self.get_http_request_header("x-call-cluster").unwrap_or_else(|| "upstream-svc".into());
-        self.call_body = self.get_http_request_header("x-call-body").unwrap_or_default();
-        info!("request headers n={num_headers} eos={eos} ops={:?} config={}", self.ops, self.config);
+        self.call_cluster = self
+            .get_http_request_header("x-call-cluster")
+            .unwrap_or_else(|| "upstream-svc".into());
+        self.call_body = self
+            .get_http_request_header("x-call-body")
+            .unwrap_or_default();
+        info!(
+            "request headers n={num_headers} eos={eos} ops={:?} config={}",
+            self.ops, self.config
+        );
         let action = self.header_ops();
         info!("request headers returning {action:?}");
         action

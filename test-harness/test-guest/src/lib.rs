@@ -54,13 +54,17 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
-        let vm = self.get_vm_configuration().map(|b| String::from_utf8(b).unwrap());
+        let vm = self
+            .get_vm_configuration()
+            .map(|b| String::from_utf8(b).unwrap());
         info!("vm_start vm_config={}", vm.unwrap_or_default());
         true
     }
 
     fn on_configure(&mut self, _size: usize) -> bool {
-        let config = self.get_plugin_configuration().map(|b| String::from_utf8(b).unwrap());
+        let config = self
+            .get_plugin_configuration()
+            .map(|b| String::from_utf8(b).unwrap());
         self.config = config.unwrap_or_default();
         info!("configured: {}", self.config);
         if self.option("reject").is_some() {
@@ -81,8 +85,17 @@ impl RootContext for Root {
             self.queue = Some(self.register_shared_queue("events"));
         }
         if self.option("configure-call").is_some() {
-            let token = self.dispatch_http_call("config-svc", vec![(":method", "GET"), (":path", "/config"),
-                (":authority", "config")], None, vec![], Duration::from_secs(1));
+            let token = self.dispatch_http_call(
+                "config-svc",
+                vec![
+                    (":method", "GET"),
+                    (":path", "/config"),
+                    (":authority", "config"),
+                ],
+                None,
+                vec![],
+                Duration::from_secs(1),
+            );
             info!("configure dispatched: {token:?}");
         }
         true
@@ -90,7 +103,11 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.ticks += 1;
-        let now = self.get_current_time().duration_since(UNIX_EPOCH).unwrap().as_millis();
+        let now = self
+            .get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
         info!("tick {} at {now}", self.ticks);
         bump_shared_counter(self, "ticks");
         if self.option("done-on-tick").is_some() {
@@ -109,7 +126,11 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(http::Stream::new(context_id, self.metrics, self.config.clone())))
+        Some(Box::new(http::Stream::new(
+            context_id,
+            self.metrics,
+            self.config.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -121,7 +142,10 @@ impl RootContext for Root {
 pub(crate) fn bump_shared_counter(ctx: &dyn Context, key: &str) -> u64 {
     loop {
         let (value, cas) = ctx.get_shared_data(key);
-        let n = value.map(|v| String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0)).unwrap_or(0) + 1;
+        let n = value
+            .map(|v| String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0))
+            .unwrap_or(0)
+            + 1;
         match ctx.set_shared_data(key, Some(n.to_string().as_bytes()), cas) {
             Ok(()) => return n,
             Err(status) => warn!("cas retry on {key}: {status:?}"),

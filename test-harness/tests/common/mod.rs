@@ -11,12 +11,19 @@ pub fn guest() -> PathBuf {
 
 /// A fixture file under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
 }
 
 /// Loads the guest with `config` under `profile`.
 pub fn load(env: &Env, config: &str, profile: Profile) -> Plugin {
-    Plugin::load(env, PluginSpec::new(guest()).config(config).profile(profile)).unwrap_or_else(|e| panic!("{e}"))
+    Plugin::load(
+        env,
+        PluginSpec::new(guest()).config(config).profile(profile),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Request headers for `POST /v1/chat/completions` with the given guest ops.
