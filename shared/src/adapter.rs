@@ -30,6 +30,7 @@ pub struct ProxyWasmHost {
     caps: Capabilities,
     gate: Cell<PhaseGate>,
     local_reply: Cell<bool>,
+    reply_in_callback: Cell<bool>,
     request_body_size: Cell<usize>,
     response_body_size: Cell<usize>,
 }
@@ -40,6 +41,7 @@ impl ProxyWasmHost {
             caps,
             gate: Cell::new(PhaseGate::default()),
             local_reply: Cell::new(false),
+            reply_in_callback: Cell::new(false),
             request_body_size: Cell::new(0),
             response_body_size: Cell::new(0),
         }
@@ -51,9 +53,10 @@ impl ProxyWasmHost {
         self.gate.set(g);
     }
 
-    /// A local reply forces Stop whatever the filter returned, as Envoy does.
+    /// A local reply forces Stop in the callback that sent it, whatever the filter returned, as
+    /// Envoy does. The reply then travels back through the response callbacks, which continue.
     fn settle(&self, action: Action) -> SdkAction {
-        if self.local_reply.get() || action == Action::Pause {
+        if self.reply_in_callback.replace(false) || action == Action::Pause {
             SdkAction::Pause
         } else {
             SdkAction::Continue
@@ -224,6 +227,7 @@ impl Host for ProxyWasmHost {
         hostcalls::send_http_response(u32::from(status), text_pairs(headers), Some(body))
             .map_err(status_error)?;
         self.local_reply.set(true);
+        self.reply_in_callback.set(true);
         Ok(())
     }
 

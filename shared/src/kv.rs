@@ -48,7 +48,6 @@ fn decode_i64(bytes: &[u8]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Host as _;
     use crate::mock::MockHost;
 
     #[test]
