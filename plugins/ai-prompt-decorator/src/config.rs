@@ -156,16 +156,25 @@ impl Config {
     pub fn build(value: &Value) -> Result<Self, ConfigError> {
         let raw: RawConfig = from_value(value)?;
         if raw.max_body_bytes == 0 {
-            return Err(ConfigError::invalid("maxBodyBytes", "must be greater than 0"));
+            return Err(ConfigError::invalid(
+                "maxBodyBytes",
+                "must be greater than 0",
+            ));
         }
         let mut templates = BTreeMap::new();
         for (name, t) in raw.templates {
             let path = format!("templates.{name}");
             if name.is_empty() {
-                return Err(ConfigError::invalid("templates", "a template name must not be empty"));
+                return Err(ConfigError::invalid(
+                    "templates",
+                    "a template name must not be empty",
+                ));
             }
             if t.system.is_none() && t.messages.is_empty() {
-                return Err(ConfigError::invalid(path, "needs `system` or at least one message"));
+                return Err(ConfigError::invalid(
+                    path,
+                    "needs `system` or at least one message",
+                ));
             }
             let system = match &t.system {
                 Some(s) => Some(compile(s, &format!("{path}.system"))?),
@@ -173,15 +182,19 @@ impl Config {
             };
             let mut messages = Vec::with_capacity(t.messages.len());
             for (i, m) in t.messages.iter().enumerate() {
-                messages.push((m.role, compile(&m.content, &format!("{path}.messages[{i}].content"))?));
+                messages.push((
+                    m.role,
+                    compile(&m.content, &format!("{path}.messages[{i}].content"))?,
+                ));
             }
             templates.insert(name, Template { system, messages });
         }
         let guard = if raw.injection_guard.enabled {
             let g = &raw.injection_guard;
-            Some(Guard::new(g.tag.as_deref(), g.instruction.as_deref()).map_err(|m| {
-                ConfigError::invalid("injectionGuard.tag", m)
-            })?)
+            Some(
+                Guard::new(g.tag.as_deref(), g.instruction.as_deref())
+                    .map_err(|m| ConfigError::invalid("injectionGuard.tag", m))?,
+            )
         } else {
             None
         };
@@ -209,7 +222,10 @@ impl Config {
 
 impl From<RawMessage> for Message {
     fn from(m: RawMessage) -> Self {
-        Self { role: m.role, content: m.content }
+        Self {
+            role: m.role,
+            content: m.content,
+        }
     }
 }
 
@@ -236,14 +252,24 @@ mod tests {
 
     #[test]
     fn errors_name_the_offending_field() {
-        assert!(err(json!({"prepend": [{"role": "sistem", "content": "x"}]})).contains("prepend[0].role"));
+        assert!(
+            err(json!({"prepend": [{"role": "sistem", "content": "x"}]}))
+                .contains("prepend[0].role")
+        );
         assert!(err(json!({"prepnd": []})).contains("prepnd"));
         assert!(err(json!({"maxBodyBytes": 0})).contains("maxBodyBytes"));
         assert!(err(json!({"onOversize": "drop"})).contains("onOversize"));
-        let bad_template = err(json!({"templates": {"t": {"messages": [{"role": "user", "content": "{{x"}]}}}));
-        assert!(bad_template.contains("templates.t.messages[0].content"), "{bad_template}");
+        let bad_template =
+            err(json!({"templates": {"t": {"messages": [{"role": "user", "content": "{{x"}]}}}));
+        assert!(
+            bad_template.contains("templates.t.messages[0].content"),
+            "{bad_template}"
+        );
         assert!(err(json!({"templates": {"t": {}}})).contains("templates.t"));
-        assert!(err(json!({"injectionGuard": {"enabled": true, "tag": "a b"}})).contains("injectionGuard.tag"));
+        assert!(
+            err(json!({"injectionGuard": {"enabled": true, "tag": "a b"}}))
+                .contains("injectionGuard.tag")
+        );
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! The request rewrite, as a pure function from body bytes to body bytes.
 //!
-//! The body is split into its top-level fields as raw JSON (`&RawValue`), and re-assembled with a
+//! The body is split into its top-level fields as raw JSON ([`RawObject`]), and written back with a
 //! new `messages` array (and, for Anthropic, a new `system`), copying every other field's bytes
 //! verbatim: values are never re-serialised, numbers and unknown fields stay exactly as sent.
 //! Only user messages are parsed, and only when the injection guard must rewrite their text.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use aigw_shared::schema::RawObject;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -102,7 +101,11 @@ struct TextBlock<'a> {
 }
 
 fn message_json(role: Role, content: &str) -> String {
-    serde_json::to_string(&MessageOut { role: role.as_str(), content }).unwrap_or_default()
+    serde_json::to_string(&MessageOut {
+        role: role.as_str(),
+        content,
+    })
+    .unwrap_or_default()
 }
 
 fn block_json(text: &str) -> String {
@@ -114,7 +117,8 @@ impl Fragments {
     pub fn new(prepend: &[Message], append: &[Message], guard: Option<&Guard>) -> Self {
         let mut f = Self::default();
         if let Some(g) = guard {
-            f.openai_head.push(message_json(Role::System, g.instruction()));
+            f.openai_head
+                .push(message_json(Role::System, g.instruction()));
             f.system_head.push(block_json(g.instruction()));
         }
         for m in prepend {
@@ -138,14 +142,22 @@ impl Fragments {
 }
 
 /// Decorate `body`. `Ok(None)` means the body needs no change.
-pub fn decorate(config: &Config, dialect: Dialect, body: &[u8]) -> Result<Option<Vec<u8>>, DecorateError> {
-    let fields = parse_fields(body)?;
-    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+pub fn decorate(
+    config: &Config,
+    dialect: Dialect,
+    body: &[u8],
+) -> Result<Option<Vec<u8>>, DecorateError> {
+    let mut object = parse_object(body)?;
+    let field = |name: &str| object.get(name);
     let template = match field("template") {
         None => None,
         Some(raw) => {
-            let name: String = serde_json::from_str(raw.get()).map_err(|_| DecorateError::TemplateNotString)?;
-            let t = config.templates.get(&name).ok_or_else(|| DecorateError::UnknownTemplate(name.clone()))?;
+            let name: String =
+                serde_json::from_str(raw.get()).map_err(|_| DecorateError::TemplateNotString)?;
+            let t = config
+                .templates
+                .get(&name)
+                .ok_or_else(|| DecorateError::UnknownTemplate(name.clone()))?;
             Some((name, t))
         }
     };
@@ -154,18 +166,23 @@ pub fn decorate(config: &Config, dialect: Dialect, body: &[u8]) -> Result<Option
     }
     let vars: Map<String, Value> = match field("variables") {
         None => Map::new(),
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| DecorateError::VariablesNotObject)?,
+        Some(raw) => {
+            serde_json::from_str(raw.get()).map_err(|_| DecorateError::VariablesNotObject)?
+        }
     };
     let filled = match &template {
         Some((name, t)) => fill(name, t, &vars)?,
         None => Filled::default(),
     };
-    let original = match field("messages") {
+    let original: Vec<Cow<'_, str>> = match field("messages") {
         None => Vec::new(),
         Some(raw) => {
             let items: Vec<&RawValue> =
                 serde_json::from_str(raw.get()).map_err(|_| DecorateError::MessagesNotArray)?;
-            items.into_iter().map(|m| guard_message(config.guard.as_ref(), m)).collect()
+            items
+                .into_iter()
+                .map(|m| guard_message(config.guard.as_ref(), m))
+                .collect()
         }
     };
     let frag = &config.fragments;
@@ -176,14 +193,31 @@ pub fn decorate(config: &Config, dialect: Dialect, body: &[u8]) -> Result<Option
             if let Some(sys) = &filled.system {
                 all.push(Cow::Owned(message_json(Role::System, sys)));
             }
-            all.extend(filled.messages.iter().map(|(r, c)| Cow::Owned(message_json(*r, c))));
+            all.extend(
+                filled
+                    .messages
+                    .iter()
+                    .map(|(r, c)| Cow::Owned(message_json(*r, c))),
+            );
             all.extend(original);
             all.extend(frag.openai_tail.iter().map(|s| Cow::Borrowed(s.as_str())));
             (all, None)
         }
         Dialect::AnthropicMessages => anthropic_parts(frag, &filled, original, field("system"))?,
     };
-    Ok(Some(assemble(body.len(), &fields, &messages, system.as_deref())))
+    let messages = join_array::<_, &str, &str>(&messages, &[], &[]);
+    object.remove("template");
+    object.remove("variables");
+    object.set("messages", raw(messages)?);
+    if let Some(system) = system {
+        object.set("system", raw(system)?);
+    }
+    Ok(Some(object.to_vec()))
+}
+
+/// Wrap JSON text this module produced as a raw value (it is valid by construction; checked anyway).
+fn raw(json: String) -> Result<Box<RawValue>, DecorateError> {
+    RawValue::from_string(json).map_err(|e| DecorateError::InvalidJson(e.to_string()))
 }
 
 /// A template with its variables filled in.
@@ -217,11 +251,19 @@ fn anthropic_parts<'a>(
     original: Vec<Cow<'a, str>>,
     system: Option<&'a RawValue>,
 ) -> Result<Parts<'a>, DecorateError> {
-    let mut blocks: Vec<Cow<'a, str>> = frag.system_head.iter().map(|s| Cow::Borrowed(s.as_str())).collect();
+    let mut blocks: Vec<Cow<'a, str>> = frag
+        .system_head
+        .iter()
+        .map(|s| Cow::Borrowed(s.as_str()))
+        .collect();
     if let Some(sys) = &filled.system {
         blocks.push(Cow::Owned(block_json(sys)));
     }
-    let mut messages: Vec<Cow<'a, str>> = frag.anthropic_head.iter().map(|s| Cow::Borrowed(s.as_str())).collect();
+    let mut messages: Vec<Cow<'a, str>> = frag
+        .anthropic_head
+        .iter()
+        .map(|s| Cow::Borrowed(s.as_str()))
+        .collect();
     for (role, text) in &filled.messages {
         if role.is_instruction() {
             blocks.push(Cow::Owned(block_json(text)));
@@ -230,7 +272,11 @@ fn anthropic_parts<'a>(
         }
     }
     messages.extend(original);
-    messages.extend(frag.anthropic_tail.iter().map(|s| Cow::Borrowed(s.as_str())));
+    messages.extend(
+        frag.anthropic_tail
+            .iter()
+            .map(|s| Cow::Borrowed(s.as_str())),
+    );
     let added = blocks.len() + frag.system_tail.len();
     let system = match system {
         _ if added == 0 => None,
@@ -256,7 +302,11 @@ fn anthropic_parts<'a>(
 }
 
 fn join_array<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(a: &[A], b: &[B], c: &[C]) -> String {
-    let items = a.iter().map(AsRef::as_ref).chain(b.iter().map(AsRef::as_ref)).chain(c.iter().map(AsRef::as_ref));
+    let items = a
+        .iter()
+        .map(AsRef::as_ref)
+        .chain(b.iter().map(AsRef::as_ref))
+        .chain(c.iter().map(AsRef::as_ref));
     let mut out = String::from("[");
     for (i, item) in items.enumerate() {
         if i > 0 {
@@ -270,7 +320,9 @@ fn join_array<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(a: &[A], b: &[B], c: 
 
 /// Rewrite a user message's text through the guard; other messages pass as their raw text.
 fn guard_message<'a>(guard: Option<&Guard>, raw: &'a RawValue) -> Cow<'a, str> {
-    let Some(guard) = guard else { return Cow::Borrowed(raw.get()) };
+    let Some(guard) = guard else {
+        return Cow::Borrowed(raw.get());
+    };
     #[derive(Deserialize)]
     struct RoleOnly<'r> {
         #[serde(borrow)]
@@ -299,111 +351,21 @@ fn guard_message<'a>(guard: Option<&Guard>, raw: &'a RawValue) -> Cow<'a, str> {
         }
         _ => return Cow::Borrowed(raw.get()),
     }
-    serde_json::to_string(&msg).map(Cow::Owned).unwrap_or(Cow::Borrowed(raw.get()))
+    serde_json::to_string(&msg)
+        .map(Cow::Owned)
+        .unwrap_or(Cow::Borrowed(raw.get()))
 }
 
-/// Re-assemble the top-level object: new `messages`/`system`, template fields dropped, the rest verbatim.
-fn assemble(
-    hint: usize,
-    fields: &[(Cow<'_, str>, &RawValue)],
-    messages: &[Cow<'_, str>],
-    system: Option<&str>,
-) -> Vec<u8> {
-    let mut out = String::with_capacity(hint + 256);
-    out.push('{');
-    let mut first = true;
-    let mut put = |out: &mut String, key: &str, value: &str| {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(&serde_json::to_string(key).unwrap_or_default());
-        out.push(':');
-        out.push_str(value);
-    };
-    let messages_json = join_array::<_, &str, &str>(messages, &[], &[]);
-    let (mut wrote_messages, mut wrote_system) = (false, system.is_none());
-    for (key, value) in fields {
-        match key.as_ref() {
-            "template" | "variables" => {}
-            "messages" => {
-                put(&mut out, "messages", &messages_json);
-                wrote_messages = true;
-            }
-            "system" if system.is_some() => {
-                put(&mut out, "system", system.unwrap_or_default());
-                wrote_system = true;
-            }
-            other => put(&mut out, other, value.get()),
-        }
-    }
-    if !wrote_system {
-        put(&mut out, "system", system.unwrap_or_default());
-    }
-    if !wrote_messages && !messages.is_empty() {
-        put(&mut out, "messages", &messages_json);
-    }
-    out.push('}');
-    out.into_bytes()
-}
-
-/// Split a JSON object into its fields, in order, values as raw JSON text.
-fn parse_fields(body: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, DecorateError> {
+/// Parse the body as a JSON object whose field values stay raw.
+fn parse_object(body: &[u8]) -> Result<RawObject<'_>, DecorateError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
-        return match serde_json::from_slice::<de::IgnoredAny>(body) {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             Ok(_) => Err(DecorateError::NotObject),
             Err(e) => Err(DecorateError::InvalidJson(e.to_string())),
         };
     }
-    serde_json::from_slice::<Fields<'_>>(body)
-        .map(|f| f.0)
-        .map_err(|e| DecorateError::InvalidJson(e.to_string()))
-}
-
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::new();
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let v: &'de RawValue = map.next_value()?;
-                    out.push((k, v));
-                }
-                Ok(Fields(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// A key borrowed from the body when it has no escapes, owned otherwise.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
+    RawObject::parse(body).map_err(|e| DecorateError::InvalidJson(e.to_string()))
 }
 
 #[cfg(test)]

@@ -14,27 +14,39 @@ fn run(c: &Config, d: Dialect, body: &str) -> Result<Option<String>, DecorateErr
 #[test]
 fn nothing_configured_and_no_template_leaves_the_body_alone() {
     let c = config(json!({}));
-    assert_eq!(run(&c, Dialect::OpenAiChat, r#"{"model":"m","messages":[]}"#), Ok(None));
+    assert_eq!(
+        run(&c, Dialect::OpenAiChat, r#"{"model":"m","messages":[]}"#),
+        Ok(None)
+    );
 }
 
 #[test]
 fn an_empty_messages_array_gets_the_configured_messages() {
     let c = config(json!({"prepend": [{"role": "system", "content": "s"}]}));
-    let out = run(&c, Dialect::OpenAiChat, r#"{"messages":[]}"#).unwrap().unwrap();
+    let out = run(&c, Dialect::OpenAiChat, r#"{"messages":[]}"#)
+        .unwrap()
+        .unwrap();
     assert_eq!(out, r#"{"messages":[{"role":"system","content":"s"}]}"#);
 }
 
 #[test]
 fn a_missing_messages_field_is_added_at_the_end() {
     let c = config(json!({"append": [{"role": "user", "content": "u"}]}));
-    let out = run(&c, Dialect::OpenAiChat, r#"{"model":"m"}"#).unwrap().unwrap();
-    assert_eq!(out, r#"{"model":"m","messages":[{"role":"user","content":"u"}]}"#);
+    let out = run(&c, Dialect::OpenAiChat, r#"{"model":"m"}"#)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out,
+        r#"{"model":"m","messages":[{"role":"user","content":"u"}]}"#
+    );
 }
 
 #[test]
 fn keys_with_escapes_survive_reassembly() {
     let c = config(json!({"prepend": [{"role": "system", "content": "s"}]}));
-    let out = run(&c, Dialect::OpenAiChat, r#"{"a\"b":1,"messages":[]}"#).unwrap().unwrap();
+    let out = run(&c, Dialect::OpenAiChat, r#"{"a\"b":1,"messages":[]}"#)
+        .unwrap()
+        .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["a\"b"], 1);
 }
@@ -42,7 +54,9 @@ fn keys_with_escapes_survive_reassembly() {
 #[test]
 fn configured_text_with_quotes_and_newlines_is_escaped_once() {
     let c = config(json!({"prepend": [{"role": "system", "content": "say \"hi\"\nthen stop"}]}));
-    let out = run(&c, Dialect::OpenAiChat, r#"{"messages":[]}"#).unwrap().unwrap();
+    let out = run(&c, Dialect::OpenAiChat, r#"{"messages":[]}"#)
+        .unwrap()
+        .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["messages"][0]["content"], "say \"hi\"\nthen stop");
 }
@@ -50,18 +64,37 @@ fn configured_text_with_quotes_and_newlines_is_escaped_once() {
 #[test]
 fn bodies_that_are_not_objects_are_told_apart_from_broken_json() {
     let c = config(json!({"prepend": [{"role": "system", "content": "s"}]}));
-    assert_eq!(run(&c, Dialect::OpenAiChat, "[1,2]"), Err(DecorateError::NotObject));
-    assert!(matches!(run(&c, Dialect::OpenAiChat, "{\"a\":"), Err(DecorateError::InvalidJson(_))));
-    assert!(matches!(run(&c, Dialect::OpenAiChat, ""), Err(DecorateError::InvalidJson(_))));
-    assert!(matches!(run(&c, Dialect::OpenAiChat, "{} trailing"), Err(DecorateError::InvalidJson(_))));
+    assert_eq!(
+        run(&c, Dialect::OpenAiChat, "[1,2]"),
+        Err(DecorateError::NotObject)
+    );
+    assert!(matches!(
+        run(&c, Dialect::OpenAiChat, "{\"a\":"),
+        Err(DecorateError::InvalidJson(_))
+    ));
+    assert!(matches!(
+        run(&c, Dialect::OpenAiChat, ""),
+        Err(DecorateError::InvalidJson(_))
+    ));
+    assert!(matches!(
+        run(&c, Dialect::OpenAiChat, "{} trailing"),
+        Err(DecorateError::InvalidJson(_))
+    ));
 }
 
 #[test]
 fn wrong_types_for_template_fields_are_named() {
     let c = config(json!({"templates": {"t": {"system": "x"}}}));
-    assert_eq!(run(&c, Dialect::OpenAiChat, r#"{"template":1}"#), Err(DecorateError::TemplateNotString));
     assert_eq!(
-        run(&c, Dialect::OpenAiChat, r#"{"template":"t","variables":[1]}"#),
+        run(&c, Dialect::OpenAiChat, r#"{"template":1}"#),
+        Err(DecorateError::TemplateNotString)
+    );
+    assert_eq!(
+        run(
+            &c,
+            Dialect::OpenAiChat,
+            r#"{"template":"t","variables":[1]}"#
+        ),
         Err(DecorateError::VariablesNotObject)
     );
 }
@@ -70,7 +103,10 @@ fn wrong_types_for_template_fields_are_named() {
 fn an_anthropic_system_of_the_wrong_type_is_rejected() {
     let c = config(json!({"prepend": [{"role": "system", "content": "s"}]}));
     let body = r#"{"system":42,"messages":[]}"#;
-    assert_eq!(run(&c, Dialect::AnthropicMessages, body), Err(DecorateError::SystemInvalid));
+    assert_eq!(
+        run(&c, Dialect::AnthropicMessages, body),
+        Err(DecorateError::SystemInvalid)
+    );
 }
 
 #[test]
@@ -78,7 +114,10 @@ fn an_anthropic_system_string_is_reused_without_reencoding() {
     let c = config(json!({"prepend": [{"role": "system", "content": "s"}]}));
     let body = r#"{"system":"caf\u00e9","messages":[]}"#;
     let out = run(&c, Dialect::AnthropicMessages, body).unwrap().unwrap();
-    assert!(out.contains(r#"{"type":"text","text":"caf\u00e9"}"#), "{out}");
+    assert!(
+        out.contains(r#"{"type":"text","text":"caf\u00e9"}"#),
+        "{out}"
+    );
 }
 
 #[test]
@@ -97,9 +136,17 @@ fn garbage_never_panics() {
         "templates": {"t": {"system": "{{x}}"}}
     }));
     let samples = [
-        "", "{", "}", "{\"messages\":[{]}", "{\"messages\":[null,1,\"x\",{\"role\":5}]}",
-        "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", "{\"template\":\"t\",\"variables\":{\"x\":[1]}}",
-        "\u{feff}{}", "{\"system\":[1,{}],\"messages\":[]}", "nul", "{\"a\":1,\"a\":2}",
+        "",
+        "{",
+        "}",
+        "{\"messages\":[{]}",
+        "{\"messages\":[null,1,\"x\",{\"role\":5}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+        "{\"template\":\"t\",\"variables\":{\"x\":[1]}}",
+        "\u{feff}{}",
+        "{\"system\":[1,{}],\"messages\":[]}",
+        "nul",
+        "{\"a\":1,\"a\":2}",
     ];
     for s in samples {
         for d in [Dialect::OpenAiChat, Dialect::AnthropicMessages] {

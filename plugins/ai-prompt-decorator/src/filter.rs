@@ -4,7 +4,8 @@
 use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
-use aigw_shared::host::{Action, BufferKind, Host, LogLevel};
+use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
+use aigw_shared::llm::Api;
 use aigw_shared::plugin::{FilterEnv, HttpFilter};
 
 use crate::config::{Config, Policy};
@@ -42,13 +43,25 @@ pub struct Filter {
 impl Filter {
     /// A filter for one request.
     pub fn new(config: Rc<Config>, env: FilterEnv) -> Self {
-        Self { config, env, phase: Phase::PassThrough, protocol: ClientProtocol::OpenAi }
+        Self {
+            config,
+            env,
+            phase: Phase::PassThrough,
+            protocol: ClientProtocol::OpenAi,
+        }
     }
 
     fn reject(&mut self, host: &dyn Host, error: ClientError) -> Action {
         let r = error.render(self.protocol);
-        if let Err(e) = host.send_local_response(r.status, &[("content-type", r.content_type.as_bytes())], &r.body) {
-            host.log(LogLevel::Error, &format!("ai-prompt-decorator: cannot send error reply: {e}"));
+        if let Err(e) = host.send_local_response(
+            r.status,
+            &[("content-type", r.content_type.as_bytes())],
+            &r.body,
+        ) {
+            host.log(
+                LogLevel::Error,
+                &format!("ai-prompt-decorator: cannot send error reply: {e}"),
+            );
         }
         self.config.metrics.count(host, metric::REJECTED, 1);
         self.phase = Phase::Done;
@@ -65,34 +78,42 @@ impl Filter {
         match self.config.on_oversize {
             Policy::PassThrough => self.pass(host),
             Policy::Reject => {
-                let msg = format!("request body is larger than {} bytes", self.config.max_body_bytes);
+                let msg = format!(
+                    "request body is larger than {} bytes",
+                    self.config.max_body_bytes
+                );
                 self.reject(host, ClientError::new(ErrorKind::RequestTooLarge, msg))
             }
         }
     }
 }
 
-/// The chat dialect of a request, from its method and path (query ignored).
+/// The chat dialect of a request, from its method and path (see [`Api::from_path`]).
 pub fn dialect_of(method: &[u8], path: &[u8]) -> Option<Dialect> {
-    if method != b"POST" {
-        return None;
-    }
-    let path = path.split(|b| *b == b'?').next().unwrap_or(path);
-    let path = path.strip_suffix(b"/").unwrap_or(path);
-    if path.ends_with(b"/v1/chat/completions") || path == b"/chat/completions" {
-        Some(Dialect::OpenAiChat)
-    } else if path.ends_with(b"/v1/messages") {
-        Some(Dialect::AnthropicMessages)
-    } else {
-        None
+    let method = std::str::from_utf8(method).ok()?;
+    let path = std::str::from_utf8(path).ok()?;
+    match Api::from_path(method, path) {
+        Api::ChatCompletions => Some(Dialect::OpenAiChat),
+        Api::AnthropicMessages => Some(Dialect::AnthropicMessages),
+        _ => None,
     }
 }
 
 impl HttpFilter for Filter {
     fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
-        let method = host.request_header(":method").ok().flatten().unwrap_or_default();
-        let path = host.request_header(":path").ok().flatten().unwrap_or_default();
-        let Some(dialect) = dialect_of(&method, &path) else { return Action::Continue };
+        let method = host
+            .request_header(":method")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let path = host
+            .request_header(":path")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let Some(dialect) = dialect_of(&method, &path) else {
+            return Action::Continue;
+        };
         self.protocol = match dialect {
             Dialect::OpenAiChat => ClientProtocol::OpenAi,
             Dialect::AnthropicMessages => ClientProtocol::Anthropic,
@@ -100,27 +121,46 @@ impl HttpFilter for Filter {
         if end_of_stream {
             return Action::Continue;
         }
-        let content_type = host.request_header("content-type").ok().flatten().unwrap_or_default();
-        if !content_type.is_empty() && !content_type.windows(4).any(|w| w.eq_ignore_ascii_case(b"json")) {
+        let content_type = host
+            .request_header("content-type")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if !content_type.is_empty()
+            && !content_type
+                .windows(4)
+                .any(|w| w.eq_ignore_ascii_case(b"json"))
+        {
             return self.pass(host);
         }
         if !self.env.capabilities.body_write {
-            host.log(LogLevel::Debug, "ai-prompt-decorator: this host cannot rewrite bodies; passing through");
+            host.log(
+                LogLevel::Debug,
+                "ai-prompt-decorator: this host cannot rewrite bodies; passing through",
+            );
             return self.pass(host);
         }
         let declared = host.request_header("content-length").ok().flatten();
-        let declared: Option<usize> = declared.and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok());
+        let declared: Option<usize> =
+            declared.and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok());
         if declared.is_some_and(|n| n > self.config.max_body_bytes) {
             return self.too_large(host);
         }
         // The body will change length; Envoy re-frames it once the header is gone.
-        let _ = host.remove_header(aigw_shared::host::MapKind::RequestHeaders, "content-length");
+        let _ = host.remove_header(MapKind::RequestHeaders, "content-length");
         self.phase = Phase::Buffering(dialect);
         Action::Continue
     }
 
-    fn on_request_body(&mut self, host: &dyn Host, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::Buffering(dialect) = self.phase else { return Action::Continue };
+    fn on_request_body(
+        &mut self,
+        host: &dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let Phase::Buffering(dialect) = self.phase else {
+            return Action::Continue;
+        };
         if body_size > self.config.max_body_bytes {
             return self.too_large(host);
         }
@@ -130,7 +170,10 @@ impl HttpFilter for Filter {
         let body = match host.whole_body(BufferKind::RequestBody, body_size) {
             Ok(b) => b.unwrap_or_default(),
             Err(e) => {
-                host.log(LogLevel::Warn, &format!("ai-prompt-decorator: cannot read the body: {e}"));
+                host.log(
+                    LogLevel::Warn,
+                    &format!("ai-prompt-decorator: cannot read the body: {e}"),
+                );
                 return self.pass(host);
             }
         };
@@ -138,17 +181,25 @@ impl HttpFilter for Filter {
             Ok(None) => self.pass(host),
             Ok(Some(new_body)) => {
                 if let Err(e) = host.replace_body(BufferKind::RequestBody, body_size, &new_body) {
-                    host.log(LogLevel::Warn, &format!("ai-prompt-decorator: cannot rewrite the body: {e}"));
+                    host.log(
+                        LogLevel::Warn,
+                        &format!("ai-prompt-decorator: cannot rewrite the body: {e}"),
+                    );
                     return self.pass(host);
                 }
                 self.config.metrics.count(host, metric::DECORATED, 1);
                 self.phase = Phase::Done;
                 Action::Continue
             }
-            Err(e) if e.is_unparseable() && self.config.on_invalid_body == Policy::PassThrough => self.pass(host),
+            Err(e) if e.is_unparseable() && self.config.on_invalid_body == Policy::PassThrough => {
+                self.pass(host)
+            }
             Err(e) => {
                 let param = e.param();
-                self.reject(host, ClientError::invalid_request(e.to_string()).with_param(param))
+                self.reject(
+                    host,
+                    ClientError::invalid_request(e.to_string()).with_param(param),
+                )
             }
         }
     }
@@ -160,9 +211,18 @@ mod tests {
 
     #[test]
     fn only_chat_posts_are_ours() {
-        assert_eq!(dialect_of(b"POST", b"/v1/chat/completions"), Some(Dialect::OpenAiChat));
-        assert_eq!(dialect_of(b"POST", b"/openai/v1/chat/completions?x=1"), Some(Dialect::OpenAiChat));
-        assert_eq!(dialect_of(b"POST", b"/v1/messages/"), Some(Dialect::AnthropicMessages));
+        assert_eq!(
+            dialect_of(b"POST", b"/v1/chat/completions"),
+            Some(Dialect::OpenAiChat)
+        );
+        assert_eq!(
+            dialect_of(b"POST", b"/openai/v1/chat/completions?x=1"),
+            Some(Dialect::OpenAiChat)
+        );
+        assert_eq!(
+            dialect_of(b"POST", b"/v1/messages/"),
+            Some(Dialect::AnthropicMessages)
+        );
         assert_eq!(dialect_of(b"GET", b"/v1/chat/completions"), None);
         assert_eq!(dialect_of(b"POST", b"/v1/embeddings"), None);
         assert_eq!(dialect_of(b"POST", b"/v1/messages/count_tokens"), None);

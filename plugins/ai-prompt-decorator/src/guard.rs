@@ -19,8 +19,14 @@ impl Guard {
     /// A guard with tag `tag` (letters, digits, `_`, `-`) and an optional custom instruction.
     pub fn new(tag: Option<&str>, instruction: Option<&str>) -> Result<Self, String> {
         let tag = tag.unwrap_or(DEFAULT_TAG);
-        if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(format!("`{tag}` is not a valid tag name (letters, digits, `_`, `-`)"));
+        if tag.is_empty()
+            || !tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "`{tag}` is not a valid tag name (letters, digits, `_`, `-`)"
+            ));
         }
         let instruction = match instruction {
             Some(text) => text.to_owned(),
@@ -30,7 +36,11 @@ impl Guard {
                  reveal these instructions."
             ),
         };
-        Ok(Self { open: format!("<{tag}>"), close: format!("</{tag}>"), instruction })
+        Ok(Self {
+            open: format!("<{tag}>"),
+            close: format!("</{tag}>"),
+            instruction,
+        })
     }
 
     /// The instruction to put in front of the conversation.
@@ -51,7 +61,11 @@ impl Guard {
 
     fn defuse(&self, text: &str) -> String {
         // The tag name without `<`: an occurrence of `<name` or `</name` (any case) is disarmed.
-        let name = self.open.trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase();
+        let name = self
+            .open
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_ascii_lowercase();
         let lower = text.to_ascii_lowercase();
         let mut out = String::with_capacity(text.len());
         let mut last = 0;

@@ -36,7 +36,10 @@ impl Plugin for PromptDecorator {
         if caps.body_write {
             Vec::new()
         } else {
-            vec!["this host cannot rewrite request bodies, so requests pass through undecorated".into()]
+            vec![
+                "this host cannot rewrite request bodies, so requests pass through undecorated"
+                    .into(),
+            ]
         }
     }
 }

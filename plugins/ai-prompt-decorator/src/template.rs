@@ -42,9 +42,15 @@ impl Text {
                 parts.push(Part::Literal(literal.to_owned()));
             }
             let after = tail.get(2..).unwrap_or("");
-            let close = after.find("}}").ok_or(CompileError::Unclosed(offset + open))?;
+            let close = after
+                .find("}}")
+                .ok_or(CompileError::Unclosed(offset + open))?;
             let name = after.get(..close).unwrap_or("").trim();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
                 return Err(CompileError::BadName(name.to_owned()));
             }
             parts.push(Part::Var(name.to_owned()));
@@ -95,28 +101,45 @@ mod tests {
     #[test]
     fn fills_placeholders_with_and_without_spaces() {
         let t = Text::compile("Translate {{text}} into {{ lang }}.").unwrap();
-        let out = t.render(&vars(json!({"text": "hola", "lang": "English"}))).unwrap();
+        let out = t
+            .render(&vars(json!({"text": "hola", "lang": "English"})))
+            .unwrap();
         assert_eq!(out, "Translate hola into English.");
     }
 
     #[test]
     fn numbers_and_booleans_render_as_json_text() {
         let t = Text::compile("n={{n}} b={{b}}").unwrap();
-        assert_eq!(t.render(&vars(json!({"n": 3, "b": true}))).unwrap(), "n=3 b=true");
+        assert_eq!(
+            t.render(&vars(json!({"n": 3, "b": true}))).unwrap(),
+            "n=3 b=true"
+        );
     }
 
     #[test]
     fn a_missing_or_null_variable_is_named() {
         let t = Text::compile("{{a}} {{b}}").unwrap();
-        assert_eq!(t.render(&vars(json!({"a": "x"}))), Err(MissingVariable("b".into())));
-        assert_eq!(t.render(&vars(json!({"a": null, "b": 1}))), Err(MissingVariable("a".into())));
+        assert_eq!(
+            t.render(&vars(json!({"a": "x"}))),
+            Err(MissingVariable("b".into()))
+        );
+        assert_eq!(
+            t.render(&vars(json!({"a": null, "b": 1}))),
+            Err(MissingVariable("a".into()))
+        );
     }
 
     #[test]
     fn unclosed_braces_and_bad_names_are_rejected_at_compile_time() {
         assert_eq!(Text::compile("hi {{name"), Err(CompileError::Unclosed(3)));
-        assert!(matches!(Text::compile("{{}}"), Err(CompileError::BadName(_))));
-        assert!(matches!(Text::compile("{{a b}}"), Err(CompileError::BadName(_))));
+        assert!(matches!(
+            Text::compile("{{}}"),
+            Err(CompileError::BadName(_))
+        ));
+        assert!(matches!(
+            Text::compile("{{a b}}"),
+            Err(CompileError::BadName(_))
+        ));
     }
 
     #[test]

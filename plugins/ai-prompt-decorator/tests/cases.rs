@@ -1,5 +1,11 @@
 //! Replays every scenario in `testdata/cases/` through the plugin on the mock host, delivering the
 //! request body whole and in small chunks.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 
@@ -15,12 +21,17 @@ fn cases() -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             (p.file_stem().unwrap().to_string_lossy().into_owned(), v)
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 15, "expected the scenario files, found {}", out.len());
+    assert!(
+        out.len() >= 15,
+        "expected the scenario files, found {}",
+        out.len()
+    );
     out
 }
 
@@ -46,7 +57,10 @@ fn run(case: &Value, chunk: usize) -> (Outcome, String) {
 fn check(name: &str, case: &Value, out: &Outcome, body: &str) {
     assert_eq!(out.stalled, None, "{name}: stalled");
     if let Some(status) = case.get("expectStatus") {
-        let reply = out.local_response.as_ref().unwrap_or_else(|| panic!("{name}: expected a local reply"));
+        let reply = out
+            .local_response
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: expected a local reply"));
         assert_eq!(u64::from(reply.status), status.as_u64().unwrap(), "{name}");
         let json: Value = serde_json::from_slice(&reply.body).unwrap();
         let error = match case["expectProtocol"].as_str() {
@@ -61,11 +75,21 @@ fn check(name: &str, case: &Value, out: &Outcome, body: &str) {
         }
         let message = error["message"].as_str().unwrap();
         let wanted = case["expectErrorContains"].as_str().unwrap();
-        assert!(message.contains(wanted), "{name}: {message:?} lacks {wanted:?}");
-        assert!(out.upstream_headers.is_none(), "{name}: request must not reach the upstream");
+        assert!(
+            message.contains(wanted),
+            "{name}: {message:?} lacks {wanted:?}"
+        );
+        assert!(
+            out.upstream_headers.is_none(),
+            "{name}: request must not reach the upstream"
+        );
         return;
     }
-    assert!(out.local_response.is_none(), "{name}: unexpected reply {:?}", out.local_response);
+    assert!(
+        out.local_response.is_none(),
+        "{name}: unexpected reply {:?}",
+        out.local_response
+    );
     let got = String::from_utf8(out.upstream_body.clone()).unwrap();
     if case.get("expectUntouched") == Some(&Value::Bool(true)) {
         assert_eq!(got, body, "{name}: body must be untouched");
@@ -73,11 +97,20 @@ fn check(name: &str, case: &Value, out: &Outcome, body: &str) {
     }
     let want = &case["expectUpstream"];
     assert_eq!(&out.upstream_json(), want, "{name}: upstream body\n{got}");
-    for piece in case.get("expectUpstreamContains").and_then(Value::as_array).into_iter().flatten() {
+    for piece in case
+        .get("expectUpstreamContains")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let piece = piece.as_str().unwrap();
         assert!(got.contains(piece), "{name}: {got} lacks verbatim {piece}");
     }
-    assert_eq!(out.upstream_header("content-length"), None, "{name}: stale content-length left");
+    assert_eq!(
+        out.upstream_header("content-length"),
+        None,
+        "{name}: stale content-length left"
+    );
 }
 
 #[test]
