@@ -17,11 +17,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action as SdkAction, BufferType, ContextType, MapType, MetricType, Status};
+use proxy_wasm::types::{
+    Action as SdkAction, BufferType, ContextType, MapType, MetricType, Status,
+};
 
 use crate::host::{
-    Action, BufferKind, CallResponse, Capabilities, Direction, HeaderPair, Host, HostError, LogLevel,
-    MapKind, MetricKind, PhaseGate,
+    Action, BufferKind, CallResponse, Capabilities, Direction, HeaderPair, Host, HostError,
+    LogLevel, MapKind, MetricKind, PhaseGate,
 };
 use crate::plugin::{FilterDriver, FilterEnv, Plugin, PluginConfig};
 
@@ -90,7 +92,10 @@ fn buffer_type(kind: BufferKind) -> BufferType {
 }
 
 fn text_pairs<'a>(pairs: &'a [HeaderPair<'a>]) -> Vec<(&'a str, &'a str)> {
-    pairs.iter().map(|(k, v)| (*k, std::str::from_utf8(v).unwrap_or(""))).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (*k, std::str::from_utf8(v).unwrap_or("")))
+        .collect()
 }
 
 impl Host for ProxyWasmHost {
@@ -115,7 +120,9 @@ impl Host for ProxyWasmHost {
             return None;
         }
         let t = hostcalls::get_current_time().ok()?;
-        t.duration_since(UNIX_EPOCH).ok().and_then(|d| u64::try_from(d.as_nanos()).ok())
+        t.duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_nanos()).ok())
     }
 
     fn header(&self, map: MapKind, name: &str) -> Result<Option<Vec<u8>>, HostError> {
@@ -143,7 +150,12 @@ impl Host for ProxyWasmHost {
         hostcalls::remove_map_value(map_type(map), name).map_err(status_error)
     }
 
-    fn body(&self, kind: BufferKind, start: usize, len: usize) -> Result<Option<Vec<u8>>, HostError> {
+    fn body(
+        &self,
+        kind: BufferKind,
+        start: usize,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, HostError> {
         // APISIX answers BAD_ARGUMENT (an SDK panic) for empty reads; there is nothing to read anyway.
         if len == 0 {
             return Ok(None);
@@ -151,7 +163,13 @@ impl Host for ProxyWasmHost {
         hostcalls::get_buffer(buffer_type(kind), start, len).map_err(status_error)
     }
 
-    fn set_body(&self, kind: BufferKind, start: usize, len: usize, data: &[u8]) -> Result<(), HostError> {
+    fn set_body(
+        &self,
+        kind: BufferKind,
+        start: usize,
+        len: usize,
+        data: &[u8],
+    ) -> Result<(), HostError> {
         if !self.caps.body_write {
             return Err(HostError::Unsupported);
         }
@@ -160,7 +178,9 @@ impl Host for ProxyWasmHost {
             BufferKind::ResponseBody => self.response_body_size.get(),
         };
         if start != 0 && start < held {
-            return Err(HostError::BadArgument("Envoy writes bodies only at 0 or at the end"));
+            return Err(HostError::BadArgument(
+                "Envoy writes bodies only at 0 or at the end",
+            ));
         }
         hostcalls::set_buffer(buffer_type(kind), start, len, data).map_err(status_error)
     }
@@ -250,7 +270,11 @@ pub struct Root<P: Plugin> {
 
 impl<P: Plugin> Default for Root<P> {
     fn default() -> Self {
-        Self { config: None, vm_started: false, caps: Capabilities::FULL }
+        Self {
+            config: None,
+            vm_started: false,
+            caps: Capabilities::FULL,
+        }
     }
 }
 
@@ -263,7 +287,11 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn on_configure(&mut self, size: usize) -> bool {
-        self.caps = if self.vm_started { Capabilities::FULL } else { Capabilities::APISIX };
+        self.caps = if self.vm_started {
+            Capabilities::FULL
+        } else {
+            Capabilities::APISIX
+        };
         let raw = if size == 0 {
             Vec::new()
         } else {
@@ -282,7 +310,10 @@ impl<P: Plugin> RootContext for Root<P> {
                 true
             }
             Err(e) => {
-                log.log(LogLevel::Error, &format!("{}: invalid configuration: {e}", P::NAME));
+                log.log(
+                    LogLevel::Error,
+                    &format!("{}: invalid configuration: {e}", P::NAME),
+                );
                 false
             }
         }
@@ -291,7 +322,12 @@ impl<P: Plugin> RootContext for Root<P> {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let stream: Box<dyn HttpContext> = match &self.config {
             Some(config) => Box::new(Stream::<P> {
-                driver: FilterDriver::new(Rc::clone(config), FilterEnv { capabilities: self.caps }),
+                driver: FilterDriver::new(
+                    Rc::clone(config),
+                    FilterEnv {
+                        capabilities: self.caps,
+                    },
+                ),
                 host: ProxyWasmHost::new(self.caps),
             }),
             // Never configured (Envoy would have rejected the config): pass traffic through.
@@ -316,11 +352,18 @@ struct Stream<P: Plugin> {
 }
 
 impl<P: Plugin> Context for Stream<P> {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let response = if num_headers == 0 {
             CallResponse::default()
         } else {
-            let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
+            let headers =
+                hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
             let status = headers
                 .iter()
                 .find(|(k, _)| k == ":status")
@@ -334,9 +377,14 @@ impl<P: Plugin> Context for Stream<P> {
                     .flatten()
                     .unwrap_or_default()
             };
-            CallResponse { status, headers, body }
+            CallResponse {
+                status,
+                headers,
+                body,
+            }
         };
-        self.driver.on_http_call_response(&self.host, token, response);
+        self.driver
+            .on_http_call_response(&self.host, token, response);
     }
 }
 
@@ -353,8 +401,15 @@ impl<P: Plugin> HttpContext for Stream<P> {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
         self.host.request_body_size.set(body_size);
-        let action = self.driver.on_request_body(&self.host, body_size, end_of_stream);
-        self.host.settle(action)
+        let action = self
+            .driver
+            .on_request_body(&self.host, body_size, end_of_stream);
+        let out = self.host.settle(action);
+        if out == SdkAction::Continue {
+            // Headers held by an earlier Pause travel on with the body now.
+            self.host.update_gate(|g| g.release(Direction::Request));
+        }
+        out
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
@@ -369,8 +424,15 @@ impl<P: Plugin> HttpContext for Stream<P> {
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
         self.host.response_body_size.set(body_size);
-        let action = self.driver.on_response_body(&self.host, body_size, end_of_stream);
-        self.host.settle(action)
+        let action = self
+            .driver
+            .on_response_body(&self.host, body_size, end_of_stream);
+        let out = self.host.settle(action);
+        if out == SdkAction::Continue {
+            // Headers held by an earlier Pause travel on with the body now.
+            self.host.update_gate(|g| g.release(Direction::Response));
+        }
+        out
     }
 
     fn on_log(&mut self) {

@@ -100,7 +100,8 @@ impl Exchange {
     /// A bodiless GET to `path`.
     pub fn get(path: &str) -> Self {
         let mut ex = Self::post_json(path, "");
-        ex.headers.retain(|(k, _)| k != "content-length" && k != "content-type");
+        ex.headers
+            .retain(|(k, _)| k != "content-length" && k != "content-type");
         if let Some(m) = ex.headers.iter_mut().find(|(k, _)| k == ":method") {
             m.1 = b"GET".to_vec();
         }
@@ -110,7 +111,8 @@ impl Exchange {
     /// Set (replace) a request header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.retain(|(k, _)| k != name);
-        self.headers.push((name.to_owned(), value.as_bytes().to_vec()));
+        self.headers
+            .push((name.to_owned(), value.as_bytes().to_vec()));
         self
     }
 
@@ -166,13 +168,25 @@ impl Exchange {
         if host.state.borrow().local_response.is_some() {
             return false;
         }
-        if action == Action::Pause {
-            out.stalled = Some("request headers paused with no callout to resume them");
+        // Headers held with Pause keep flowing body to this filter (Envoy with
+        // `allow_on_headers_stop_iteration: true`, Higress HeaderStopIteration) and leave with it.
+        let headers_held = action == Action::Pause;
+        if headers_held && (no_body || !host.state.borrow().callouts.is_empty()) {
+            out.stalled = Some("request headers paused with nothing to resume them");
             return false;
         }
-        host.state.borrow_mut().gate.after_headers(Direction::Request, action);
-        out.upstream_headers = Some(host.state.borrow().request_headers.clone());
-        let size = if self.chunk == 0 { self.body.len().max(1) } else { self.chunk };
+        if !headers_held {
+            host.state
+                .borrow_mut()
+                .gate
+                .after_headers(Direction::Request, action);
+            out.upstream_headers = Some(host.state.borrow().request_headers.clone());
+        }
+        let size = if self.chunk == 0 {
+            self.body.len().max(1)
+        } else {
+            self.chunk
+        };
         let chunks: Vec<&[u8]> = self.body.chunks(size).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let eos = i + 1 == chunks.len();
@@ -187,6 +201,10 @@ impl Exchange {
                 return false;
             }
             if action == Action::Continue {
+                if out.upstream_headers.is_none() {
+                    host.state.borrow_mut().gate.release(Direction::Request);
+                    out.upstream_headers = Some(host.state.borrow().request_headers.clone());
+                }
                 let flushed = std::mem::take(&mut host.state.borrow_mut().request_body);
                 out.upstream_body.extend_from_slice(&flushed);
             } else if eos {
@@ -201,13 +219,18 @@ impl Exchange {
         let host = &out.host;
         {
             let mut st = host.state.borrow_mut();
-            st.response_headers = vec![(":status".into(), self.reply.status.to_string().into_bytes())];
-            st.response_headers.extend(self.reply.headers.iter().cloned());
+            st.response_headers =
+                vec![(":status".into(), self.reply.status.to_string().into_bytes())];
+            st.response_headers
+                .extend(self.reply.headers.iter().cloned());
             st.gate.open(MapKind::ResponseHeaders);
         }
         let no_body = self.reply.chunks.is_empty();
         let action = effective(host, drv.on_response_headers(host, no_body));
-        host.state.borrow_mut().gate.after_headers(Direction::Response, action);
+        host.state
+            .borrow_mut()
+            .gate
+            .after_headers(Direction::Response, action);
         out.response_headers = host.state.borrow().response_headers.clone();
         for (i, chunk) in self.reply.chunks.iter().enumerate() {
             let eos = i + 1 == self.reply.chunks.len();
