@@ -16,12 +16,18 @@ pub struct Upstream {
 impl Upstream {
     /// An Envoy cluster reached with the given authority.
     pub fn envoy(cluster: &str, authority: &str) -> Self {
-        Self { cluster: cluster.to_owned(), authority: authority.to_owned() }
+        Self {
+            cluster: cluster.to_owned(),
+            authority: authority.to_owned(),
+        }
     }
 
     /// A Higress service (`outbound|port||fqdn`).
     pub fn higress(fqdn: &str, port: u16) -> Self {
-        Self { cluster: format!("outbound|{port}||{fqdn}"), authority: fqdn.to_owned() }
+        Self {
+            cluster: format!("outbound|{port}||{fqdn}"),
+            authority: fqdn.to_owned(),
+        }
     }
 }
 
@@ -78,7 +84,9 @@ pub enum CalloutError {
 }
 
 /// Parse a 2xx JSON response into `T`.
-pub fn json_response<T: serde::de::DeserializeOwned>(resp: &CallResponse) -> Result<T, CalloutError> {
+pub fn json_response<T: serde::de::DeserializeOwned>(
+    resp: &CallResponse,
+) -> Result<T, CalloutError> {
     match resp.status {
         None => Err(CalloutError::NoResponse),
         Some(s) if !(200..300).contains(&s) => Err(CalloutError::Status(s)),
@@ -95,21 +103,39 @@ mod tests {
     fn callouts_carry_the_pseudo_headers_the_host_requires() {
         let host = MockHost::default();
         let req = CalloutRequest::post_json("/v1/embeddings", b"{}", Duration::from_secs(2));
-        let token = req.send(&host, &Upstream::higress("embed.svc", 8080)).unwrap();
+        let token = req
+            .send(&host, &Upstream::higress("embed.svc", 8080))
+            .unwrap();
         let st = host.state.borrow();
         let call = &st.callouts[0];
         assert_eq!(call.token, token);
         assert_eq!(call.upstream, "outbound|8080||embed.svc");
-        assert!(call.headers.iter().any(|(k, v)| k == ":authority" && v == b"embed.svc"));
+        assert!(call
+            .headers
+            .iter()
+            .any(|(k, v)| k == ":authority" && v == b"embed.svc"));
     }
 
     #[test]
     fn non_2xx_and_missing_responses_are_errors() {
         let failed = CallResponse::default();
-        assert!(matches!(json_response::<serde_json::Value>(&failed), Err(CalloutError::NoResponse)));
-        let bad = CallResponse { status: Some(503), ..CallResponse::default() };
-        assert!(matches!(json_response::<serde_json::Value>(&bad), Err(CalloutError::Status(503))));
-        let ok = CallResponse { status: Some(200), body: b"{\"a\":1}".to_vec(), ..CallResponse::default() };
+        assert!(matches!(
+            json_response::<serde_json::Value>(&failed),
+            Err(CalloutError::NoResponse)
+        ));
+        let bad = CallResponse {
+            status: Some(503),
+            ..CallResponse::default()
+        };
+        assert!(matches!(
+            json_response::<serde_json::Value>(&bad),
+            Err(CalloutError::Status(503))
+        ));
+        let ok = CallResponse {
+            status: Some(200),
+            body: b"{\"a\":1}".to_vec(),
+            ..CallResponse::default()
+        };
         assert_eq!(json_response::<serde_json::Value>(&ok).unwrap()["a"], 1);
     }
 }

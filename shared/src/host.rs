@@ -110,9 +110,19 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Envoy and Higress: everything.
-    pub const FULL: Self = Self { body_write: true, shared_data: true, clock: true, ticks: true };
+    pub const FULL: Self = Self {
+        body_write: true,
+        shared_data: true,
+        clock: true,
+        ticks: true,
+    };
     /// APISIX (wasm-nginx-module): read-only bodies, no shared data, no clock, no ticks.
-    pub const APISIX: Self = Self { body_write: false, shared_data: false, clock: false, ticks: false };
+    pub const APISIX: Self = Self {
+        body_write: false,
+        shared_data: false,
+        clock: false,
+        ticks: false,
+    };
 }
 
 /// One header of an outgoing message: name and raw value.
@@ -132,7 +142,10 @@ pub struct CallResponse {
 impl CallResponse {
     /// The first value of a header, by lowercase name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -159,10 +172,21 @@ pub trait Host {
     fn remove_header(&self, map: MapKind, name: &str) -> Result<(), HostError>;
 
     /// Read `len` bytes of a body from `start`; `None` when there is no body.
-    fn body(&self, kind: BufferKind, start: usize, len: usize) -> Result<Option<Vec<u8>>, HostError>;
+    fn body(
+        &self,
+        kind: BufferKind,
+        start: usize,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, HostError>;
     /// Replace `len` bytes at `start` with `data`. Envoy only allows `start == 0` (replace the
     /// first `len` bytes) or `start >= current length` (append).
-    fn set_body(&self, kind: BufferKind, start: usize, len: usize, data: &[u8]) -> Result<(), HostError>;
+    fn set_body(
+        &self,
+        kind: BufferKind,
+        start: usize,
+        len: usize,
+        data: &[u8],
+    ) -> Result<(), HostError>;
 
     /// A property by path segments, e.g. `["route_name"]` or `["request", "id"]`.
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
@@ -221,7 +245,10 @@ pub trait Host {
     }
     /// A property as UTF-8 text, `None` when absent or not text.
     fn property_str(&self, path: &[&str]) -> Option<String> {
-        self.property(path).ok().flatten().and_then(|v| String::from_utf8(v).ok())
+        self.property(path)
+            .ok()
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok())
     }
 }
 
@@ -292,9 +319,15 @@ mod tests {
         gate.open(MapKind::RequestHeaders);
         assert!(gate.allows(MapKind::RequestHeaders));
         gate.after_headers(Direction::Request, Action::Pause);
-        assert!(gate.allows(MapKind::RequestHeaders), "paused headers stay reachable");
+        assert!(
+            gate.allows(MapKind::RequestHeaders),
+            "paused headers stay reachable"
+        );
         gate.after_headers(Direction::Request, Action::Continue);
-        assert_eq!(gate.check(MapKind::RequestHeaders), Err(HostError::NotAvailable));
+        assert_eq!(
+            gate.check(MapKind::RequestHeaders),
+            Err(HostError::NotAvailable)
+        );
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub fn update<T>(
 }
 
 fn decode_i64(bytes: &[u8]) -> i64 {
-    <[u8; 8]>::try_from(bytes).map(i64::from_le_bytes).unwrap_or(0)
+    <[u8; 8]>::try_from(bytes)
+        .map(i64::from_le_bytes)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -53,7 +55,10 @@ mod tests {
     #[test]
     fn counters_add_up_across_workers_sharing_one_store() {
         let a = MockHost::default();
-        let b = MockHost { shared: a.shared.clone(), ..MockHost::default() };
+        let b = MockHost {
+            shared: a.shared.clone(),
+            ..MockHost::default()
+        };
         assert_eq!(add_counter(&a, "k", 5).unwrap(), 5);
         assert_eq!(add_counter(&b, "k", -2).unwrap(), 3);
         assert_eq!(read_counter(&a, "k").unwrap(), 3);
@@ -62,14 +67,20 @@ mod tests {
     #[test]
     fn update_retries_after_a_concurrent_write() {
         let host = MockHost::default();
-        host.set_shared_data("k", &1i64.to_le_bytes(), None).unwrap();
-        let other = MockHost { shared: host.shared.clone(), ..MockHost::default() };
+        host.set_shared_data("k", &1i64.to_le_bytes(), None)
+            .unwrap();
+        let other = MockHost {
+            shared: host.shared.clone(),
+            ..MockHost::default()
+        };
         let mut first = true;
         let out = update(&host, "k", |cur| {
             if first {
                 // Another worker writes between our read and our write.
                 first = false;
-                other.set_shared_data("k", &10i64.to_le_bytes(), None).unwrap();
+                other
+                    .set_shared_data("k", &10i64.to_le_bytes(), None)
+                    .unwrap();
             }
             let v = cur.map(decode_i64).unwrap_or(0) + 1;
             (v.to_le_bytes().to_vec(), v)

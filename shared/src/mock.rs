@@ -7,8 +7,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::host::{
-    Action, BufferKind, Capabilities, Direction, HeaderPair, Host, HostError, LogLevel,
-    MapKind, MetricKind, PhaseGate,
+    Action, BufferKind, Capabilities, Direction, HeaderPair, Host, HostError, LogLevel, MapKind,
+    MetricKind, PhaseGate,
 };
 use crate::plugin::{FilterDriver, FilterEnv, Plugin, PluginConfig};
 
@@ -109,14 +109,25 @@ impl Default for MockHost {
 impl MockHost {
     /// A host with the given capabilities and its own shared-data store.
     pub fn new(caps: Capabilities) -> Self {
-        let state = MockState { now_nanos: 1_700_000_000_000_000_000, ..MockState::default() };
-        Self { state: RefCell::new(state), shared: SharedStore::default(), caps }
+        let state = MockState {
+            now_nanos: 1_700_000_000_000_000_000,
+            ..MockState::default()
+        };
+        Self {
+            state: RefCell::new(state),
+            shared: SharedStore::default(),
+            caps,
+        }
     }
 
     /// Log lines at or above `level`, as text.
     pub fn logs_at_least(&self, level: LogLevel) -> Vec<String> {
         let st = self.state.borrow();
-        st.logs.iter().filter(|(l, _)| *l >= level).map(|(_, m)| m.clone()).collect()
+        st.logs
+            .iter()
+            .filter(|(l, _)| *l >= level)
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 
     /// A metric's counter/gauge value.
@@ -124,7 +135,11 @@ impl MockHost {
         self.state.borrow().metrics.get(name).map(|m| m.value)
     }
 
-    fn map_mut<R>(&self, map: MapKind, f: impl FnOnce(&mut Vec<(String, Vec<u8>)>) -> R) -> Result<R, HostError> {
+    fn map_mut<R>(
+        &self,
+        map: MapKind,
+        f: impl FnOnce(&mut Vec<(String, Vec<u8>)>) -> R,
+    ) -> Result<R, HostError> {
         let mut st = self.state.borrow_mut();
         st.gate.check(map)?;
         match map {
@@ -149,7 +164,10 @@ impl Host for MockHost {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        self.state.borrow_mut().logs.push((level, message.to_owned()));
+        self.state
+            .borrow_mut()
+            .logs
+            .push((level, message.to_owned()));
     }
 
     fn now_nanos(&self) -> Option<u64> {
@@ -157,7 +175,11 @@ impl Host for MockHost {
     }
 
     fn header(&self, map: MapKind, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.map_mut(map, |m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
+        self.map_mut(map, |m| {
+            m.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        })
     }
 
     fn headers(&self, map: MapKind) -> Result<Vec<(String, Vec<u8>)>, HostError> {
@@ -179,14 +201,27 @@ impl Host for MockHost {
         self.map_mut(map, |m| m.retain(|(k, _)| !k.eq_ignore_ascii_case(name)))
     }
 
-    fn body(&self, kind: BufferKind, start: usize, len: usize) -> Result<Option<Vec<u8>>, HostError> {
+    fn body(
+        &self,
+        kind: BufferKind,
+        start: usize,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, HostError> {
         Ok(self.body_mut(kind, |b| {
             let end = start.saturating_add(len).min(b.len());
-            b.get(start..end).filter(|s| !s.is_empty()).map(<[u8]>::to_vec)
+            b.get(start..end)
+                .filter(|s| !s.is_empty())
+                .map(<[u8]>::to_vec)
         }))
     }
 
-    fn set_body(&self, kind: BufferKind, start: usize, len: usize, data: &[u8]) -> Result<(), HostError> {
+    fn set_body(
+        &self,
+        kind: BufferKind,
+        start: usize,
+        len: usize,
+        data: &[u8],
+    ) -> Result<(), HostError> {
         if !self.caps.body_write {
             return Err(HostError::Unsupported);
         }
@@ -199,7 +234,9 @@ impl Host for MockHost {
                 b.extend_from_slice(data);
                 Ok(())
             } else {
-                Err(HostError::BadArgument("Envoy writes bodies only at 0 or at the end"))
+                Err(HostError::BadArgument(
+                    "Envoy writes bodies only at 0 or at the end",
+                ))
             }
         })
     }
@@ -211,7 +248,10 @@ impl Host for MockHost {
 
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
         let key: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
-        self.state.borrow_mut().properties.insert(key, value.to_vec());
+        self.state
+            .borrow_mut()
+            .properties
+            .insert(key, value.to_vec());
         Ok(())
     }
 
@@ -224,7 +264,9 @@ impl Host for MockHost {
     ) -> Result<u32, HostError> {
         for required in [":method", ":path", ":authority"] {
             if !headers.iter().any(|(k, _)| *k == required) {
-                return Err(HostError::BadArgument("callout needs :method, :path and :authority"));
+                return Err(HostError::BadArgument(
+                    "callout needs :method, :path and :authority",
+                ));
             }
         }
         let mut st = self.state.borrow_mut();
@@ -232,7 +274,10 @@ impl Host for MockHost {
         st.callouts.push(Callout {
             token,
             upstream: upstream.to_owned(),
-            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
             body: body.map(<[u8]>::to_vec),
             timeout,
         });
@@ -271,14 +316,25 @@ impl Host for MockHost {
             return Ok(pos as u32 + 1);
         }
         st.metric_names.push(name.to_owned());
-        st.metrics.insert(name.to_owned(), MetricState { kind, value: 0, samples: Vec::new() });
+        st.metrics.insert(
+            name.to_owned(),
+            MetricState {
+                kind,
+                value: 0,
+                samples: Vec::new(),
+            },
+        );
         Ok(st.metric_names.len() as u32)
     }
 
     fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError> {
         self.with_metric(id, |m| match m.kind {
-            MetricKind::Counter if delta <= 0 => Err(HostError::BadArgument("counter delta must be > 0")),
-            MetricKind::Histogram => Err(HostError::BadArgument("histograms are recorded, not incremented")),
+            MetricKind::Counter if delta <= 0 => {
+                Err(HostError::BadArgument("counter delta must be > 0"))
+            }
+            MetricKind::Histogram => Err(HostError::BadArgument(
+                "histograms are recorded, not incremented",
+            )),
             _ => {
                 m.value = m.value.saturating_add(delta);
                 Ok(())
@@ -307,7 +363,10 @@ impl Host for MockHost {
         let mut st = self.state.borrow_mut();
         st.local_response = Some(LocalResponse {
             status,
-            headers: headers.iter().map(|(k, v)| ((*k).to_ascii_lowercase(), v.to_vec())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_ascii_lowercase(), v.to_vec()))
+                .collect(),
             body: body.to_vec(),
         });
         Ok(())

@@ -48,7 +48,12 @@ pub trait HttpFilter {
     }
     /// A request body chunk arrived; `body_size` is what the host holds now (all of it when the
     /// filter returned [`Action::Pause`] before).
-    fn on_request_body(&mut self, _host: &dyn Host, _body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_request_body(
+        &mut self,
+        _host: &dyn Host,
+        _body_size: usize,
+        _end_of_stream: bool,
+    ) -> Action {
         Action::Continue
     }
     /// Response headers arrived.
@@ -56,7 +61,12 @@ pub trait HttpFilter {
         Action::Continue
     }
     /// A response body chunk arrived.
-    fn on_response_body(&mut self, _host: &dyn Host, _body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_response_body(
+        &mut self,
+        _host: &dyn Host,
+        _body_size: usize,
+        _end_of_stream: bool,
+    ) -> Action {
         Action::Continue
     }
     /// An HTTP callout this filter started has finished (or failed: `response.status` is `None`).
@@ -103,7 +113,11 @@ pub struct FilterDriver<P: Plugin> {
 impl<P: Plugin> FilterDriver<P> {
     /// A driver for a new request.
     pub fn new(config: Rc<PluginConfig<P>>, env: FilterEnv) -> Self {
-        Self { config, env, filter: None }
+        Self {
+            config,
+            env,
+            filter: None,
+        }
     }
 
     /// Request headers: pick the route's config and create the filter.
@@ -118,7 +132,12 @@ impl<P: Plugin> FilterDriver<P> {
     }
 
     /// Request body chunk.
-    pub fn on_request_body(&mut self, host: &dyn Host, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_request_body(
+        &mut self,
+        host: &dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         match self.filter.as_mut() {
             Some(f) => f.on_request_body(host, body_size, end_of_stream),
             None => Action::Continue,
@@ -134,7 +153,12 @@ impl<P: Plugin> FilterDriver<P> {
     }
 
     /// Response body chunk.
-    pub fn on_response_body(&mut self, host: &dyn Host, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_response_body(
+        &mut self,
+        host: &dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         match self.filter.as_mut() {
             Some(f) => f.on_response_body(host, body_size, end_of_stream),
             None => Action::Continue,
