@@ -75,7 +75,8 @@ test: ## deps, build, native tests, then the e2e suite through Envoy; prints eac
 	$(call timed,e2e,$(MAKE) e2e)
 
 test-native: ## Native tests only (unit, filter, wasm harness); needs `make build`
-	$(CARGO_TEST) --workspace --exclude aigw-test-guest
+	AIGW_WASM_DIR="$${AIGW_WASM_DIR:-$(abspath $(WASM_DIR))}" \
+		$(CARGO_TEST) --workspace --exclude aigw-test-guest
 
 e2e: deps-python ## The e2e suite only (real Envoy, llm-sim, SDKs); needs `make build`
 	$(VENV_PY) -m pytest tests/e2e -q

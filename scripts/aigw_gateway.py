@@ -49,7 +49,11 @@ def target_dir() -> Path:
 
 
 def wasm_dir() -> Path:
-    """Where `cargo build --release --target wasm32-wasip1` puts the plugin `.wasm` files."""
+    """The plugin `.wasm` files: `$AIGW_WASM_DIR` (as the harness reads it) or where
+    `cargo build --release --target wasm32-wasip1` puts them."""
+    configured = os.environ.get("AIGW_WASM_DIR")
+    if configured:
+        return Path(configured).resolve()
     return target_dir() / "wasm32-wasip1" / "release"
 
 
