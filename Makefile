@@ -90,7 +90,7 @@ lint: deps-rust ## rustfmt check and clippy, native and wasm32, warnings are err
 fmt: ## Format the whole workspace
 	$(CARGO) fmt --all
 
-run: deps build ## Start llm-sim and Envoy (2 workers) with the full plugin chain; Ctrl-C stops
+run: deps build ## Start llm-sim and Envoy (2 workers) with the full chain [PORT=n]; Ctrl-C stops
 	$(VENV_PY) scripts/run_gateway.py $(if $(PORT),--port $(PORT))
 
 validate-configs: deps build ## Render every envoy-configs/*.yaml and check it with envoy --mode validate

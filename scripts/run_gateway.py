@@ -55,6 +55,8 @@ OpenAI Python SDK (.venv/bin/python):
       model="sim-model", messages=[{{"role": "user", "content": "Hello!"}}])
   print(reply.choices[0].message.content)
 
+llm-sim answers "sim: " plus the last user message, which is the decorator's appended one;
+what llm-sim received: curl -s {gw.sim_url}/_sim/requests
 Metrics: curl -s {gw.admin_url}/stats/prometheus | grep aigw
 Press Ctrl-C to stop.
 """
