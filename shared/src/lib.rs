@@ -4,6 +4,7 @@
 //! trait that filters are written against, and a proxy-wasm adapter (`adapter`, wasm32 only) that
 //! implements the trait over the real ABI and exports a plugin with [`export_plugin!`].
 
+pub mod aws;
 pub mod callout;
 pub mod config;
 pub mod consumer;

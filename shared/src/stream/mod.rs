@@ -1,2 +1,3 @@
 //! Streaming codecs.
 pub mod sse;
+pub mod eventstream;
