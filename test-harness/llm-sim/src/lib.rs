@@ -1,13 +1,22 @@
-//! llm-sim: a simulated LLM provider for tests and local runs. It speaks the OpenAI API (chat
-//! completions, streaming, embeddings, models) with deterministic answers derived from the request,
-//! records every request for inspection, and lets each request ask for latency, slow streams,
-//! errors, resets and truncated streams through `x-sim-*` headers.
+//! llm-sim: a simulated LLM provider for tests and local runs. It speaks the wire formats an AI
+//! gateway translates to — OpenAI (chat completions, streaming, embeddings, models), Anthropic
+//! Messages, AWS Bedrock Converse (with event-stream framing and SigV4 checks), Google Gemini and
+//! Vertex AI, Azure OpenAI — with deterministic answers derived from the request, records every
+//! request for inspection, and lets each request ask for latency, slow streams, errors, resets and
+//! truncated streams through `x-sim-*` headers.
 //!
-//! Layout: [`reply`] derives the provider-neutral answer once; provider modules ([`openai`]) turn it
-//! into their wire format and contribute rows to the [`router`] table; [`server`] owns HTTP and timing.
+//! Layout: [`reply`] (with [`tools`]) derives the provider-neutral answer once; provider modules
+//! ([`openai`], [`anthropic`], [`bedrock`], [`gemini`], [`azure`]) turn it into their wire format
+//! and contribute rows to the [`router`] table; [`auth`] checks credentials; [`server`] owns HTTP
+//! and timing.
 
+pub mod anthropic;
+pub mod auth;
+pub mod azure;
+pub mod bedrock;
 pub mod body;
 pub mod conn;
+pub mod gemini;
 pub mod knobs;
 pub mod openai;
 pub mod pacing;
@@ -17,6 +26,8 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod sim;
+pub mod sorted;
+pub mod tools;
 
 pub use knobs::Defaults;
 pub use server::{Config, Server};

@@ -4,16 +4,25 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use llm_sim::auth::{AwsKey, Credentials, PROVIDERS};
 use llm_sim::{Config, Defaults, Server};
 
 const USAGE: &str = "usage: llm-sim [--listen ADDR:PORT] [--port-file FILE] [--latency-ms N] \
-[--ttft-ms N] [--tokens-per-second N] [--quiet]
+[--ttft-ms N] [--tokens-per-second N] [--require-key [PROVIDER=]KEY]... \
+[--aws-access-key-id ID --aws-secret-key SECRET] [--quiet]
 
   --listen ADDR:PORT       address to listen on (default 127.0.0.1:0; port 0 picks a free port)
   --port-file FILE         write the bound port as decimal text to FILE once listening
   --latency-ms N           default delay before the response head (header x-sim-latency-ms)
   --ttft-ms N              default delay before the first token (header x-sim-ttft-ms)
   --tokens-per-second N    default generation speed, 0 = unpaced (header x-sim-tokens-per-second)
+  --require-key KEY        require KEY from every provider, each in its own header
+                           (openai: Authorization Bearer, anthropic: x-api-key, azure: api-key,
+                           gemini: x-goog-api-key or key=, vertex: Authorization Bearer)
+  --require-key P=KEY      require KEY from provider P only (openai, anthropic, azure, gemini,
+                           vertex); repeatable, later flags win
+  --aws-access-key-id ID   with --aws-secret-key: Bedrock requests must be SigV4-signed with
+  --aws-secret-key SECRET  this key (service bedrock, any region)
   --quiet                  do not log one line per request to stderr";
 
 /// Parsed command line.
@@ -28,6 +37,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
     let mut defaults = Defaults::default();
     let mut port_file = None;
     let mut log = true;
+    let mut credentials = Credentials::default();
+    let (mut aws_id, mut aws_secret) = (None, None);
     let mut args = args;
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -47,19 +58,48 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
                 defaults.tokens_per_second =
                     number("--tokens-per-second", &value("--tokens-per-second")?)?
             }
+            "--require-key" => require_key(&mut credentials, &value("--require-key")?)?,
+            "--aws-access-key-id" => aws_id = Some(value("--aws-access-key-id")?),
+            "--aws-secret-key" => aws_secret = Some(value("--aws-secret-key")?),
             "--quiet" => log = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    credentials.aws = match (aws_id, aws_secret) {
+        (None, None) => None,
+        (Some(access_key_id), Some(secret_access_key)) => Some(AwsKey {
+            access_key_id,
+            secret_access_key,
+        }),
+        _ => return Err("--aws-access-key-id and --aws-secret-key go together".to_string()),
+    };
     Ok(Cli {
         config: Config {
             listen,
             defaults,
             log,
+            credentials,
         },
         port_file,
     })
+}
+
+/// `KEY` for every provider, or `PROVIDER=KEY` when the part before `=` names a provider.
+fn require_key(creds: &mut Credentials, arg: &str) -> Result<(), String> {
+    if arg.is_empty() {
+        return Err("--require-key: the key is empty".to_string());
+    }
+    match arg.split_once('=') {
+        Some((provider, key)) if PROVIDERS.contains(&provider) => {
+            if key.is_empty() {
+                return Err(format!("--require-key: the key for {provider} is empty"));
+            }
+            creds.require(provider, key);
+        }
+        _ => creds.require_everywhere(arg),
+    }
+    Ok(())
 }
 
 fn number(name: &str, v: &str) -> Result<u64, String> {
@@ -162,6 +202,28 @@ mod tests {
         assert_eq!(cli.port_file.as_deref(), Some("p"));
         assert_eq!(cli.config.defaults.tokens_per_second, 3);
         assert_eq!(cli.config.defaults.ttft_ms, 2);
+    }
+
+    #[test]
+    fn require_key_applies_to_all_providers_or_to_the_named_one() {
+        let cli = parse_args(args(&[
+            "--require-key",
+            "k=v",
+            "--require-key",
+            "anthropic=ak",
+            "--aws-access-key-id",
+            "AKID",
+            "--aws-secret-key",
+            "s",
+        ]))
+        .unwrap();
+        let creds = cli.config.credentials;
+        assert_eq!(creds.openai.as_deref(), Some("k=v"));
+        assert_eq!(creds.anthropic.as_deref(), Some("ak"));
+        assert_eq!(creds.aws.unwrap().access_key_id, "AKID");
+        assert!(parse_args(args(&["--aws-secret-key", "s"]))
+            .unwrap_err()
+            .contains("go together"));
     }
 
     #[test]

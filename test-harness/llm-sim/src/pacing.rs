@@ -23,7 +23,9 @@ pub async fn pace(events: Vec<Event>, knobs: Knobs, tx: mpsc::Sender<Chunk>) {
     let mut tokens_sent = false;
     for event in events {
         let cut_here = match knobs.truncate_after {
-            Some(limit) => sent >= limit || event.kind == EventKind::Terminator,
+            Some(limit) => {
+                sent >= limit || matches!(event.kind, EventKind::Terminator | EventKind::LastToken)
+            }
             None => false,
         };
         if cut_here {
@@ -31,7 +33,7 @@ pub async fn pace(events: Vec<Event>, knobs: Knobs, tx: mpsc::Sender<Chunk>) {
             let _ = tx.send(Err(StreamCut)).await;
             return;
         }
-        if event.kind == EventKind::Token {
+        if matches!(event.kind, EventKind::Token | EventKind::LastToken) {
             if tokens_sent && !per_token.is_zero() {
                 tokio::time::sleep(per_token).await;
             }

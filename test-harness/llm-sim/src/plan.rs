@@ -12,6 +12,12 @@ pub const EVENT_STREAM: &str = "text/event-stream";
 /// Content type of plain text answers.
 pub const TEXT: &str = "text/plain; charset=utf-8";
 
+/// Content type of AWS event streams (Bedrock `converse-stream`).
+pub const EVENT_STREAM_AWS: &str = "application/vnd.amazon.eventstream";
+
+/// Extra response headers of a plan, in order.
+pub type Headers = Vec<(&'static str, String)>;
+
 /// Role of one stream event in pacing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -19,6 +25,9 @@ pub enum EventKind {
     Lead,
     /// Carries one generated token; paced by tokens-per-second.
     Token,
+    /// Carries the last generated token and also ends the stream (Gemini's final chunk with
+    /// `finishReason`): paced like a token, withheld like a terminator when truncating.
+    LastToken,
     /// Sent right after the last token (finish reason, usage).
     Trail,
     /// Marks the normal end of the stream (`data: [DONE]`); never sent when truncating.
@@ -42,6 +51,22 @@ impl Event {
             bytes: Bytes::from(format!("data: {payload}\n\n")),
         }
     }
+
+    /// A named SSE event `event: <name>\ndata: <payload>\n\n` (Anthropic's framing).
+    pub fn sse_named(kind: EventKind, name: &str, payload: &str) -> Self {
+        Event {
+            kind,
+            bytes: Bytes::from(format!("event: {name}\ndata: {payload}\n\n")),
+        }
+    }
+
+    /// An event of already framed bytes (CRLF SSE, AWS event-stream frames).
+    pub fn raw(kind: EventKind, bytes: impl Into<Bytes>) -> Self {
+        Event {
+            kind,
+            bytes: bytes.into(),
+        }
+    }
 }
 
 /// A response decided by a handler.
@@ -57,6 +82,8 @@ pub enum Plan {
         body: Bytes,
         /// Generated tokens the body represents (drives simulated generation time).
         tokens: u64,
+        /// Extra response headers.
+        headers: Headers,
     },
     /// A streamed body (status 200), sent event by event.
     Stream {
@@ -64,6 +91,8 @@ pub enum Plan {
         content_type: &'static str,
         /// Events in order.
         events: Vec<Event>,
+        /// Extra response headers.
+        headers: Headers,
     },
 }
 
@@ -75,7 +104,46 @@ impl Plan {
             content_type: JSON,
             body: Bytes::from(body),
             tokens: 0,
+            headers: Vec::new(),
         }
+    }
+
+    /// A complete body with the given status, content type and generated-token count.
+    pub fn full(status: u16, content_type: &'static str, body: Vec<u8>, tokens: u64) -> Self {
+        Plan::Full {
+            status,
+            content_type,
+            body: Bytes::from(body),
+            tokens,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A stream of events.
+    pub fn stream(content_type: &'static str, events: Vec<Event>) -> Self {
+        Plan::Stream {
+            content_type,
+            events,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The plan with one more response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        match &mut self {
+            Plan::Full { headers, .. } | Plan::Stream { headers, .. } => {
+                headers.push((name, value.into()))
+            }
+        }
+        self
+    }
+
+    /// Replaces the body of a complete plan (`x-sim-error-body`); streams are left alone.
+    pub fn with_body(mut self, bytes: Vec<u8>) -> Self {
+        if let Plan::Full { body, .. } = &mut self {
+            *body = Bytes::from(bytes);
+        }
+        self
     }
 
     /// A plain text body.
@@ -85,6 +153,7 @@ impl Plan {
             content_type: TEXT,
             body: Bytes::from(body.to_string()),
             tokens: 0,
+            headers: Vec::new(),
         }
     }
 

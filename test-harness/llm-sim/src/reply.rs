@@ -1,5 +1,8 @@
 //! Provider-neutral derivation of the simulated answer: reply text, token pieces, usage counts and
 //! embedding vectors. Every provider module formats what this module computes, so all formats agree.
+//! Whether the answer is a tool call instead of text is decided by [`crate::tools`].
+
+use crate::tools::{self, Tool, ToolCall};
 
 /// How many words of the last user message the reply echoes.
 pub const ECHO_WORDS: usize = 24;
@@ -18,6 +21,11 @@ pub struct Conversation {
     pub messages: Vec<(bool, String)>,
     /// Upper bound on completion tokens requested by the caller, if any.
     pub max_tokens: Option<u64>,
+    /// Tools the caller declared, in order.
+    pub tools: Vec<Tool>,
+    /// The last message carries tool results (OpenAI `role: tool`, Anthropic `tool_result`,
+    /// Bedrock `toolResult`, Gemini `functionResponse`): the answer is then always text.
+    pub last_is_tool_result: bool,
 }
 
 /// Why generation stopped.
@@ -27,6 +35,8 @@ pub enum Finish {
     Stop,
     /// The caller's token limit cut the reply short.
     Length,
+    /// The answer is a tool call.
+    ToolUse,
 }
 
 /// The deterministic answer to one chat request.
@@ -39,6 +49,8 @@ pub struct Reply {
     pub finish: Finish,
     /// Simulated prompt token count.
     pub prompt_tokens: u64,
+    /// The tool call, when the answer is one (then `pieces` is empty).
+    pub tool_call: Option<ToolCall>,
 }
 
 impl Reply {
@@ -47,9 +59,14 @@ impl Reply {
         self.pieces.concat()
     }
 
-    /// Simulated completion token count (one per piece).
+    /// Simulated completion token count: one per text piece, or one per argument piece of a
+    /// tool call.
     pub fn completion_tokens(&self) -> u64 {
-        u64::try_from(self.pieces.len()).unwrap_or(u64::MAX)
+        let n = match &self.tool_call {
+            Some(call) => call.pieces.len(),
+            None => self.pieces.len(),
+        };
+        u64::try_from(n).unwrap_or(u64::MAX)
     }
 
     /// Prompt plus completion tokens.
@@ -76,15 +93,33 @@ pub fn split_pieces(text: &str) -> Vec<String> {
     pieces
 }
 
-/// Derives the reply for a conversation: `"sim: "` followed by the first [`ECHO_WORDS`] words of
-/// the last user message, cut to `max_tokens` pieces when the caller asked for fewer.
-pub fn derive_reply(conv: &Conversation) -> Reply {
-    let last_user = conv
-        .messages
+/// The text of the last user message that has any, if there is one.
+pub fn last_user_text(conv: &Conversation) -> Option<&str> {
+    conv.messages
         .iter()
         .rev()
         .find(|(is_user, text)| *is_user && !text.trim().is_empty())
-        .map(|(_, text)| text.as_str());
+        .map(|(_, text)| text.as_str())
+}
+
+/// Derives the reply for a conversation: a tool call when [`tools::call_for`] says so, otherwise
+/// `"sim: "` followed by the first [`ECHO_WORDS`] words of the last user message, cut to
+/// `max_tokens` pieces when the caller asked for fewer.
+pub fn derive_reply(conv: &Conversation) -> Reply {
+    let prompt_tokens = conv
+        .messages
+        .iter()
+        .map(|(_, text)| count_tokens(text))
+        .fold(0u64, u64::saturating_add);
+    if let Some(call) = tools::call_for(conv) {
+        return Reply {
+            pieces: Vec::new(),
+            finish: Finish::ToolUse,
+            prompt_tokens,
+            tool_call: Some(call),
+        };
+    }
+    let last_user = last_user_text(conv);
     let echo: Vec<&str> = match last_user {
         Some(text) => text.split_whitespace().take(ECHO_WORDS).collect(),
         None => vec![NO_USER_TEXT],
@@ -99,15 +134,11 @@ pub fn derive_reply(conv: &Conversation) -> Reply {
             finish = Finish::Length;
         }
     }
-    let prompt_tokens = conv
-        .messages
-        .iter()
-        .map(|(_, text)| count_tokens(text))
-        .fold(0u64, u64::saturating_add);
     Reply {
         pieces,
         finish,
         prompt_tokens,
+        tool_call: None,
     }
 }
 
@@ -138,7 +169,7 @@ pub fn embed(text: &str, dims: usize) -> Vec<f32> {
     raw.iter().map(|x| (x / norm) as f32).collect()
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         hash ^= u64::from(*b);
@@ -147,7 +178,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-fn splitmix64(x: u64) -> u64 {
+pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -161,7 +192,7 @@ mod tests {
     fn conv(msgs: &[(bool, &str)]) -> Conversation {
         Conversation {
             messages: msgs.iter().map(|(u, t)| (*u, t.to_string())).collect(),
-            max_tokens: None,
+            ..Conversation::default()
         }
     }
 

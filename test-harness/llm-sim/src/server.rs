@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -19,12 +18,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::auth::Credentials;
 use crate::body::SimBody;
 use crate::conn::ResetOnDrop;
 use crate::knobs::{self, Defaults, Knobs};
 use crate::openai;
 use crate::pacing;
-use crate::plan::{Plan, JSON_ERROR};
+use crate::plan::Plan;
 use crate::request::{Journal, SimRequest};
 use crate::router::{self, Ctx, ErrorShape, Kind, Lookup, Route};
 
@@ -40,6 +40,20 @@ pub struct Config {
     pub defaults: Defaults,
     /// Log one line per request to stderr.
     pub log: bool,
+    /// Credentials requests must carry (none required by default).
+    pub credentials: Credentials,
+}
+
+impl Config {
+    /// Listen on `listen` with default knobs, logging off and no required credentials.
+    pub fn new(listen: SocketAddr) -> Self {
+        Config {
+            listen,
+            defaults: Defaults::default(),
+            log: false,
+            credentials: Credentials::default(),
+        }
+    }
 }
 
 /// Shared state of a running server.
@@ -50,6 +64,7 @@ pub struct State {
     routes: Vec<Route>,
     seq: AtomicU64,
     log: bool,
+    credentials: Credentials,
 }
 
 /// A running server.
@@ -72,6 +87,7 @@ impl Server {
             routes: router::table(),
             seq: AtomicU64::new(0),
             log: config.log,
+            credentials: config.credentials,
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, state.clone(), async move {
@@ -179,11 +195,12 @@ async fn respond(
         created: unix_now(),
         seq: state.seq.fetch_add(1, Ordering::Relaxed),
         journal: &state.journal,
+        latency_ms: 0,
     };
     let (route, params) = match router::lookup(&state.routes, &method, &path) {
         Lookup::Found(route, params) => (route, params),
         Lookup::NotFound => {
-            let plan = openai::error::unknown_path(&method, &path);
+            let plan = router::not_found(&method, &path);
             return Ok(unpaced(&state, &method, &path, plan, "unknown"));
         }
     };
@@ -225,16 +242,16 @@ async fn model_endpoint(
         return Err(ResetRequested);
     }
     sleep(knobs.latency).await;
+    if let Some(check) = route.auth {
+        if let Err(plan) = check(sim, &state.credentials) {
+            return Ok(finish(state, method, path, plan, Knobs::default(), "auth"));
+        }
+    }
     if let Some(status) = knobs.error_status {
-        let plan = match &knobs.error_body {
-            Some(body) => Plan::Full {
-                status,
-                content_type: JSON_ERROR,
-                body: Bytes::from(body.clone()),
-                tokens: 0,
-            },
-            None => shape(status, None),
-        };
+        let mut plan = shape(status, None);
+        if let Some(body) = &knobs.error_body {
+            plan = plan.with_body(body.clone().into_bytes());
+        }
         return Ok(finish(
             state,
             method,
@@ -244,7 +261,11 @@ async fn model_endpoint(
             "injected",
         ));
     }
-    let plan = (route.handler)(sim, ctx);
+    let ctx = Ctx {
+        latency_ms: millis(knobs.latency.saturating_add(knobs.ttft)),
+        ..*ctx
+    };
+    let plan = (route.handler)(sim, &ctx);
     if let Plan::Full {
         tokens,
         status: 200,
@@ -271,17 +292,21 @@ fn finish(
     note: &str,
 ) -> Response<SimBody> {
     let status = plan.status();
-    let (content_type, body, kind) = match plan {
+    let (content_type, body, kind, headers) = match plan {
         Plan::Full {
-            content_type, body, ..
-        } => (content_type, SimBody::full(body), "full"),
+            content_type,
+            body,
+            headers,
+            ..
+        } => (content_type, SimBody::full(body), "full", headers),
         Plan::Stream {
             content_type,
             events,
+            headers,
         } => {
             let (tx, rx) = mpsc::channel(16);
             tokio::spawn(pacing::pace(events, knobs, tx));
-            (content_type, SimBody::Channel(rx), "stream")
+            (content_type, SimBody::Channel(rx), "stream", headers)
         }
     };
     log(state, method, path, &format!("{status} {kind} {note}"));
@@ -290,6 +315,11 @@ fn finish(
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
         resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    for (name, value) in headers {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+            resp.headers_mut().append(name, v);
+        }
     }
     resp
 }
@@ -304,6 +334,10 @@ async fn sleep(d: Duration) {
     if !d.is_zero() {
         tokio::time::sleep(d).await;
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn unix_now() -> u64 {

@@ -12,18 +12,21 @@ pub fn routes() -> Vec<Route> {
             pattern: "/_sim/health",
             handler: health,
             kind: Kind::Control,
+            auth: None,
         },
         Route {
             method: "GET",
             pattern: "/_sim/requests",
             handler: list_requests,
             kind: Kind::Control,
+            auth: None,
         },
         Route {
             method: "DELETE",
             pattern: "/_sim/requests",
             handler: clear_requests,
             kind: Kind::Control,
+            auth: None,
         },
     ]
 }

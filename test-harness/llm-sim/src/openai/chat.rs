@@ -1,7 +1,6 @@
 //! `POST /v1/chat/completions`: request validation, conversion to the neutral
 //! [`Conversation`](crate::reply::Conversation), and the non-streamed `chat.completion` body.
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -11,6 +10,7 @@ use crate::plan::{Plan, JSON};
 use crate::reply::{derive_reply, Conversation, Finish, Reply};
 use crate::request::SimRequest;
 use crate::router::Ctx;
+use crate::tools::Tool;
 
 /// A validated chat request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,7 @@ pub fn finish_reason(finish: Finish) -> &'static str {
     match finish {
         Finish::Stop => "stop",
         Finish::Length => "length",
+        Finish::ToolUse => "tool_calls",
     }
 }
 
@@ -100,9 +101,26 @@ struct Choice {
 #[derive(Serialize)]
 struct Message {
     role: &'static str,
-    content: String,
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallOut; 1]>,
     refusal: Option<()>,
     annotations: [(); 0],
+}
+
+/// A tool call in a whole message.
+#[derive(Serialize)]
+struct ToolCallOut {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut,
+}
+
+#[derive(Serialize)]
+struct FunctionOut {
+    name: String,
+    arguments: String,
 }
 
 /// Route handler.
@@ -124,7 +142,17 @@ pub fn handle(req: &SimRequest, ctx: &Ctx<'_>) -> Plan {
             index: 0,
             message: Message {
                 role: "assistant",
-                content: reply.text(),
+                content: reply.tool_call.is_none().then(|| reply.text()),
+                tool_calls: reply.tool_call.as_ref().map(|call| {
+                    [ToolCallOut {
+                        id: format!("call_{}", call.id),
+                        kind: "function",
+                        function: FunctionOut {
+                            name: call.name.clone(),
+                            arguments: call.arguments.clone(),
+                        },
+                    }]
+                }),
                 refusal: None,
                 annotations: [],
             },
@@ -134,12 +162,12 @@ pub fn handle(req: &SimRequest, ctx: &Ctx<'_>) -> Plan {
         service_tier: "default",
         system_fingerprint: None,
     };
-    Plan::Full {
-        status: 200,
-        content_type: JSON,
-        body: Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default()),
-        tokens: reply.completion_tokens(),
-    }
+    Plan::full(
+        200,
+        JSON,
+        serde_json::to_vec_pretty(&body).unwrap_or_default(),
+        reply.completion_tokens(),
+    )
 }
 
 /// Validates a chat request body the way OpenAI does for the fields the simulator reads.
@@ -167,6 +195,12 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
     for (i, msg) in messages.iter().enumerate() {
         conversation.messages.push(message_text(i, msg)?);
     }
+    conversation.last_is_tool_result = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        .is_some_and(|r| r == "tool" || r == "function");
+    conversation.tools = tools(obj);
     conversation.max_tokens = max_tokens(obj)?;
     let stream = flag(obj, "stream")?;
     let include_usage = match obj.get("stream_options") {
@@ -208,6 +242,41 @@ fn message_text(i: usize, msg: &Value) -> Result<(bool, String), ApiError> {
         }
     };
     Ok((role == "user", text))
+}
+
+/// Declared function tools (`tools[].function`, or legacy `functions`); none with
+/// `tool_choice: "none"`.
+fn tools(obj: &Map<String, Value>) -> Vec<Tool> {
+    if obj.get("tool_choice").and_then(Value::as_str) == Some("none") {
+        return Vec::new();
+    }
+    let declared = |key: &str| -> Vec<Value> {
+        match obj.get(key) {
+            Some(Value::Array(list)) => list.clone(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    for t in declared("tools") {
+        let f = t.get("function").unwrap_or(&t);
+        if let Some(name) = f.get("name").and_then(Value::as_str) {
+            let parameters = f.get("parameters").cloned().unwrap_or(Value::Null);
+            out.push(Tool {
+                name: name.to_string(),
+                parameters,
+            });
+        }
+    }
+    for f in declared("functions") {
+        if let Some(name) = f.get("name").and_then(Value::as_str) {
+            let parameters = f.get("parameters").cloned().unwrap_or(Value::Null);
+            out.push(Tool {
+                name: name.to_string(),
+                parameters,
+            });
+        }
+    }
+    out
 }
 
 fn max_tokens(obj: &Map<String, Value>) -> Result<Option<u64>, ApiError> {

@@ -1,7 +1,6 @@
 //! OpenAI's error shape: `{"error":{"message","type","param","code"}}`, with the messages and
 //! codes OpenAI uses for the cases the simulator reproduces.
 
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::plan::{Plan, JSON_ERROR};
@@ -100,12 +99,7 @@ impl ApiError {
 
     /// The error as a response plan.
     pub fn plan(&self) -> Plan {
-        Plan::Full {
-            status: self.status,
-            content_type: JSON_ERROR,
-            body: Bytes::from(self.body()),
-            tokens: 0,
-        }
+        Plan::full(self.status, JSON_ERROR, self.body(), 0)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod models;
 pub mod stream;
 
+use crate::auth;
 use crate::router::{Kind, Route};
 
 /// The OpenAI routes.
@@ -18,24 +19,28 @@ pub fn routes() -> Vec<Route> {
             pattern: "/v1/chat/completions",
             handler: chat::handle,
             kind,
+            auth: Some(auth::openai),
         },
         Route {
             method: "POST",
             pattern: "/v1/embeddings",
             handler: embeddings::handle,
             kind,
+            auth: Some(auth::openai),
         },
         Route {
             method: "GET",
             pattern: "/v1/models",
             handler: models::list,
             kind,
+            auth: Some(auth::openai),
         },
         Route {
             method: "GET",
             pattern: "/v1/models/{id}",
             handler: models::retrieve,
             kind,
+            auth: Some(auth::openai),
         },
     ]
 }

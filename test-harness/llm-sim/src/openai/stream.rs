@@ -31,14 +31,88 @@ struct ChunkChoice<'a> {
 }
 
 #[derive(Default, Serialize)]
-struct Delta<'a> {
+pub(crate) struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
+    /// `Some(None)` serializes as `"content": null` (first chunk of a tool call).
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
+    content: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
     /// `Some(())` serializes as `"refusal": null`.
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<()>,
+}
+
+/// One streamed piece of a tool call: the first carries id, type and name.
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+/// The deltas of a reply: one per text piece, or a tool call's opening delta (role, null
+/// content, id, name, empty arguments) followed by one per argument piece.
+pub(crate) fn deltas(reply: &Reply) -> Vec<(EventKind, Delta<'_>)> {
+    let Some(call) = &reply.tool_call else {
+        let lead = Delta {
+            role: Some("assistant"),
+            content: Some(Some("")),
+            refusal: Some(()),
+            ..Delta::default()
+        };
+        let mut out = vec![(EventKind::Lead, lead)];
+        for piece in &reply.pieces {
+            let delta = Delta {
+                content: Some(Some(piece)),
+                ..Delta::default()
+            };
+            out.push((EventKind::Token, delta));
+        }
+        return out;
+    };
+    let lead = Delta {
+        role: Some("assistant"),
+        content: Some(None),
+        tool_calls: Some([ToolCallDelta {
+            index: 0,
+            id: Some(format!("call_{}", call.id)),
+            kind: Some("function"),
+            function: FunctionDelta {
+                name: Some(&call.name),
+                arguments: "",
+            },
+        }]),
+        refusal: Some(()),
+    };
+    let mut out = vec![(EventKind::Lead, lead)];
+    for piece in &call.pieces {
+        let delta = Delta {
+            tool_calls: Some([ToolCallDelta {
+                index: 0,
+                id: None,
+                kind: None,
+                function: FunctionDelta {
+                    name: None,
+                    arguments: piece,
+                },
+            }]),
+            ..Delta::default()
+        };
+        out.push((EventKind::Token, delta));
+    }
+    out
 }
 
 fn one<'a>(delta: Delta<'a>, finish: Option<&'static str>) -> Vec<ChunkChoice<'a>> {
@@ -69,24 +143,8 @@ pub fn plan(chat: &ChatRequest, reply: &Reply, ctx: &Ctx<'_>) -> Plan {
     };
 
     let mut events = Vec::with_capacity(reply.pieces.len() + 4);
-    let lead = Delta {
-        role: Some("assistant"),
-        content: Some(""),
-        refusal: Some(()),
-    };
-    events.push(Event::sse(
-        EventKind::Lead,
-        &chunk(one(lead, None), per_chunk_usage),
-    ));
-    for piece in &reply.pieces {
-        let delta = Delta {
-            content: Some(piece),
-            ..Delta::default()
-        };
-        events.push(Event::sse(
-            EventKind::Token,
-            &chunk(one(delta, None), per_chunk_usage),
-        ));
+    for (kind, delta) in deltas(reply) {
+        events.push(Event::sse(kind, &chunk(one(delta, None), per_chunk_usage)));
     }
     let finish = Some(finish_reason(reply.finish));
     events.push(Event::sse(
@@ -100,8 +158,5 @@ pub fn plan(chat: &ChatRequest, reply: &Reply, ctx: &Ctx<'_>) -> Plan {
         ));
     }
     events.push(Event::sse(EventKind::Terminator, "[DONE]"));
-    Plan::Stream {
-        content_type: EVENT_STREAM,
-        events,
-    }
+    Plan::stream(EVENT_STREAM, events)
 }

@@ -32,6 +32,11 @@ impl TestServer {
     }
 
     pub fn with_defaults(defaults: Defaults) -> Self {
+        Self::with_config(move |c| c.defaults = defaults)
+    }
+
+    /// A server whose config `adjust` edits (defaults, credentials).
+    pub fn with_config(adjust: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -40,11 +45,8 @@ impl TestServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let config = Config {
-                    listen: "127.0.0.1:0".parse().unwrap(),
-                    defaults,
-                    log: false,
-                };
+                let mut config = Config::new("127.0.0.1:0".parse().unwrap());
+                adjust(&mut config);
                 let server = Server::start(config).await.unwrap();
                 addr_tx.send(server.addr()).unwrap();
                 let _ = stop_rx.await;

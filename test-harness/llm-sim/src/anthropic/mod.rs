@@ -1,0 +1,20 @@
+//! The Anthropic Messages API: `POST /v1/messages` (JSON and named-event SSE streams), tool use,
+//! and Anthropic's error shape.
+
+pub mod error;
+pub mod messages;
+pub mod stream;
+
+use crate::auth;
+use crate::router::{Kind, Route};
+
+/// The Anthropic routes.
+pub fn routes() -> Vec<Route> {
+    vec![Route {
+        method: "POST",
+        pattern: "/v1/messages",
+        handler: messages::handle,
+        kind: Kind::Model(error::shaped),
+        auth: Some(auth::anthropic),
+    }]
+}

@@ -1,0 +1,31 @@
+//! AWS Bedrock Runtime: `POST /model/{modelId}/converse` (JSON) and `/converse-stream`
+//! (`application/vnd.amazon.eventstream` frames), Bedrock's error shape (`{"message"}` plus the
+//! `x-amzn-errortype` header) and SigV4 verification of incoming requests.
+
+pub mod auth;
+pub mod converse;
+pub mod error;
+pub mod stream;
+
+use crate::router::{Kind, Route};
+
+/// The Bedrock routes.
+pub fn routes() -> Vec<Route> {
+    let kind = Kind::Model(error::shaped);
+    vec![
+        Route {
+            method: "POST",
+            pattern: "/model/{modelId}/converse",
+            handler: converse::handle,
+            kind,
+            auth: Some(auth::check),
+        },
+        Route {
+            method: "POST",
+            pattern: "/model/{modelId}/converse-stream",
+            handler: converse::handle_stream,
+            kind,
+            auth: Some(auth::check),
+        },
+    ]
+}
