@@ -13,8 +13,10 @@
 //! Adding a backend schema: a [`Schema`] variant, a module, and one arm in [`backend`].
 
 pub mod anthropic_client;
+pub mod anthropic_encode;
 pub mod errors;
 pub mod openai_anthropic;
+pub mod openai_anthropic_stream;
 pub mod openai_client;
 pub mod openai_openai;
 pub mod passthrough;

@@ -1,0 +1,168 @@
+//! Configuration: `RawConfig` as written (camelCase, unknown fields rejected) -> validated [`Config`].
+
+use aigw_shared::config::{from_value, ConfigError};
+use aigw_shared::metrics::Metrics;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::models::{self, ModelRule, Pattern, Route};
+use crate::provider::{self, Provider};
+use crate::translate::UnsupportedPolicy;
+
+/// The largest request body read, unless configured (10 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
+/// The request header the Envoy route reads with `cluster_header`.
+pub const DEFAULT_UPSTREAM_HEADER: &str = "x-aigw-upstream";
+
+/// What happens to the client's own credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CredentialPolicy {
+    /// Remove it; the provider's key from `apiKeys` is sent.
+    #[default]
+    Strip,
+    /// Send the client's key to the provider (in the provider's header form); `apiKeys` is used
+    /// only when the client sent none.
+    PassThrough,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(default)]
+    providers: Vec<Value>,
+    #[serde(default)]
+    models: Vec<RawRule>,
+    #[serde(default)]
+    default_provider: Option<String>,
+    #[serde(default)]
+    unsupported_fields: UnsupportedPolicy,
+    #[serde(default)]
+    client_credential: CredentialPolicy,
+    #[serde(default = "default_max_body")]
+    max_body_bytes: usize,
+    #[serde(default = "default_header")]
+    upstream_header: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRule {
+    #[serde(rename = "match")]
+    pattern: String,
+    provider: String,
+    #[serde(default)]
+    target: Option<String>,
+}
+
+fn default_max_body() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+fn default_header() -> String {
+    DEFAULT_UPSTREAM_HEADER.into()
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Providers in config order.
+    pub providers: Vec<Provider>,
+    /// Model rules.
+    pub rules: Vec<ModelRule>,
+    /// Provider for models no rule matches.
+    pub default_provider: Option<usize>,
+    /// Reject or drop fields a backend cannot express.
+    pub unsupported: UnsupportedPolicy,
+    /// The client's credential.
+    pub client_credential: CredentialPolicy,
+    /// Request bodies above this get 413.
+    pub max_body_bytes: usize,
+    /// Header carrying the chosen cluster.
+    pub upstream_header: String,
+    /// Model names listed by `GET /v1/models`.
+    pub listed_models: Vec<(String, String)>,
+    /// Metric handles.
+    pub metrics: Metrics,
+}
+
+impl Config {
+    /// Validate a config object.
+    pub fn build(value: &Value) -> Result<Self, ConfigError> {
+        let raw: RawConfig = from_value(value)?;
+        let mut providers: Vec<Provider> = Vec::with_capacity(raw.providers.len());
+        for (i, p) in raw.providers.iter().enumerate() {
+            let built = provider::build(p).map_err(|e| e.prefixed(&format!("providers[{i}]")))?;
+            if providers.iter().any(|q| q.name == built.name) {
+                return Err(ConfigError::invalid(
+                    format!("providers[{i}].name"),
+                    format!("duplicate provider name {:?}", built.name),
+                ));
+            }
+            providers.push(built);
+        }
+        let index = |name: &str, path: String| {
+            providers
+                .iter()
+                .position(|p| p.name == name)
+                .ok_or_else(|| ConfigError::invalid(path, format!("no provider named {name:?}")))
+        };
+        let mut rules = Vec::with_capacity(raw.models.len());
+        let mut listed_models = Vec::new();
+        for (i, r) in raw.models.iter().enumerate() {
+            let pattern = Pattern::parse(&r.pattern, &format!("models[{i}].match"))?;
+            let provider = index(&r.provider, format!("models[{i}].provider"))?;
+            if let Pattern::Exact(name) = &pattern {
+                listed_models.push((name.clone(), r.provider.clone()));
+            }
+            rules.push(ModelRule {
+                pattern,
+                provider,
+                target: r.target.clone(),
+            });
+        }
+        let default_provider = match &raw.default_provider {
+            Some(name) => Some(index(name, "defaultProvider".into())?),
+            None if providers.len() == 1 && rules.is_empty() => Some(0),
+            None => None,
+        };
+        if raw.max_body_bytes == 0 {
+            return Err(ConfigError::invalid("maxBodyBytes", "must be positive"));
+        }
+        if raw.upstream_header.is_empty()
+            || raw.upstream_header != raw.upstream_header.to_ascii_lowercase()
+        {
+            return Err(ConfigError::invalid(
+                "upstreamHeader",
+                "must be a lower-case header name",
+            ));
+        }
+        Ok(Self {
+            providers,
+            rules,
+            default_provider,
+            unsupported: raw.unsupported_fields,
+            client_credential: raw.client_credential,
+            max_body_bytes: raw.max_body_bytes,
+            upstream_header: raw.upstream_header,
+            listed_models,
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// The provider and backend model for a client model.
+    pub fn route(&self, model: &str) -> Option<Route> {
+        models::resolve(&self.rules, self.default_provider, model)
+    }
+
+    /// The `GET /v1/models` body.
+    pub fn models_body(&self) -> Vec<u8> {
+        let data: Vec<Value> = self
+            .listed_models
+            .iter()
+            .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
+            .unwrap_or_else(|_| b"{\"object\":\"list\",\"data\":[]}".to_vec())
+    }
+}

@@ -1,0 +1,153 @@
+//! Request preparation: from the client's complete body to the upstream call and a response plan.
+//! Pure over the config (no host calls), so it is tested natively without a filter.
+
+use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
+use aigw_shared::llm::Api;
+
+use crate::config::{Config, CredentialPolicy};
+use crate::hub::ChatRequest;
+use crate::provider::{ApiCall, UpstreamCall};
+use crate::translate::{self, anthropic_client, passthrough, BuildContext, Schema, TranslateError};
+
+/// How the response must be handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The client's protocol.
+    pub protocol: ClientProtocol,
+    /// `None`: same protocol, forward the response untouched; `Some`: translate from this schema.
+    pub translate_from: Option<Schema>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Whether an OpenAI streaming client asked for the usage chunk.
+    pub include_usage: bool,
+    /// The model the client asked for.
+    pub client_model: String,
+    /// The chosen provider's name (for logs and metrics).
+    pub provider: String,
+    /// Fields dropped under `unsupportedFields: ignore`.
+    pub dropped: Vec<String>,
+}
+
+/// The upstream call, the cluster it goes to, and the response plan.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Envoy cluster.
+    pub cluster: String,
+    /// Authority, path, headers and body.
+    pub call: UpstreamCall,
+    /// How to treat the response.
+    pub plan: Plan,
+}
+
+/// What the filter learned from the request headers.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The API.
+    pub api: Api,
+    /// The path after `/v1`, query included.
+    pub suffix: String,
+    /// Whether the body is JSON (audio uploads are multipart).
+    pub json: bool,
+    /// The client's key (from `authorization: Bearer`, `x-api-key` or `api-key`).
+    pub client_key: Option<String>,
+}
+
+/// The path after the first `/v1` segment (`/openai/v1/chat/completions` -> `/chat/completions`).
+pub fn api_suffix(path: &str) -> Option<&str> {
+    let idx = path.find("/v1/")?;
+    path.get(idx + 3..)
+}
+
+fn translate_err(e: &TranslateError) -> ClientError {
+    e.to_client()
+}
+
+/// Build the upstream call for a complete request body.
+pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared, ClientError> {
+    let protocol = inc.api.protocol();
+    let (model, stream) = if inc.json {
+        passthrough::peek(body).map_err(|e| translate_err(&e))?
+    } else {
+        (None, false)
+    };
+    let model = model.unwrap_or_default();
+    let route = config.route(&model).ok_or_else(|| {
+        if model.is_empty() {
+            ClientError::invalid_request("`model` is required").with_param("model")
+        } else {
+            ClientError::new(
+                ErrorKind::NotFound,
+                format!("the model `{model}` is not served by this gateway"),
+            )
+            .with_code("model_not_found")
+            .with_param("model")
+        }
+    })?;
+    let provider = config
+        .providers
+        .get(route.provider)
+        .ok_or_else(|| ClientError::new(ErrorKind::Internal, "provider index out of range"))?;
+    let schema = provider.vendor.schema();
+    let mut ctx = BuildContext::new(&route.model, config.unsupported);
+    let same = match inc.api {
+        Api::AnthropicMessages => schema == Schema::Anthropic,
+        _ => schema == Schema::OpenAi,
+    };
+    let translated = !same && matches!(inc.api, Api::ChatCompletions | Api::AnthropicMessages);
+    let call_desc = ApiCall {
+        api: inc.api,
+        suffix: &inc.suffix,
+        model: &route.model,
+        stream,
+    };
+    let path = provider.vendor.path(&provider.base_path, &call_desc)?;
+    let mut include_usage = false;
+    let new_body = if !translated {
+        if inc.json && !route.model.is_empty() {
+            passthrough::patch_model(body, &route.model)
+                .map_err(|e| translate_err(&e))?
+                .body
+        } else {
+            body.to_vec()
+        }
+    } else {
+        let hub: ChatRequest = match inc.api {
+            Api::AnthropicMessages => {
+                anthropic_client::to_hub(body, &mut ctx).map_err(|e| translate_err(&e))?
+            }
+            _ => serde_json::from_slice(body).map_err(|e| {
+                ClientError::invalid_request(format!(
+                    "request body does not fit the chat completions API: {e}"
+                ))
+            })?,
+        };
+        include_usage = hub.include_usage();
+        translate::backend(schema)
+            .encode_request(&hub, &mut ctx)
+            .map_err(|e| translate_err(&e))?
+    };
+    let key = match config.client_credential {
+        CredentialPolicy::PassThrough => inc.client_key.as_deref().or_else(|| provider.next_key()),
+        CredentialPolicy::Strip => provider.next_key(),
+    };
+    let mut call = UpstreamCall {
+        authority: provider.authority.clone(),
+        path,
+        headers: Vec::new(),
+        body: new_body,
+    };
+    provider.vendor.authorize(&mut call, key)?;
+    Ok(Prepared {
+        cluster: provider.cluster.clone(),
+        call,
+        plan: Plan {
+            protocol,
+            translate_from: translated.then_some(schema),
+            stream,
+            include_usage,
+            client_model: model,
+            provider: provider.name.clone(),
+            dropped: ctx.dropped,
+        },
+    })
+}

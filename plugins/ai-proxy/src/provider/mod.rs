@@ -1,0 +1,191 @@
+//! Providers: where a request goes (cluster, authority, path) and how it authenticates.
+//!
+//! Each provider type is a [`Vendor`] in its own module with its own typed `options`; the one
+//! `match` in [`vendor`] picks it. Adding a provider type: a module, a `mod` line and a match arm.
+
+mod anthropic;
+mod azure;
+mod openai;
+pub mod presets;
+
+use std::cell::Cell;
+
+use aigw_shared::config::{from_value, ConfigError};
+use aigw_shared::error::ClientError;
+use aigw_shared::llm::Api;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::translate::Schema;
+
+/// One API call as the provider sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiCall<'a> {
+    /// Which API.
+    pub api: Api,
+    /// The OpenAI path after `/v1`, query included (`/chat/completions`, `/audio/speech?x=1`).
+    pub suffix: &'a str,
+    /// The backend model (after mapping); empty when the body names none.
+    pub model: &'a str,
+    /// Whether the response is streamed.
+    pub stream: bool,
+}
+
+/// The request as it will leave for the provider; [`Vendor::authorize`] adds the credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamCall {
+    /// `:authority` (`None`: keep the client's).
+    pub authority: Option<String>,
+    /// `:path`.
+    pub path: String,
+    /// Headers to set (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// A provider type.
+pub trait Vendor {
+    /// The wire protocol of its chat API.
+    fn schema(&self) -> Schema;
+    /// The authority used when the config gives none.
+    fn default_authority(&self) -> Option<&str>;
+    /// The base path used when the config gives none (prefix of every upstream path).
+    fn default_base_path(&self) -> &str;
+    /// The upstream path for `call` under `base`, or a client error when the provider has no
+    /// such API.
+    fn path(&self, base: &str, call: &ApiCall<'_>) -> Result<String, ClientError>;
+    /// Put the credential (when there is one) and any fixed headers on the call.
+    fn authorize(&self, call: &mut UpstreamCall, key: Option<&str>) -> Result<(), ClientError>;
+}
+
+/// A validated provider.
+pub struct Provider {
+    /// Name used by model rules.
+    pub name: String,
+    /// Type name as configured.
+    pub kind: String,
+    /// Envoy cluster (or Higress `outbound|port||fqdn`).
+    pub cluster: String,
+    /// `:authority` to send.
+    pub authority: Option<String>,
+    /// Path prefix.
+    pub base_path: String,
+    keys: Vec<String>,
+    next_key: Cell<usize>,
+    /// The type's behaviour.
+    pub vendor: Box<dyn Vendor>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are never printed.
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("cluster", &self.cluster)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl Provider {
+    /// The next key of the pool (round robin per request), if the pool is not empty.
+    pub fn next_key(&self) -> Option<&str> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let i = self.next_key.get() % self.keys.len();
+        self.next_key.set(i.wrapping_add(1));
+        self.keys.get(i).map(String::as_str)
+    }
+
+    /// Whether `value` is one of this provider's secrets (to keep them out of logs).
+    pub fn is_secret(&self, value: &str) -> bool {
+        self.keys.iter().any(|k| k == value)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawProvider {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    base_path: Option<String>,
+    #[serde(default)]
+    api_keys: Vec<String>,
+    #[serde(default)]
+    options: Map<String, Value>,
+}
+
+/// Build the vendor for a type name from its options.
+fn vendor(kind: &str, options: &Value) -> Result<Box<dyn Vendor>, ConfigError> {
+    let v: Box<dyn Vendor> = match kind {
+        "openai" => Box::new(openai::OpenAi::build(kind, options)?),
+        "azure-openai" => Box::new(azure::Azure::build(options)?),
+        "anthropic" => Box::new(anthropic::Anthropic::build(options)?),
+        other if presets::find(other).is_some() => Box::new(openai::OpenAi::build(other, options)?),
+        other => {
+            return Err(ConfigError::invalid(
+                "type",
+                format!(
+                    "unknown provider type {other:?}; known: openai, azure-openai, anthropic, {}",
+                    presets::names().join(", ")
+                ),
+            ))
+        }
+    };
+    Ok(v)
+}
+
+/// Validate one provider object (errors are relative to it).
+pub fn build(value: &Value) -> Result<Provider, ConfigError> {
+    let raw: RawProvider = from_value(value)?;
+    if raw.name.is_empty() {
+        return Err(ConfigError::invalid("name", "must not be empty"));
+    }
+    if raw.api_keys.iter().any(String::is_empty) {
+        return Err(ConfigError::invalid("apiKeys", "keys must not be empty"));
+    }
+    let vendor = vendor(&raw.kind, &Value::Object(raw.options)).map_err(|e| match e.path() {
+        "type" => e,
+        _ => e.prefixed("options"),
+    })?;
+    let base_path = raw
+        .base_path
+        .unwrap_or_else(|| vendor.default_base_path().to_owned());
+    if !base_path.is_empty() && !base_path.starts_with('/') {
+        return Err(ConfigError::invalid("basePath", "must start with /"));
+    }
+    Ok(Provider {
+        cluster: raw.cluster.unwrap_or_else(|| raw.name.clone()),
+        authority: raw
+            .authority
+            .or_else(|| vendor.default_authority().map(str::to_owned)),
+        base_path: base_path.trim_end_matches('/').to_owned(),
+        name: raw.name,
+        kind: raw.kind,
+        keys: raw.api_keys,
+        next_key: Cell::new(0),
+        vendor,
+    })
+}
+
+/// Parse typed options, rejecting unknown fields with their path.
+pub(crate) fn options<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ConfigError> {
+    from_value(v)
+}
+
+/// `Authorization: Bearer <key>` when there is a key.
+pub(crate) fn bearer(call: &mut UpstreamCall, key: Option<&str>) {
+    if let Some(k) = key {
+        call.headers
+            .push(("authorization".into(), format!("Bearer {k}")));
+    }
+}
