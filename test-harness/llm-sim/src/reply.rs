@@ -2,7 +2,7 @@
 //! embedding vectors. Every provider module formats what this module computes, so all formats agree.
 //! Whether the answer is a tool call instead of text is decided by [`crate::tools`].
 
-use crate::tools::{self, Tool, ToolCall};
+use crate::tools::{self, Tool, ToolCall, ToolChoice};
 
 /// How many words of the last user message the reply echoes.
 pub const ECHO_WORDS: usize = 24;
@@ -23,6 +23,8 @@ pub struct Conversation {
     pub max_tokens: Option<u64>,
     /// Tools the caller declared, in order.
     pub tools: Vec<Tool>,
+    /// Whether the caller forces a tool call.
+    pub tool_choice: ToolChoice,
     /// The last message carries tool results (OpenAI `role: tool`, Anthropic `tool_result`,
     /// Bedrock `toolResult`, Gemini `functionResponse`): the answer is then always text.
     pub last_is_tool_result: bool,

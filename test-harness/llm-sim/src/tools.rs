@@ -1,11 +1,13 @@
 //! The deterministic tool-call rule every provider format shares, so gateway tests can check tool
 //! translation in both directions.
 //!
-//! Rule: when the request declares at least one tool, its last message is not a tool result, and
-//! the last user message with text contains `weather` (any letter case), the answer is a call of
-//! the first declared tool whose name contains `weather`, or else of the first declared tool.
-//! Its arguments are built from the tool's JSON schema (see [`arguments`]); they are streamed in
-//! pieces of [`PIECE_CHARS`] characters, one simulated token each.
+//! Rule: when the request declares at least one tool and its last message is not a tool result,
+//! the answer is a tool call if the last user message with text contains `weather` (any letter
+//! case) or the request forces a tool call ([`ToolChoice::Any`] or [`ToolChoice::Named`]). The
+//! called tool is the named one, else the first declared tool whose name contains `weather`,
+//! else the first declared tool. Its arguments are built from the tool's JSON schema (see
+//! [`arguments`]); they are streamed in pieces of [`PIECE_CHARS`] characters, one simulated token
+//! each. A tool choice of "none" removes the tools before this rule runs.
 
 use serde_json::Value;
 
@@ -28,6 +30,18 @@ pub struct Tool {
     /// JSON schema of the arguments (OpenAI `parameters`, Anthropic `input_schema`, Bedrock
     /// `inputSchema.json`, Gemini `parameters` / `parametersJsonSchema`).
     pub parameters: Value,
+}
+
+/// What the caller allows or demands of tool use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides (here: the `weather` rule).
+    #[default]
+    Auto,
+    /// Some tool must be called (OpenAI `required`, Anthropic `any`, Bedrock `any`, Gemini `ANY`).
+    Any,
+    /// This tool must be called.
+    Named(String),
 }
 
 /// The tool call the simulator answers with.
@@ -56,14 +70,20 @@ pub fn call_for(conv: &Conversation) -> Option<ToolCall> {
     if conv.tools.is_empty() || conv.last_is_tool_result {
         return None;
     }
-    let text = last_user_text(conv)?;
-    if !text.to_lowercase().contains(TRIGGER_WORD) {
+    let text = last_user_text(conv).unwrap_or_default();
+    if conv.tool_choice == ToolChoice::Auto && !text.to_lowercase().contains(TRIGGER_WORD) {
         return None;
     }
-    let tool = conv
-        .tools
-        .iter()
-        .find(|t| t.name.to_lowercase().contains(TRIGGER_WORD))
+    let named = match &conv.tool_choice {
+        ToolChoice::Named(name) => conv.tools.iter().find(|t| &t.name == name),
+        _ => None,
+    };
+    let tool = named
+        .or_else(|| {
+            conv.tools
+                .iter()
+                .find(|t| t.name.to_lowercase().contains(TRIGGER_WORD))
+        })
         .or_else(|| conv.tools.first())?;
     let arguments = arguments(&tool.parameters, text);
     let pieces = split_chars(&arguments, PIECE_CHARS);
@@ -223,6 +243,23 @@ mod tests {
         let mut c = conv("weather in Paris", vec![weather_tool()]);
         c.last_is_tool_result = true;
         assert!(call_for(&c).is_none());
+    }
+
+    #[test]
+    fn a_forced_tool_choice_calls_a_tool_without_the_trigger_word() {
+        let other = Tool {
+            name: "lookup".into(),
+            parameters: Value::Null,
+        };
+        let mut c = conv("hello", vec![other, weather_tool()]);
+        c.tool_choice = ToolChoice::Any;
+        assert_eq!(call_for(&c).unwrap().name, "get_weather");
+        c.tool_choice = ToolChoice::Named("lookup".into());
+        let call = call_for(&c).unwrap();
+        assert_eq!(
+            (call.name.as_str(), call.arguments.as_str()),
+            ("lookup", "{}")
+        );
     }
 
     #[test]

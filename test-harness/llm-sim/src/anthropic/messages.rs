@@ -10,7 +10,7 @@ use crate::plan::{Plan, JSON};
 use crate::reply::{derive_reply, Conversation, Finish, Reply};
 use crate::request::SimRequest;
 use crate::router::Ctx;
-use crate::tools::Tool;
+use crate::tools::{Tool, ToolChoice};
 
 /// A validated Messages request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +197,16 @@ pub fn parse(body: &[u8]) -> Result<MessagesRequest, Box<Plan>> {
     for (i, msg) in messages.iter().enumerate() {
         read_message(i, msg, &mut conversation).map_err(bad)?;
     }
-    conversation.tools = tools(obj);
+    let choice = obj.get("tool_choice");
+    let choice_type = choice.and_then(|c| c.get("type")).and_then(Value::as_str);
+    conversation.tool_choice = match (choice_type, choice.and_then(|c| c.get("name"))) {
+        (Some("any"), _) => ToolChoice::Any,
+        (Some("tool"), Some(Value::String(name))) => ToolChoice::Named(name.clone()),
+        _ => ToolChoice::Auto,
+    };
+    if choice_type != Some("none") {
+        conversation.tools = tools(obj);
+    }
     let stream = matches!(obj.get("stream"), Some(Value::Bool(true)));
     Ok(MessagesRequest {
         model,

@@ -10,7 +10,7 @@ use crate::reply::{derive_reply, Conversation, Finish, Reply};
 use crate::request::SimRequest;
 use crate::router::Ctx;
 use crate::sorted;
-use crate::tools::Tool;
+use crate::tools::{Tool, ToolChoice};
 
 /// Bedrock's `stopReason` for a [`Finish`].
 pub fn stop_reason(finish: Finish) -> &'static str {
@@ -98,6 +98,19 @@ pub fn parse(body: &[u8]) -> Result<Conversation, String> {
         .and_then(|c| c.get("maxTokens"))
         .and_then(Value::as_u64);
     conv.tools = tools(&value);
+    let choice = value.get("toolConfig").and_then(|t| t.get("toolChoice"));
+    conv.tool_choice = match choice {
+        Some(c) if c.get("any").is_some() => ToolChoice::Any,
+        Some(c) => match c
+            .get("tool")
+            .and_then(|t| t.get("name"))
+            .and_then(Value::as_str)
+        {
+            Some(name) => ToolChoice::Named(name.to_string()),
+            None => ToolChoice::Auto,
+        },
+        None => ToolChoice::Auto,
+    };
     Ok(conv)
 }
 

@@ -3,7 +3,8 @@
 //! compact JSON payload with keys in byte order, like the recordings: `messageStart`, then for
 //! text one `contentBlockDelta` per token, or for a tool call `contentBlockStart` (toolUse name
 //! and id), a `contentBlockDelta` with empty `toolUse.input` and one per argument piece; then
-//! `contentBlockStop`, `messageStop` (stopReason) and `metadata` (usage, metrics).
+//! `contentBlockStop`, `messageStop` (stopReason) and `metadata` (usage with the empty
+//! `serverToolUsage` of the newest capture, metrics).
 //!
 //! Every payload carries the `"p"` padding field Bedrock adds (a prefix of `abc…XYZ0…9`; its
 //! length is derived from the event, so the bytes stay deterministic).
@@ -80,7 +81,12 @@ pub fn plan(reply: &Reply, ctx: &Ctx<'_>) -> Plan {
         "messageStop",
         json!({"stopReason": stop_reason(reply.finish)}),
     ));
-    let metadata = json!({"metrics": {"latencyMs": ctx.latency_ms}, "usage": usage(reply)});
+    let mut usage = usage(reply);
+    if let Some(obj) = usage.as_object_mut() {
+        // The newest capture (Nova, 2025) adds this empty object to the stream's usage.
+        obj.insert("serverToolUsage".into(), json!({}));
+    }
+    let metadata = json!({"metrics": {"latencyMs": ctx.latency_ms}, "usage": usage});
     events.push(frame(EventKind::Terminator, "metadata", metadata));
     Plan::stream(EVENT_STREAM_AWS, events)
         .with_header("x-amzn-requestid", error::request_id(&ctx.id("")))

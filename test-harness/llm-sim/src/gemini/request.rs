@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::reply::Conversation;
-use crate::tools::Tool;
+use crate::tools::{Tool, ToolChoice};
 
 /// Converts a request body; the error is the message of Google's 400 `INVALID_ARGUMENT`.
 pub fn parse(body: &[u8]) -> Result<Conversation, String> {
@@ -42,6 +42,20 @@ pub fn parse(body: &[u8]) -> Result<Conversation, String> {
         .and_then(|g| g.get("maxOutputTokens"))
         .and_then(Value::as_u64);
     conv.tools = tools(obj);
+    let config = obj
+        .get("toolConfig")
+        .and_then(|t| t.get("functionCallingConfig"));
+    if config.and_then(|f| f.get("mode")).and_then(Value::as_str) == Some("ANY") {
+        let allowed: Vec<&str> = config
+            .and_then(|f| f.get("allowedFunctionNames"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !allowed.is_empty() {
+            conv.tools.retain(|t| allowed.contains(&t.name.as_str()));
+        }
+        conv.tool_choice = ToolChoice::Any;
+    }
     Ok(conv)
 }
 

@@ -10,7 +10,7 @@ use crate::plan::{Plan, JSON};
 use crate::reply::{derive_reply, Conversation, Finish, Reply};
 use crate::request::SimRequest;
 use crate::router::Ctx;
-use crate::tools::Tool;
+use crate::tools::{Tool, ToolChoice};
 
 /// A validated chat request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +201,7 @@ pub fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
         .and_then(Value::as_str)
         .is_some_and(|r| r == "tool" || r == "function");
     conversation.tools = tools(obj);
+    conversation.tool_choice = tool_choice(obj.get("tool_choice"));
     conversation.max_tokens = max_tokens(obj)?;
     let stream = flag(obj, "stream")?;
     let include_usage = match obj.get("stream_options") {
@@ -242,6 +243,22 @@ fn message_text(i: usize, msg: &Value) -> Result<(bool, String), ApiError> {
         }
     };
     Ok((role == "user", text))
+}
+
+/// `tool_choice`: `"required"` forces some tool, `{"type":"function","function":{"name"}}` one.
+fn tool_choice(value: Option<&Value>) -> ToolChoice {
+    match value {
+        Some(Value::String(s)) if s == "required" => ToolChoice::Any,
+        Some(v) => match v
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+        {
+            Some(name) => ToolChoice::Named(name.to_string()),
+            None => ToolChoice::Auto,
+        },
+        None => ToolChoice::Auto,
+    }
 }
 
 /// Declared function tools (`tools[].function`, or legacy `functions`); none with
