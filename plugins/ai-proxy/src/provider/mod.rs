@@ -5,6 +5,7 @@
 
 mod anthropic;
 mod azure;
+pub mod bedrock;
 mod openai;
 pub mod presets;
 
@@ -130,6 +131,7 @@ fn vendor(kind: &str, options: &Value) -> Result<Box<dyn Vendor>, ConfigError> {
         "openai" => Box::new(openai::OpenAi::build(kind, options)?),
         "azure-openai" => Box::new(azure::Azure::build(options)?),
         "anthropic" => Box::new(anthropic::Anthropic::build(options)?),
+        "bedrock" => Box::new(bedrock::Bedrock::build(options)?),
         other if presets::find(other).is_some() => Box::new(openai::OpenAi::build(other, options)?),
         other => {
             return Err(ConfigError::invalid(

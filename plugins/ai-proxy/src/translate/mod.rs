@@ -14,6 +14,7 @@
 
 pub mod anthropic_client;
 pub mod anthropic_encode;
+pub mod bedrock;
 pub mod errors;
 pub mod openai_anthropic;
 pub mod openai_anthropic_stream;
@@ -32,6 +33,8 @@ pub enum Schema {
     OpenAi,
     /// Anthropic Messages.
     Anthropic,
+    /// Amazon Bedrock Converse (SigV4-signed, event-stream responses).
+    Bedrock,
 }
 
 impl Schema {
@@ -40,6 +43,7 @@ impl Schema {
         match self {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
+            Self::Bedrock => "bedrock",
         }
     }
 }
@@ -49,6 +53,7 @@ pub fn backend(schema: Schema) -> &'static dyn Backend {
     match schema {
         Schema::OpenAi => &openai_openai::OpenAiBackend,
         Schema::Anthropic => &openai_anthropic::AnthropicBackend,
+        Schema::Bedrock => &bedrock::BedrockBackend,
     }
 }
 
