@@ -289,3 +289,23 @@ fn a_truncated_stream_never_sends_the_finishing_chunk() {
     assert_eq!(chunks.len(), 6);
     assert!(chunks.iter().all(|c| !c.contains("finishReason")));
 }
+
+#[test]
+fn the_finishing_chunk_is_paced_like_a_token() {
+    let sim = TestServer::start();
+    let path = format!("{GEMINI}:streamGenerateContent?alt=sse");
+    let mut headers = KEY.to_vec();
+    headers.push(("x-sim-tokens-per-second", "20"));
+    let resp = sim.send(
+        "POST",
+        &path,
+        &headers,
+        &fixture("gemini-streamgeneratecontent.request.json"),
+    );
+    assert_eq!(resp.chunk_times.len(), 7);
+    let spread = resp.chunk_times[6] - resp.chunk_times[0];
+    assert!(
+        spread >= std::time::Duration::from_millis(280),
+        "{spread:?}"
+    );
+}
