@@ -11,6 +11,7 @@ import json
 import subprocess
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -192,3 +193,37 @@ def test_decorator_counters_appear_in_envoy_prometheus_stats(
     present = sorted(n for n in samples if n.startswith(DECORATOR_METRIC_PREFIX))
     missing = [name for name in DECORATOR_METRICS if samples.get(name, 0) < 1]
     assert not missing, f"missing or zero: {missing}; decorator metrics present: {present}"
+
+
+def test_anthropic_sdk_messages_get_system_blocks_and_the_appended_turn(
+        decorator_gateway: gateway.Gateway, sim: Any) -> None:
+    client = anthropic.Anthropic(base_url=decorator_gateway.base_url, api_key="sk-ant-e2e",
+                                 max_retries=0, timeout=10.0)
+    reply = client.messages.create(
+        model="claude-sim", max_tokens=64, system="You are helpful.",
+        messages=[{"role": "user", "content": "Hello from the Anthropic SDK"}])
+    assert reply.content[0].type == "text" and reply.content[0].text.startswith("sim: ")
+    received = sim.only_request()
+    assert received["path"] == "/v1/messages"
+    body = received["body"]
+    texts = [block["text"] for block in body["system"]]
+    # The guard's instruction first, then the prepended text, then the client's own system string.
+    assert texts[1:] == [PREPENDED["content"], "You are helpful."], texts
+    assert "user_input" in texts[0], texts
+    assert body["messages"][-1] == APPENDED, body["messages"]
+    assert "Hello from the Anthropic SDK" in json.dumps(body["messages"][0]["content"])
+
+
+def test_anthropic_sdk_gets_an_anthropic_shaped_error_for_a_missing_variable(
+        decorator_gateway: gateway.Gateway, sim: Any) -> None:
+    client = anthropic.Anthropic(base_url=decorator_gateway.base_url, api_key="sk-ant-e2e",
+                                 max_retries=0, timeout=10.0)
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model="claude-sim", max_tokens=16,
+                               messages=[{"role": "user", "content": "Hi"}],
+                               extra_body={"template": "translate", "variables": {"lang": "de"}})
+    assert raised.value.status_code == 400
+    body = raised.value.body
+    assert isinstance(body, dict) and body.get("type") == "error", body
+    assert body["error"]["type"] == "invalid_request_error" and "text" in body["error"]["message"]
+    assert sim.requests() == []

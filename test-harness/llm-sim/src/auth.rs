@@ -117,9 +117,13 @@ pub fn openai(req: &SimRequest, creds: &Credentials) -> Result<(), Plan> {
     }
 }
 
-/// Anthropic: `x-api-key` must be present (and match when configured), `anthropic-version` too.
+/// Anthropic: `x-api-key` (or, as Anthropic's SDKs since 2.x send it, `Authorization: Bearer`)
+/// must be present (and match when configured), `anthropic-version` too.
 pub fn anthropic(req: &SimRequest, creds: &Credentials) -> Result<(), Plan> {
-    match (header(req, "x-api-key"), &creds.anthropic) {
+    match (
+        header(req, "x-api-key").or_else(|| bearer(req)),
+        &creds.anthropic,
+    ) {
         (None, _) | (Some(""), _) => {
             return Err(anthropic::error::shaped(
                 401,
@@ -246,6 +250,17 @@ mod tests {
             "",
         );
         assert!(anthropic(&ok, &creds).is_ok());
+        let bearer = req(
+            &[
+                ("authorization", "Bearer k"),
+                ("anthropic-version", "2026-10-21"),
+            ],
+            "",
+        );
+        assert!(
+            anthropic(&bearer, &creds).is_ok(),
+            "the 2.x SDKs send a Bearer token"
+        );
         assert!(!Credentials::default().require("bedrock", "x"));
     }
 }
