@@ -36,6 +36,10 @@ pub struct PluginSpec {
     pub log_level: u32,
     /// WASI environment variables.
     pub env_vars: Vec<(String, String)>,
+    /// Envoy's `allow_on_headers_stop_iteration` (Higress: HeaderStopIteration): body chunks
+    /// reach the body callback while the headers are held, and both leave together once the body
+    /// callback continues. Off by default, as in Envoy.
+    pub headers_stop_iteration: bool,
 }
 
 impl PluginSpec {
@@ -55,6 +59,7 @@ impl PluginSpec {
             vm_id: stem.clone(),
             name: stem,
             buffer_limit: 1 << 20,
+            headers_stop_iteration: false,
             properties: Vec::new(),
             route_name: "test-route".to_string(),
             cluster_name: "outbound|80||llm.test.svc.cluster.local".to_string(),
@@ -90,6 +95,12 @@ impl PluginSpec {
     /// Sets `vm_id`.
     pub fn vm_id(mut self, id: &str) -> Self {
         self.vm_id = id.to_string();
+        self
+    }
+
+    /// Sets Envoy's `allow_on_headers_stop_iteration` (see [`PluginSpec::headers_stop_iteration`]).
+    pub fn headers_stop_iteration(mut self, on: bool) -> Self {
+        self.headers_stop_iteration = on;
         self
     }
 

@@ -275,12 +275,14 @@ impl Vm {
 
     fn data(&mut self, id: StreamId, d: Direction, chunk: &[u8], eos: bool) -> Result<Step> {
         let mut step = Step::default();
+        let stop_iteration = self.headers_stop_iteration && !self.apisix();
         let flow = self.flow(id, d)?;
         if flow.stopped {
             return Ok(step);
         }
         match flow.headers {
             HeaderState::NotSeen => return Err(HarnessError::Usage("body before headers".into())),
+            HeaderState::Paused if stop_iteration => {}
             HeaderState::Paused => {
                 flow.held.extend_from_slice(chunk);
                 flow.held_eos = Some(eos);
@@ -469,7 +471,11 @@ impl Vm {
     /// The callback returned Continue (or was resumed inside its own after-call work).
     fn proceed(&mut self, id: StreamId, d: Direction, step: &mut Step) -> Result<()> {
         if self.flow(id, d)?.headers != HeaderState::Done {
-            return self.release_headers(id, d, step);
+            self.release_headers(id, d, step)?;
+            // With headers_stop_iteration the body callback already saw the data: it leaves now.
+            if !(self.headers_stop_iteration && self.maps(id)?.dir_mut(d).body_live) {
+                return Ok(());
+            }
         }
         let eos = self.flow(id, d)?.eos_seen;
         let maps = self.maps(id)?.dir_mut(d);
@@ -498,10 +504,11 @@ impl Vm {
         let maps = self.maps(id)?.dir_mut(d);
         maps.headers_live = apisix_request;
         let headers = maps.headers.clone();
+        let body_seen = maps.body_live;
         let flow = self.flow(id, d)?;
         flow.headers = HeaderState::Done;
         let (held, held_eos) = (std::mem::take(&mut flow.held), flow.held_eos.take());
-        let eos = flow.eos_seen;
+        let eos = flow.eos_seen && !(self.headers_stop_iteration && body_seen);
         step.forwarded.push(Event::Headers(headers, eos));
         if let Some(held_eos) = held_eos {
             self.body_callback(id, d, &held, held_eos, step)?;

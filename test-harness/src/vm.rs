@@ -22,6 +22,7 @@ pub struct Vm {
     pub(crate) actions: Vec<AfterAction>,
     pub(crate) flows: HashMap<u32, Flow>,
     pub(crate) buffer_limit: usize,
+    pub(crate) headers_stop_iteration: bool,
     module: String,
 }
 
@@ -94,6 +95,7 @@ impl Vm {
             actions: Vec::new(),
             flows: HashMap::new(),
             buffer_limit: spec.buffer_limit,
+            headers_stop_iteration: spec.headers_stop_iteration,
             module: name,
         };
         vm.initialize(spec.profile, &has)?;
