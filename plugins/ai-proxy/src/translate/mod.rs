@@ -6,7 +6,7 @@
 //! * Client side: an Anthropic Messages request becomes a hub request
 //!   ([`anthropic_client::to_hub`]); hub events become the client's bytes through a
 //!   [`ClientEncoder`] (OpenAI SSE/JSON in [`openai_client`], Anthropic SSE/JSON in
-//!   [`anthropic_client`]).
+//!   [`anthropic_encode`]).
 //! * Same-protocol pairs skip the hub entirely ([`passthrough`]): only `model` is patched in the
 //!   original bytes and the response is forwarded untouched.
 //!
