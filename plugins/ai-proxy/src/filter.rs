@@ -170,6 +170,9 @@ impl Filter {
             suffix: suffix.to_owned(),
             json,
             client_key: client_key(host),
+            now_unix: host
+                .now_nanos()
+                .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0)),
         });
         Action::Pause
     }

@@ -50,6 +50,8 @@ pub struct Incoming {
     pub json: bool,
     /// The client's key (from `authorization: Bearer`, `x-api-key` or `api-key`).
     pub client_key: Option<String>,
+    /// The host clock in Unix seconds (0 when the host has none), for request signing.
+    pub now_unix: i64,
 }
 
 /// The path after the first `/v1` segment (`/openai/v1/chat/completions` -> `/chat/completions`).
@@ -137,6 +139,7 @@ pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared,
         body: new_body,
     };
     provider.vendor.authorize(&mut call, key)?;
+    provider.vendor.sign(&mut call, inc.now_unix)?;
     Ok(Prepared {
         cluster: provider.cluster.clone(),
         call,

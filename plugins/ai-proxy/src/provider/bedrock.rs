@@ -6,7 +6,7 @@
 //! inference-profile ARN keeps its `/` encoded). SigV4 signs the final body and only `host` and
 //! the `x-amz-*` headers, so headers set later by the host (content-type, content-length) cannot
 //! break the signature. Signing needs the current time, so it is a separate step,
-//! [`Bedrock::sign`], run after [`Vendor::authorize`] with the host's clock.
+//! [`Vendor::sign`], run after [`Vendor::authorize`] with the host's clock.
 
 use aigw_shared::aws::uri::uri_encode;
 use aigw_shared::aws::{sign, AmzDate, Credentials, PathMode, SignableRequest, SigningParams};
@@ -87,45 +87,9 @@ impl Bedrock {
         })
     }
 
-    /// Whether requests are SigV4-signed (and so need [`Bedrock::sign`]).
+    /// Whether requests are SigV4-signed (and so need [`Vendor::sign`]).
     pub fn signs(&self) -> bool {
         self.credentials.is_some()
-    }
-
-    /// SigV4-sign `call` at `now_unix` (seconds): adds `x-amz-date`, `x-amz-security-token`
-    /// (with a session token), `x-amz-content-sha256` and `authorization`. Without SigV4
-    /// credentials this does nothing. The call must name its authority.
-    pub fn sign(&self, call: &mut UpstreamCall, now_unix: i64) -> Result<(), ClientError> {
-        let Some(creds) = &self.credentials else {
-            return Ok(());
-        };
-        let host = call.authority.clone().ok_or_else(|| {
-            ClientError::new(
-                ErrorKind::Internal,
-                "bedrock: no upstream authority to sign",
-            )
-        })?;
-        let request = SignableRequest::new("POST", &call.path, &call.body).header("host", &host);
-        let params = SigningParams {
-            credentials: creds,
-            region: &self.region,
-            service: SERVICE,
-            time: AmzDate::from_unix_seconds(now_unix),
-            content_sha256_header: true,
-            path_mode: PathMode::Normalized,
-        };
-        let signed = sign(&request, &params).map_err(|e| {
-            ClientError::new(ErrorKind::Internal, format!("bedrock: cannot sign: {e}"))
-        })?;
-        call.headers.retain(|(k, _)| {
-            !signed
-                .headers
-                .iter()
-                .any(|(s, _)| k.eq_ignore_ascii_case(s))
-        });
-        call.headers
-            .extend(signed.headers.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        Ok(())
     }
 }
 
@@ -168,15 +132,60 @@ impl Vendor for Bedrock {
         }
     }
 
-    /// Bedrock API keys go out as `Authorization: Bearer`; SigV4 happens in [`Bedrock::sign`].
+    /// Bedrock API keys go out as `Authorization: Bearer`; SigV4 happens in [`Vendor::sign`].
     fn authorize(&self, call: &mut UpstreamCall, key: Option<&str>) -> Result<(), ClientError> {
         if self.credentials.is_none() {
             bearer(call, key);
         }
         Ok(())
     }
+
+    /// SigV4-sign the final `call` at `now_unix` (seconds): adds `x-amz-date`, `x-amz-security-token`
+    /// (with a session token), `x-amz-content-sha256` and `authorization`. Without SigV4
+    /// credentials this does nothing. The call must name its authority.
+    fn sign(&self, call: &mut UpstreamCall, now_unix: i64) -> Result<(), ClientError> {
+        let Some(creds) = &self.credentials else {
+            return Ok(());
+        };
+        if now_unix <= 0 {
+            return Err(ClientError::new(
+                ErrorKind::Internal,
+                "bedrock: the host has no clock, so the request cannot be SigV4-signed",
+            ));
+        }
+        let host = call.authority.clone().ok_or_else(|| {
+            ClientError::new(
+                ErrorKind::Internal,
+                "bedrock: no upstream authority to sign",
+            )
+        })?;
+        let request = SignableRequest::new("POST", &call.path, &call.body).header("host", &host);
+        let params = SigningParams {
+            credentials: creds,
+            region: &self.region,
+            service: SERVICE,
+            time: AmzDate::from_unix_seconds(now_unix),
+            content_sha256_header: true,
+            path_mode: PathMode::Normalized,
+        };
+        let signed = sign(&request, &params).map_err(|e| {
+            ClientError::new(ErrorKind::Internal, format!("bedrock: cannot sign: {e}"))
+        })?;
+        call.headers.retain(|(k, _)| {
+            !signed
+                .headers
+                .iter()
+                .any(|(s, _)| k.eq_ignore_ascii_case(s))
+        });
+        call.headers
+            .extend(signed.headers.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        Ok(())
+    }
 }
 
+#[cfg(test)]
+#[path = "bedrock_filter_tests.rs"]
+mod filter_tests;
 #[cfg(test)]
 #[path = "bedrock_tests.rs"]
 mod tests;

@@ -164,3 +164,12 @@ fn signing_without_an_authority_is_an_internal_error() {
     c.authority = None;
     assert_eq!(b.sign(&mut c, NOW).unwrap_err().status, 500);
 }
+
+#[test]
+fn signing_without_a_host_clock_is_an_internal_error_not_a_bad_signature() {
+    let b = sigv4(None);
+    let mut c = upstream(&b);
+    let err = b.sign(&mut c, 0).unwrap_err();
+    assert_eq!(err.status, 500);
+    assert!(err.message.contains("clock"), "{}", err.message);
+}

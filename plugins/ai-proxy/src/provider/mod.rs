@@ -58,6 +58,12 @@ pub trait Vendor {
     fn path(&self, base: &str, call: &ApiCall<'_>) -> Result<String, ClientError>;
     /// Put the credential (when there is one) and any fixed headers on the call.
     fn authorize(&self, call: &mut UpstreamCall, key: Option<&str>) -> Result<(), ClientError>;
+    /// Sign the finished call (final body, path and authority) at `now_unix` (seconds since the
+    /// epoch; 0 when the host has no clock). Runs after [`Vendor::authorize`]; most providers do
+    /// not sign, Bedrock adds SigV4 headers here.
+    fn sign(&self, _call: &mut UpstreamCall, _now_unix: i64) -> Result<(), ClientError> {
+        Ok(())
+    }
 }
 
 /// A validated provider.

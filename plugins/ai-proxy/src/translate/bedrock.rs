@@ -10,6 +10,8 @@
 //! (`thinking` for Claude, `reasoningConfig` for Nova). Responses are decoded in
 //! [`response`] (JSON) and [`stream`] (event stream).
 
+#[path = "bedrock_base64.rs"]
+pub mod base64;
 #[path = "bedrock_response.rs"]
 pub mod response;
 #[path = "bedrock_stream.rs"]
