@@ -89,7 +89,7 @@ pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared,
         .providers
         .get(route.provider)
         .ok_or_else(|| ClientError::new(ErrorKind::Internal, "provider index out of range"))?;
-    let schema = provider.vendor.schema();
+    let schema = provider.vendor.schema_for(&route.model);
     let mut ctx = BuildContext::new(&route.model, config.unsupported);
     let same = match inc.api {
         Api::AnthropicMessages => schema == Schema::Anthropic,

@@ -32,6 +32,22 @@ struct Options {
     secret_access_key: Option<String>,
     #[serde(default)]
     session_token: Option<String>,
+    #[serde(default)]
+    api: ChatApi,
+    #[serde(default)]
+    invoke_models: Vec<String>,
+}
+
+/// Which Bedrock API carries chat requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChatApi {
+    /// `Converse` / `ConverseStream`: one request shape for every model.
+    #[default]
+    Converse,
+    /// `InvokeModel` / `InvokeModelWithResponseStream` with the Anthropic Messages body (Claude
+    /// models only).
+    Invoke,
 }
 
 /// The Bedrock provider.
@@ -39,6 +55,9 @@ pub struct Bedrock {
     region: String,
     authority: String,
     credentials: Option<Credentials>,
+    api: ChatApi,
+    /// Models (exact names or `prefix*`) sent to InvokeModel whatever `api` says.
+    invoke_models: Vec<String>,
 }
 
 /// Never print the credentials.
@@ -47,13 +66,15 @@ impl std::fmt::Debug for Bedrock {
         f.debug_struct("Bedrock")
             .field("region", &self.region)
             .field("sigv4", &self.credentials.is_some())
+            .field("api", &self.api)
             .finish()
     }
 }
 
 impl Bedrock {
-    /// Build from options: `region` (required), and `accessKeyId` + `secretAccessKey` (+
-    /// `sessionToken`) for SigV4.
+    /// Build from options: `region` (required), `accessKeyId` + `secretAccessKey` (+
+    /// `sessionToken`) for SigV4, `api` (`converse` or `invoke`) and `invokeModels` (model names
+    /// or `prefix*` patterns that use InvokeModel).
     pub fn build(opts: &Value) -> Result<Self, ConfigError> {
         let o: Options = options(opts)?;
         let region_ok = !o.region.is_empty()
@@ -80,10 +101,18 @@ impl Bedrock {
                 "accessKeyId and secretAccessKey must be given together (sessionToken needs both)",
             )),
         };
+        if let Some(i) = o.invoke_models.iter().position(String::is_empty) {
+            return Err(ConfigError::invalid(
+                format!("invokeModels[{i}]"),
+                "must not be empty",
+            ));
+        }
         Ok(Self {
             authority: format!("bedrock-runtime.{}.amazonaws.com", o.region),
             region: o.region,
             credentials,
+            api: o.api,
+            invoke_models: o.invoke_models,
         })
     }
 
@@ -91,11 +120,34 @@ impl Bedrock {
     pub fn signs(&self) -> bool {
         self.credentials.is_some()
     }
+
+    /// The chat API used for the backend model `model`.
+    pub fn chat_api(&self, model: &str) -> ChatApi {
+        let listed = self
+            .invoke_models
+            .iter()
+            .any(|p| match p.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => model == p,
+            });
+        if listed {
+            ChatApi::Invoke
+        } else {
+            self.api
+        }
+    }
 }
 
 impl Vendor for Bedrock {
     fn schema(&self) -> Schema {
         Schema::Bedrock
+    }
+
+    fn schema_for(&self, model: &str) -> Schema {
+        match self.chat_api(model) {
+            ChatApi::Converse => Schema::Bedrock,
+            ChatApi::Invoke => Schema::BedrockInvoke,
+        }
     }
 
     fn default_authority(&self) -> Option<&str> {
@@ -115,10 +167,11 @@ impl Vendor for Bedrock {
                     );
                 }
                 let model = uri_encode(call.model.as_bytes(), true);
-                let op = if call.stream {
-                    "converse-stream"
-                } else {
-                    "converse"
+                let op = match (self.chat_api(call.model), call.stream) {
+                    (ChatApi::Converse, false) => "converse",
+                    (ChatApi::Converse, true) => "converse-stream",
+                    (ChatApi::Invoke, false) => "invoke",
+                    (ChatApi::Invoke, true) => "invoke-with-response-stream",
                 };
                 Ok(format!("{base}/model/{model}/{op}"))
             }

@@ -22,8 +22,9 @@ use crate::Proxy;
 const CONFIG: &str = r#"{
   "providers": [{"name": "aws", "type": "bedrock", "options": {
     "region": "us-east-1", "accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "wJalrXUtnFEMI",
-    "sessionToken": "session-token-1"}}],
+    "sessionToken": "session-token-1", "invokeModels": ["us.anthropic.*"]}}],
   "models": [{"match": "nova", "provider": "aws", "target": "us.amazon.nova-micro-v1:0"},
+             {"match": "claude", "provider": "aws", "target": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
              {"match": "*", "provider": "aws"}]
 }"#;
 
@@ -195,5 +196,54 @@ fn an_event_stream_reaches_anthropic_clients_as_anthropic_events_at_any_upstream
     for chunk in [1, 5, 100] {
         let out = stream_through("/v1/messages", body, chunk);
         assert_eq!(out.response_body, whole.response_body, "chunks of {chunk}");
+    }
+}
+
+fn invoke_stream(path: &str, body: &str, chunk: usize) -> Outcome {
+    let out = Exchange::post_json(path, body)
+        .reply(reply(
+            "application/vnd.amazon.eventstream",
+            &stream_sample("bedrock-invoke-anthropic-stream.b64"),
+            chunk,
+        ))
+        .run::<Proxy>(CONFIG);
+    assert!(out.local_response.is_none(), "{:?}", out.local_response);
+    assert_eq!(verify_upstream(&out), Ok(()));
+    assert_eq!(
+        out.upstream_header(":path").as_deref(),
+        Some("/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream")
+    );
+    let sent = out.upstream_json();
+    assert_eq!(sent["anthropic_version"], "bedrock-2023-05-31");
+    assert!(
+        sent.get("model").is_none() && sent.get("stream").is_none(),
+        "{sent}"
+    );
+    out
+}
+
+#[test]
+fn an_invoke_stream_reaches_openai_and_anthropic_clients_at_any_upstream_chunking() {
+    let openai = r#"{"model":"claude","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
+    let anthropic = r#"{"model":"claude","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
+    let whole_openai = invoke_stream("/v1/chat/completions", openai, usize::MAX);
+    let text = String::from_utf8(whole_openai.response_body.clone()).unwrap();
+    assert!(text.contains(r#""content":"Hi""#), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let whole_anthropic = invoke_stream("/v1/messages", anthropic, usize::MAX);
+    let text = String::from_utf8(whole_anthropic.response_body.clone()).unwrap();
+    assert!(text.starts_with("event: message_start\n"), "{text}");
+    assert!(text.contains(r#""text":" are you doing today?""#), "{text}");
+    for chunk in [1, 9, 200] {
+        let out = invoke_stream("/v1/chat/completions", openai, chunk);
+        assert_eq!(
+            out.response_body, whole_openai.response_body,
+            "chunks of {chunk}"
+        );
+        let out = invoke_stream("/v1/messages", anthropic, chunk);
+        assert_eq!(
+            out.response_body, whole_anthropic.response_body,
+            "chunks of {chunk}"
+        );
     }
 }

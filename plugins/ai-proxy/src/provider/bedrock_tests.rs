@@ -173,3 +173,55 @@ fn signing_without_a_host_clock_is_an_internal_error_not_a_bad_signature() {
     assert_eq!(err.status, 500);
     assert!(err.message.contains("clock"), "{}", err.message);
 }
+
+#[test]
+fn invoke_is_chosen_per_provider_or_per_model_and_changes_the_path_and_schema() {
+    use crate::translate::Schema;
+    let per_model = Bedrock::build(&json!({
+        "region": "us-east-1", "invokeModels": ["us.anthropic.claude-opus-*", "exact-model"]}))
+    .unwrap();
+    let claude = "us.anthropic.claude-opus-4-8";
+    assert_eq!(per_model.schema_for(claude), Schema::BedrockInvoke);
+    assert_eq!(per_model.schema_for("exact-model"), Schema::BedrockInvoke);
+    assert_eq!(per_model.schema_for("exact-model-2"), Schema::Bedrock);
+    assert_eq!(
+        per_model.schema_for("us.amazon.nova-micro-v1:0"),
+        Schema::Bedrock
+    );
+    assert_eq!(
+        per_model
+            .path("", &call(Api::ChatCompletions, claude, false))
+            .unwrap(),
+        "/model/us.anthropic.claude-opus-4-8/invoke"
+    );
+    assert_eq!(
+        per_model
+            .path("", &call(Api::AnthropicMessages, claude, true))
+            .unwrap(),
+        "/model/us.anthropic.claude-opus-4-8/invoke-with-response-stream"
+    );
+    let everything = Bedrock::build(&json!({"region": "us-east-1", "api": "invoke"})).unwrap();
+    assert_eq!(
+        everything.schema_for("anthropic.claude-3-haiku-20240307-v1:0"),
+        Schema::BedrockInvoke
+    );
+    assert_eq!(
+        everything
+            .path(
+                "",
+                &call(
+                    Api::ChatCompletions,
+                    "anthropic.claude-3-haiku-20240307-v1:0",
+                    true
+                )
+            )
+            .unwrap(),
+        "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke-with-response-stream"
+    );
+    for bad in [
+        json!({"region": "us-east-1", "api": "converse-stream"}),
+        json!({"region": "us-east-1", "invokeModels": [""]}),
+    ] {
+        assert!(Bedrock::build(&bad).is_err(), "{bad}");
+    }
+}

@@ -49,6 +49,11 @@ pub struct UpstreamCall {
 pub trait Vendor {
     /// The wire protocol of its chat API.
     fn schema(&self) -> Schema;
+    /// The wire protocol of its chat API for the backend model `model` (a provider may speak
+    /// different protocols per model, as Bedrock's Converse and InvokeModel do).
+    fn schema_for(&self, _model: &str) -> Schema {
+        self.schema()
+    }
     /// The authority used when the config gives none.
     fn default_authority(&self) -> Option<&str>;
     /// The base path used when the config gives none (prefix of every upstream path).

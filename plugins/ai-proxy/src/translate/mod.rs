@@ -35,6 +35,8 @@ pub enum Schema {
     Anthropic,
     /// Amazon Bedrock Converse (SigV4-signed, event-stream responses).
     Bedrock,
+    /// Amazon Bedrock InvokeModel with the Anthropic Messages body (Claude models).
+    BedrockInvoke,
 }
 
 impl Schema {
@@ -44,6 +46,7 @@ impl Schema {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
             Self::Bedrock => "bedrock",
+            Self::BedrockInvoke => "bedrock-invoke",
         }
     }
 }
@@ -54,6 +57,7 @@ pub fn backend(schema: Schema) -> &'static dyn Backend {
         Schema::OpenAi => &openai_openai::OpenAiBackend,
         Schema::Anthropic => &openai_anthropic::AnthropicBackend,
         Schema::Bedrock => &bedrock::BedrockBackend,
+        Schema::BedrockInvoke => &bedrock::invoke::InvokeBackend,
     }
 }
 
