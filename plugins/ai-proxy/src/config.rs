@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::models::{self, ModelRule, Pattern, Route};
 use crate::provider::{self, Provider};
+use crate::stats::ModelLabels;
 use crate::translate::UnsupportedPolicy;
 
 /// The largest request body read, unless configured (10 MiB).
@@ -84,6 +85,8 @@ pub struct Config {
     pub listed_models: Vec<(String, String)>,
     /// Metric handles.
     pub metrics: Metrics,
+    /// Model labels handed out to per-request metrics (bounded).
+    pub model_labels: ModelLabels,
 }
 
 impl Config {
@@ -147,12 +150,43 @@ impl Config {
             upstream_header: raw.upstream_header,
             listed_models,
             metrics: Metrics::new(),
+            model_labels: ModelLabels::default(),
         })
     }
 
     /// The provider and backend model for a client model.
     pub fn route(&self, model: &str) -> Option<Route> {
         models::resolve(&self.rules, self.default_provider, model)
+    }
+
+    /// `text` with every configured API key in it replaced by `[redacted]` (an upstream error
+    /// message may quote the key it was sent). Keys are found as whole runs of key characters
+    /// (letters, digits, `-_.~+/=`), with a trailing `.` also tried without it.
+    pub fn redact(&self, text: &str) -> String {
+        let is_key_char = |c: char| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=')
+        };
+        let secret = |t: &str| self.providers.iter().any(|p| p.is_secret(t));
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while !rest.is_empty() {
+            let start = rest.find(is_key_char).unwrap_or(rest.len());
+            out.push_str(rest.get(..start).unwrap_or_default());
+            rest = rest.get(start..).unwrap_or_default();
+            let end = rest.find(|c: char| !is_key_char(c)).unwrap_or(rest.len());
+            let token = rest.get(..end).unwrap_or_default();
+            let trimmed = token.trim_end_matches('.');
+            if secret(token) {
+                out.push_str("[redacted]");
+            } else if secret(trimmed) {
+                out.push_str("[redacted]");
+                out.push_str(token.get(trimmed.len()..).unwrap_or_default());
+            } else {
+                out.push_str(token);
+            }
+            rest = rest.get(end..).unwrap_or_default();
+        }
+        out
     }
 
     /// The `GET /v1/models` body.

@@ -2,9 +2,13 @@
 //!
 //! Request: the headers are held (Pause) until the body is complete, so that `:path`,
 //! `:authority`, the credential and the routing header (`x-aigw-upstream`, read by the Envoy route
-//! through `cluster_header`) can be rewritten once the model is known. Response: same-protocol
-//! answers pass untouched; translated ones are converted chunk by chunk as they arrive (nothing
-//! is held back but an incomplete event); error bodies are rewritten in the caller's shape.
+//! through `cluster_header`) can be rewritten once the model is known. Response: see
+//! [`crate::filter_response`]: same-protocol answers pass untouched, streams are translated chunk
+//! by chunk, translated JSON answers hold their headers until the body is complete, and error
+//! bodies are rewritten in the caller's shape.
+//!
+//! On a host that cannot rewrite bodies (APISIX) the filter only answers `GET /v1/models` and lets
+//! every other request pass unchanged.
 
 use std::rc::Rc;
 
@@ -14,44 +18,14 @@ use aigw_shared::llm::Api;
 use aigw_shared::plugin::{FilterEnv, HttpFilter};
 
 use crate::config::Config;
-use crate::hub::HubEvent;
+use crate::filter_response::Responding;
 use crate::prepare::{api_suffix, prepare, Incoming, Plan, Prepared};
-use crate::translate::anthropic_encode::AnthropicEncoder;
-use crate::translate::openai_client::OpenAiEncoder;
-use crate::translate::{self, errors, ClientEncoder, ResponseHead, ResponseTranslator};
+use crate::stats::RequestStats;
 
-/// Metric names (Envoy shows them as `wasmcustom.<name>`).
-pub mod metric {
-    /// Requests sent upstream unchanged in protocol (model/path/auth rewritten only).
-    pub const FORWARDED: &str = "aigw.ai_proxy.forwarded";
-    /// Requests translated between protocols.
-    pub const TRANSLATED: &str = "aigw.ai_proxy.translated";
-    /// Requests answered locally with an error.
-    pub const REJECTED: &str = "aigw.ai_proxy.rejected";
-    /// `GET /v1/models` answered from config.
-    pub const MODELS: &str = "aigw.ai_proxy.models_listed";
-    /// Upstream error responses rewritten into the caller's shape.
-    pub const UPSTREAM_ERRORS: &str = "aigw.ai_proxy.upstream_errors";
-    /// Upstream streams that ended early or could not be translated.
-    pub const BROKEN_STREAMS: &str = "aigw.ai_proxy.broken_streams";
-}
+pub use crate::stats::metric;
 
 /// Client credential headers, removed from every request this plugin routes.
 const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
-
-/// What the response needs.
-enum ResponseWork {
-    /// Nothing: pass through.
-    Untouched,
-    /// Translate chunk by chunk.
-    Translate {
-        translator: Box<dyn ResponseTranslator>,
-        encoder: Box<dyn ClientEncoder>,
-        broken: bool,
-    },
-    /// Collect an upstream error body and rewrite it at the end.
-    MapError { status: u16, body: Vec<u8> },
-}
 
 /// Where the request is.
 enum Phase {
@@ -60,9 +34,9 @@ enum Phase {
     /// Holding the headers while the body arrives.
     Collecting(Incoming),
     /// Sent upstream; waiting for the response.
-    Sent(Plan),
+    Sent(Plan, RequestStats),
     /// Handling the response.
-    Responding(Plan, ResponseWork),
+    Responding(Box<Responding>),
 }
 
 /// One request.
@@ -70,6 +44,9 @@ pub struct Filter {
     config: Rc<Config>,
     phase: Phase,
     protocol: ClientProtocol,
+    api: Api,
+    /// The host can rewrite bodies (false on APISIX: nothing is routed).
+    body_write: bool,
 }
 
 fn text_header(host: &dyn Host, map: MapKind, name: &str) -> Option<String> {
@@ -91,11 +68,13 @@ fn client_key(host: &dyn Host) -> Option<String> {
 
 impl Filter {
     /// A filter for one request.
-    pub fn new(config: Rc<Config>, _env: FilterEnv) -> Self {
+    pub fn new(config: Rc<Config>, env: FilterEnv) -> Self {
         Self {
             config,
             phase: Phase::PassThrough,
             protocol: ClientProtocol::OpenAi,
+            api: Api::Other,
+            body_write: env.capabilities.body_write,
         }
     }
 
@@ -123,6 +102,7 @@ impl Filter {
         let _ = host.remove_header(MapKind::RequestHeaders, &self.config.upstream_header);
         let api = Api::from_path(&method, &path);
         self.protocol = api.protocol();
+        self.api = api;
         let Some(suffix) = api_suffix(&path) else {
             return Action::Continue;
         };
@@ -140,7 +120,7 @@ impl Filter {
             }
             _ => true,
         };
-        if !routed {
+        if !routed || !self.body_write {
             return Action::Continue;
         }
         if end_of_stream {
@@ -256,120 +236,27 @@ impl Filter {
             metric::FORWARDED
         };
         self.config.metrics.count(host, m, 1);
-        self.phase = Phase::Sent(p.plan);
+        let model = self
+            .config
+            .route(&p.plan.client_model)
+            .map(|r| r.model)
+            .unwrap_or_default();
+        let label = self.config.model_labels.label(&model);
+        let stats = RequestStats::new(&p.plan.provider, &label, host.now_nanos());
+        stats.sent(&self.config.metrics, host);
+        self.phase = Phase::Sent(p.plan, stats);
         Action::Continue
     }
 
-    fn response_head(&mut self, host: &dyn Host) {
-        let Phase::Sent(plan) = std::mem::replace(&mut self.phase, Phase::PassThrough) else {
-            return;
+    fn response_head(&mut self, host: &dyn Host, eos: bool) -> Action {
+        let Phase::Sent(plan, stats) = std::mem::replace(&mut self.phase, Phase::PassThrough)
+        else {
+            return Action::Continue;
         };
-        let resp = MapKind::ResponseHeaders;
-        let status: u16 = text_header(host, resp, ":status")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let content_type = text_header(host, resp, "content-type")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let ok = (200..300).contains(&status);
-        let work = if !ok && (plan.translate_from.is_some() || !content_type.contains("json")) {
-            let _ = host.set_header(resp, "content-type", b"application/json");
-            ResponseWork::MapError {
-                status,
-                body: Vec::new(),
-            }
-        } else if let (true, Some(schema)) = (ok, plan.translate_from) {
-            let head = ResponseHead {
-                status,
-                content_type,
-                stream: plan.stream,
-                model: plan.client_model.clone(),
-                created: host.now_nanos().map_or(0, |n| n / 1_000_000_000),
-            };
-            let encoder: Box<dyn ClientEncoder> = match plan.protocol {
-                ClientProtocol::OpenAi => {
-                    Box::new(OpenAiEncoder::new(plan.stream, plan.include_usage))
-                }
-                ClientProtocol::Anthropic => {
-                    Box::new(AnthropicEncoder::new(plan.stream, &plan.client_model))
-                }
-            };
-            let _ = host.set_header(resp, "content-type", encoder.content_type().as_bytes());
-            ResponseWork::Translate {
-                translator: translate::backend(schema).response_translator(&head),
-                encoder,
-                broken: false,
-            }
-        } else {
-            ResponseWork::Untouched
-        };
-        if !matches!(work, ResponseWork::Untouched) {
-            let _ = host.remove_header(resp, "content-length");
-        }
-        self.phase = Phase::Responding(plan, work);
-    }
-
-    fn body_out(&mut self, host: &dyn Host, size: usize, eos: bool) {
-        let Phase::Responding(plan, work) = &mut self.phase else {
-            return;
-        };
-        let chunk = host
-            .whole_body(BufferKind::ResponseBody, size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        match work {
-            ResponseWork::Untouched => return,
-            ResponseWork::MapError { status, body } => {
-                if body.len() < (1 << 20) {
-                    body.extend_from_slice(&chunk);
-                }
-                if eos {
-                    let e = errors::from_upstream(*status, body);
-                    out = e.body(plan.protocol);
-                    self.config.metrics.count(host, metric::UPSTREAM_ERRORS, 1);
-                }
-            }
-            ResponseWork::Translate {
-                translator,
-                encoder,
-                broken,
-            } => {
-                let mut events: Vec<HubEvent> = Vec::new();
-                if !*broken {
-                    if let Err(e) = translator.feed(&chunk, &mut events) {
-                        *broken = true;
-                        events.push(HubEvent::Error(e.to_client()));
-                    }
-                }
-                for ev in events {
-                    encoder.encode(ev, &mut out);
-                }
-                if eos {
-                    let mut tail = Vec::new();
-                    let end = if *broken {
-                        Ok(())
-                    } else {
-                        translator.finish(&mut tail)
-                    };
-                    for ev in tail {
-                        encoder.encode(ev, &mut out);
-                    }
-                    let err = end.err().map(|e| e.to_client());
-                    if err.is_some() || *broken {
-                        self.config.metrics.count(host, metric::BROKEN_STREAMS, 1);
-                    }
-                    encoder.finish(err, &mut out);
-                }
-            }
-        }
-        if let Err(e) = host.replace_body(BufferKind::ResponseBody, size, &out) {
-            host.log(
-                LogLevel::Error,
-                &format!("ai-proxy: cannot rewrite the response: {e}"),
-            );
-        }
+        let (responding, action) =
+            Responding::start(&self.config, host, self.api, plan, stats, eos);
+        self.phase = Phase::Responding(Box::new(responding));
+        action
     }
 }
 
@@ -388,18 +275,7 @@ impl HttpFilter for Filter {
     }
 
     fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
-        self.response_head(host);
-        if end_of_stream {
-            // No body will follow: a translated or mapped response still owes the client one.
-            if let Phase::Responding(
-                _,
-                ResponseWork::MapError { .. } | ResponseWork::Translate { .. },
-            ) = self.phase
-            {
-                host.log(LogLevel::Warn, "ai-proxy: upstream answered without a body");
-            }
-        }
-        Action::Continue
+        self.response_head(host, end_of_stream)
     }
 
     fn on_response_body(
@@ -408,7 +284,17 @@ impl HttpFilter for Filter {
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
-        self.body_out(host, body_size, end_of_stream);
-        Action::Continue
+        match &mut self.phase {
+            Phase::Responding(r) => r.body(&self.config, host, body_size, end_of_stream),
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_log(&mut self, host: &dyn Host) {
+        match &mut self.phase {
+            Phase::Responding(r) => r.finish(&self.config, host),
+            Phase::Sent(_, stats) => stats.finish(&self.config.metrics, host),
+            _ => {}
+        }
     }
 }

@@ -8,10 +8,12 @@
 
 pub mod config;
 pub mod filter;
+mod filter_response;
 pub mod hub;
 pub mod models;
 pub mod prepare;
 pub mod provider;
+pub mod stats;
 pub mod translate;
 
 use std::rc::Rc;
