@@ -4,10 +4,14 @@
 //! `match` in [`vendor`] picks it. Adding a provider type: a module, a `mod` line and a match arm.
 
 mod anthropic;
+#[path = "../auth/mod.rs"]
+pub mod auth;
 mod azure;
 pub mod bedrock;
+pub mod gemini;
 mod openai;
 pub mod presets;
+pub mod vertex;
 
 use std::cell::Cell;
 
@@ -143,6 +147,8 @@ fn vendor(kind: &str, options: &Value) -> Result<Box<dyn Vendor>, ConfigError> {
         "azure-openai" => Box::new(azure::Azure::build(options)?),
         "anthropic" => Box::new(anthropic::Anthropic::build(options)?),
         "bedrock" => Box::new(bedrock::Bedrock::build(options)?),
+        "gemini" => Box::new(gemini::Gemini::build(options)?),
+        "vertex" => Box::new(vertex::Vertex::build(options)?),
         other if presets::find(other).is_some() => Box::new(openai::OpenAi::build(other, options)?),
         other => {
             return Err(ConfigError::invalid(

@@ -16,6 +16,7 @@ pub mod anthropic_client;
 pub mod anthropic_encode;
 pub mod bedrock;
 pub mod errors;
+pub mod gemini;
 pub mod openai_anthropic;
 pub mod openai_anthropic_stream;
 pub mod openai_client;
@@ -37,6 +38,8 @@ pub enum Schema {
     Bedrock,
     /// Amazon Bedrock InvokeModel with the Anthropic Messages body (Claude models).
     BedrockInvoke,
+    /// Google Gemini `generateContent` (Gemini API and Vertex AI; SSE responses).
+    Gemini,
 }
 
 impl Schema {
@@ -47,6 +50,7 @@ impl Schema {
             Self::Anthropic => "anthropic",
             Self::Bedrock => "bedrock",
             Self::BedrockInvoke => "bedrock-invoke",
+            Self::Gemini => "gemini",
         }
     }
 }
@@ -58,6 +62,7 @@ pub fn backend(schema: Schema) -> &'static dyn Backend {
         Schema::Anthropic => &openai_anthropic::AnthropicBackend,
         Schema::Bedrock => &bedrock::BedrockBackend,
         Schema::BedrockInvoke => &bedrock::invoke::InvokeBackend,
+        Schema::Gemini => &gemini::GeminiBackend,
     }
 }
 
