@@ -14,6 +14,7 @@ import ctypes
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -83,6 +84,20 @@ def envoy_binary() -> Path:
 def envoy_templates() -> list[Path]:
     """Every Envoy config template in envoy-configs/, sorted by name."""
     return sorted(ENVOY_CONFIGS.glob("*.yaml"))
+
+
+SIM_ARGS_MARK = "# llm-sim-args:"
+
+
+def template_sim_args(template: Path) -> list[str]:
+    """The llm-sim flags a template asks for on its `# llm-sim-args: ...` comment lines (the
+    credentials its providers send, so llm-sim can check them); none when it has no such line."""
+    args: list[str] = []
+    for line in template.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith(SIM_ARGS_MARK):
+            args.extend(shlex.split(stripped[len(SIM_ARGS_MARK):]))
+    return args
 
 
 # ---------------------------------------------------------------- ports and rendering
@@ -266,14 +281,15 @@ def _connects(port: int) -> bool:
 class Gateway:
     """llm-sim plus Envoy running one envoy-configs/ template; stop() stops both by pid.
 
+    llm-sim gets `sim_args`, by default the template's `# llm-sim-args:` flags.
     Use as a context manager, or call start() and stop() (stop() is safe to call twice).
     """
 
     def __init__(self, template: Path, workdir: Path, upstream_port: int | None = None,
-                 listen_port: int | None = None, sim_args: Sequence[str] = ()) -> None:
+                 listen_port: int | None = None, sim_args: Sequence[str] | None = None) -> None:
         self.template = template
         self.workdir = workdir
-        self.sim_args = list(sim_args)
+        self.sim_args = template_sim_args(template) if sim_args is None else list(sim_args)
         self.fixed_upstream_port = upstream_port
         self.fixed_listen_port = listen_port
         self.sim: Process | None = None

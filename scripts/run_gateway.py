@@ -5,8 +5,11 @@ Usage: scripts/run_gateway.py [--config envoy-configs/full-chain.yaml] [--port N
 Rendered config and logs go to .run/ in the repository. Ctrl-C (or SIGTERM) stops Envoy and
 llm-sim by their pids and waits for both.
 
-Real providers: not supported yet. The upstream is always llm-sim, even when OPENAI_API_KEY is
-set (that needs a TLS upstream cluster and host rewrite; ai-proxy will bring provider routing).
+The full chain's ai-proxy routes by model to three simulated providers, all served by llm-sim
+(which checks each provider's credential): `gpt-*` and `sim-model` to OpenAI, `claude-*` to
+Anthropic, `bedrock-*`, `amazon.*`, `anthropic.claude*` and `us.*` to Bedrock Converse (SigV4).
+Clients use either the OpenAI or the Anthropic API with any key; the key is replaced by the
+provider's. Real providers need their own clusters (TLS, SNI) and keys in the config.
 """
 
 from __future__ import annotations
@@ -35,28 +38,46 @@ def wasm_filters(config: Path) -> list[str]:
 
 
 def usage_text(gw: gateway.Gateway) -> str:
-    """How to call the running gateway: curl and the OpenAI Python SDK."""
+    """How to call the running gateway: curl, the OpenAI and the Anthropic Python SDKs."""
     chain = " -> ".join([*wasm_filters(gw.config), "router"]) if gw.config else "?"
+    url = gw.base_url
     return f"""
 AI gateway is up (Envoy pid {gw.envoy.pid if gw.envoy else '?'}, llm-sim pid {gw.sim.pid if gw.sim else '?'}).
   chain:    {chain}
-  gateway:  {gw.base_url}    admin: {gw.admin_url}    llm-sim: {gw.sim_url}
+  gateway:  {url}    admin: {gw.admin_url}    llm-sim: {gw.sim_url}
   config:   {gw.config}
   logs:     {gw.workdir}/envoy.log  {gw.workdir}/llm-sim.log
 
-curl:
-  curl -sS {gw.base_url}/v1/chat/completions -H 'content-type: application/json' \\
-    -d '{{"model": "sim-model", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+One door, three simulated providers chosen by model (ai-proxy):
+  gpt-4o-mini, gpt-*, sim-model  -> OpenAI     (Bearer sk-sim-openai)
+  claude-haiku-4-5, claude-*     -> Anthropic  (x-api-key sk-sim-anthropic), translated as needed
+  bedrock-nova, amazon.*, ...    -> Bedrock Converse (SigV4), translated
+Any client key works; ai-proxy removes it and sends the provider's credential.
+
+curl (OpenAI format; change "model" to reach another provider):
+  curl -sS {url}/v1/chat/completions -H 'content-type: application/json' \\
+    -H 'authorization: Bearer any-key' \\
+    -d '{{"model": "claude-haiku-4-5", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+  curl -sSN {url}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "bedrock-nova", "stream": true, "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
 OpenAI Python SDK (.venv/bin/python):
   from openai import OpenAI
-  client = OpenAI(base_url="{gw.base_url}/v1", api_key="unused-by-llm-sim")
-  reply = client.chat.completions.create(
-      model="sim-model", messages=[{{"role": "user", "content": "Hello!"}}])
-  print(reply.choices[0].message.content)
+  client = OpenAI(base_url="{url}/v1", api_key="any-key")
+  for model in ("gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova"):
+      reply = client.chat.completions.create(
+          model=model, messages=[{{"role": "user", "content": "Hello!"}}])
+      print(model, "->", reply.choices[0].message.content)
+
+Anthropic Python SDK (.venv/bin/python):
+  import anthropic
+  client = anthropic.Anthropic(base_url="{url}", api_key="any-key")
+  with client.messages.stream(model="gpt-4o-mini", max_tokens=200,
+                              messages=[{{"role": "user", "content": "Hello!"}}]) as stream:
+      print("".join(stream.text_stream))
 
 llm-sim answers "sim: " plus the last user message, which is the decorator's appended one;
-what llm-sim received: curl -s {gw.sim_url}/_sim/requests
+what llm-sim received (path, provider credential, decorated body): curl -s {gw.sim_url}/_sim/requests
 Metrics: curl -s {gw.admin_url}/stats/prometheus | grep aigw
 Press Ctrl-C to stop.
 """

@@ -1,0 +1,216 @@
+"""The full chain (envoy-configs/full-chain.yaml, what `make run` starts) behind one door.
+
+ai-prompt-decorator decorates every chat, then ai-proxy routes it by model to one of three
+simulated providers, all served by one llm-sim that requires each provider's own credential
+(`# llm-sim-args:` in the template): `gpt-4o-mini` to OpenAI, `claude-haiku-4-5` to Anthropic,
+`bedrock-nova` to Bedrock Converse (SigV4). Driven by the unmodified OpenAI and Anthropic SDKs,
+streaming and not; each test checks what llm-sim received (path, decoration, the provider's
+credential, no trace of the client's key) and what the client got.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator
+
+import anthropic
+import openai
+import pytest
+
+import aigw_gateway as gateway
+from conftest import Sim, start_gateway
+
+CLIENT_KEY = "client-own-key-must-not-leak"
+PROMPT = "Hello from the full chain"
+PREPENDED_TEXT = "You are a concise assistant."
+APPENDED_TEXT = "Answer in English."
+AWS_KEY_ID = "AKIASIMULATOREXAMPLE"
+
+
+class Provider:
+    """One simulated provider: the model that reaches it and what llm-sim must see."""
+
+    def __init__(self, name: str, model: str, paths: tuple[str, str]) -> None:
+        self.name = name
+        self.model = model
+        self.json_path, self.stream_path = paths
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def check_credential(self, headers: dict[str, str]) -> None:
+        """The provider's credential arrived in the provider's form."""
+        if self.name == "openai":
+            assert headers.get("authorization") == "Bearer sk-sim-openai", headers
+        elif self.name == "anthropic":
+            assert headers.get("x-api-key") == "sk-sim-anthropic", headers
+            assert "authorization" not in headers, headers
+        else:
+            auth = headers.get("authorization", "")
+            assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/"), headers
+            assert "/us-east-1/bedrock/aws4_request" in auth, auth
+
+
+PROVIDERS = [
+    Provider("openai", "gpt-4o-mini", ("/v1/chat/completions", "/v1/chat/completions")),
+    Provider("anthropic", "claude-haiku-4-5", ("/v1/messages", "/v1/messages")),
+    Provider("bedrock", "bedrock-nova", ("/model/amazon.nova-micro-v1%3A0/converse",
+                                         "/model/amazon.nova-micro-v1%3A0/converse-stream")),
+]
+
+
+@pytest.fixture(scope="module")
+def chain_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
+    """llm-sim (with the template's credential flags) and Envoy with the full chain."""
+    yield from start_gateway("full-chain.yaml", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def chain_sim(chain_gateway: gateway.Gateway) -> Sim:
+    return Sim(chain_gateway.sim_url)
+
+
+@pytest.fixture(autouse=True)
+def fresh(chain_sim: Sim) -> None:
+    chain_sim.clear()
+
+
+@pytest.fixture()
+def oai(chain_gateway: gateway.Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{chain_gateway.base_url}/v1", api_key=CLIENT_KEY,
+                         max_retries=0, timeout=20.0)
+
+
+@pytest.fixture()
+def claude(chain_gateway: gateway.Gateway) -> anthropic.Anthropic:
+    # The 2.x SDK sends the key as `Authorization: Bearer`; ai-proxy must strip that as well.
+    return anthropic.Anthropic(base_url=chain_gateway.base_url, api_key=CLIENT_KEY,
+                               max_retries=0, timeout=20.0)
+
+
+def routed_and_decorated(sim: Sim, provider: Provider, stream: bool) -> dict[str, Any]:
+    """The one request llm-sim got: the provider's path and credential, the decorator's messages
+    and the user's text in the body, the client's key nowhere."""
+    seen = sim.only_request()
+    assert seen["path"] == (provider.stream_path if stream else provider.json_path), seen["path"]
+    provider.check_credential(seen["headers"])
+    assert CLIENT_KEY not in json.dumps(seen), "the client's key reached the provider"
+    assert "x-aigw-upstream" not in seen["headers"] or seen["headers"]["x-aigw-upstream"] == provider.name
+    body = json.dumps(seen["body"])
+    for text in (PREPENDED_TEXT, APPENDED_TEXT, PROMPT):
+        assert text in body, f"{text!r} missing from what {provider} got: {body}"
+    return seen
+
+
+def assert_sim_reply(text: str) -> None:
+    """llm-sim echoes the last user text: the decorator's appended turn (merged with the user's
+    own turn where the provider format merges consecutive user turns)."""
+    assert text.startswith("sim: ") and text.endswith(APPENDED_TEXT), text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_openai_sdk_chat_is_decorated_and_routed_to_each_provider(
+        oai: openai.OpenAI, chain_sim: Sim, provider: Provider) -> None:
+    r = oai.chat.completions.create(model=provider.model,
+                                    messages=[{"role": "user", "content": PROMPT}])
+    assert_sim_reply(r.choices[0].message.content or "")
+    assert r.model == provider.model
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage is not None and r.usage.completion_tokens > 0
+    routed_and_decorated(chain_sim, provider, stream=False)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_openai_sdk_streams_from_each_provider(
+        oai: openai.OpenAI, chain_sim: Sim, provider: Provider) -> None:
+    stream = oai.chat.completions.create(model=provider.model, stream=True,
+                                         stream_options={"include_usage": True},
+                                         messages=[{"role": "user", "content": PROMPT}])
+    chunks = list(stream)
+    assert len(chunks) > 3, "the answer arrives in several chunks"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert_sim_reply(text)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    routed_and_decorated(chain_sim, provider, stream=True)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_anthropic_sdk_message_is_decorated_and_routed_to_each_provider(
+        claude: anthropic.Anthropic, chain_sim: Sim, provider: Provider) -> None:
+    m = claude.messages.create(model=provider.model, max_tokens=200,
+                               messages=[{"role": "user", "content": PROMPT}])
+    assert_sim_reply(m.content[0].text)
+    assert m.stop_reason == "end_turn"
+    assert m.usage.output_tokens > 0
+    seen = routed_and_decorated(chain_sim, provider, stream=False)
+    assert "authorization" not in seen["headers"] or CLIENT_KEY not in seen["headers"]["authorization"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_anthropic_sdk_streams_from_each_provider(
+        claude: anthropic.Anthropic, chain_sim: Sim, provider: Provider) -> None:
+    with claude.messages.stream(model=provider.model, max_tokens=200,
+                                messages=[{"role": "user", "content": PROMPT}]) as s:
+        pieces = list(s.text_stream)
+        final = s.get_final_message()
+    assert len(pieces) > 2, "text arrives in several events"
+    assert_sim_reply("".join(pieces))
+    assert final.stop_reason == "end_turn"
+    routed_and_decorated(chain_sim, provider, stream=True)
+
+
+def test_an_unreadable_200_reaches_the_sdk_as_a_502_not_a_200(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as e:
+        oai.chat.completions.create(
+            model="claude-haiku-4-5", messages=[{"role": "user", "content": PROMPT}],
+            extra_headers={"x-sim-error-status": "200", "x-sim-error-body": "{not json"})
+    assert e.value.status_code == 502
+    assert "could not be translated" in str(e.value)
+
+
+def test_models_are_listed_from_the_proxy_config(oai: openai.OpenAI) -> None:
+    ids = [m.id for m in oai.models.list()]
+    assert {"gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova"} <= set(ids), ids
+
+
+def prometheus(gw: gateway.Gateway) -> str:
+    status, text = gateway.http_get(f"{gw.admin_url}/stats/prometheus")
+    assert status == 200
+    return text
+
+
+def test_per_provider_metrics_reach_prometheus_with_labels_and_no_keys(
+        oai: openai.OpenAI, chain_gateway: gateway.Gateway) -> None:
+    for provider in PROVIDERS:
+        oai.chat.completions.create(model=provider.model,
+                                    messages=[{"role": "user", "content": PROMPT}])
+    want = [
+        'aigw_ai_proxy_requests_total{model="gpt-4o-mini",provider="openai"}',
+        'aigw_ai_proxy_requests_total{model="claude-haiku-4-5",provider="anthropic"}',
+        'aigw_ai_proxy_requests_total{model="amazon_nova-micro-v1_0",provider="bedrock"}',
+        'aigw_ai_proxy_output_tokens_total{model="gpt-4o-mini",provider="openai"}',
+        'aigw_ai_proxy_input_tokens_total{model="amazon_nova-micro-v1_0",provider="bedrock"}',
+    ]
+    deadline = time.monotonic() + 10
+    text = prometheus(chain_gateway)
+    while any(w not in text for w in want) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = prometheus(chain_gateway)
+    missing = [w for w in want if w not in text]
+    assert not missing, f"missing {missing} in:\n" + "\n".join(
+        line for line in text.splitlines() if "aigw" in line)
+    for secret in ("sk-sim-openai", "sk-sim-anthropic", "sim/secret/key", CLIENT_KEY):
+        assert secret not in text
+
+
+def test_no_configured_key_appears_in_envoy_logs(chain_gateway: gateway.Gateway,
+                                                 oai: openai.OpenAI) -> None:
+    oai.chat.completions.create(model="claude-haiku-4-5",
+                                messages=[{"role": "user", "content": PROMPT}])
+    assert chain_gateway.envoy is not None
+    log = chain_gateway.envoy.log_tail(10_000_000)
+    for secret in ("sk-sim-openai", "sk-sim-anthropic", "sim/secret/key/for/local/tests/only"):
+        assert secret not in log
