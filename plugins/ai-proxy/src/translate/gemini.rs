@@ -246,7 +246,11 @@ fn tool_config(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
                     .flatten()
                     .map(|t| t.function.name.as_str())
                     .collect();
-                json!({"mode": "ANY", "allowedFunctionNames": names})
+                if names.is_empty() {
+                    json!({"mode": "ANY"})
+                } else {
+                    json!({"mode": "ANY", "allowedFunctionNames": names})
+                }
             }
             other => {
                 return Err(TranslateError::malformed_param(

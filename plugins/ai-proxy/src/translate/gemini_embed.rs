@@ -9,7 +9,9 @@
 //!
 //! The filter forwards `/v1/embeddings` without translation today (only chat is translated), so
 //! the Gemini providers answer embeddings with 400 `unsupported_api`; these functions are the
-//! translation the filter would call (see the crate README).
+//! translation the filter would call once `prepare` routes `Api::Embeddings` for
+//! `Schema::Gemini` through [`to_batch_embed`] (path `…/models/{model}:batchEmbedContents`) and
+//! the response side collects the JSON body for [`from_batch_embed`].
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
