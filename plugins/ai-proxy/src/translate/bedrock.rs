@@ -12,6 +12,8 @@
 
 #[path = "bedrock_base64.rs"]
 pub mod base64;
+#[path = "bedrock_embed.rs"]
+pub mod embed;
 #[path = "bedrock_invoke.rs"]
 pub mod invoke;
 #[path = "bedrock_response.rs"]
