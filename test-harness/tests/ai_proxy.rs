@@ -1,7 +1,11 @@
-//! The built `ai_proxy.wasm` in the harness (Envoy profile): OpenAI client -> Anthropic backend and
-//! Anthropic client -> OpenAI backend, streaming (upstream body re-chunked) and not, same-protocol
-//! passthrough to OpenAI and Azure, `/v1/models`, errors in the caller's shape. The expected client
-//! bytes are the plugin's own golden files, so the native and wasm layers check the same thing.
+//! The built `ai_proxy.wasm` in the harness. Envoy profile: OpenAI client -> Anthropic backend and
+//! Anthropic client -> OpenAI backend, streaming (upstream body re-chunked) and not, translated
+//! JSON answers held until complete (502 for an unreadable 200), same-protocol passthrough to
+//! OpenAI and Azure, `/v1/models`, errors in the caller's shape, per-request metrics. Higress
+//! profile: the same bytes, and `_rules_` choosing the provider per route. APISIX profile: no
+//! trap, `/v1/models` answered, everything else passed unchanged and the limitation logged. The
+//! expected client bytes are the plugin's own golden files, so the native and wasm layers check
+//! the same thing.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,7 +16,8 @@
 use std::path::PathBuf;
 
 use aigw_harness::{
-    wasm_path, Chain, Env, Exchange, PluginSpec, Request, UpstreamRequest, UpstreamResponse,
+    wasm_path, Chain, Env, Exchange, LogLevel, MetricValue, PluginSpec, Profile, Request,
+    UpstreamRequest, UpstreamResponse,
 };
 use serde_json::Value;
 
@@ -208,4 +213,173 @@ fn models_and_bad_requests_are_answered_locally_without_a_trap() {
         )
         .unwrap();
     assert_eq!(out.status, 404);
+}
+
+fn chat(model: &str, stream: bool) -> Request {
+    let body = format!(
+        r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    Request::post_json("/v1/chat/completions", body).header("authorization", "Bearer client-secret")
+}
+
+#[test]
+fn a_translated_json_answer_leaves_whole_with_headers_that_match_it() {
+    let reply = UpstreamResponse::json(200, sample("anthropic-messages-tooluse.response.json"))
+        .header("content-length", "99999")
+        .rechunk(50);
+    let (out, _) = run(&chat("gpt-4o", false), reply);
+    assert_eq!(out.status, 200);
+    assert_eq!(out.header("content-length"), None);
+    assert_eq!(
+        out.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[test]
+fn an_unreadable_200_for_a_translated_json_request_reaches_the_client_as_502() {
+    let reply = UpstreamResponse::json(200, "{\"id\": \"msg\", \"content\": [tru").rechunk(7);
+    let (out, _) = run(&chat("gpt-4o", false), reply);
+    assert_eq!(out.status, 502, "{}", out.body_text());
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(v["error"]["type"], "server_error");
+}
+
+#[test]
+fn per_request_metrics_carry_provider_and_backend_model() {
+    let env = Env::new();
+    let mut c = chain(&env);
+    let reply = UpstreamResponse::json(200, sample("anthropic-messages-tooluse.response.json"));
+    c.run(&chat("gpt-4o", false), &mut |_: &UpstreamRequest| {
+        reply.clone()
+    })
+    .unwrap();
+    let series = "aigw.ai_proxy.provider.claude.model.claude-haiku-4-5";
+    assert_eq!(
+        env.metric(&format!("{series}.requests_total")),
+        Some(MetricValue::Counter(1))
+    );
+    assert_eq!(
+        env.metric(&format!("{series}.input_tokens_total")),
+        Some(MetricValue::Counter(656))
+    );
+    for name in env.metric_names() {
+        assert!(!name.contains("sk-ant-test"), "{name}");
+    }
+}
+
+/// Higress with held headers passed through as HeaderStopIteration, as Higress does for modules
+/// that export the ABI 0.2.100 marker (without it Higress' cpp-host turns the held request headers
+/// into StopAllIterationAndWatermark and the body never reaches the plugin; see the README).
+fn higress(env: &Env, config: &str, route: &str) -> Chain {
+    let wasm = wasm_path("ai_proxy").unwrap_or_else(|e| panic!("{e}"));
+    let spec = PluginSpec::new(wasm)
+        .config(config)
+        .profile(Profile::Higress)
+        .headers_stop_iteration(true)
+        .route_name(route);
+    Chain::new(env).with(spec).unwrap()
+}
+
+#[test]
+fn under_higress_a_translated_stream_gives_the_same_client_bytes() {
+    let env = Env::new();
+    let mut c = higress(&env, CONFIG, "any");
+    let reply = UpstreamResponse::new(200)
+        .header("content-type", "text/event-stream")
+        .chunk(sample("anthropic-messages-stream.sse"))
+        .rechunk(5);
+    let body = r#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"}],"temperature":1.5,"max_tokens":50,"stop":"END"}"#;
+    let out = c
+        .run(
+            &Request::post_json("/v1/chat/completions", body),
+            &mut |_: &UpstreamRequest| reply.clone(),
+        )
+        .unwrap();
+    let want = String::from_utf8(golden("openai_anthropic/chat-stream-text/client.sse")).unwrap();
+    let created = format!(r#""created":{}"#, env_created());
+    assert_eq!(
+        out.body_text().replace(&created, r#""created":1700000000"#),
+        want
+    );
+}
+
+#[test]
+fn under_higress_rules_choose_the_provider_per_route() {
+    let config = r#"{
+      "providers": [
+        {"name": "claude", "type": "anthropic", "cluster": "outbound|443||api.anthropic.com.dns", "apiKeys": ["sk-ant-test"]},
+        {"name": "oai", "type": "openai", "cluster": "outbound|443||api.openai.com.dns", "apiKeys": ["sk-openai-test"]}
+      ],
+      "defaultProvider": "oai",
+      "_rules_": [{"_match_route_": ["claude-route"], "defaultProvider": "claude"}]
+    }"#;
+    let mut seen = Vec::new();
+    for route in ["claude-route", "other-route"] {
+        let env = Env::new();
+        let mut c = higress(&env, config, route);
+        let reply = UpstreamResponse::json(200, "{}");
+        let out = c
+            .run(&chat("house-model", true), &mut |_: &UpstreamRequest| {
+                reply.clone()
+            })
+            .unwrap();
+        let up = out.upstream.unwrap();
+        seen.push((
+            up.header("x-aigw-upstream").unwrap(),
+            up.header(":path").unwrap(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (
+                "outbound|443||api.anthropic.com.dns".to_owned(),
+                "/v1/messages".to_owned()
+            ),
+            (
+                "outbound|443||api.openai.com.dns".to_owned(),
+                "/v1/chat/completions".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn under_apisix_the_module_does_not_trap_lists_models_and_passes_requests_unchanged() {
+    let env = Env::new();
+    let wasm = wasm_path("ai_proxy").unwrap_or_else(|e| panic!("{e}"));
+    let spec = PluginSpec::new(wasm)
+        .config(CONFIG)
+        .profile(Profile::Apisix);
+    let mut c = Chain::new(&env).with(spec).unwrap();
+    let mut never =
+        |_: &UpstreamRequest| -> UpstreamResponse { panic!("must not reach the upstream") };
+    let out = c.run(&Request::get("/v1/models"), &mut never).unwrap();
+    assert_eq!(out.status, 200);
+    assert!(
+        out.body_text().contains("gpt-5-nano"),
+        "{}",
+        out.body_text()
+    );
+    let req = chat("gpt-4o", false);
+    let out = c
+        .run(&req, &mut |_: &UpstreamRequest| {
+            UpstreamResponse::json(200, "{\"ok\":true}")
+        })
+        .unwrap_or_else(|e| panic!("must not trap under APISIX: {e}"));
+    assert_eq!(out.status, 200);
+    assert_eq!(out.body_text(), "{\"ok\":true}");
+    let up = out.upstream.unwrap();
+    assert_eq!(up.body, req.body, "APISIX cannot rewrite bodies: untouched");
+    assert_eq!(up.header("x-aigw-upstream"), None);
+    let logs = c.plugin(0).unwrap().logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.level >= LogLevel::Warn && l.message.contains("cannot rewrite bodies")),
+        "the limitation must be logged: {logs:?}"
+    );
 }
