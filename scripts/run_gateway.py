@@ -5,9 +5,10 @@ Usage: scripts/run_gateway.py [--config envoy-configs/full-chain.yaml] [--port N
 Rendered config and logs go to .run/ in the repository. Ctrl-C (or SIGTERM) stops Envoy and
 llm-sim by their pids and waits for both.
 
-The full chain's ai-proxy routes by model to three simulated providers, all served by llm-sim
+The full chain's ai-proxy routes by model to four simulated providers, all served by llm-sim
 (which checks each provider's credential): `gpt-*` and `sim-model` to OpenAI, `claude-*` to
-Anthropic, `bedrock-*`, `amazon.*`, `anthropic.claude*` and `us.*` to Bedrock Converse (SigV4).
+Anthropic, `bedrock-*`, `amazon.*`, `anthropic.claude*` and `us.*` to Bedrock Converse (SigV4),
+`gemini-*` to the Gemini API.
 Clients use either the OpenAI or the Anthropic API with any key; the key is replaced by the
 provider's. Real providers need their own clusters (TLS, SNI) and keys in the config.
 """
@@ -48,10 +49,11 @@ AI gateway is up (Envoy pid {gw.envoy.pid if gw.envoy else '?'}, llm-sim pid {gw
   config:   {gw.config}
   logs:     {gw.workdir}/envoy.log  {gw.workdir}/llm-sim.log
 
-One door, three simulated providers chosen by model (ai-proxy):
+One door, four simulated providers chosen by model (ai-proxy):
   gpt-4o-mini, gpt-*, sim-model  -> OpenAI     (Bearer sk-sim-openai)
   claude-haiku-4-5, claude-*     -> Anthropic  (x-api-key sk-sim-anthropic), translated as needed
   bedrock-nova, amazon.*, ...    -> Bedrock Converse (SigV4), translated
+  gemini-2.0-flash, gemini-*     -> Gemini API (x-goog-api-key sim-gemini-key), translated
 Any client key works; ai-proxy removes it and sends the provider's credential.
 
 curl (OpenAI format; change "model" to reach another provider):
@@ -64,7 +66,7 @@ curl (OpenAI format; change "model" to reach another provider):
 OpenAI Python SDK (.venv/bin/python):
   from openai import OpenAI
   client = OpenAI(base_url="{url}/v1", api_key="any-key")
-  for model in ("gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova"):
+  for model in ("gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova", "gemini-2.0-flash"):
       reply = client.chat.completions.create(
           model=model, messages=[{{"role": "user", "content": "Hello!"}}])
       print(model, "->", reply.choices[0].message.content)

@@ -3,7 +3,7 @@
 ai-prompt-decorator decorates every chat, then ai-proxy routes it by model to one of three
 simulated providers, all served by one llm-sim that requires each provider's own credential
 (`# llm-sim-args:` in the template): `gpt-4o-mini` to OpenAI, `claude-haiku-4-5` to Anthropic,
-`bedrock-nova` to Bedrock Converse (SigV4). Driven by the unmodified OpenAI and Anthropic SDKs,
+`bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API. Driven by the unmodified OpenAI and Anthropic SDKs,
 streaming and not; each test checks what llm-sim received (path, decoration, the provider's
 credential, no trace of the client's key) and what the client got.
 """
@@ -46,6 +46,9 @@ class Provider:
         elif self.name == "anthropic":
             assert headers.get("x-api-key") == "sk-sim-anthropic", headers
             assert "authorization" not in headers, headers
+        elif self.name == "gemini":
+            assert headers.get("x-goog-api-key") == "sim-gemini-key", headers
+            assert "authorization" not in headers, headers
         else:
             auth = headers.get("authorization", "")
             assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/"), headers
@@ -57,6 +60,8 @@ PROVIDERS = [
     Provider("anthropic", "claude-haiku-4-5", ("/v1/messages", "/v1/messages")),
     Provider("bedrock", "bedrock-nova", ("/model/amazon.nova-micro-v1%3A0/converse",
                                          "/model/amazon.nova-micro-v1%3A0/converse-stream")),
+    Provider("gemini", "gemini-2.0-flash", ("/v1beta/models/gemini-2.0-flash:generateContent",
+                                            "/v1beta/models/gemini-2.0-flash:streamGenerateContent")),
 ]
 
 
@@ -173,7 +178,7 @@ def test_an_unreadable_200_reaches_the_sdk_as_a_502_not_a_200(oai: openai.OpenAI
 
 def test_models_are_listed_from_the_proxy_config(oai: openai.OpenAI) -> None:
     ids = [m.id for m in oai.models.list()]
-    assert {"gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova"} <= set(ids), ids
+    assert {"gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova", "gemini-2.0-flash"} <= set(ids), ids
 
 
 def prometheus(gw: gateway.Gateway) -> str:
@@ -193,6 +198,7 @@ def test_per_provider_metrics_reach_prometheus_with_labels_and_no_keys(
         'aigw_ai_proxy_requests_total{model="amazon_nova-micro-v1_0",provider="bedrock"}',
         'aigw_ai_proxy_output_tokens_total{model="gpt-4o-mini",provider="openai"}',
         'aigw_ai_proxy_input_tokens_total{model="amazon_nova-micro-v1_0",provider="bedrock"}',
+        'aigw_ai_proxy_requests_total{model="gemini-2_0-flash",provider="gemini"}',
     ]
     deadline = time.monotonic() + 10
     text = prometheus(chain_gateway)
@@ -202,7 +208,7 @@ def test_per_provider_metrics_reach_prometheus_with_labels_and_no_keys(
     missing = [w for w in want if w not in text]
     assert not missing, f"missing {missing} in:\n" + "\n".join(
         line for line in text.splitlines() if "aigw" in line)
-    for secret in ("sk-sim-openai", "sk-sim-anthropic", "sim/secret/key", CLIENT_KEY):
+    for secret in ("sk-sim-openai", "sk-sim-anthropic", "sim/secret/key", "sim-gemini-key", CLIENT_KEY):
         assert secret not in text
 
 
@@ -212,5 +218,6 @@ def test_no_configured_key_appears_in_envoy_logs(chain_gateway: gateway.Gateway,
                                 messages=[{"role": "user", "content": PROMPT}])
     assert chain_gateway.envoy is not None
     log = chain_gateway.envoy.log_tail(10_000_000)
-    for secret in ("sk-sim-openai", "sk-sim-anthropic", "sim/secret/key/for/local/tests/only"):
+    for secret in ("sk-sim-openai", "sk-sim-anthropic", "sim/secret/key/for/local/tests/only",
+                   "sim-gemini-key"):
         assert secret not in log
