@@ -67,7 +67,8 @@ impl ResponseTranslator for SseToHub {
         // A last event without its blank line is still used when it is complete JSON.
         if let SseEnd::Truncated { event: Some(ev) } = self.decoder.finish() {
             if !self.done {
-                on_chunk(&ev.data, &mut self.done, &mut self.finished_choice, out).map_err(|_| truncated())?;
+                on_chunk(&ev.data, &mut self.done, &mut self.finished_choice, out)
+                    .map_err(|_| truncated())?;
             }
         }
         if self.done || self.finished_choice {
