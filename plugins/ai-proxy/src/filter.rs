@@ -209,7 +209,8 @@ impl Filter {
         for (k, v) in &p.call.headers {
             results.push(host.set_header(req, k, v.as_bytes()));
         }
-        if p.plan.translate_from.is_some() {
+        let translated = p.plan.translate_from.is_some() || p.plan.embed.is_some();
+        if translated {
             results.push(host.set_header(req, "content-type", b"application/json"));
         }
         results.push(host.replace_body(BufferKind::RequestBody, old_size, &p.call.body));
@@ -230,7 +231,7 @@ impl Filter {
                 ),
             );
         }
-        let m = if p.plan.translate_from.is_some() {
+        let m = if translated {
             metric::TRANSLATED
         } else {
             metric::FORWARDED

@@ -17,7 +17,7 @@ use aigw_shared::llm::{Api, ResponseFormat, ResponseObserver};
 
 use crate::config::Config;
 use crate::hub::{HubEvent, Usage};
-use crate::prepare::Plan;
+use crate::prepare::{EmbedPlan, Plan};
 use crate::stats::{metric, RequestStats, Tokens};
 use crate::translate::anthropic_encode::AnthropicEncoder;
 use crate::translate::openai_client::OpenAiEncoder;
@@ -41,6 +41,8 @@ enum Work {
     MapError { status: u16, body: Vec<u8> },
     /// Collect a same-protocol error body and send it back with configured keys redacted.
     Scrub(Vec<u8>),
+    /// Hold a 2xx embeddings answer (headers and body) and translate it at the end.
+    Embed(EmbedPlan),
 }
 
 /// A response in progress.
@@ -89,12 +91,16 @@ impl Responding {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let ok = (200..300).contains(&status);
-        let work = if !ok && (plan.translate_from.is_some() || !content_type.contains("json")) {
+        let translated = plan.translate_from.is_some() || plan.embed.is_some();
+        let work = if !ok && (translated || !content_type.contains("json")) {
             let _ = host.set_header(resp, "content-type", b"application/json");
             Work::MapError {
                 status,
                 body: Vec::new(),
             }
+        } else if let (true, Some(embed)) = (ok, &plan.embed) {
+            let _ = host.set_header(resp, "content-type", b"application/json");
+            Work::Embed(embed.clone())
         } else if let (true, Some(schema)) = (ok, plan.translate_from) {
             let head = ResponseHead {
                 status,
@@ -134,7 +140,7 @@ impl Responding {
     ) -> Action {
         let metrics = &config.metrics;
         match &self.work {
-            Work::Translate { hold: true, .. } if eos => {
+            Work::Translate { hold: true, .. } | Work::Embed(_) if eos => {
                 // A translated answer was due and nothing came: the client must not see a 200.
                 host.log(LogLevel::Warn, "ai-proxy: upstream answered without a body");
                 let _ = host.set_header(MapKind::ResponseHeaders, ":status", b"502");
@@ -142,7 +148,7 @@ impl Responding {
                 self.stats.finish(metrics, host);
                 Action::Continue
             }
-            Work::Translate { hold: true, .. } => Action::Pause,
+            Work::Translate { hold: true, .. } | Work::Embed(_) => Action::Pause,
             Work::Translate { .. } | Work::MapError { .. } | Work::Scrub(_) if eos => {
                 host.log(LogLevel::Warn, "ai-proxy: upstream answered without a body");
                 self.stats.status(metrics, host, status);
@@ -167,7 +173,7 @@ impl Responding {
         size: usize,
         eos: bool,
     ) -> Action {
-        if let Work::Translate { hold: true, .. } = self.work {
+        if let Work::Translate { hold: true, .. } | Work::Embed(_) = self.work {
             if !eos {
                 return Action::Pause;
             }
@@ -222,6 +228,10 @@ impl Responding {
                 }
             }
             Work::Translate { .. } => self.translate(config, host, &chunk, eos),
+            Work::Embed(plan) => {
+                let plan = plan.clone();
+                self.embed_answer(config, host, &plan, &chunk)
+            }
         };
         if let Err(e) = host.replace_body(BufferKind::ResponseBody, size, &out) {
             host.log(
@@ -297,6 +307,38 @@ impl Responding {
             self.stats.status(metrics, host, status);
         }
         self.stats.finish(metrics, host);
+        out
+    }
+
+    /// The whole held embeddings answer -> the OpenAI body; the held headers are fixed to match.
+    fn embed_answer(
+        &mut self,
+        config: &Config,
+        host: &dyn Host,
+        plan: &EmbedPlan,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let (status, out) = match plan.answer(body) {
+            Ok(out) => {
+                let input = serde_json::from_slice::<serde_json::Value>(&out)
+                    .ok()
+                    .and_then(|v| v.pointer("/usage/prompt_tokens")?.as_u64())
+                    .unwrap_or(0);
+                self.stats.usage(Tokens { input, output: 0 });
+                (200, out)
+            }
+            Err(e) => {
+                let e = e.to_client();
+                config.metrics.count(host, metric::BROKEN_STREAMS, 1);
+                (e.status, e.body(self.plan.protocol))
+            }
+        };
+        let resp = MapKind::ResponseHeaders;
+        let _ = host.set_header(resp, ":status", status.to_string().as_bytes());
+        let _ = host.set_header(resp, "content-type", b"application/json");
+        let _ = host.remove_header(resp, "content-length");
+        self.stats.status(&config.metrics, host, status);
+        self.stats.finish(&config.metrics, host);
         out
     }
 

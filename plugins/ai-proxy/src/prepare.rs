@@ -7,6 +7,8 @@ use aigw_shared::llm::Api;
 use crate::config::{Config, CredentialPolicy};
 use crate::hub::ChatRequest;
 use crate::provider::{ApiCall, UpstreamCall};
+use crate::translate::bedrock::embed as bedrock_embed;
+use crate::translate::gemini::embed as gemini_embed;
 use crate::translate::{self, anthropic_client, passthrough, BuildContext, Schema, TranslateError};
 
 /// How the response must be handled.
@@ -26,6 +28,55 @@ pub struct Plan {
     pub provider: String,
     /// Fields dropped under `unsupportedFields: ignore`.
     pub dropped: Vec<String>,
+    /// Embeddings translated for a non-OpenAI backend: how to translate the answer back.
+    pub embed: Option<EmbedPlan>,
+}
+
+/// How an embeddings answer is translated back to the OpenAI shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbedPlan {
+    /// A Bedrock InvokeModel embedding model (Titan, Cohere).
+    Bedrock(bedrock_embed::EmbedPlan),
+    /// Gemini `:batchEmbedContents`.
+    Gemini(gemini_embed::EmbedPlan),
+}
+
+impl EmbedPlan {
+    /// The upstream answer -> the OpenAI embeddings body.
+    pub fn answer(&self, body: &[u8]) -> Result<Vec<u8>, TranslateError> {
+        match self {
+            Self::Bedrock(p) => bedrock_embed::from_bedrock(body, p),
+            Self::Gemini(p) => {
+                let v = gemini_embed::from_batch_embed(body, p)?;
+                serde_json::to_vec(&v).map_err(|e| TranslateError::Upstream(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Translate an OpenAI embeddings body for a backend that does not speak OpenAI (`None`: no
+/// translation needed). `client_model` is reported back to the client.
+fn embed_request(
+    schema: Schema,
+    body: &[u8],
+    model: &str,
+    client_model: &str,
+) -> Result<Option<(Vec<u8>, EmbedPlan)>, TranslateError> {
+    match schema {
+        Schema::Bedrock | Schema::BedrockInvoke => {
+            let (b, plan) = bedrock_embed::to_bedrock(body, model)?;
+            Ok(Some((b, EmbedPlan::Bedrock(plan))))
+        }
+        Schema::Gemini => {
+            let req: serde_json::Value = serde_json::from_slice(body)
+                .map_err(|e| TranslateError::malformed(format!("request body is not JSON: {e}")))?;
+            let (v, mut plan) = gemini_embed::to_batch_embed(&req, model)?;
+            plan.model = client_model.to_owned();
+            let b = serde_json::to_vec(&v).map_err(|e| TranslateError::malformed(e.to_string()))?;
+            Ok(Some((b, EmbedPlan::Gemini(plan))))
+        }
+        Schema::OpenAi | Schema::Anthropic => Ok(None),
+    }
 }
 
 /// The upstream call, the cluster it goes to, and the response plan.
@@ -104,7 +155,16 @@ pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared,
     };
     let path = provider.vendor.path(&provider.base_path, &call_desc)?;
     let mut include_usage = false;
-    let new_body = if !translated {
+    let embed_out = if inc.api == Api::Embeddings && inc.json {
+        embed_request(schema, body, &route.model, &model).map_err(|e| translate_err(&e))?
+    } else {
+        None
+    };
+    let mut embed = None;
+    let new_body = if let Some((b, plan)) = embed_out {
+        embed = Some(plan);
+        b
+    } else if !translated {
         if inc.json && !route.model.is_empty() {
             passthrough::patch_model(body, &route.model)
                 .map_err(|e| translate_err(&e))?
@@ -151,6 +211,7 @@ pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared,
             client_model: model,
             provider: provider.name.clone(),
             dropped: ctx.dropped,
+            embed,
         },
     })
 }

@@ -1,6 +1,8 @@
 //! Amazon Bedrock: `POST /model/{modelId}/converse` and `/converse-stream` on
 //! `bedrock-runtime.{region}.amazonaws.com`, authenticated with SigV4 (service `bedrock`, session
 //! tokens supported) or with a Bedrock API key (`Authorization: Bearer`, from `apiKeys`).
+//! OpenAI `/v1/embeddings` goes to `/model/{modelId}/invoke` for Titan and Cohere embedding
+//! models (translated in [`crate::translate::bedrock::embed`]).
 //!
 //! The model id is percent-encoded into one path segment (`us.amazon.nova-micro-v1%3A0`; an
 //! inference-profile ARN keeps its `/` encoded). SigV4 signs the final body and only `host` and
@@ -174,6 +176,15 @@ impl Vendor for Bedrock {
                     (ChatApi::Invoke, true) => "invoke-with-response-stream",
                 };
                 Ok(format!("{base}/model/{model}/{op}"))
+            }
+            Api::Embeddings => {
+                if call.model.is_empty() {
+                    return Err(
+                        ClientError::invalid_request("`model` is required").with_param("model")
+                    );
+                }
+                let model = uri_encode(call.model.as_bytes(), true);
+                Ok(format!("{base}/model/{model}/invoke"))
             }
             _ => {
                 let api = call.suffix.split('?').next().unwrap_or(call.suffix);

@@ -61,7 +61,16 @@ fn paths_percent_encode_the_model_id_into_one_segment() {
         b.default_authority(),
         Some("bedrock-runtime.eu-west-1.amazonaws.com")
     );
-    assert!(b.path("", &call(Api::Embeddings, "m", false)).is_err());
+    assert_eq!(
+        b.path(
+            "",
+            &call(Api::Embeddings, "amazon.titan-embed-text-v2:0", false)
+        )
+        .unwrap(),
+        "/model/amazon.titan-embed-text-v2%3A0/invoke"
+    );
+    assert!(b.path("", &call(Api::Embeddings, "", false)).is_err());
+    assert!(b.path("", &call(Api::Completions, "m", false)).is_err());
     assert!(b.path("", &call(Api::ChatCompletions, "", false)).is_err());
 }
 

@@ -1,6 +1,8 @@
 //! Google Gemini API: `POST /v1beta/models/{model}:generateContent` and
 //! `:streamGenerateContent?alt=sse` on `generativelanguage.googleapis.com`, authenticated with
-//! `x-goog-api-key` (from `apiKeys`). The path helpers are shared with Vertex AI.
+//! `x-goog-api-key` (from `apiKeys`). OpenAI `/v1/embeddings` goes to
+//! `/v1beta/models/{model}:batchEmbedContents` (translated in [`crate::translate::gemini::embed`]).
+//! The path helpers are shared with Vertex AI.
 
 use aigw_shared::config::ConfigError;
 use aigw_shared::error::ClientError;
@@ -93,6 +95,13 @@ impl Vendor for Gemini {
                 };
                 let id = model_segment(id)?;
                 Ok(format!("{base}/{collection}/{id}{}", method(call.stream)))
+            }
+            Api::Embeddings => {
+                let id = call.model.strip_prefix("models/").unwrap_or(call.model);
+                Ok(format!(
+                    "{base}/models/{}:batchEmbedContents",
+                    model_segment(id)?
+                ))
             }
             _ => Err(no_api("gemini", call)),
         }

@@ -7,11 +7,9 @@
 //! an OpenAI `list` of `embedding` objects, as floats or, for `encoding_format: "base64"`, as
 //! base64 of little-endian `f32`s. Gemini reports no token usage here, so usage is zero.
 //!
-//! The filter forwards `/v1/embeddings` without translation today (only chat is translated), so
-//! the Gemini providers answer embeddings with 400 `unsupported_api`; these functions are the
-//! translation the filter would call once `prepare` routes `Api::Embeddings` for
-//! `Schema::Gemini` through [`to_batch_embed`] (path `…/models/{model}:batchEmbedContents`) and
-//! the response side collects the JSON body for [`from_batch_embed`].
+//! [`crate::prepare`] calls [`to_batch_embed`] for `/v1/embeddings` routed to a `gemini` provider
+//! (path `…/models/{model}:batchEmbedContents`); the response side holds the JSON answer and
+//! hands it to [`from_batch_embed`].
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
