@@ -1,9 +1,11 @@
 //! AWS Bedrock Runtime: `POST /model/{modelId}/converse` (JSON) and `/converse-stream`
 //! (`application/vnd.amazon.eventstream` frames), Bedrock's error shape (`{"message"}` plus the
-//! `x-amzn-errortype` header) and SigV4 verification of incoming requests.
+//! `x-amzn-errortype` header) and SigV4 verification of incoming requests; `/model/{modelId}/invoke`
+//! answers the Titan and Cohere embedding models ([`embed`]).
 
 pub mod auth;
 pub mod converse;
+pub mod embed;
 pub mod error;
 pub mod stream;
 
@@ -24,6 +26,13 @@ pub fn routes() -> Vec<Route> {
             method: "POST",
             pattern: "/model/{modelId}/converse-stream",
             handler: converse::handle_stream,
+            kind,
+            auth: Some(auth::check),
+        },
+        Route {
+            method: "POST",
+            pattern: "/model/{modelId}/invoke",
+            handler: embed::handle,
             kind,
             auth: Some(auth::check),
         },
