@@ -62,7 +62,10 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	@$(VENV_PY) -m pip install -q --disable-pip-version-check -r $(REQUIREMENTS)
 	@touch $@
 
-build: deps-rust ## Build every plugin and the test guest (.wasm) and llm-sim (native)
+build: deps-rust ## Build every plugin (.wasm; Higress variants in <wasm dir>/higress/), the test guest and llm-sim
+	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) --features aigw-shared/higress
+	@mkdir -p $(WASM_DIR)/higress
+	@for p in $(subst -,_,$(PLUGINS)); do cp $(WASM_DIR)/$$p.wasm $(WASM_DIR)/higress/$$p.wasm; done
 	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) -p aigw-test-guest
 	$(CARGO) build --release -p llm-sim
 	@echo "wasm sizes:"; for name in $(WASM_FILES); do \

@@ -42,5 +42,29 @@ macro_rules! export_plugin {
                 Box::new($crate::adapter::Root::<$plugin>::default())
             });
         }}
+        $crate::__higress_abi_marker!();
     };
+}
+
+/// With the `higress` feature (`make build HOST=higress`), the module also exports Higress's ABI
+/// marker `proxy_abi_version_0_2_100`. Higress then passes a headers Pause through as
+/// HeaderStopIteration, so body chunks keep reaching a plugin that holds the request headers
+/// (ai-proxy). Stock Envoy needs `allow_on_headers_stop_iteration: true` in the PluginConfig instead.
+#[cfg(feature = "higress")]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __higress_abi_marker {
+    () => {
+        #[cfg(target_arch = "wasm32")]
+        #[no_mangle]
+        pub extern "C" fn proxy_abi_version_0_2_100() {}
+    };
+}
+
+/// Without the `higress` feature there is no extra marker.
+#[cfg(not(feature = "higress"))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __higress_abi_marker {
+    () => {};
 }

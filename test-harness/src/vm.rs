@@ -95,7 +95,9 @@ impl Vm {
             actions: Vec::new(),
             flows: HashMap::new(),
             buffer_limit: spec.buffer_limit,
-            headers_stop_iteration: spec.headers_stop_iteration,
+            // Higress passes HeaderStopIteration through unconverted for ABI 0.2.100 modules.
+            headers_stop_iteration: spec.headers_stop_iteration
+                || (spec.profile == Profile::Higress && has("proxy_abi_version_0_2_100")),
             module: name,
         };
         vm.initialize(spec.profile, &has)?;
