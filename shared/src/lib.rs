@@ -14,6 +14,7 @@ pub mod kv;
 pub mod llm;
 pub mod metrics;
 pub mod plugin;
+pub mod reply;
 pub mod rules;
 pub mod schema;
 pub mod stream;
