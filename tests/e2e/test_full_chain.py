@@ -3,7 +3,8 @@
 ai-prompt-decorator decorates every chat, then ai-proxy routes it by model to one of three
 simulated providers, all served by one llm-sim that requires each provider's own credential
 (`# llm-sim-args:` in the template): `gpt-4o-mini` to OpenAI, `claude-haiku-4-5` to Anthropic,
-`bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API. Driven by the unmodified OpenAI and Anthropic SDKs,
+`bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API; OpenAI
+embeddings for a Bedrock Titan model and a Gemini model are translated. Driven by the unmodified OpenAI and Anthropic SDKs,
 streaming and not; each test checks what llm-sim received (path, decoration, the provider's
 credential, no trace of the client's key) and what the client got.
 """
@@ -174,6 +175,47 @@ def test_an_unreadable_200_reaches_the_sdk_as_a_502_not_a_200(oai: openai.OpenAI
             extra_headers={"x-sim-error-status": "200", "x-sim-error-body": "{not json"})
     assert e.value.status_code == 502
     assert "could not be translated" in str(e.value)
+
+
+EMBED_CASES = [
+    # (client model, width, llm-sim path, the provider whose credential llm-sim must see);
+    # Titan v2 offers 256, 512 or 1024 dimensions.
+    ("amazon.titan-embed-text-v2:0", 256, "/model/amazon.titan-embed-text-v2%3A0/invoke", PROVIDERS[2]),
+    ("gemini-embedding-001", 8, "/v1beta/models/gemini-embedding-001:batchEmbedContents", PROVIDERS[3]),
+]
+
+
+@pytest.mark.parametrize("model,width,path,provider", EMBED_CASES, ids=["bedrock-titan", "gemini"])
+def test_openai_sdk_embeddings_are_translated_for_bedrock_titan_and_gemini(
+        oai: openai.OpenAI, chain_sim: Sim, model: str, width: int, path: str,
+        provider: Provider) -> None:
+    r = oai.embeddings.create(model=model, input=PROMPT, dimensions=width)
+    assert r.model == model
+    assert len(r.data) == 1 and r.data[0].index == 0
+    vector = r.data[0].embedding
+    assert len(vector) == width
+    assert abs(sum(x * x for x in vector) - 1.0) < 1e-3, "llm-sim answers unit vectors"
+    seen = chain_sim.only_request()
+    assert seen["path"] == path, seen["path"]
+    provider.check_credential(seen["headers"])
+    assert CLIENT_KEY not in json.dumps(seen), "the client's key reached the provider"
+    assert PROMPT in json.dumps(seen["body"])
+    assert "input" not in seen["body"], "the provider got its own request shape"
+
+
+def test_openai_sdk_embeddings_for_gemini_batch_several_inputs_in_order(
+        oai: openai.OpenAI, chain_sim: Sim) -> None:
+    r = oai.embeddings.create(model="gemini-embedding-001", input=["one", "two", "three"])
+    assert [d.index for d in r.data] == [0, 1, 2]
+    assert r.data[0].embedding != r.data[1].embedding
+    seen = chain_sim.only_request()
+    assert len(seen["body"]["requests"]) == 3
+
+
+def test_a_bedrock_embeddings_refusal_reaches_the_sdk_in_the_openai_shape(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.embeddings.create(model="amazon.titan-embed-text-v2:0", input=["a", "b"])
+    assert "one text per request" in str(e.value)
 
 
 def test_models_are_listed_from_the_proxy_config(oai: openai.OpenAI) -> None:
