@@ -7,13 +7,16 @@
 //! by chunk, translated JSON answers hold their headers until the body is complete, and error
 //! bodies are rewritten in the caller's shape.
 //!
+//! A provider that fetches its credential over HTTP (Vertex service accounts) holds the complete
+//! request until the token arrives: see [`token`].
+//!
 //! On a host that cannot rewrite bodies (APISIX) the filter only answers `GET /v1/models` and lets
 //! every other request pass unchanged.
 
 use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
-use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
+use aigw_shared::host::{Action, BufferKind, CallResponse, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{FilterEnv, HttpFilter};
 
@@ -21,6 +24,10 @@ use crate::config::Config;
 use crate::filter_response::Responding;
 use crate::prepare::{api_suffix, prepare, Incoming, Plan, Prepared};
 use crate::stats::RequestStats;
+use token::TokenCall;
+
+#[path = "filter_token.rs"]
+mod token;
 
 pub use crate::stats::metric;
 
@@ -33,6 +40,8 @@ enum Phase {
     PassThrough,
     /// Holding the headers while the body arrives.
     Collecting(Incoming),
+    /// The complete request (its header facts and body size) waits for a token callout.
+    AwaitingToken(Incoming, usize, TokenCall),
     /// Sent upstream; waiting for the response.
     Sent(Plan, RequestStats),
     /// Handling the response.
@@ -47,6 +56,8 @@ pub struct Filter {
     api: Api,
     /// The host can rewrite bodies (false on APISIX: nothing is routed).
     body_write: bool,
+    /// A token refresh the request does not wait for.
+    refresh: Option<TokenCall>,
 }
 
 fn text_header(host: &dyn Host, map: MapKind, name: &str) -> Option<String> {
@@ -75,6 +86,7 @@ impl Filter {
             protocol: ClientProtocol::OpenAi,
             api: Api::Other,
             body_write: env.capabilities.body_write,
+            refresh: None,
         }
     }
 
@@ -185,7 +197,11 @@ impl Filter {
                 return self.reject(host, &err);
             }
         };
-        match prepare(&self.config, inc, &body) {
+        let inc = inc.clone();
+        if let Some(action) = self.token_first(host, &inc, &body, size) {
+            return action;
+        }
+        match prepare(&self.config, &inc, &body) {
             Ok(p) => self.send(host, p, size),
             Err(e) => self.reject(host, &e),
         }
@@ -289,6 +305,10 @@ impl HttpFilter for Filter {
             Phase::Responding(r) => r.body(&self.config, host, body_size, end_of_stream),
             _ => Action::Continue,
         }
+    }
+
+    fn on_http_call_response(&mut self, host: &dyn Host, token: u32, response: CallResponse) {
+        self.token_answer(host, token, &response);
     }
 
     fn on_log(&mut self, host: &dyn Host) {

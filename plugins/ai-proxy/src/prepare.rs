@@ -115,6 +115,17 @@ fn translate_err(e: &TranslateError) -> ClientError {
     e.to_client()
 }
 
+/// The index of the provider a complete request body is routed to (`None` when it cannot be
+/// routed; [`prepare`] then reports why).
+pub fn routed_provider(config: &Config, inc: &Incoming, body: &[u8]) -> Option<usize> {
+    let model = if inc.json {
+        passthrough::peek(body).ok()?.0
+    } else {
+        None
+    };
+    config.route(&model.unwrap_or_default()).map(|r| r.provider)
+}
+
 /// Build the upstream call for a complete request body.
 pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared, ClientError> {
     let protocol = inc.api.protocol();

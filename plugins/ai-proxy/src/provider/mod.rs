@@ -73,6 +73,28 @@ pub trait Vendor {
     fn sign(&self, _call: &mut UpstreamCall, _now_unix: i64) -> Result<(), ClientError> {
         Ok(())
     }
+    /// A credential the provider must fetch over HTTP at `now_unix` before (or while) calling
+    /// upstream; `None` when nothing is to be fetched (most providers). Vertex service accounts
+    /// fetch OAuth tokens here.
+    fn token_fetch(&self, _now_unix: i64) -> Result<Option<TokenNeed>, ClientError> {
+        Ok(None)
+    }
+    /// The token endpoint's answer (`status` 0: the callout got none) received at `now_unix`.
+    fn on_token(&self, _status: u16, _body: &[u8], _now_unix: i64) -> Result<(), ClientError> {
+        Ok(())
+    }
+}
+
+/// A token callout the filter must make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenNeed {
+    /// Authority, path and form body.
+    pub fetch: auth::TokenFetch,
+    /// The cluster the callout goes to.
+    pub cluster: String,
+    /// Whether the request must wait for it (no usable token yet) or it only refreshes a token
+    /// that is still usable.
+    pub wait: bool,
 }
 
 /// A validated provider.
@@ -114,6 +136,15 @@ impl Provider {
         let i = self.next_key.get() % self.keys.len();
         self.next_key.set(i.wrapping_add(1));
         self.keys.get(i).map(String::as_str)
+    }
+
+    /// The token callout to make at `now_unix`; none when the provider has static keys.
+    pub fn token_fetch(&self, now_unix: i64) -> Result<Option<TokenNeed>, ClientError> {
+        if self.keys.is_empty() {
+            self.vendor.token_fetch(now_unix)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Whether `value` is one of this provider's secrets (to keep them out of logs).

@@ -4,9 +4,12 @@
 //!
 //! Auth: `Authorization: Bearer` with a static access token from `apiKeys`, or with an OAuth token
 //! obtained for a service account (`options.serviceAccountKey`, the key file as an object or
-//! text). The token is put on the call in [`Vendor::sign`], which has the host's clock; fetching
-//! it needs an HTTP callout from the filter, driven by [`Vertex::auth`] (see
-//! [`crate::provider::auth`]). Until a token is cached such requests get a 503.
+//! text). The token is put on the call in [`Vendor::sign`], which has the host's clock. It is
+//! fetched by an HTTP callout from the filter ([`Vendor::token_fetch`], answer in
+//! [`Vendor::on_token`]; see [`crate::provider::auth`]) to the cluster `options.tokenCluster`
+//! (default: the host of the key's `token_uri`, e.g. `oauth2.googleapis.com`). A request without
+//! a usable token waits for the callout; a token close to expiry is refreshed while it is still
+//! used.
 
 use aigw_shared::config::ConfigError;
 use aigw_shared::error::{ClientError, ErrorKind};
@@ -16,7 +19,7 @@ use serde_json::Value;
 
 use super::auth::{GoogleAuth, ServiceAccount};
 use super::gemini::{method, model_segment, no_api};
-use super::{bearer, options, ApiCall, UpstreamCall, Vendor};
+use super::{bearer, options, ApiCall, TokenNeed, UpstreamCall, Vendor};
 use crate::translate::Schema;
 
 #[derive(Deserialize)]
@@ -26,6 +29,8 @@ struct Options {
     location: String,
     #[serde(default)]
     service_account_key: Option<Value>,
+    #[serde(default)]
+    token_cluster: Option<String>,
 }
 
 /// The Vertex AI provider.
@@ -35,6 +40,8 @@ pub struct Vertex {
     location: String,
     authority: String,
     auth: Option<GoogleAuth>,
+    /// The cluster token callouts go to (`None`: the token URI's host).
+    token_cluster: Option<String>,
 }
 
 fn name_ok(s: &str) -> bool {
@@ -70,11 +77,21 @@ impl Vertex {
         } else {
             format!("{}-aiplatform.googleapis.com", o.location)
         };
+        if o.token_cluster.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::invalid("tokenCluster", "must not be empty"));
+        }
+        if o.token_cluster.is_some() && auth.is_none() {
+            return Err(ConfigError::invalid(
+                "tokenCluster",
+                "only used with serviceAccountKey",
+            ));
+        }
         Ok(Self {
             project: o.project,
             location: o.location,
             authority,
             auth,
+            token_cluster: o.token_cluster,
         })
     }
 
@@ -116,6 +133,40 @@ impl Vendor for Vertex {
         Ok(())
     }
 
+    /// The service account's token callout, when a token is missing or due for refresh.
+    fn token_fetch(&self, now_unix: i64) -> Result<Option<TokenNeed>, ClientError> {
+        let Some(auth) = &self.auth else {
+            return Ok(None);
+        };
+        let fetch = auth
+            .fetch(now_unix)
+            .map_err(|e| ClientError::new(ErrorKind::Internal, format!("vertex: {e}")))?;
+        Ok(fetch.map(|fetch| TokenNeed {
+            cluster: self
+                .token_cluster
+                .clone()
+                .unwrap_or_else(|| fetch.authority.clone()),
+            wait: auth.token(now_unix).is_none(),
+            fetch,
+        }))
+    }
+
+    /// Cache the token endpoint's answer; a refusal is a 503 naming the service account.
+    fn on_token(&self, status: u16, body: &[u8], now_unix: i64) -> Result<(), ClientError> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        auth.on_response(status, body, now_unix).map_err(|e| {
+            ClientError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "vertex: no OAuth access token for {}: {e}",
+                    auth.client_email()
+                ),
+            )
+        })
+    }
+
     /// Without a static token, the service account's cached OAuth token (usable at `now_unix`).
     fn sign(&self, call: &mut UpstreamCall, now_unix: i64) -> Result<(), ClientError> {
         let Some(auth) = &self.auth else {
@@ -141,6 +192,9 @@ impl Vendor for Vertex {
     }
 }
 
+#[cfg(test)]
+#[path = "vertex_filter_tests.rs"]
+mod filter_tests;
 #[cfg(test)]
 #[path = "vertex_tests.rs"]
 mod tests;

@@ -138,3 +138,29 @@ fn without_any_credential_nothing_is_added() {
     v.sign(&mut c, NOW).unwrap();
     assert!(c.headers.is_empty());
 }
+
+#[test]
+fn token_cluster_needs_a_service_account_and_a_name() {
+    assert!(Vertex::build(
+        &json!({"project": "p", "location": "us-central1", "tokenCluster": "c"})
+    )
+    .is_err());
+    assert!(
+        Vertex::build(&json!({"project": "p", "location": "us-central1",
+        "serviceAccountKey": key_file(), "tokenCluster": ""}))
+        .is_err()
+    );
+    let v = Vertex::build(&json!({"project": "p", "location": "us-central1",
+        "serviceAccountKey": key_file(), "tokenCluster": "google-oauth"}))
+    .unwrap();
+    let need = v.token_fetch(NOW).unwrap().unwrap();
+    assert_eq!(need.cluster, "google-oauth");
+    assert!(need.wait, "no token yet");
+    let default = Vertex::build(&json!({"project": "p", "location": "us-central1",
+        "serviceAccountKey": key_file()}))
+    .unwrap();
+    assert_eq!(
+        default.token_fetch(NOW).unwrap().unwrap().cluster,
+        "oauth2.googleapis.com"
+    );
+}
