@@ -1,3 +1,3 @@
 //! Streaming codecs.
-pub mod sse;
 pub mod eventstream;
+pub mod sse;
