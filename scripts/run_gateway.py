@@ -5,7 +5,7 @@ Usage: scripts/run_gateway.py [--config envoy-configs/full-chain.yaml] [--port N
 Rendered config and logs go to .run/ in the repository. Ctrl-C (or SIGTERM) stops Envoy and
 llm-sim by their pids and waits for both.
 
-The full chain's ai-proxy routes by model to four simulated providers, all served by llm-sim
+The full chain's ai-proxy routes by model to six simulated providers, all served by llm-sim
 (which checks each provider's credential): `gpt-*` and `sim-model` to OpenAI, `claude-*` to
 Anthropic, `bedrock-*`, `amazon.*`, `anthropic.claude*` and `us.*` to Bedrock Converse (SigV4),
 `gemini-*` to the Gemini API.
@@ -49,11 +49,13 @@ AI gateway is up (Envoy pid {gw.envoy.pid if gw.envoy else '?'}, llm-sim pid {gw
   config:   {gw.config}
   logs:     {gw.workdir}/envoy.log  {gw.workdir}/llm-sim.log
 
-One door, four simulated providers chosen by model (ai-proxy):
+One door, six simulated providers chosen by model (ai-proxy):
   gpt-4o-mini, gpt-*, sim-model  -> OpenAI     (Bearer sk-sim-openai)
   claude-haiku-4-5, claude-*     -> Anthropic  (x-api-key sk-sim-anthropic), translated as needed
   bedrock-nova, amazon.*, ...    -> Bedrock Converse (SigV4), translated
   gemini-2.0-flash, gemini-*     -> Gemini API (x-goog-api-key sim-gemini-key), translated
+  azure-gpt-4o, azure-*          -> Azure OpenAI deployment (api-key sim-azure-key)
+  vertex-flash, vertex-*         -> Vertex AI gemini-2.5-flash (Bearer sim-vertex-token), translated
 Any client key works; ai-proxy removes it and sends the provider's credential.
 
 curl (OpenAI format; change "model" to reach another provider):

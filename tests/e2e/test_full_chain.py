@@ -1,9 +1,10 @@
 """The full chain (envoy-configs/full-chain.yaml, what `make run` starts) behind one door.
 
-ai-prompt-decorator decorates every chat, then ai-proxy routes it by model to one of three
+ai-prompt-decorator decorates every chat, then ai-proxy routes it by model to one of six
 simulated providers, all served by one llm-sim that requires each provider's own credential
 (`# llm-sim-args:` in the template): `gpt-4o-mini` to OpenAI, `claude-haiku-4-5` to Anthropic,
-`bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API; OpenAI
+`bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API, `azure-gpt-4o` to an Azure OpenAI deployment, `vertex-flash`
+to Vertex AI (static token); OpenAI
 embeddings for a Bedrock Titan model and a Gemini model are translated. Driven by the unmodified OpenAI and Anthropic SDKs,
 streaming and not; each test checks what llm-sim received (path, decoration, the provider's
 credential, no trace of the client's key) and what the client got.
@@ -32,9 +33,11 @@ AWS_KEY_ID = "AKIASIMULATOREXAMPLE"
 class Provider:
     """One simulated provider: the model that reaches it and what llm-sim must see."""
 
-    def __init__(self, name: str, model: str, paths: tuple[str, str]) -> None:
+    def __init__(self, name: str, model: str, paths: tuple[str, str], served: str = "") -> None:
         self.name = name
         self.model = model
+        # The model name an answer may carry: the client's, or the mapped one the provider reports.
+        self.served = {model, served or model}
         self.json_path, self.stream_path = paths
 
     def __repr__(self) -> str:
@@ -50,6 +53,11 @@ class Provider:
         elif self.name == "gemini":
             assert headers.get("x-goog-api-key") == "sim-gemini-key", headers
             assert "authorization" not in headers, headers
+        elif self.name == "azure":
+            assert headers.get("api-key") == "sim-azure-key", headers
+            assert "authorization" not in headers, headers
+        elif self.name == "vertex":
+            assert headers.get("authorization") == "Bearer sim-vertex-token", headers
         else:
             auth = headers.get("authorization", "")
             assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/"), headers
@@ -63,6 +71,12 @@ PROVIDERS = [
                                          "/model/amazon.nova-micro-v1%3A0/converse-stream")),
     Provider("gemini", "gemini-2.0-flash", ("/v1beta/models/gemini-2.0-flash:generateContent",
                                             "/v1beta/models/gemini-2.0-flash:streamGenerateContent")),
+    Provider("azure", "azure-gpt-4o", ("/openai/deployments/gpt4o-deploy/chat/completions",
+                                       "/openai/deployments/gpt4o-deploy/chat/completions")),
+    Provider("vertex", "vertex-flash", (
+        "/v1/projects/sim-project/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent",
+        "/v1/projects/sim-project/locations/us-central1/publishers/google/models/gemini-2.5-flash:streamGenerateContent"),
+        served="gemini-2.5-flash"),
 ]
 
 
@@ -121,7 +135,7 @@ def test_openai_sdk_chat_is_decorated_and_routed_to_each_provider(
     r = oai.chat.completions.create(model=provider.model,
                                     messages=[{"role": "user", "content": PROMPT}])
     assert_sim_reply(r.choices[0].message.content or "")
-    assert r.model == provider.model
+    assert r.model in provider.served, r.model
     assert r.choices[0].finish_reason == "stop"
     assert r.usage is not None and r.usage.completion_tokens > 0
     routed_and_decorated(chain_sim, provider, stream=False)

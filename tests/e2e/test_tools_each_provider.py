@@ -34,7 +34,7 @@ def fresh(chain_sim: Sim) -> None:  # noqa: F811
 
 def declared_tool(provider: Provider, body: dict[str, Any]) -> str:
     """The tool name as the provider's request format declares it."""
-    if provider.name == "openai":
+    if provider.name in ("openai", "azure"):
         return body["tools"][0]["function"]["name"]
     if provider.name == "anthropic":
         return body["tools"][0]["name"]
