@@ -3,11 +3,11 @@
 ai-prompt-decorator decorates every chat, then ai-proxy routes it by model to one of six
 simulated providers, all served by one llm-sim that requires each provider's own credential
 (`# llm-sim-args:` in the template): `gpt-4o-mini` to OpenAI, `claude-haiku-4-5` to Anthropic,
-`bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API, `azure-gpt-4o` to an Azure OpenAI deployment, `vertex-flash`
-to Vertex AI (static token); OpenAI
-embeddings for a Bedrock Titan model and a Gemini model are translated. Driven by the unmodified OpenAI and Anthropic SDKs,
-streaming and not; each test checks what llm-sim received (path, decoration, the provider's
-credential, no trace of the client's key) and what the client got.
+`bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API, `azure-gpt-4o`
+to an Azure OpenAI deployment and `vertex-flash` to Vertex AI (static token); OpenAI embeddings
+for a Bedrock Titan model and a Gemini model are translated. Driven by the unmodified OpenAI and
+Anthropic SDKs, streaming and not; each test checks what llm-sim received (path, decoration, the
+provider's credential, no trace of the client's key) and what the client got.
 """
 
 from __future__ import annotations
