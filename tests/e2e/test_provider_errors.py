@@ -1,0 +1,98 @@
+"""Provider failures through the full chain reach each unmodified SDK as a clear error in its own
+protocol, never as a success and never as a hung stream: Azure's content-filter refusal, an
+upstream 5xx, a stream the provider cuts short, and a bad request the gateway answers itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import time
+import urllib.error
+import urllib.request
+
+import anthropic
+import openai
+import pytest
+
+from conftest import Sim
+from test_full_chain import CLIENT_KEY, PROVIDERS, Provider, chain_gateway, chain_sim  # noqa: F401
+
+TIMEOUT = 20.0
+
+
+@pytest.fixture(autouse=True)
+def fresh(chain_sim: Sim) -> None:  # noqa: F811
+    chain_sim.clear()
+
+
+def oai(gw: Any, **headers: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=CLIENT_KEY, max_retries=0,
+                         timeout=TIMEOUT, default_headers=headers)
+
+
+def claude(gw: Any, **headers: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0,
+                               timeout=TIMEOUT, default_headers=headers)
+
+
+def test_azure_content_filter_refusal_reaches_the_openai_sdk_as_a_400_content_filter(
+        chain_gateway: Any) -> None:  # noqa: F811
+    with pytest.raises(openai.BadRequestError) as raised:
+        oai(chain_gateway).chat.completions.create(
+            model="azure-gpt-4o", messages=[{"role": "user", "content": "sim-content-filter please"}])
+    assert raised.value.code == "content_filter", raised.value.body
+
+
+def test_azure_content_filter_refusal_reaches_the_anthropic_sdk_in_anthropic_shape(
+        chain_gateway: Any) -> None:  # noqa: F811
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        claude(chain_gateway).messages.create(
+            model="azure-gpt-4o", max_tokens=20,
+            messages=[{"role": "user", "content": "sim-content-filter please"}])
+    body = raised.value.body
+    assert isinstance(body, dict) and body["type"] == "error", body
+    assert body["error"]["type"] == "invalid_request_error", body
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_an_upstream_503_is_a_5xx_error_for_both_sdks(chain_gateway: Any, provider: Provider) -> None:  # noqa: F811
+    with pytest.raises(openai.InternalServerError):
+        oai(chain_gateway, **{"x-sim-error-status": "503"}).chat.completions.create(
+            model=provider.model, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.InternalServerError):
+        claude(chain_gateway, **{"x-sim-error-status": "503"}).messages.create(
+            model=provider.model, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_a_stream_cut_short_by_the_provider_ends_in_an_error_not_a_hang(
+        chain_gateway: Any, provider: Provider) -> None:  # noqa: F811
+    client = oai(chain_gateway, **{"x-sim-truncate-after": "2"})
+    started = time.monotonic()
+    with pytest.raises(Exception) as raised:
+        chunks = list(client.chat.completions.create(
+            model=provider.model, stream=True,
+            messages=[{"role": "user", "content": "one two three four five six seven"}]))
+        # A stream that ends cleanly without its finish would be a silent truncation.
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finishes, "the stream ended without a finish reason and without an error"
+    assert not isinstance(raised.value, (AssertionError, openai.APITimeoutError)), raised.value
+    assert time.monotonic() - started < TIMEOUT / 2, "the error came only after a long wait"
+
+
+def test_malformed_json_is_a_400_from_the_gateway_in_each_protocol(chain_gateway: Any) -> None:  # noqa: F811
+    status, body = post(chain_gateway, "/v1/chat/completions", b'{"model": "gpt-4o-mini", "messages": [')
+    assert status == 400 and b'"invalid_request_error"' in body, body
+    status, body = post(chain_gateway, "/v1/messages", b'{"model": "claude-haiku-4-5", "max_tokens": ')
+    assert status == 400 and b'"type":"error"' in body, body
+
+
+def post(gw: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    req = urllib.request.Request(f"{gw.base_url}{path}", data=body, method="POST",
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
