@@ -5,7 +5,7 @@ simulated providers, all served by one llm-sim that requires each provider's own
 (`# llm-sim-args:` in the template): `gpt-4o-mini` to OpenAI, `claude-haiku-4-5` to Anthropic,
 `bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API, `azure-gpt-4o`
 to an Azure OpenAI deployment and `vertex-flash` to Vertex AI (static token); OpenAI embeddings
-for a Bedrock Titan model and a Gemini model are translated. Driven by the unmodified OpenAI and
+for a Bedrock Titan model, a Gemini model and a Vertex AI model are translated. Driven by the unmodified OpenAI and
 Anthropic SDKs, streaming and not; each test checks what llm-sim received (path, decoration, the
 provider's credential, no trace of the client's key) and what the client got.
 """
@@ -230,6 +230,21 @@ def test_a_bedrock_embeddings_refusal_reaches_the_sdk_in_the_openai_shape(oai: o
     with pytest.raises(openai.BadRequestError) as e:
         oai.embeddings.create(model="amazon.titan-embed-text-v2:0", input=["a", "b"])
     assert "one text per request" in str(e.value)
+
+
+def test_openai_sdk_embeddings_for_vertex_go_to_predict_with_the_bearer_token_in_order(
+        oai: openai.OpenAI, chain_sim: Sim) -> None:
+    r = oai.embeddings.create(model="vertex-embed", input=["a", "b"])
+    assert r.model == "vertex-embed"
+    assert [d.index for d in r.data] == [0, 1]
+    assert r.data[0].embedding != r.data[1].embedding
+    assert r.usage.prompt_tokens == 2, "one simulated token per input, summed"
+    seen = chain_sim.only_request()
+    assert seen["path"] == ("/v1/projects/sim-project/locations/us-central1/publishers/google/"
+                            "models/text-embedding-005:predict"), seen["path"]
+    PROVIDERS[5].check_credential(seen["headers"])
+    assert CLIENT_KEY not in json.dumps(seen), "the client's key reached the provider"
+    assert seen["body"]["instances"] == [{"content": "a"}, {"content": "b"}]
 
 
 def test_models_are_listed_from_the_proxy_config(oai: openai.OpenAI) -> None:

@@ -39,6 +39,8 @@ pub enum EmbedPlan {
     Bedrock(bedrock_embed::EmbedPlan),
     /// Gemini `:batchEmbedContents`.
     Gemini(gemini_embed::EmbedPlan),
+    /// Vertex AI text embeddings `:predict`.
+    Vertex(gemini_embed::EmbedPlan),
 }
 
 impl EmbedPlan {
@@ -50,14 +52,20 @@ impl EmbedPlan {
                 let v = gemini_embed::from_batch_embed(body, p)?;
                 serde_json::to_vec(&v).map_err(|e| TranslateError::Upstream(e.to_string()))
             }
+            Self::Vertex(p) => {
+                let v = gemini_embed::vertex::from_predict(body, p)?;
+                serde_json::to_vec(&v).map_err(|e| TranslateError::Upstream(e.to_string()))
+            }
         }
     }
 }
 
 /// Translate an OpenAI embeddings body for a backend that does not speak OpenAI (`None`: no
-/// translation needed). `client_model` is reported back to the client.
+/// translation needed). `client_model` is reported back to the client. Gemini and Vertex AI share
+/// a schema; the upstream `path` tells Vertex's `:predict` from Gemini's `:batchEmbedContents`.
 fn embed_request(
     schema: Schema,
+    path: &str,
     body: &[u8],
     model: &str,
     client_model: &str,
@@ -70,10 +78,20 @@ fn embed_request(
         Schema::Gemini => {
             let req: serde_json::Value = serde_json::from_slice(body)
                 .map_err(|e| TranslateError::malformed(format!("request body is not JSON: {e}")))?;
-            let (v, mut plan) = gemini_embed::to_batch_embed(&req, model)?;
+            let vertex = path.ends_with(":predict");
+            let (v, mut plan) = if vertex {
+                gemini_embed::vertex::to_predict(&req, model)?
+            } else {
+                gemini_embed::to_batch_embed(&req, model)?
+            };
             plan.model = client_model.to_owned();
             let b = serde_json::to_vec(&v).map_err(|e| TranslateError::malformed(e.to_string()))?;
-            Ok(Some((b, EmbedPlan::Gemini(plan))))
+            let plan = if vertex {
+                EmbedPlan::Vertex(plan)
+            } else {
+                EmbedPlan::Gemini(plan)
+            };
+            Ok(Some((b, plan)))
         }
         Schema::OpenAi | Schema::Anthropic => Ok(None),
     }
@@ -167,7 +185,7 @@ pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared,
     let path = provider.vendor.path(&provider.base_path, &call_desc)?;
     let mut include_usage = false;
     let embed_out = if inc.api == Api::Embeddings && inc.json {
-        embed_request(schema, body, &route.model, &model).map_err(|e| translate_err(&e))?
+        embed_request(schema, &path, body, &route.model, &model).map_err(|e| translate_err(&e))?
     } else {
         None
     };

@@ -1,6 +1,8 @@
 //! Google Vertex AI: `POST /v1/projects/{project}/locations/{location}/publishers/google/models/
 //! {model}:generateContent` (and `:streamGenerateContent?alt=sse`) on
-//! `{location}-aiplatform.googleapis.com` (`aiplatform.googleapis.com` for `global`).
+//! `{location}-aiplatform.googleapis.com` (`aiplatform.googleapis.com` for `global`). OpenAI
+//! `/v1/embeddings` goes to `…/models/{model}:predict` (translated in
+//! [`crate::translate::gemini::embed::vertex`]).
 //!
 //! Auth: `Authorization: Bearer` with a static access token from `apiKeys`, or with an OAuth token
 //! obtained for a service account (`options.serviceAccountKey`, the key file as an object or
@@ -122,6 +124,12 @@ impl Vendor for Vertex {
                 self.location,
                 model_segment(call.model)?,
                 method(call.stream)
+            )),
+            Api::Embeddings => Ok(format!(
+                "{base}/projects/{}/locations/{}/publishers/google/models/{}:predict",
+                self.project,
+                self.location,
+                model_segment(call.model)?
             )),
             _ => Err(no_api("vertex", call)),
         }

@@ -53,7 +53,16 @@ fn regional_and_global_locations_get_their_hosts_and_paths() {
         ..call("text-embedding-005", false)
     };
     assert_eq!(
-        g.path("/v1", &embed).unwrap_err().code.as_deref(),
+        g.path("/v1", &embed).unwrap(),
+        "/v1/projects/pydantic-ai/locations/global/publishers/google/models/text-embedding-005:predict"
+    );
+    let completions = ApiCall {
+        api: Api::Completions,
+        suffix: "/completions",
+        ..call("gemini-2.5-flash", false)
+    };
+    assert_eq!(
+        g.path("/v1", &completions).unwrap_err().code.as_deref(),
         Some("unsupported_api")
     );
 }

@@ -7,6 +7,9 @@
 //! an OpenAI `list` of `embedding` objects, as floats or, for `encoding_format: "base64"`, as
 //! base64 of little-endian `f32`s. Gemini reports no token usage here, so usage is zero.
 //!
+//! Vertex AI's `:predict` text-embedding API has its own translator in [`vertex`], which shares
+//! the request reading and the answer building here.
+//!
 //! [`crate::prepare`] calls [`to_batch_embed`] for `/v1/embeddings` routed to a `gemini` provider
 //! (path `…/models/{model}:batchEmbedContents`); the response side holds the JSON answer and
 //! hands it to [`from_batch_embed`].
@@ -14,6 +17,9 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
+
+#[path = "gemini_embed_vertex.rs"]
+pub mod vertex;
 
 use super::NAME;
 use crate::translate::TranslateError;
@@ -38,8 +44,19 @@ fn resource(model: &str) -> String {
     }
 }
 
-/// An OpenAI embeddings request -> a `batchEmbedContents` body for `model`.
-pub fn to_batch_embed(body: &Value, model: &str) -> Result<(Value, EmbedPlan), TranslateError> {
+/// What an OpenAI embeddings request asks for, shared by Gemini and Vertex AI.
+pub(crate) struct EmbedAsk<'a> {
+    /// The texts, in order.
+    pub texts: Vec<&'a str>,
+    /// `dimensions`, when set.
+    pub dims: Option<u64>,
+    /// `encoding_format: "base64"`.
+    pub base64: bool,
+}
+
+/// Read `input`, `dimensions` and `encoding_format` from an OpenAI embeddings request
+/// (`backend` names the provider in the error for token-id inputs).
+pub(crate) fn read_ask<'a>(body: &'a Value, backend: &str) -> Result<EmbedAsk<'a>, TranslateError> {
     let texts: Vec<&str> = match body.get("input") {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(items)) if !items.is_empty() => items
@@ -47,7 +64,7 @@ pub fn to_batch_embed(body: &Value, model: &str) -> Result<(Value, EmbedPlan), T
             .map(|i| {
                 i.as_str().ok_or_else(|| TranslateError::Unsupported {
                     field: "input (token ids)".into(),
-                    backend: NAME.into(),
+                    backend: backend.into(),
                 })
             })
             .collect::<Result<_, _>>()?,
@@ -74,6 +91,20 @@ pub fn to_batch_embed(body: &Value, model: &str) -> Result<(Value, EmbedPlan), T
             ))
         }
     };
+    Ok(EmbedAsk {
+        texts,
+        dims,
+        base64,
+    })
+}
+
+/// An OpenAI embeddings request -> a `batchEmbedContents` body for `model`.
+pub fn to_batch_embed(body: &Value, model: &str) -> Result<(Value, EmbedPlan), TranslateError> {
+    let EmbedAsk {
+        texts,
+        dims,
+        base64,
+    } = read_ask(body, NAME)?;
     let name = resource(model);
     let requests: Vec<Value> = texts
         .iter()
@@ -118,10 +149,23 @@ pub fn from_batch_embed(body: &[u8], plan: &EmbedPlan) -> Result<Value, Translat
             .get("values")
             .and_then(Value::as_array)
             .ok_or_else(|| TranslateError::Upstream(format!("embedding {i} has no `values`")))?;
+        data.push(values.as_slice());
+    }
+    openai_list(&data, plan, 0)
+}
+
+/// The OpenAI `list` answer for the vectors, in input order, with `prompt_tokens` as usage.
+pub(crate) fn openai_list(
+    vectors: &[&[Value]],
+    plan: &EmbedPlan,
+    prompt_tokens: u64,
+) -> Result<Value, TranslateError> {
+    let mut data = Vec::with_capacity(vectors.len());
+    for (i, values) in vectors.iter().enumerate() {
         let embedding = if plan.base64 {
             json!(encode_f32(values)?)
         } else {
-            Value::Array(values.clone())
+            Value::Array(values.to_vec())
         };
         data.push(json!({"object": "embedding", "index": i, "embedding": embedding}));
     }
@@ -129,7 +173,7 @@ pub fn from_batch_embed(body: &[u8], plan: &EmbedPlan) -> Result<Value, Translat
         "object": "list",
         "data": data,
         "model": plan.model,
-        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }))
 }
 

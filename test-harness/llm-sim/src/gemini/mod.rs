@@ -1,12 +1,14 @@
 //! Google's Gemini API (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent`,
 //! `:embedContent`, `:batchEmbedContents`, also under `/v1/`) and Vertex AI's publisher-model
-//! paths (`/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:…`, also `/v1beta1/`),
+//! paths (`/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:…`, also `/v1beta1/`;
+//! `:predict` for text embeddings),
 //! with Google's error shape.
 
 pub mod embed;
 pub mod error;
 pub mod generate;
 pub mod json;
+pub mod predict;
 pub mod request;
 
 use crate::auth::{self, AuthCheck};
@@ -44,18 +46,21 @@ pub fn routes() -> Vec<Route> {
         routes.push(route(embed, embed::single, auth::gemini));
         routes.push(route(batch, embed::batch, auth::gemini));
     }
-    for (generate, stream) in [
+    for (generate, stream, embeddings) in [
         (
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent",
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:streamGenerateContent",
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:predict",
         ),
         (
             "/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent",
             "/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}:streamGenerateContent",
+            "/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}:predict",
         ),
     ] {
         routes.push(route(generate, generate::vertex, auth::vertex));
         routes.push(route(stream, generate::vertex_stream, auth::vertex));
+        routes.push(route(embeddings, predict::predict, auth::vertex));
     }
     routes
 }
