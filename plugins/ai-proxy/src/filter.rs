@@ -19,6 +19,7 @@ use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, CallResponse, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{FilterEnv, HttpFilter};
+use aigw_shared::reply::send_error;
 
 use crate::config::Config;
 use crate::filter_response::Responding;
@@ -91,17 +92,7 @@ impl Filter {
     }
 
     fn reject(&mut self, host: &dyn Host, error: &ClientError) -> Action {
-        let r = error.render(self.protocol);
-        if let Err(e) = host.send_local_response(
-            r.status,
-            &[("content-type", r.content_type.as_bytes())],
-            &r.body,
-        ) {
-            host.log(
-                LogLevel::Error,
-                &format!("ai-proxy: cannot send error reply: {e}"),
-            );
-        }
+        send_error(host, "ai-proxy", self.protocol, error);
         self.config.metrics.count(host, metric::REJECTED, 1);
         self.phase = Phase::PassThrough;
         Action::Pause

@@ -63,12 +63,7 @@ pub fn model_segment(model: &str) -> Result<&str, ClientError> {
 /// The 400 for an API a Google provider does not offer.
 pub fn no_api(kind: &str, call: &ApiCall<'_>) -> ClientError {
     let api = call.suffix.split('?').next().unwrap_or(call.suffix);
-    let hint = if call.api == Api::Embeddings {
-        " (use the gemini-openai provider type for embeddings)"
-    } else {
-        ""
-    };
-    ClientError::invalid_request(format!("provider type {kind} has no /v1{api} API{hint}"))
+    ClientError::invalid_request(format!("provider type {kind} has no /v1{api} API"))
         .with_code("unsupported_api")
 }
 
