@@ -15,6 +15,10 @@ WASM_TARGET := wasm32-wasip1
 # Cargo's output directory; honours CARGO_TARGET_DIR like cargo itself does.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_DIR := $(TARGET_DIR)/$(WASM_TARGET)/release
+# The Higress variant (feature aigw-shared/higress) has its own target directory: built in the same
+# one, the two feature sets overwrite each other's .wasm and every `make build` recompiled both.
+# Its .wasm files are copied to $(WASM_DIR)/higress/, where the harness and the configs look.
+HIGRESS_TARGET_DIR := $(TARGET_DIR)/higress-build
 # One crate per folder under plugins/, named like its folder.
 PLUGINS := $(patsubst plugins/%/Cargo.toml,%,$(wildcard plugins/*/Cargo.toml))
 PLUGIN_PKGS := $(addprefix -p ,$(PLUGINS))
@@ -63,13 +67,17 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	@touch $@
 
 build: deps-rust ## Build every plugin (.wasm; Higress variants in <wasm dir>/higress/), the test guest and llm-sim
-	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) --features aigw-shared/higress
-	@mkdir -p $(WASM_DIR)/higress
-	@for p in $(subst -,_,$(PLUGINS)); do cp $(WASM_DIR)/$$p.wasm $(WASM_DIR)/higress/$$p.wasm; done
 	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) -p aigw-test-guest
+	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) --features aigw-shared/higress \
+		--target-dir $(HIGRESS_TARGET_DIR)
+	@mkdir -p $(WASM_DIR)/higress
+	@for p in $(subst -,_,$(PLUGINS)); do \
+		cp $(HIGRESS_TARGET_DIR)/$(WASM_TARGET)/release/$$p.wasm $(WASM_DIR)/higress/$$p.wasm; done
 	$(CARGO) build --release -p llm-sim
 	@echo "wasm sizes:"; for name in $(WASM_FILES); do \
-		printf '  %8d bytes  %s\n' "$$(stat -c %s "$(WASM_DIR)/$$name")" "$$name"; done
+		printf '  %8d bytes  %s\n' "$$(stat -c %s "$(WASM_DIR)/$$name")" "$$name"; done; \
+	for p in $(subst -,_,$(PLUGINS)); do \
+		printf '  %8d bytes  higress/%s\n' "$$(stat -c %s "$(WASM_DIR)/higress/$$p.wasm")" "$$p.wasm"; done
 
 test: ## deps, build, native tests, then the e2e suite through Envoy; prints each layer's time
 	@$(call timed,deps,$(MAKE) deps); \
