@@ -4,7 +4,7 @@
 use crate::abi::{header_value, Headers};
 use crate::env::Env;
 use crate::error::{HarnessError, Result};
-use crate::plugin::{Plugin, PluginSpec};
+use crate::plugin::{Admission, FailurePolicy, Plugin, PluginSpec};
 use crate::stream::{Event, LocalReply, Step, StreamId};
 use std::time::Duration;
 
@@ -27,6 +27,11 @@ pub struct Exchange {
     pub local_reply: Option<(usize, LocalReply)>,
     /// The stream was reset (close_stream, or an overflow after headers went out).
     pub reset: bool,
+    /// Response trailers the client got, if the response ended with trailers.
+    pub trailers: Option<Headers>,
+    /// Traps that the failure policy absorbed during this stream (filter index, error text); only
+    /// filled with [`Chain::absorb_traps`], otherwise a trap makes `run` return the error.
+    pub traps: Vec<(usize, String)>,
 }
 
 impl Exchange {
@@ -46,6 +51,7 @@ impl Exchange {
 pub struct Chain {
     env: Env,
     filters: Vec<Plugin>,
+    absorb_traps: bool,
 }
 
 #[derive(Default)]
@@ -53,7 +59,10 @@ struct Run {
     streams: Vec<Option<StreamId>>,
     upstream_headers: Option<Headers>,
     upstream_body: Vec<u8>,
+    upstream_trailers: Option<Headers>,
     upstream_done: bool,
+    /// Filters left out of this stream (fail open).
+    bypass: Vec<bool>,
     request_stopped: bool,
     local_reply: Option<(usize, LocalReply)>,
     client: Exchange,
@@ -67,7 +76,19 @@ impl Chain {
         Chain {
             env: env.clone(),
             filters: Vec::new(),
+            absorb_traps: false,
         }
+    }
+
+    /// With `true`, a trap in a filter does not make [`Chain::run`] fail: the stream in flight gets
+    /// what Envoy gives it (cpp-host `CHECK_FAIL_HTTP` after the call): fail open passes it on
+    /// (the filter is skipped from then on), fail closed and fail reload answer 503
+    /// `wasm_fail_stream` (or reset the stream if response headers already went out). The trap
+    /// text is kept in [`Exchange::traps`]. Off by default, so that a panic surfaces as the error.
+    /// Either way the VM stays failed and the plugin's [`FailurePolicy`] applies to later streams.
+    pub fn absorb_traps(mut self, on: bool) -> Chain {
+        self.absorb_traps = on;
+        self
     }
 
     /// Loads a plugin (one worker) and appends it as the next filter.
@@ -102,13 +123,20 @@ impl Chain {
     pub fn run(&mut self, request: &Request, upstream: &mut dyn Upstream) -> Result<Exchange> {
         let mut run = Run {
             streams: vec![None; self.filters.len()],
+            bypass: vec![false; self.filters.len()],
             ..Run::default()
         };
+        let ends_with_data = request.trailers.is_none();
         let mut events = vec![Event::Headers(
             request.headers.clone(),
-            request.body.is_empty(),
+            request.body.is_empty() && ends_with_data,
         )];
-        events.extend(chunk_events(&request.body, request.chunk_size));
+        events.extend(chunk_events(
+            &request.body,
+            request.chunk_size,
+            ends_with_data,
+        ));
+        events.extend(request.trailers.clone().map(Event::Trailers));
         for event in events {
             if run.request_stopped {
                 break;
@@ -123,17 +151,23 @@ impl Chain {
                 headers: run.upstream_headers.clone().unwrap_or_default(),
                 body: run.upstream_body.clone(),
                 override_host: self.override_host(&run),
+                trailers: run.upstream_trailers.clone(),
             };
             let resp = upstream.handle(&req);
             run.client.upstream = Some(req);
-            let mut events = vec![Event::Headers(resp.all_headers(), resp.chunks.is_empty())];
+            let ends_with_data = resp.trailers.is_none();
+            let mut events = vec![Event::Headers(
+                resp.all_headers(),
+                resp.chunks.is_empty() && ends_with_data,
+            )];
             let n = resp.chunks.len();
             events.extend(
                 resp.chunks
                     .into_iter()
                     .enumerate()
-                    .map(|(i, c)| Event::Data(c, i + 1 == n)),
+                    .map(|(i, c)| Event::Data(c, i + 1 == n && ends_with_data)),
             );
+            events.extend(resp.trailers.map(Event::Trailers));
             let last = self.filters.len().saturating_sub(1);
             self.respond(&mut run, last, events)?;
         } else if !run.client.reset {
@@ -169,30 +203,78 @@ impl Chain {
     fn finish(&mut self, run: &Run) -> Result<()> {
         for (i, sid) in run.streams.iter().enumerate() {
             if let (Some(sid), Some(p)) = (sid, self.filters.get_mut(i)) {
-                p.worker(0).finish_stream(*sid)?;
+                // A failed VM is not called again (cpp-host skips on_log/on_done/on_delete).
+                if !p.worker(0).is_failed() {
+                    p.worker(0).finish_stream(*sid)?;
+                }
             }
         }
         Ok(())
     }
 
     fn request_event(&mut self, run: &mut Run, i: usize, event: Event) -> Result<()> {
-        let Some(plugin) = self.filters.get_mut(i) else {
+        if i >= self.filters.len() {
             return self.push_upstream(run, event);
-        };
-        let vm = plugin.worker(0);
+        }
+        if run.bypass.get(i).copied().unwrap_or(false) {
+            return self.request_event(run, i + 1, event);
+        }
         let sid = match run.streams.get(i).copied().flatten() {
             Some(s) => s,
             None => {
-                let s = vm.create_stream()?;
+                let Some(plugin) = self.filters.get_mut(i) else {
+                    return Ok(());
+                };
+                match plugin.admit(0)? {
+                    Admission::Run => {}
+                    Admission::Skip => {
+                        if let Some(b) = run.bypass.get_mut(i) {
+                            *b = true;
+                        }
+                        return self.request_event(run, i + 1, event);
+                    }
+                    Admission::FailClosed => {
+                        run.local_reply = Some((i, fail_stream_reply()));
+                        run.request_stopped = true;
+                        return Ok(());
+                    }
+                }
+                let s = plugin.worker(0).create_stream()?;
                 if let Some(slot) = run.streams.get_mut(i) {
                     *slot = Some(s);
                 }
                 s
             }
         };
-        let step = match event {
-            Event::Headers(h, eos) => vm.request_headers(sid, h, eos)?,
-            Event::Data(d, eos) => vm.request_body(sid, &d, eos)?,
+        let Some(plugin) = self.filters.get_mut(i) else {
+            return Ok(());
+        };
+        let policy = plugin.spec().failure_policy;
+        let vm = plugin.worker(0);
+        let result = match event.clone() {
+            Event::Headers(h, eos) => vm.request_headers(sid, h, eos),
+            Event::Data(d, eos) => vm.request_body(sid, &d, eos),
+            Event::Trailers(t) => vm.request_trailers(sid, t),
+        };
+        let step = match result {
+            Ok(step) => step,
+            Err(e) if e.is_trap() && self.absorb_traps => {
+                run.client.traps.push((i, e.to_string()));
+                if let Some(slot) = run.streams.get_mut(i) {
+                    *slot = None;
+                }
+                if policy == FailurePolicy::FailOpen {
+                    // CHECK_FAIL_HTTP returns Continue: the event goes on as it was.
+                    if let Some(b) = run.bypass.get_mut(i) {
+                        *b = true;
+                    }
+                    return self.request_event(run, i + 1, event);
+                }
+                run.local_reply = Some((i, fail_stream_reply()));
+                run.request_stopped = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
         };
         let injected = vm.take_injected(sid);
         self.after_request_step(run, i, step, injected)
@@ -236,6 +318,10 @@ impl Chain {
                 run.upstream_body.extend_from_slice(&d);
                 run.upstream_done |= eos;
             }
+            Event::Trailers(t) => {
+                run.upstream_trailers = Some(t);
+                run.upstream_done = true;
+            }
         }
         Ok(())
     }
@@ -261,10 +347,31 @@ impl Chain {
             // Filters that never saw the request do not see its response.
             return self.response_event(run, i.checked_sub(1), event);
         };
+        let policy = plugin.spec().failure_policy;
         let vm = plugin.worker(0);
-        let step = match event {
-            Event::Headers(h, eos) => vm.response_headers(sid, h, eos)?,
-            Event::Data(d, eos) => vm.response_body(sid, &d, eos)?,
+        let result = match event.clone() {
+            Event::Headers(h, eos) => vm.response_headers(sid, h, eos),
+            Event::Data(d, eos) => vm.response_body(sid, &d, eos),
+            Event::Trailers(t) => vm.response_trailers(sid, t),
+        };
+        let step = match result {
+            Ok(step) => step,
+            Err(e) if e.is_trap() && self.absorb_traps => {
+                run.client.traps.push((i, e.to_string()));
+                if let Some(slot) = run.streams.get_mut(i) {
+                    *slot = None;
+                }
+                if policy == FailurePolicy::FailOpen {
+                    return self.response_event(run, i.checked_sub(1), event);
+                }
+                let reply = fail_stream_reply();
+                if run.local_reply.is_none() {
+                    run.local_reply = Some((i, reply.clone()));
+                }
+                self.direct_reply(run, &reply);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
         };
         let injected = vm.take_injected(sid);
         if step.reset {
@@ -319,11 +426,27 @@ impl Chain {
                 }
                 run.response_done = eos;
             }
+            Event::Trailers(t) => {
+                run.client.trailers = Some(t);
+                run.response_done = true;
+            }
         }
     }
 }
 
-fn chunk_events(body: &[u8], chunk: usize) -> Vec<Event> {
+/// Envoy's answer for a stream on a failed VM (`Context::failStream`): 503 with no body and
+/// details `wasm_fail_stream` (the gRPC status UNAVAILABLE only matters for gRPC requests).
+fn fail_stream_reply() -> LocalReply {
+    LocalReply {
+        status: 503,
+        headers: Vec::new(),
+        body: Vec::new(),
+        details: "wasm_fail_stream".to_string(),
+        grpc_status: None,
+    }
+}
+
+fn chunk_events(body: &[u8], chunk: usize, last_ends: bool) -> Vec<Event> {
     if body.is_empty() {
         return Vec::new();
     }
@@ -332,7 +455,7 @@ fn chunk_events(body: &[u8], chunk: usize) -> Vec<Event> {
     chunks
         .into_iter()
         .enumerate()
-        .map(|(i, c)| Event::Data(c.to_vec(), i + 1 == n))
+        .map(|(i, c)| Event::Data(c.to_vec(), last_ends && i + 1 == n))
         .collect()
 }
 

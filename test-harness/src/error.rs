@@ -2,6 +2,7 @@
 
 use crate::abi::LogLevel;
 use std::fmt;
+use std::time::Duration;
 
 /// One captured guest log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,39 @@ pub struct Trap {
     pub logs: Vec<LogEntry>,
 }
 
+/// A per-VM resource limit the harness enforces (see [`crate::PluginSpec::call_time_limit`] and
+/// [`crate::PluginSpec::memory_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The wall-clock budget of one host→guest call (wasmtime epoch interruption) ran out.
+    Time {
+        /// The budget per call.
+        budget: Duration,
+    },
+    /// The guest tried to grow its linear memory past the per-VM cap.
+    Memory {
+        /// The cap in bytes.
+        cap: u64,
+        /// The size in bytes the guest asked for.
+        requested: u64,
+    },
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Time { budget } => write!(
+                f,
+                "time limit: one guest call ran longer than {budget:?} (a runaway loop?)"
+            ),
+            Limit::Memory { cap, requested } => write!(
+                f,
+                "memory limit: the guest asked to grow its memory to {requested} bytes, over the cap of {cap} bytes"
+            ),
+        }
+    }
+}
+
 /// Everything that can go wrong while driving a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -66,6 +100,14 @@ pub enum HarnessError {
         .0.panic_message.as_deref().map(|m| format!("panic: {m}; ")).unwrap_or_default(),
         .0.trap, join_logs(&.0.logs))]
     Trap(Box<Trap>),
+    /// The guest exceeded a harness resource limit: a trap, reported with the limit it hit.
+    #[error("guest exceeded the {limit} in {}\nguest logs:\n{}", .trap.callback, join_logs(&.trap.logs))]
+    LimitExceeded {
+        /// Which limit fired.
+        limit: Limit,
+        /// The trap (callback, wasmtime's text, logs).
+        trap: Box<Trap>,
+    },
     /// The VM trapped earlier and refuses further calls (Envoy fails such a VM closed).
     #[error("the VM failed earlier and is unusable: {0}")]
     VmFailed(String),
@@ -82,13 +124,25 @@ impl HarnessError {
     pub fn panic_message(&self) -> Option<&str> {
         match self {
             HarnessError::Trap(t) => t.panic_message.as_deref(),
+            HarnessError::LimitExceeded { trap, .. } => trap.panic_message.as_deref(),
             _ => None,
         }
     }
 
-    /// True if this error is a guest trap.
+    /// True if this error is a guest trap (including one caused by a resource limit).
     pub fn is_trap(&self) -> bool {
-        matches!(self, HarnessError::Trap(_))
+        matches!(
+            self,
+            HarnessError::Trap(_) | HarnessError::LimitExceeded { .. }
+        )
+    }
+
+    /// The resource limit that fired, if this is a [`HarnessError::LimitExceeded`].
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            HarnessError::LimitExceeded { limit, .. } => Some(*limit),
+            _ => None,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use crate::error::{HarnessError, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use wasmtime::{Config, Engine, Module, OptLevel};
 
 static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
@@ -14,12 +14,29 @@ type ModuleCache = Mutex<HashMap<PathBuf, (Option<SystemTime>, Module)>>;
 
 static MODULES: OnceLock<ModuleCache> = OnceLock::new();
 
-/// The shared engine (Cranelift without optimisation: tests favour compile speed).
+/// How often the background thread advances the engine's epoch. A guest call's time budget is a
+/// number of these ticks (see `PluginSpec::call_time_limit`).
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The shared engine (Cranelift without optimisation: tests favour compile speed), with epoch
+/// interruption on: a background thread bumps the epoch every [`EPOCH_TICK`], and each call into a
+/// guest gets a deadline of so many ticks, so a runaway guest traps instead of hanging the test.
+/// Epoch checks cost far less than fuel metering (one load and compare at loop heads and calls).
 pub(crate) fn engine() -> Result<&'static Engine> {
     let engine = ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.cranelift_opt_level(OptLevel::None);
-        Engine::new(&config).map_err(|e| format!("{e:?}"))
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| format!("{e:?}"))?;
+        let ticker = engine.clone();
+        std::thread::Builder::new()
+            .name("aigw-harness-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                ticker.increment_epoch();
+            })
+            .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+        Ok(engine)
     });
     engine
         .as_ref()

@@ -7,6 +7,51 @@ use crate::vm::Vm;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Envoy's `PluginConfig.failure_policy`: what later streams get once the VM has trapped.
+///
+/// Modelled on Envoy's `PluginConfig` (`source/extensions/common/wasm/wasm.cc`:
+/// `maybeReloadHandleIfNeeded` and `createContext`) and proxy-wasm-cpp-host's `CHECK_FAIL_HTTP`
+/// (`src/context.cc`), read through the search tool:
+/// - `FailClosed` (also what `UNSPECIFIED` resolves to): an "empty" context answers every later
+///   stream with a 503 local reply, details `wasm_fail_stream`.
+/// - `FailOpen`: `createContext` returns no context, so the filter is left out of later streams.
+/// - `FailReload`: only after a runtime error (a trap), a new VM is built (full start-up, new
+///   memory, same configuration) when a stream is created, unless the last (re)load was less than
+///   `JitteredLowerBoundBackOffStrategy(base).nextBackOffMs()` ago, a value in [base, 1.5·base);
+///   then the stream is treated as fail-closed. A reload that fails keeps the failed VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// 503 for every later stream (Envoy's default).
+    #[default]
+    FailClosed,
+    /// Skip the filter for later streams.
+    FailOpen,
+    /// Replace the VM after a trap, with Envoy's reload backoff.
+    FailReload,
+}
+
+/// What a stream created now gets from a plugin's worker (after applying the failure policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The VM is healthy (or was just reloaded): run the filter.
+    Run,
+    /// Fail open: the filter is skipped for this stream.
+    Skip,
+    /// Fail closed: the filter answers 503 `wasm_fail_stream`.
+    FailClosed,
+}
+
+/// Envoy's `wasm.<plugin>.vm_reload*` counters for one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReloadStats {
+    /// `vm_reload_success`: a new VM replaced a failed one.
+    pub success: u32,
+    /// `vm_reload_failure`: building the new VM failed (the failed VM stays).
+    pub failure: u32,
+    /// `vm_reload_backoff`: a stream arrived inside the backoff window.
+    pub backoff: u32,
+}
+
 /// Everything needed to load a plugin: module, configuration, host profile and host settings.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
@@ -40,6 +85,19 @@ pub struct PluginSpec {
     /// reach the body callback while the headers are held, and both leave together once the body
     /// callback continues. Off by default, as in Envoy.
     pub headers_stop_iteration: bool,
+    /// Envoy's `failure_policy` (default fail closed).
+    pub failure_policy: FailurePolicy,
+    /// `reload_config.backoff.base_interval` for [`FailurePolicy::FailReload`] (Envoy default 1 s).
+    pub reload_backoff: Duration,
+    /// Wall-clock budget of one host→guest call; over it the call traps with
+    /// [`crate::Limit::Time`]. Default 10 s (a harness guard, not an Envoy setting).
+    pub call_time_limit: Duration,
+    /// Cap on the VM's linear memory in bytes; growing past it traps with
+    /// [`crate::Limit::Memory`]. Default 1 GiB (a harness guard, not an Envoy setting).
+    pub memory_limit: usize,
+    /// Trap when the plugin hands the host a header name or value with CR, LF or NUL, as an
+    /// Envoy debug build's `ASSERT` would; off by default (release Envoy accepts it with OK).
+    pub strict_header_values: bool,
 }
 
 impl PluginSpec {
@@ -60,6 +118,11 @@ impl PluginSpec {
             name: stem,
             buffer_limit: 1 << 20,
             headers_stop_iteration: false,
+            failure_policy: FailurePolicy::FailClosed,
+            reload_backoff: Duration::from_secs(1),
+            call_time_limit: Duration::from_secs(10),
+            memory_limit: 1 << 30,
+            strict_header_values: false,
             properties: Vec::new(),
             route_name: "test-route".to_string(),
             cluster_name: "outbound|80||llm.test.svc.cluster.local".to_string(),
@@ -104,6 +167,36 @@ impl PluginSpec {
         self
     }
 
+    /// Sets Envoy's `failure_policy`.
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
+    }
+
+    /// Sets `reload_config.backoff.base_interval` (FAIL_RELOAD); Envoy's minimum is 1 ms.
+    pub fn reload_backoff(mut self, base: Duration) -> Self {
+        self.reload_backoff = base.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the wall-clock budget of one host→guest call.
+    pub fn call_time_limit(mut self, limit: Duration) -> Self {
+        self.call_time_limit = limit;
+        self
+    }
+
+    /// Sets the per-VM linear-memory cap in bytes.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Makes header values with CR, LF or NUL trap (see [`PluginSpec::strict_header_values`]).
+    pub fn strict_header_values(mut self, on: bool) -> Self {
+        self.strict_header_values = on;
+        self
+    }
+
     /// Sets the body buffering limit.
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.buffer_limit = bytes;
@@ -145,6 +238,10 @@ pub struct Plugin {
     spec: PluginSpec,
     first: Box<Vm>,
     others: Vec<Vm>,
+    /// Virtual time (ns) each worker's VM was last (re)loaded: Envoy's `last_load`.
+    last_load: Vec<u64>,
+    reload_stats: ReloadStats,
+    jitter: u64,
 }
 
 impl Plugin {
@@ -159,11 +256,15 @@ impl Plugin {
         let others = (1..n.max(1))
             .map(|i| Vm::start(env, &spec, i))
             .collect::<Result<Vec<_>>>()?;
+        let now = env.now_ns();
         Ok(Plugin {
             env: env.clone(),
             spec,
             first,
+            last_load: vec![now; n.max(1)],
             others,
+            reload_stats: ReloadStats::default(),
+            jitter: 0x2545_f491_4f6c_dd1d,
         })
     }
 
@@ -189,6 +290,55 @@ impl Plugin {
         std::iter::once(&mut *self.first)
             .chain(self.others.iter_mut())
             .collect()
+    }
+
+    /// Applies the failure policy before a stream is created on worker `i`, as Envoy's
+    /// `PluginConfig::createContext` does: a healthy VM runs; after a trap, fail open skips the
+    /// filter, fail closed answers 503, and fail reload builds a new VM once the backoff allows.
+    pub fn admit(&mut self, i: usize) -> Result<Admission> {
+        if !self.worker(i).is_failed() {
+            return Ok(Admission::Run);
+        }
+        match self.spec.failure_policy {
+            FailurePolicy::FailOpen => Ok(Admission::Skip),
+            FailurePolicy::FailClosed => Ok(Admission::FailClosed),
+            FailurePolicy::FailReload => self.reload(i),
+        }
+    }
+
+    fn reload(&mut self, i: usize) -> Result<Admission> {
+        let slot = i.min(self.others.len());
+        // JitteredLowerBoundBackOffStrategy: random % (base / 2) + base, drawn on every check.
+        let base = u64::try_from(self.spec.reload_backoff.as_millis()).unwrap_or(u64::MAX);
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let interval_ms = base.saturating_add(self.jitter % (base / 2).max(1));
+        let now = self.env.now_ns();
+        let last = self.last_load.get(slot).copied().unwrap_or(0);
+        if now.saturating_sub(last) < interval_ms.saturating_mul(1_000_000) {
+            self.reload_stats.backoff += 1;
+            return Ok(Admission::FailClosed);
+        }
+        if let Some(l) = self.last_load.get_mut(slot) {
+            *l = now;
+        }
+        match Vm::start(&self.env, &self.spec, slot) {
+            Ok(vm) => {
+                *self.worker(slot) = vm;
+                self.reload_stats.success += 1;
+                Ok(Admission::Run)
+            }
+            Err(_) => {
+                self.reload_stats.failure += 1;
+                Ok(Admission::FailClosed)
+            }
+        }
+    }
+
+    /// Envoy's `vm_reload*` counters.
+    pub fn reload_stats(&self) -> ReloadStats {
+        self.reload_stats
     }
 
     /// The environment.

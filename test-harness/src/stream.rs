@@ -33,6 +33,8 @@ pub enum Event {
     Headers(Headers, bool),
     /// A body chunk and end-of-stream.
     Data(Vec<u8>, bool),
+    /// Trailers; they end the stream (the data before them had end-of-stream false).
+    Trailers(Headers),
 }
 
 /// What one call into the per-stream API caused.
@@ -53,7 +55,15 @@ impl Step {
     pub fn headers(&self) -> Option<&Headers> {
         self.forwarded.iter().find_map(|e| match e {
             Event::Headers(h, _) => Some(h),
-            Event::Data(..) => None,
+            _ => None,
+        })
+    }
+
+    /// The forwarded trailers, if any.
+    pub fn trailers(&self) -> Option<&Headers> {
+        self.forwarded.iter().find_map(|e| match e {
+            Event::Trailers(t) => Some(t),
+            _ => None,
         })
     }
 
@@ -63,7 +73,7 @@ impl Step {
             .iter()
             .flat_map(|e| match e {
                 Event::Data(d, _) => d.as_slice(),
-                Event::Headers(..) => &[],
+                _ => &[],
             })
             .copied()
             .collect()
@@ -87,6 +97,12 @@ pub(crate) struct DirFlow {
     held_eos: Option<bool>,
     eos_seen: bool,
     stopped: bool,
+    /// Trailers that arrived while the headers were held (StopAll).
+    held_trailers: Option<Headers>,
+    /// The trailers callback ran and the trailers have not been passed on yet.
+    trailers_paused: bool,
+    /// Trailers arrived: the stream has ended.
+    trailers_seen: bool,
 }
 
 /// Flow control of both directions.
@@ -111,6 +127,13 @@ fn export(d: Direction, body: bool) -> &'static str {
         (Direction::Request, true) => "proxy_on_request_body",
         (Direction::Response, false) => "proxy_on_response_headers",
         (Direction::Response, true) => "proxy_on_response_body",
+    }
+}
+
+fn trailers_export(d: Direction) -> &'static str {
+    match d {
+        Direction::Request => "proxy_on_request_trailers",
+        Direction::Response => "proxy_on_response_trailers",
     }
 }
 
@@ -167,6 +190,19 @@ impl Vm {
         self.data(id, Direction::Response, chunk, end_of_stream)
     }
 
+    /// Delivers request trailers (`proxy_on_request_trailers(ctx, n)`); they end the request.
+    /// Map 1 (HTTP_REQUEST_TRAILERS) is readable and writable during the callback, and a body
+    /// buffered by an earlier Pause stays readable and replaceable through buffer 0, as in Envoy
+    /// (`getBuffer` returns the decoding buffer while buffering).
+    pub fn request_trailers(&mut self, id: StreamId, trailers: Headers) -> Result<Step> {
+        self.trailers(id, Direction::Request, trailers)
+    }
+
+    /// Delivers response trailers (`proxy_on_response_trailers(ctx, n)`); they end the response.
+    pub fn response_trailers(&mut self, id: StreamId, trailers: Headers) -> Result<Step> {
+        self.trailers(id, Direction::Response, trailers)
+    }
+
     /// Applies actions that arrived outside a stream call (e.g. a resume from `on_tick`).
     pub fn poll(&mut self, id: StreamId) -> Result<Step> {
         self.settle()?;
@@ -179,9 +215,16 @@ impl Vm {
 
     /// Ends the stream: `proxy_on_log` (headers readable), `proxy_on_done`, `proxy_on_delete`.
     pub fn finish_stream(&mut self, id: StreamId) -> Result<()> {
+        let response_trailers = self
+            .flows
+            .get(&id.0)
+            .is_some_and(|f| f.response.trailers_seen);
         if let Some(s) = self.store.data_mut().streams.get_mut(&id.0) {
             s.request.headers_live = true;
             s.response.headers_live = s.response.seen_headers;
+            // Envoy's access-log phase has the response trailers but not the request trailers.
+            s.request.trailers_live = false;
+            s.response.trailers_live = response_trailers;
         }
         let ctx = id.0 as i32;
         self.call("proxy_on_log", &[ctx])?;
@@ -280,6 +323,9 @@ impl Vm {
         if flow.stopped {
             return Ok(step);
         }
+        if flow.trailers_seen {
+            return Err(HarnessError::Usage("body after trailers".into()));
+        }
         match flow.headers {
             HeaderState::NotSeen => return Err(HarnessError::Usage("body before headers".into())),
             HeaderState::Paused if stop_iteration => {}
@@ -296,6 +342,85 @@ impl Vm {
         }
         self.body_callback(id, d, chunk, eos, &mut step)?;
         Ok(step)
+    }
+
+    fn trailers(&mut self, id: StreamId, d: Direction, trailers: Headers) -> Result<Step> {
+        let mut step = Step::default();
+        let stop_iteration = self.headers_stop_iteration && !self.apisix();
+        let flow = self.flow(id, d)?;
+        if flow.stopped {
+            return Ok(step);
+        }
+        if flow.trailers_seen || flow.eos_seen {
+            return Err(HarnessError::Usage(
+                "trailers after the end of the stream".into(),
+            ));
+        }
+        match flow.headers {
+            HeaderState::NotSeen => {
+                return Err(HarnessError::Usage("trailers before headers".into()))
+            }
+            HeaderState::Paused if !stop_iteration => {
+                // StopAllIteration holds the trailers with the headers and any data.
+                flow.held_trailers = Some(trailers);
+                flow.trailers_seen = true;
+                return Ok(step);
+            }
+            _ => {}
+        }
+        self.trailers_callback(id, d, trailers, &mut step)?;
+        Ok(step)
+    }
+
+    fn trailers_callback(
+        &mut self,
+        id: StreamId,
+        d: Direction,
+        trailers: Headers,
+        step: &mut Step,
+    ) -> Result<()> {
+        let n = trailers.len() as i32;
+        let maps = self.maps(id)?.dir_mut(d);
+        (maps.trailers, maps.trailers_live) = (trailers, true);
+        let flow = self.flow(id, d)?;
+        flow.trailers_seen = true;
+        // Held until the callback continues (Envoy: StopIteration keeps the trailers pointer).
+        flow.trailers_paused = true;
+        if self.apisix() {
+            // wasm-nginx-module never calls a trailers callback.
+            return self.release_trailers(id, d, step);
+        }
+        let raw = self
+            .call(trailers_export(d), &[id.0 as i32, n])?
+            .unwrap_or(0);
+        step.action = Some(Action::from_raw(raw));
+        self.settle()?;
+        self.apply_actions(id, d, step, Some(raw == 0))
+    }
+
+    /// Passes on (held headers,) a buffered body with end-of-stream false, then the trailers.
+    fn release_trailers(&mut self, id: StreamId, d: Direction, step: &mut Step) -> Result<()> {
+        let flow = self.flow(id, d)?;
+        flow.trailers_paused = false;
+        let headers_held = flow.headers != HeaderState::Done;
+        flow.headers = HeaderState::Done;
+        let buffering = std::mem::take(&mut flow.buffering);
+        let maps = self.maps(id)?.dir_mut(d);
+        if headers_held {
+            // allow_on_headers_stop_iteration: the held headers leave with the trailers.
+            maps.headers_live = false;
+            step.forwarded
+                .push(Event::Headers(maps.headers.clone(), false));
+        }
+        if buffering || !maps.body.is_empty() {
+            let body = std::mem::take(&mut maps.body);
+            step.forwarded.push(Event::Data(body, false));
+        }
+        maps.body_live = false;
+        maps.trailers_live = false;
+        step.forwarded
+            .push(Event::Trailers(std::mem::take(&mut maps.trailers)));
+        Ok(())
     }
 
     fn limit(&self, id: StreamId, d: Direction) -> usize {
@@ -470,6 +595,9 @@ impl Vm {
 
     /// The callback returned Continue (or was resumed inside its own after-call work).
     fn proceed(&mut self, id: StreamId, d: Direction, step: &mut Step) -> Result<()> {
+        if self.flow(id, d)?.trailers_paused {
+            return self.release_trailers(id, d, step);
+        }
         if self.flow(id, d)?.headers != HeaderState::Done {
             self.release_headers(id, d, step)?;
             // With headers_stop_iteration the body callback already saw the data: it leaves now.
@@ -488,10 +616,13 @@ impl Vm {
 
     /// `continue_stream` after a Pause: release held headers (and data) or a buffered body.
     fn resume(&mut self, id: StreamId, d: Direction, step: &mut Step) -> Result<()> {
-        let (headers, buffering) = {
+        let (headers, buffering, trailers_paused) = {
             let f = self.flow(id, d)?;
-            (f.headers, f.buffering)
+            (f.headers, f.buffering, f.trailers_paused)
         };
+        if trailers_paused {
+            return self.release_trailers(id, d, step);
+        }
         match headers {
             HeaderState::Paused => self.release_headers(id, d, step),
             HeaderState::Done if buffering => self.proceed(id, d, step),
@@ -508,10 +639,16 @@ impl Vm {
         let flow = self.flow(id, d)?;
         flow.headers = HeaderState::Done;
         let (held, held_eos) = (std::mem::take(&mut flow.held), flow.held_eos.take());
+        let held_trailers = flow.held_trailers.take();
         let eos = flow.eos_seen && !(self.headers_stop_iteration && body_seen);
         step.forwarded.push(Event::Headers(headers, eos));
         if let Some(held_eos) = held_eos {
             self.body_callback(id, d, &held, held_eos, step)?;
+        }
+        if let Some(trailers) = held_trailers {
+            if !self.flow(id, d)?.stopped {
+                self.trailers_callback(id, d, trailers, step)?;
+            }
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Size of each request body chunk.
     pub chunk_size: usize,
+    /// Trailers that end the request (then the last data frame has end-of-stream false).
+    pub trailers: Option<Headers>,
 }
 
 impl Request {
@@ -28,6 +30,7 @@ impl Request {
             headers,
             body: Vec::new(),
             chunk_size: usize::MAX,
+            trailers: None,
         }
     }
 
@@ -66,6 +69,12 @@ impl Request {
         self.chunk_size = n.max(1);
         self
     }
+
+    /// Ends the request with these trailers instead of an end-of-stream data frame.
+    pub fn trailers(mut self, trailers: Headers) -> Request {
+        self.trailers = Some(trailers);
+        self
+    }
 }
 
 /// What reached the upstream.
@@ -77,6 +86,8 @@ pub struct UpstreamRequest {
     pub body: Vec<u8>,
     /// Host chosen with Higress `proxy_set_upstream_override_host`, if any.
     pub override_host: Option<String>,
+    /// Trailers the upstream got, if the request ended with trailers.
+    pub trailers: Option<Headers>,
 }
 
 impl UpstreamRequest {
@@ -98,8 +109,10 @@ pub struct UpstreamResponse {
     pub status: u16,
     /// Headers (without `:status`).
     pub headers: Headers,
-    /// Body chunks in order (empty = headers-only response).
+    /// Body chunks in order (empty = headers-only response, unless trailers follow).
     pub chunks: Vec<Vec<u8>>,
+    /// Trailers that end the response (then the last chunk has end-of-stream false).
+    pub trailers: Option<Headers>,
 }
 
 impl UpstreamResponse {
@@ -109,6 +122,7 @@ impl UpstreamResponse {
             status,
             headers: Vec::new(),
             chunks: Vec::new(),
+            trailers: None,
         }
     }
 
@@ -136,6 +150,12 @@ impl UpstreamResponse {
     /// Appends a body chunk.
     pub fn chunk(mut self, data: impl AsRef<[u8]>) -> UpstreamResponse {
         self.chunks.push(data.as_ref().to_vec());
+        self
+    }
+
+    /// Ends the response with these trailers (e.g. gRPC's `grpc-status`).
+    pub fn trailers(mut self, trailers: Headers) -> UpstreamResponse {
+        self.trailers = Some(trailers);
         self
     }
 
@@ -190,6 +210,7 @@ impl Upstream for ForwardUpstream {
                     status: r.status,
                     headers: r.headers,
                     chunks: vec![r.body],
+                    trailers: None,
                 };
                 resp.headers.retain(|(k, _)| k != "content-length");
                 resp.rechunk(self.chunk_size)

@@ -18,6 +18,7 @@ pub struct Vm {
     pub(crate) store: Store<VmState>,
     instance: Instance,
     failed: Option<String>,
+    call_time_limit: std::time::Duration,
     /// Stream actions (local reply, continue, close) not yet applied by the stream layer.
     pub(crate) actions: Vec<AfterAction>,
     pub(crate) flows: HashMap<u32, Flow>,
@@ -76,6 +77,7 @@ impl Vm {
         }
         let state = initial_state(env, spec, worker);
         let mut store = Store::new(module_cache::engine()?, state);
+        store.limiter(|st| &mut st.memory_cap);
         let instance = linker
             .instantiate(&mut store, &module)
             .map_err(|e| load_err(format!("{e:?}")))?;
@@ -92,6 +94,7 @@ impl Vm {
             store,
             instance,
             failed: None,
+            call_time_limit: spec.call_time_limit,
             actions: Vec::new(),
             flows: HashMap::new(),
             buffer_limit: spec.buffer_limit,
@@ -170,6 +173,11 @@ impl Vm {
         st.current_ctx = args.first().map(|c| *c as u32).unwrap_or(0);
         st.effective_ctx = 0;
         st.last_critical = None;
+        st.memory_cap.denied = None;
+        let tick = module_cache::EPOCH_TICK.as_millis().max(1);
+        let ticks = self.call_time_limit.as_millis().div_ceil(tick).max(1);
+        self.store
+            .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         match func.call(&mut self.store, &params, &mut results) {
             Ok(()) => Ok(Some(results.first().and_then(Val::i32).unwrap_or(0))),
             Err(e) => Err(self.trap(export, &e)),
@@ -191,8 +199,26 @@ impl Vm {
             trap: format!("{e:?}"),
             logs: st.logs.clone(),
         };
+        let limit = if let Some(requested) = st.memory_cap.denied {
+            Some(crate::error::Limit::Memory {
+                cap: st.memory_cap.cap as u64,
+                requested: requested as u64,
+            })
+        } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            Some(crate::error::Limit::Time {
+                budget: self.call_time_limit,
+            })
+        } else {
+            None
+        };
         self.failed = Some(format!("trapped in {export}"));
-        HarnessError::Trap(Box::new(trap))
+        match limit {
+            Some(limit) => HarnessError::LimitExceeded {
+                limit,
+                trap: Box::new(trap),
+            },
+            None => HarnessError::Trap(Box::new(trap)),
+        }
     }
 
     /// Runs Envoy's after-callback work until nothing is left: collects deferred stream actions and
@@ -296,6 +322,9 @@ impl Vm {
     /// Fires `on_tick` for every period that elapsed up to the current virtual time.
     pub(crate) fn fire_due_ticks(&mut self, now_ns: u64) -> Result<u32> {
         let mut fired = 0;
+        if self.is_failed() {
+            return Ok(0); // cpp-host skips on_tick on a failed VM
+        }
         loop {
             let st = self.store.data();
             if st.tick_period_ms == 0 || st.next_tick_ns > now_ns {
@@ -318,6 +347,9 @@ impl Vm {
 
     /// Delivers pending queue notifications addressed to this VM.
     pub fn deliver_queue_notifications(&mut self) -> Result<()> {
+        if self.is_failed() {
+            return Ok(()); // cpp-host skips on_queue_ready on a failed VM
+        }
         self.settle()
     }
 
@@ -367,6 +399,13 @@ impl Vm {
     /// The root context id.
     pub fn root_context(&self) -> u32 {
         self.store.data().root_ctx
+    }
+
+    /// Header names or values with CR, LF or NUL the plugin handed to the host (set, add, replace,
+    /// set-pairs on any map, local-reply headers, callout headers and trailers). Envoy accepts
+    /// them with status OK; see [`crate::PluginSpec::strict_header_values`].
+    pub fn invalid_header_writes(&self) -> &[crate::host::state::InvalidHeaderWrite] {
+        &self.store.data().invalid_headers
     }
 
     /// True after a trap: further calls fail with [`HarnessError::VmFailed`].
@@ -458,5 +497,11 @@ fn initial_state(env: &Env, spec: &PluginSpec, worker: usize) -> VmState {
         log_level: spec.log_level,
         rng: 0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1),
         env_vars: spec.env_vars.clone(),
+        memory_cap: crate::host::state::MemoryCap {
+            cap: spec.memory_limit,
+            denied: None,
+        },
+        invalid_headers: Vec::new(),
+        strict_header_values: spec.strict_header_values,
     }
 }

@@ -104,6 +104,8 @@ fn local_response(
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     let grpc_status = (0..=16).contains(&grpc).then_some(grpc as u32);
+    c.data_mut()
+        .check_headers("proxy_send_local_response", &headers)?;
     let st = c.data_mut();
     let ctx = st.ctx();
     let in_response = st.stream().map(|s| s.in_response).unwrap_or(false);
@@ -142,6 +144,8 @@ fn http_call(
     let headers = st!(pairs(c, hp, hl));
     let body = st!(read(c, bp, bl));
     let trailers = st!(pairs(c, tp, tl));
+    c.data_mut().check_headers("proxy_http_call", &headers)?;
+    c.data_mut().check_headers("proxy_http_call", &trailers)?;
     let st = c.data();
     let has = |n: &str| headers.iter().any(|(k, _)| k == n);
     if !(has(":method") && has(":path") && has(":authority")) || timeout < 0 {

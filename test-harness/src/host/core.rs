@@ -199,6 +199,19 @@ fn map_mut(st: &mut VmState, t: i32) -> Result<&mut Headers, Status> {
     }
 }
 
+// Header values a plugin sets (Envoy 1.40 behaviour, from the source read through the search tool):
+// proxy-wasm-cpp-host `src/exports.cc` (`replace_header_map_value`, `add_header_map_value`,
+// `set_header_map_pairs`) only checks the map type and the guest pointers, then calls Envoy's
+// `Context::replaceHeaderMapValue` / `addHeaderMapValue` / `setHeaderMapPairs`
+// (`source/extensions/common/wasm/context.cc`), which call `HeaderMap::setCopy` / `addCopy` and
+// return `WasmResult::Ok`. `sendLocalResponse` and `httpCall` likewise `addCopy` the plugin's
+// pairs. The only check on CR, LF and NUL is `ASSERT(valid())` in `HeaderString::setCopy`
+// (`source/common/http/header_map_impl.cc`), compiled out of release builds. So Envoy neither
+// rejects (no BAD_ARGUMENT) nor drops such a value: the host call returns OK and the value is
+// kept verbatim. The harness does the same, records every such write
+// (`Vm::invalid_header_writes`) and, with `PluginSpec::strict_header_values`, traps like a
+// debug build. What the HTTP/1 or HTTP/2 codec then puts on the wire is not modelled (unverified).
+
 fn get_pairs(c: &mut C<'_>, t: i32, pp: i32, sp: i32) -> HostResult {
     let pairs = st!(map_ref(c.data(), t)).cloned().unwrap_or_default();
     let bytes = if pairs.is_empty() {
@@ -216,6 +229,9 @@ fn set_pairs(c: &mut C<'_>, t: i32, ptr: i32, len: i32) -> HostResult {
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
+    st!(map_mut(c.data_mut(), t));
+    c.data_mut()
+        .check_headers("proxy_set_header_map_pairs", &pairs)?;
     *st!(map_mut(c.data_mut(), t)) = pairs;
     Ok(Status::Ok)
 }
@@ -238,6 +254,11 @@ fn get_value(c: &mut C<'_>, t: i32, kp: i32, kl: i32, pp: i32, sp: i32) -> HostR
 fn replace_value(c: &mut C<'_>, t: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> HostResult {
     let key = st!(read_str(c, kp, kl)).to_ascii_lowercase();
     let value = st!(read(c, vp, vl));
+    st!(map_mut(c.data_mut(), t));
+    c.data_mut().check_headers(
+        "proxy_replace_header_map_value",
+        &[(key.clone(), value.clone())],
+    )?;
     let m = st!(map_mut(c.data_mut(), t));
     match m.iter().position(|(k, _)| *k == key) {
         Some(i) => {
@@ -266,6 +287,11 @@ fn remove_value(c: &mut C<'_>, t: i32, kp: i32, kl: i32) -> HostResult {
 fn add_value(c: &mut C<'_>, t: i32, kp: i32, kl: i32, vp: i32, vl: i32) -> HostResult {
     let key = st!(read_str(c, kp, kl)).to_ascii_lowercase();
     let value = st!(read(c, vp, vl));
+    st!(map_mut(c.data_mut(), t));
+    c.data_mut().check_headers(
+        "proxy_add_header_map_value",
+        &[(key.clone(), value.clone())],
+    )?;
     st!(map_mut(c.data_mut(), t)).push((key, value));
     Ok(Status::Ok)
 }

@@ -106,6 +106,53 @@ pub(crate) struct CallResponse {
     pub(crate) trailers: Headers,
 }
 
+/// The per-VM memory cap (a wasmtime `ResourceLimiter`): growing past it traps, and the attempt is
+/// remembered so the trap can be reported as [`crate::Limit::Memory`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MemoryCap {
+    pub(crate) cap: usize,
+    pub(crate) denied: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.denied = Some(desired);
+            wasmtime::bail!(
+                "memory limit: growing linear memory from {current} to {desired} bytes exceeds the cap of {} bytes",
+                self.cap
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// A header name or value with CR, LF or NUL that a plugin handed to the host. Envoy accepts it
+/// (status OK) and stores it verbatim in release builds; see `host::core::check_header_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHeaderWrite {
+    /// The host function, e.g. `proxy_replace_header_map_value` or `proxy_send_local_response`.
+    pub function: &'static str,
+    /// The header name (lowercased).
+    pub name: String,
+    /// The value bytes as given.
+    pub value: Vec<u8>,
+}
+
 /// Everything the host keeps for one VM instance.
 pub(crate) struct VmState {
     pub(crate) env: Env,
@@ -149,6 +196,9 @@ pub(crate) struct VmState {
     pub(crate) log_level: u32,
     pub(crate) rng: u64,
     pub(crate) env_vars: Vec<(String, String)>,
+    pub(crate) memory_cap: MemoryCap,
+    pub(crate) invalid_headers: Vec<InvalidHeaderWrite>,
+    pub(crate) strict_header_values: bool,
 }
 
 impl VmState {
@@ -179,6 +229,35 @@ impl VmState {
             status,
             undecodable,
         });
+    }
+
+    /// Records header pairs a plugin handed over that Envoy's `validHeaderString` would reject
+    /// (CR, LF or NUL in the name or the value). Returns an error (a trap) under
+    /// `strict_header_values`, which models an Envoy debug build's failed `ASSERT(valid())`.
+    pub(crate) fn check_headers(
+        &mut self,
+        function: &'static str,
+        pairs: &[(String, Vec<u8>)],
+    ) -> wasmtime::Result<()> {
+        let bad = |b: &u8| matches!(*b, b'\r' | b'\n' | 0);
+        for (name, value) in pairs {
+            if name.as_bytes().iter().any(bad) || value.iter().any(bad) {
+                let write = InvalidHeaderWrite {
+                    function,
+                    name: name.clone(),
+                    value: value.clone(),
+                };
+                if self.strict_header_values {
+                    wasmtime::bail!(
+                        "invalid header (CR, LF or NUL) passed to {function}: {name:?}: {:?} \
+                         (Envoy debug builds abort on ASSERT(valid()) here; release builds keep it)",
+                        String::from_utf8_lossy(value)
+                    );
+                }
+                self.invalid_headers.push(write);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn allocate_ctx(&mut self) -> u32 {

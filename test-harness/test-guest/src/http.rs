@@ -106,6 +106,29 @@ impl Stream {
         if self.has("panic") {
             panic!("guest panic on purpose");
         }
+        if self.has("spin") {
+            // A runaway loop: only the harness time limit ends it.
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        if self.has("hog") {
+            // Allocates without bound: only the harness memory cap ends it.
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            loop {
+                kept.push(std::hint::black_box(vec![1u8; 4 << 20]));
+            }
+        }
+        if self.has("bad-header") {
+            // Header values with CR/LF and NUL (Envoy accepts them with OK).
+            self.set_http_request_header("x-bad", Some("a\r\nx-injected: 1"));
+            self.add_http_request_header("x-nul", "a\0b");
+        }
+        if self.has("bad-local") {
+            self.send_http_response(400, vec![("x-bad", "v\r\nx-injected: 1")], Some(b"bad"));
+            return Action::Continue;
+        }
         if self.has("apisix-body") {
             self.set_property(vec!["wasm_process_req_body"], Some(b"1"));
         }
@@ -392,6 +415,55 @@ impl HttpContext for Stream {
             self.set_http_response_header("x-too-late", Some("1"));
         }
         self.body_ops(size, eos, true)
+    }
+
+    fn on_http_request_trailers(&mut self, num_trailers: usize) -> Action {
+        let seen = self
+            .get_http_request_trailer("x-client-trailer")
+            .unwrap_or_default();
+        info!("request trailers n={num_trailers} x-client-trailer={seen}");
+        if self.has("trailers-panic") {
+            panic!("guest panic in request trailers");
+        }
+        if self.has("trailers-edit") {
+            self.set_http_request_trailer("x-guest-trailer", Some("1"));
+            self.remove_http_request_trailer("x-remove-trailer");
+        }
+        if self.has("trailers-body") {
+            // The body buffered by earlier Pauses is still readable and replaceable here.
+            let body = self
+                .get_http_request_body(0, usize::MAX)
+                .unwrap_or_default();
+            info!(
+                "trailers see buffered body {:?}",
+                String::from_utf8_lossy(&body)
+            );
+            self.set_http_request_body(0, body.len(), &body.to_ascii_uppercase());
+        }
+        if self.has("call-at-trailers") {
+            return self.dispatch();
+        }
+        if self.has("pause-trailers") {
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, num_trailers: usize) -> Action {
+        let status = self
+            .get_http_response_trailer("grpc-status")
+            .unwrap_or_default();
+        info!("response trailers n={num_trailers} grpc-status={status}");
+        if self.has("response-trailers-edit") {
+            self.set_http_response_trailer("x-guest-response-trailer", Some("1"));
+        }
+        if self.has("response-trailers-body") {
+            let body = self
+                .get_http_response_body(0, usize::MAX)
+                .unwrap_or_default();
+            self.set_http_response_body(0, body.len(), &body.to_ascii_uppercase());
+        }
+        Action::Continue
     }
 
     fn on_log(&mut self) {
