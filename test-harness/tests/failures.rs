@@ -321,3 +321,26 @@ fn strict_header_values_trap_like_an_envoy_debug_build() {
     assert!(matches!(err, HarnessError::Trap(_)), "{err}");
     assert!(err.to_string().contains("invalid header"), "{err}");
 }
+
+#[test]
+fn an_absorbed_trap_after_the_response_headers_went_out_resets_the_stream() {
+    let env = Env::new();
+    let spec = PluginSpec::new(guest()).config("ops=late-response-edit");
+    let mut chain = Chain::new(&env).with(spec).unwrap().absorb_traps(true);
+    let out = chain
+        .run(&Request::get("/"), &mut |_: &UpstreamRequest| {
+            UpstreamResponse::json(200, "{}")
+        })
+        .unwrap();
+    assert_eq!(out.status, 200);
+    assert!(out.reset, "{out:?}");
+    assert_eq!(out.traps.len(), 1);
+    assert!(
+        out.traps[0].1.contains("unexpected status: 2"),
+        "{:?}",
+        out.traps
+    );
+    // The next stream is failed closed before any header left.
+    let out = chain.run(&Request::get("/"), &mut ok_upstream).unwrap();
+    assert_eq!((out.status, out.reset), (503, false));
+}

@@ -249,3 +249,32 @@ fn a_request_without_trailers_still_ends_with_an_end_of_stream_data_frame() {
     assert_eq!(out.upstream.unwrap().trailers, None);
     assert!(!logged(chain.plugin(0).unwrap(), "request trailers"));
 }
+
+#[test]
+fn a_filter_that_pauses_the_trailers_and_never_resumes_stalls_the_chain() {
+    let env = Env::new();
+    let mut chain = Chain::new(&env).with(spec("pause-trailers")).unwrap();
+    let request = Request::post_json("/x", "{}").trailers(headers(&[("t", "1")]));
+    let err = chain
+        .run(&request, &mut |_: &UpstreamRequest| {
+            UpstreamResponse::json(200, "{}")
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("stalled"), "{err}");
+}
+
+#[test]
+fn apisix_never_calls_the_trailers_callback_and_passes_trailers_on() {
+    let env = Env::new();
+    let mut p = load(&env, "", Profile::Apisix);
+    let vm = p.worker(0);
+    let s = vm.create_stream().unwrap();
+    vm.request_headers(s, req("trailers-edit"), false).unwrap();
+    let step = vm.request_trailers(s, headers(&[("t", "1")])).unwrap();
+    assert_eq!(step.action, None);
+    assert_eq!(
+        step.forwarded,
+        vec![Event::Trailers(headers(&[("t", "1")]))]
+    );
+    assert!(!logged(&p, "request trailers"));
+}
