@@ -101,7 +101,7 @@ pub enum HarnessError {
         .0.trap, join_logs(&.0.logs))]
     Trap(Box<Trap>),
     /// The guest exceeded a harness resource limit: a trap, reported with the limit it hit.
-    #[error("guest exceeded the {limit} in {}\nguest logs:\n{}", .trap.callback, join_logs(&.trap.logs))]
+    #[error("guest exceeded the {limit} in {}: {}\nguest logs:\n{}", .trap.callback, .trap.trap, join_logs(&.trap.logs))]
     LimitExceeded {
         /// Which limit fired.
         limit: Limit,
