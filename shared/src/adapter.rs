@@ -12,7 +12,6 @@
 //! capability set.
 
 use std::cell::Cell;
-use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
@@ -25,7 +24,7 @@ use crate::host::{
     Action, BufferKind, CallResponse, Capabilities, Direction, HeaderPair, Host, HostError,
     LogLevel, MapKind, MetricKind, PhaseGate,
 };
-use crate::plugin::{FilterDriver, FilterEnv, Plugin, PluginConfig};
+use crate::plugin::{FilterDriver, FilterEnv, Plugin, Reply, RootDriver};
 
 /// [`Host`] over the real proxy-wasm ABI, for one HTTP stream.
 pub struct ProxyWasmHost {
@@ -259,26 +258,159 @@ impl Host for ProxyWasmHost {
         self.update_gate(|g| g.release(direction));
         r.map_err(status_error)
     }
+
+    fn grpc_call(
+        &self,
+        upstream: &str,
+        service: &str,
+        method: &str,
+        metadata: &[HeaderPair<'_>],
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if !self.caps.grpc {
+            return Err(HostError::Unsupported);
+        }
+        hostcalls::dispatch_grpc_call(
+            upstream,
+            service,
+            method,
+            metadata.to_vec(),
+            Some(message),
+            timeout,
+        )
+        .map_err(status_error)
+    }
+
+    fn register_queue(&self, name: &str) -> Result<u32, HostError> {
+        if !self.caps.queues {
+            return Err(HostError::Unsupported);
+        }
+        hostcalls::register_shared_queue(name).map_err(status_error)
+    }
+
+    fn resolve_queue(&self, name: &str) -> Result<Option<u32>, HostError> {
+        if !self.caps.queues {
+            return Err(HostError::Unsupported);
+        }
+        hostcalls::resolve_shared_queue("", name).map_err(status_error)
+    }
+
+    fn enqueue(&self, queue: u32, message: &[u8]) -> Result<(), HostError> {
+        if !self.caps.queues {
+            return Err(HostError::Unsupported);
+        }
+        hostcalls::enqueue_shared_queue(queue, Some(message)).map_err(status_error)
+    }
+
+    fn dequeue(&self, queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        if !self.caps.queues {
+            return Err(HostError::Unsupported);
+        }
+        hostcalls::dequeue_shared_queue(queue).map_err(status_error)
+    }
 }
 
-/// The root context of plugin `P`: parses the configuration and makes HTTP contexts.
+/// The root context of plugin `P`: parses the configuration, holds the worker's state through
+/// its [`RootDriver`], runs the tick and root-level callouts, and makes HTTP contexts.
 pub struct Root<P: Plugin> {
-    config: Option<Rc<PluginConfig<P>>>,
+    driver: Option<RootDriver<P>>,
     vm_started: bool,
     caps: Capabilities,
+    host: ProxyWasmHost,
 }
 
 impl<P: Plugin> Default for Root<P> {
     fn default() -> Self {
         Self {
-            config: None,
+            driver: None,
             vm_started: false,
             caps: Capabilities::FULL,
+            host: ProxyWasmHost::new(Capabilities::FULL),
         }
     }
 }
 
-impl<P: Plugin> Context for Root<P> {}
+/// The capabilities of the host that loaded this build.
+fn detected_capabilities(vm_started: bool) -> Capabilities {
+    if !vm_started {
+        Capabilities::APISIX
+    } else if cfg!(feature = "higress") {
+        Capabilities::HIGRESS
+    } else {
+        Capabilities::FULL
+    }
+}
+
+/// Log a panic's message before the VM aborts (a trap otherwise says only "unreachable").
+pub fn install_panic_hook(plugin: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = hostcalls::log(
+            proxy_wasm::types::LogLevel::Critical,
+            &format!("{plugin}: panic: {info}"),
+        );
+    }));
+}
+
+fn call_response(num_headers: usize, body_size: usize) -> CallResponse {
+    if num_headers == 0 {
+        return CallResponse::default();
+    }
+    let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let status = headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok());
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    CallResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn grpc_reply(status: u32, size: usize) -> Reply {
+    let message = if size == 0 {
+        Vec::new()
+    } else {
+        hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    Reply::Grpc { status, message }
+}
+
+impl<P: Plugin> Context for Root<P> {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _: usize,
+    ) {
+        let reply = Reply::Http(call_response(num_headers, body_size));
+        if let Some(d) = self.driver.as_mut() {
+            d.on_reply(&self.host, token, reply);
+        }
+        self.host.reply_in_callback.set(false);
+    }
+
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let reply = grpc_reply(status, size);
+        if let Some(d) = self.driver.as_mut() {
+            d.on_reply(&self.host, token, reply);
+        }
+    }
+}
 
 impl<P: Plugin> RootContext for Root<P> {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -287,11 +419,8 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn on_configure(&mut self, size: usize) -> bool {
-        self.caps = if self.vm_started {
-            Capabilities::FULL
-        } else {
-            Capabilities::APISIX
-        };
+        self.caps = detected_capabilities(self.vm_started);
+        self.host = ProxyWasmHost::new(self.caps);
         let raw = if size == 0 {
             Vec::new()
         } else {
@@ -300,17 +429,32 @@ impl<P: Plugin> RootContext for Root<P> {
                 Err(_) => Vec::new(),
             }
         };
-        let log = ProxyWasmHost::new(self.caps);
-        match PluginConfig::<P>::parse(&raw) {
-            Ok(config) => {
-                for line in P::host_limitations(config.global(), self.caps) {
-                    log.log(LogLevel::Warn, &format!("{}: {line}", P::NAME));
+        let env = FilterEnv {
+            capabilities: self.caps,
+        };
+        match RootDriver::<P>::configure(&raw, env) {
+            Ok(driver) => {
+                for line in driver.limitations() {
+                    self.host
+                        .log(LogLevel::Warn, &format!("{}: {line}", P::NAME));
                 }
-                self.config = Some(Rc::new(config));
+                if let Some(period) = driver.tick_period() {
+                    if let Err(e) = hostcalls::set_tick_period(period) {
+                        self.host.log(
+                            LogLevel::Warn,
+                            &format!("{}: cannot start the tick: {e:?}", P::NAME),
+                        );
+                    }
+                }
+                self.host.log(
+                    LogLevel::Info,
+                    &format!("{} {} configured", P::NAME, env!("CARGO_PKG_VERSION")),
+                );
+                self.driver = Some(driver);
                 true
             }
             Err(e) => {
-                log.log(
+                self.host.log(
                     LogLevel::Error,
                     &format!("{}: invalid configuration: {e}", P::NAME),
                 );
@@ -319,15 +463,16 @@ impl<P: Plugin> RootContext for Root<P> {
         }
     }
 
+    fn on_tick(&mut self) {
+        if let Some(d) = self.driver.as_mut() {
+            d.on_tick(&self.host);
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let stream: Box<dyn HttpContext> = match &self.config {
-            Some(config) => Box::new(Stream::<P> {
-                driver: FilterDriver::new(
-                    Rc::clone(config),
-                    FilterEnv {
-                        capabilities: self.caps,
-                    },
-                ),
+        let stream: Box<dyn HttpContext> = match &self.driver {
+            Some(root) => Box::new(Stream::<P> {
+                driver: root.new_stream(),
                 host: ProxyWasmHost::new(self.caps),
             }),
             // Never configured (Envoy would have rejected the config): pass traffic through.
@@ -351,40 +496,44 @@ struct Stream<P: Plugin> {
     host: ProxyWasmHost,
 }
 
+impl<P: Plugin> Stream<P> {
+    /// A callout answered outside any stream callback: a local reply sent from it must not force
+    /// Stop on the next callback (the reply's own response headers).
+    fn after_callout(&self) {
+        self.host.reply_in_callback.set(false);
+    }
+
+    fn finish_headers(&self, direction: Direction, action: Action) -> SdkAction {
+        let out = self.host.settle(action);
+        if out == SdkAction::Continue {
+            self.host.update_gate(|g| g.release(direction));
+        }
+        out
+    }
+}
+
 impl<P: Plugin> Context for Stream<P> {
     fn on_http_call_response(
         &mut self,
         token: u32,
         num_headers: usize,
         body_size: usize,
-        _trailers: usize,
+        _: usize,
     ) {
-        let response = if num_headers == 0 {
-            CallResponse::default()
-        } else {
-            let headers =
-                hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
-            let status = headers
-                .iter()
-                .find(|(k, _)| k == ":status")
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .and_then(|s| s.parse().ok());
-            let body = if body_size == 0 {
-                Vec::new()
-            } else {
-                hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            };
-            CallResponse {
-                status,
-                headers,
-                body,
-            }
-        };
-        self.driver
-            .on_http_call_response(&self.host, token, response);
+        let reply = Reply::Http(call_response(num_headers, body_size));
+        self.driver.on_reply(&self.host, token, reply);
+        self.after_callout();
+    }
+
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let reply = grpc_reply(status, size);
+        self.driver.on_reply(&self.host, token, reply);
+        self.after_callout();
+    }
+
+    fn on_done(&mut self) -> bool {
+        self.driver.on_done();
+        true
     }
 }
 
@@ -392,11 +541,7 @@ impl<P: Plugin> HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
         self.host.update_gate(|g| g.open(MapKind::RequestHeaders));
         let action = self.driver.on_request_headers(&self.host, end_of_stream);
-        let out = self.host.settle(action);
-        if out == SdkAction::Continue {
-            self.host.update_gate(|g| g.release(Direction::Request));
-        }
-        out
+        self.finish_headers(Direction::Request, action)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
@@ -404,22 +549,20 @@ impl<P: Plugin> HttpContext for Stream<P> {
         let action = self
             .driver
             .on_request_body(&self.host, body_size, end_of_stream);
-        let out = self.host.settle(action);
-        if out == SdkAction::Continue {
-            // Headers held by an earlier Pause travel on with the body now.
-            self.host.update_gate(|g| g.release(Direction::Request));
-        }
-        out
+        // Headers held by an earlier Pause travel on with the body when it continues.
+        self.finish_headers(Direction::Request, action)
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> SdkAction {
+        self.host.update_gate(|g| g.open(MapKind::RequestTrailers));
+        let action = self.driver.on_request_trailers(&self.host);
+        self.finish_headers(Direction::Request, action)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
         self.host.update_gate(|g| g.open(MapKind::ResponseHeaders));
         let action = self.driver.on_response_headers(&self.host, end_of_stream);
-        let out = self.host.settle(action);
-        if out == SdkAction::Continue {
-            self.host.update_gate(|g| g.release(Direction::Response));
-        }
-        out
+        self.finish_headers(Direction::Response, action)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
@@ -427,12 +570,13 @@ impl<P: Plugin> HttpContext for Stream<P> {
         let action = self
             .driver
             .on_response_body(&self.host, body_size, end_of_stream);
-        let out = self.host.settle(action);
-        if out == SdkAction::Continue {
-            // Headers held by an earlier Pause travel on with the body now.
-            self.host.update_gate(|g| g.release(Direction::Response));
-        }
-        out
+        self.finish_headers(Direction::Response, action)
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> SdkAction {
+        self.host.update_gate(|g| g.open(MapKind::ResponseTrailers));
+        let action = self.driver.on_response_trailers(&self.host);
+        self.finish_headers(Direction::Response, action)
     }
 
     fn on_log(&mut self) {

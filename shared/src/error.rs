@@ -9,9 +9,10 @@
 use serde::Serialize;
 
 /// Which API family the client speaks (decides the error shape and the stream framing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ClientProtocol {
     /// OpenAI-compatible APIs (`/v1/chat/completions`, `/v1/embeddings`, ...). The default.
+    #[default]
     OpenAi,
     /// Anthropic Messages (`/v1/messages`).
     Anthropic,

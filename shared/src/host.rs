@@ -106,22 +106,44 @@ pub struct Capabilities {
     pub clock: bool,
     /// Timer ticks on the root context. APISIX: no.
     pub ticks: bool,
+    /// gRPC calls to a cluster (`proxy_grpc_call`). Envoy and Higress: yes.
+    pub grpc: bool,
+    /// Shared queues across workers (`proxy_*_shared_queue`). APISIX: no.
+    pub queues: bool,
+    /// Redis commands (`proxy_redis_*`). Higress only (the Higress build).
+    pub redis: bool,
+    /// Choosing the upstream host per request (`proxy_set_upstream_override_host`). Higress only.
+    pub override_host: bool,
 }
 
 impl Capabilities {
-    /// Envoy and Higress: everything.
+    /// Stock Envoy: everything but Higress's Redis and upstream-override imports.
     pub const FULL: Self = Self {
         body_write: true,
         shared_data: true,
         clock: true,
         ticks: true,
+        grpc: true,
+        queues: true,
+        redis: false,
+        override_host: false,
     };
-    /// APISIX (wasm-nginx-module): read-only bodies, no shared data, no clock, no ticks.
+    /// Higress: Envoy plus Redis and the upstream override host (the Higress build only).
+    pub const HIGRESS: Self = Self {
+        redis: true,
+        override_host: true,
+        ..Self::FULL
+    };
+    /// APISIX (wasm-nginx-module): read-only bodies, no shared data, no clock, no ticks, no gRPC.
     pub const APISIX: Self = Self {
         body_write: false,
         shared_data: false,
         clock: false,
         ticks: false,
+        grpc: false,
+        queues: false,
+        redis: false,
+        override_host: false,
     };
 }
 
@@ -225,6 +247,55 @@ pub trait Host {
     /// Resume a stream paused earlier (after a callout, typically).
     fn resume(&self, direction: Direction) -> Result<(), HostError>;
 
+    // === optional host features, each behind a `Capabilities` flag ===
+
+    /// Start a unary gRPC call to cluster `upstream`; the answer arrives as a [`crate::plugin::Reply::Grpc`].
+    fn grpc_call(
+        &self,
+        _upstream: &str,
+        _service: &str,
+        _method: &str,
+        _metadata: &[HeaderPair<'_>],
+        _message: &[u8],
+        _timeout: Duration,
+    ) -> Result<u32, HostError> {
+        Err(HostError::Unsupported)
+    }
+    /// Send a Redis command (RESP bytes) to a cluster set up with [`Host::redis_init`] (Higress).
+    fn redis_call(&self, _cluster: &str, _query: &[u8]) -> Result<u32, HostError> {
+        Err(HostError::Unsupported)
+    }
+    /// Connect to a Redis cluster once, from the root (Higress).
+    fn redis_init(
+        &self,
+        _cluster: &str,
+        _username: &str,
+        _password: &str,
+        _timeout: Duration,
+    ) -> Result<(), HostError> {
+        Err(HostError::Unsupported)
+    }
+    /// Send this request to `host` (`ip:port`) of the routed cluster (Higress).
+    fn set_upstream_override_host(&self, _host: &[u8]) -> Result<(), HostError> {
+        Err(HostError::Unsupported)
+    }
+    /// Register (or find) this VM's shared queue `name`; returns its id.
+    fn register_queue(&self, _name: &str) -> Result<u32, HostError> {
+        Err(HostError::Unsupported)
+    }
+    /// Find the queue `name` another VM registered.
+    fn resolve_queue(&self, _name: &str) -> Result<Option<u32>, HostError> {
+        Err(HostError::Unsupported)
+    }
+    /// Append a message to a shared queue.
+    fn enqueue(&self, _queue: u32, _message: &[u8]) -> Result<(), HostError> {
+        Err(HostError::Unsupported)
+    }
+    /// Take the next message of a shared queue, `None` when empty.
+    fn dequeue(&self, _queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        Err(HostError::Unsupported)
+    }
+
     // === conveniences over the required methods ===
 
     /// The first value of a request header.
@@ -261,6 +332,8 @@ pub trait Host {
 pub struct PhaseGate {
     request_headers: bool,
     response_headers: bool,
+    request_trailers: bool,
+    response_trailers: bool,
 }
 
 impl PhaseGate {
@@ -269,15 +342,23 @@ impl PhaseGate {
         match map {
             MapKind::RequestHeaders => self.request_headers = true,
             MapKind::ResponseHeaders => self.response_headers = true,
-            MapKind::RequestTrailers | MapKind::ResponseTrailers => {}
+            MapKind::RequestTrailers => self.request_trailers = true,
+            MapKind::ResponseTrailers => self.response_trailers = true,
         }
     }
 
-    /// The headers of `direction` were let go (Continue returned, or the stream resumed).
+    /// The headers (and trailers) of `direction` were let go (Continue returned, or the stream
+    /// resumed).
     pub fn release(&mut self, direction: Direction) {
         match direction {
-            Direction::Request => self.request_headers = false,
-            Direction::Response => self.response_headers = false,
+            Direction::Request => {
+                self.request_headers = false;
+                self.request_trailers = false;
+            }
+            Direction::Response => {
+                self.response_headers = false;
+                self.response_trailers = false;
+            }
         }
     }
 
@@ -293,8 +374,9 @@ impl PhaseGate {
         match map {
             MapKind::RequestHeaders => self.request_headers,
             MapKind::ResponseHeaders => self.response_headers,
-            // Trailers are only reachable through a host-specific path we do not use yet.
-            MapKind::RequestTrailers | MapKind::ResponseTrailers => false,
+            // Trailers exist only during their own callback (until it continues).
+            MapKind::RequestTrailers => self.request_trailers,
+            MapKind::ResponseTrailers => self.response_trailers,
         }
     }
 

@@ -1,8 +1,10 @@
-//! An in-memory [`Host`] with Envoy's phase and buffer rules, plus a runner that pushes one request
-//! through a plugin the way Envoy would. For native plugin tests (`features = ["mock"]`).
+//! An in-memory [`Host`] with Envoy's phase and buffer rules, plus runners that push requests
+//! through a plugin the way Envoy would ([`Exchange`] for one request, [`Gateway`] for a worker
+//! that keeps its state, ticks and answers callouts across requests). For native plugin tests
+//! (`features = ["mock"]`).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use crate::host::{
     Action, BufferKind, Capabilities, Direction, HeaderPair, Host, HostError, LogLevel, MapKind,
     MetricKind, PhaseGate,
 };
-use crate::plugin::{FilterDriver, FilterEnv, Plugin, PluginConfig};
+use crate::plugin::{FilterDriver, FilterEnv, Plugin, RootDriver};
 
 /// A local reply a filter sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +32,27 @@ impl LocalResponse {
     }
 }
 
-/// An HTTP callout a filter started.
+/// What kind of callout a [`Callout`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalloutKind {
+    /// An HTTP callout.
+    Http,
+    /// A gRPC call to `service`/`method` (the message is in `body`).
+    Grpc {
+        /// The service.
+        service: String,
+        /// The method.
+        method: String,
+    },
+}
+
+/// A callout a filter (or the root) started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callout {
     /// Token returned to the filter.
     pub token: u32,
+    /// HTTP or gRPC.
+    pub kind: CalloutKind,
     /// Upstream (cluster) name.
     pub upstream: String,
     /// Headers, pseudo-headers included.
@@ -68,6 +86,12 @@ pub struct MockState {
     pub request_headers: Vec<(String, Vec<u8>)>,
     /// Response headers.
     pub response_headers: Vec<(String, Vec<u8>)>,
+    /// Request trailers.
+    pub request_trailers: Vec<(String, Vec<u8>)>,
+    /// Response trailers.
+    pub response_trailers: Vec<(String, Vec<u8>)>,
+    /// Shared queues by id: (name, messages).
+    pub queues: BTreeMap<u32, (String, VecDeque<Vec<u8>>)>,
     /// The request body the host currently buffers.
     pub request_body: Vec<u8>,
     /// The response body the host currently buffers.
@@ -145,7 +169,8 @@ impl MockHost {
         match map {
             MapKind::RequestHeaders => Ok(f(&mut st.request_headers)),
             MapKind::ResponseHeaders => Ok(f(&mut st.response_headers)),
-            MapKind::RequestTrailers | MapKind::ResponseTrailers => Err(HostError::NotAvailable),
+            MapKind::RequestTrailers => Ok(f(&mut st.request_trailers)),
+            MapKind::ResponseTrailers => Ok(f(&mut st.response_trailers)),
         }
     }
 
@@ -273,6 +298,7 @@ impl Host for MockHost {
         let token = 4 * (st.callouts.len() as u32 + 1);
         st.callouts.push(Callout {
             token,
+            kind: CalloutKind::Http,
             upstream: upstream.to_owned(),
             headers: headers
                 .iter()
@@ -378,6 +404,79 @@ impl Host for MockHost {
         st.resumed.push(direction);
         Ok(())
     }
+
+    fn grpc_call(
+        &self,
+        upstream: &str,
+        service: &str,
+        method: &str,
+        metadata: &[HeaderPair<'_>],
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if !self.caps.grpc {
+            return Err(HostError::Unsupported);
+        }
+        let mut st = self.state.borrow_mut();
+        let token = 4 * (st.callouts.len() as u32 + 1) + 1;
+        st.callouts.push(Callout {
+            token,
+            kind: CalloutKind::Grpc {
+                service: service.to_owned(),
+                method: method.to_owned(),
+            },
+            upstream: upstream.to_owned(),
+            headers: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
+            body: Some(message.to_vec()),
+            timeout,
+        });
+        Ok(token)
+    }
+
+    fn register_queue(&self, name: &str) -> Result<u32, HostError> {
+        if !self.caps.queues {
+            return Err(HostError::Unsupported);
+        }
+        let mut st = self.state.borrow_mut();
+        if let Some((id, _)) = st.queues.iter().find(|(_, (n, _))| n == name) {
+            return Ok(*id);
+        }
+        let id = st.queues.len() as u32 + 1;
+        st.queues.insert(id, (name.to_owned(), VecDeque::new()));
+        Ok(id)
+    }
+
+    fn resolve_queue(&self, name: &str) -> Result<Option<u32>, HostError> {
+        if !self.caps.queues {
+            return Err(HostError::Unsupported);
+        }
+        let st = self.state.borrow();
+        Ok(st
+            .queues
+            .iter()
+            .find(|(_, (n, _))| n == name)
+            .map(|(id, _)| *id))
+    }
+
+    fn enqueue(&self, queue: u32, message: &[u8]) -> Result<(), HostError> {
+        match self.state.borrow_mut().queues.get_mut(&queue) {
+            Some((_, q)) => {
+                q.push_back(message.to_vec());
+                Ok(())
+            }
+            None => Err(HostError::Status(1)),
+        }
+    }
+
+    fn dequeue(&self, queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+        match self.state.borrow_mut().queues.get_mut(&queue) {
+            Some((_, q)) => Ok(q.pop_front()),
+            None => Err(HostError::Status(1)),
+        }
+    }
 }
 
 impl MockHost {
@@ -399,16 +498,23 @@ impl MockHost {
     }
 }
 
+mod gateway;
 mod run;
+pub use gateway::{Answer, Gateway};
 pub use run::{Exchange, Outcome, UpstreamReply};
 
-/// Build a driver for plugin `P` from JSON config text; panics on bad config (tests only).
+/// Build a driver for plugin `P` from JSON config text, with a fresh worker state; panics on bad
+/// config (tests only).
 pub fn driver<P: Plugin>(config_json: &str, caps: Capabilities) -> FilterDriver<P> {
-    let config = match PluginConfig::<P>::parse(config_json.as_bytes()) {
-        Ok(c) => c,
+    root::<P>(config_json, caps).new_stream()
+}
+
+/// The root (config and worker state) of plugin `P`; panics on bad config (tests only).
+pub fn root<P: Plugin>(config_json: &str, caps: Capabilities) -> RootDriver<P> {
+    match RootDriver::<P>::configure(config_json.as_bytes(), FilterEnv { capabilities: caps }) {
+        Ok(r) => r,
         Err(e) => unreachable_config(&e.to_string()),
-    };
-    FilterDriver::new(Rc::new(config), FilterEnv { capabilities: caps })
+    }
 }
 
 #[allow(clippy::panic)]

@@ -265,6 +265,11 @@ impl<C> RuleSet<C> {
     pub fn rule_count(&self) -> usize {
         self.rules.len()
     }
+
+    /// Every validated config: the global one first, then each rule's in order.
+    pub fn all(&self) -> impl Iterator<Item = &Rc<C>> {
+        std::iter::once(&self.global).chain(self.rules.iter().map(|r| &r.config))
+    }
 }
 
 fn parse_rule<C, F>(

@@ -601,7 +601,10 @@ impl Vm {
         if self.flow(id, d)?.headers != HeaderState::Done {
             self.release_headers(id, d, step)?;
             // With headers_stop_iteration the body callback already saw the data: it leaves now.
-            if !(self.headers_stop_iteration && self.maps(id)?.dir_mut(d).body_live) {
+            // (`continue_stream` already dropped the pointers, `body_live`, but not the data.)
+            let maps = self.maps(id)?.dir_mut(d);
+            let body_seen = maps.body_live || !maps.body.is_empty();
+            if !(self.headers_stop_iteration && body_seen) {
                 return Ok(());
             }
         }
@@ -624,7 +627,9 @@ impl Vm {
             return self.release_trailers(id, d, step);
         }
         match headers {
-            HeaderState::Paused => self.release_headers(id, d, step),
+            // Envoy's continueDecoding/continueEncoding releases the held headers and then the
+            // data the body callback buffered meanwhile (with headers_stop_iteration).
+            HeaderState::Paused => self.proceed(id, d, step),
             HeaderState::Done if buffering => self.proceed(id, d, step),
             _ => Ok(()),
         }
@@ -635,7 +640,7 @@ impl Vm {
         let maps = self.maps(id)?.dir_mut(d);
         maps.headers_live = apisix_request;
         let headers = maps.headers.clone();
-        let body_seen = maps.body_live;
+        let body_seen = maps.body_live || !maps.body.is_empty();
         let flow = self.flow(id, d)?;
         flow.headers = HeaderState::Done;
         let (held, held_eos) = (std::mem::take(&mut flow.held), flow.held_eos.take());

@@ -93,6 +93,11 @@ fn a_service_account_token_is_fetched_once_and_sent_as_a_bearer_token_on_every_r
             up.header(":path").as_deref(),
             Some("/v1/projects/my-proj/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent")
         );
+        let sent: Value = serde_json::from_slice(&up.body).unwrap_or(Value::Null);
+        assert!(
+            sent["contents"].is_array(),
+            "round {round}: the request held for the token keeps its body: {sent}"
+        );
         let json: Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(json["choices"][0]["message"]["content"], "hi there");
     }
@@ -135,4 +140,51 @@ fn a_refused_token_fetch_answers_an_anthropic_client_with_a_503_and_never_calls_
     assert_eq!(out.status, 503);
     let json: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(json["type"], "error", "{json}");
+}
+
+#[test]
+fn the_workers_tick_refreshes_the_token_before_it_expires_without_a_request() {
+    let env = Env::new();
+    let calls: Arc<Mutex<u32>> = Arc::default();
+    let seen = Arc::clone(&calls);
+    env.on_callout(move |_: &CalloutRequest| {
+        let mut n = seen.lock().unwrap();
+        *n += 1;
+        let body =
+            format!(r#"{{"access_token":"ya29.t{n}","expires_in":3600,"token_type":"Bearer"}}"#);
+        CalloutOutcome::ok(200, "application/json", body)
+    });
+    let mut chain = chain(&env);
+    let bearer = |chain: &mut aigw_harness::Chain| {
+        let mut auth = None;
+        chain
+            .run(
+                &Request::post_json("/v1/chat/completions", CHAT),
+                &mut |up: &UpstreamRequest| {
+                    auth = up.header("authorization");
+                    gemini_answer()
+                },
+            )
+            .unwrap();
+        auth
+    };
+    assert_eq!(bearer(&mut chain).as_deref(), Some("Bearer ya29.t1"));
+    chain.advance(std::time::Duration::from_secs(3200)).unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        1,
+        "no refresh while the token is fresh"
+    );
+    chain.advance(std::time::Duration::from_secs(120)).unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        2,
+        "the tick refreshed it from the root"
+    );
+    assert_eq!(bearer(&mut chain).as_deref(), Some("Bearer ya29.t2"));
+    assert_eq!(
+        *calls.lock().unwrap(),
+        2,
+        "requests never waited for the refresh"
+    );
 }

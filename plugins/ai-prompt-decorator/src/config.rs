@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use aigw_shared::config::{from_value, ConfigError};
-use aigw_shared::metrics::Metrics;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -145,8 +144,6 @@ pub struct Config {
     pub on_oversize: Policy,
     /// What to do with bodies that are not a JSON object.
     pub on_invalid_body: Policy,
-    /// Metric ids, cached.
-    pub metrics: Metrics,
     /// The JSON text of prepend/append messages, rendered once.
     pub fragments: Fragments,
 }
@@ -209,7 +206,6 @@ impl Config {
             max_body_bytes: raw.max_body_bytes,
             on_oversize: raw.on_oversize,
             on_invalid_body: raw.on_invalid_body,
-            metrics: Metrics::new(),
             fragments,
         })
     }

@@ -1,16 +1,18 @@
-//! The per-request state machine: decide in the headers whether this request is ours, buffer the
-//! body, rewrite it once it is complete, or answer with an error in the caller's protocol.
+//! The per-request state machine: decide in the headers whether this request is ours, ask the
+//! driver for the whole body (it enforces the size limit and answers 413 in the caller's
+//! protocol), rewrite the body once it is complete, or answer with an error.
 
 use std::rc::Rc;
 
-use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
-use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
+use aigw_shared::error::{ClientError, ClientProtocol};
+use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
-use aigw_shared::plugin::{FilterEnv, HttpFilter};
+use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, WholeBody};
 use aigw_shared::reply::send_error;
 
 use crate::config::{Config, Policy};
 use crate::decorate::{decorate, Dialect};
+use crate::State;
 
 /// Metric names (Envoy shows them as `wasmcustom.<name>`).
 pub mod metric {
@@ -36,6 +38,7 @@ enum Phase {
 /// One request.
 pub struct Filter {
     config: Rc<Config>,
+    state: Rc<State>,
     env: FilterEnv,
     phase: Phase,
     protocol: ClientProtocol,
@@ -43,9 +46,10 @@ pub struct Filter {
 
 impl Filter {
     /// A filter for one request.
-    pub fn new(config: Rc<Config>, env: FilterEnv) -> Self {
+    pub fn new(config: Rc<Config>, state: Rc<State>, env: FilterEnv) -> Self {
         Self {
             config,
+            state,
             env,
             phase: Phase::PassThrough,
             protocol: ClientProtocol::OpenAi,
@@ -54,27 +58,23 @@ impl Filter {
 
     fn reject(&mut self, host: &dyn Host, error: ClientError) -> Action {
         send_error(host, "ai-prompt-decorator", self.protocol, &error);
-        self.config.metrics.count(host, metric::REJECTED, 1);
+        self.state.metrics.count(host, metric::REJECTED, 1);
         self.phase = Phase::Done;
         Action::Pause
     }
 
     fn pass(&mut self, host: &dyn Host) -> Action {
-        self.config.metrics.count(host, metric::PASSED, 1);
+        self.state.metrics.count(host, metric::PASSED, 1);
         self.phase = Phase::PassThrough;
         Action::Continue
     }
 
-    fn too_large(&mut self, host: &dyn Host) -> Action {
+    /// What to do with a body over the limit (the driver answers 413 when the policy rejects).
+    fn body_limit(&self) -> WholeBody {
+        let limit = WholeBody::up_to(self.config.max_body_bytes);
         match self.config.on_oversize {
-            Policy::PassThrough => self.pass(host),
-            Policy::Reject => {
-                let msg = format!(
-                    "request body is larger than {} bytes",
-                    self.config.max_body_bytes
-                );
-                self.reject(host, ClientError::new(ErrorKind::RequestTooLarge, msg))
-            }
+            Policy::PassThrough => limit.pass_oversize(),
+            Policy::Reject => limit,
         }
     }
 }
@@ -91,7 +91,14 @@ pub fn dialect_of(method: &[u8], path: &[u8]) -> Option<Dialect> {
 }
 
 impl HttpFilter for Filter {
-    fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
+    type Call = ();
+
+    fn protocol(&self) -> ClientProtocol {
+        self.protocol
+    }
+
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+        let host = cx.host;
         let method = host
             .request_header(":method")
             .ok()
@@ -131,54 +138,48 @@ impl HttpFilter for Filter {
             );
             return self.pass(host);
         }
-        let declared = host.request_header("content-length").ok().flatten();
-        let declared: Option<usize> =
-            declared.and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok());
-        if declared.is_some_and(|n| n > self.config.max_body_bytes) {
-            return self.too_large(host);
-        }
-        // The body will change length; Envoy re-frames it once the header is gone.
-        let _ = host.remove_header(MapKind::RequestHeaders, "content-length");
         self.phase = Phase::Buffering(dialect);
+        cx.read_whole_request(self.body_limit());
+        // The body will change length; Envoy re-frames it once the header is gone. (When the
+        // driver refuses or passes an oversized body first, the header is never touched.)
+        let declared: Option<usize> = host
+            .request_header("content-length")
+            .ok()
+            .flatten()
+            .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok());
+        if declared.is_none_or(|n| n <= self.config.max_body_bytes) {
+            cx.check(
+                host.remove_header(MapKind::RequestHeaders, "content-length"),
+                "cannot remove content-length",
+            );
+        }
         Action::Continue
     }
 
-    fn on_request_body(
-        &mut self,
-        host: &dyn Host,
-        body_size: usize,
-        end_of_stream: bool,
-    ) -> Action {
+    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, ()>, _direction: Direction) {
+        if self.config.on_oversize == Policy::PassThrough {
+            self.pass(cx.host);
+        }
+    }
+
+    fn on_error_reply(&mut self, cx: &mut Ctx<'_, ()>, _error: &ClientError) {
+        self.state.metrics.count(cx.host, metric::REJECTED, 1);
+        self.phase = Phase::Done;
+    }
+
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+        let host = cx.host;
         let Phase::Buffering(dialect) = self.phase else {
             return Action::Continue;
         };
-        if body_size > self.config.max_body_bytes {
-            return self.too_large(host);
-        }
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let body = match host.whole_body(BufferKind::RequestBody, body_size) {
-            Ok(b) => b.unwrap_or_default(),
-            Err(e) => {
-                host.log(
-                    LogLevel::Warn,
-                    &format!("ai-prompt-decorator: cannot read the body: {e}"),
-                );
-                return self.pass(host);
-            }
-        };
-        match decorate(&self.config, dialect, &body) {
+        match decorate(&self.config, dialect, body) {
             Ok(None) => self.pass(host),
             Ok(Some(new_body)) => {
-                if let Err(e) = host.replace_body(BufferKind::RequestBody, body_size, &new_body) {
-                    host.log(
-                        LogLevel::Warn,
-                        &format!("ai-prompt-decorator: cannot rewrite the body: {e}"),
-                    );
+                let written = host.replace_body(BufferKind::RequestBody, body.len(), &new_body);
+                if !cx.check(written, "cannot rewrite the body") {
                     return self.pass(host);
                 }
-                self.config.metrics.count(host, metric::DECORATED, 1);
+                self.state.metrics.count(host, metric::DECORATED, 1);
                 self.phase = Phase::Done;
                 Action::Continue
             }

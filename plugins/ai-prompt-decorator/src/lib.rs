@@ -14,22 +14,36 @@ use std::rc::Rc;
 
 use aigw_shared::config::ConfigError;
 use aigw_shared::host::Capabilities;
-use aigw_shared::plugin::{FilterEnv, Plugin};
+use aigw_shared::metrics::Metrics;
+use aigw_shared::plugin::{FilterEnv, Plugin, PluginConfig};
 
 /// The plugin.
 pub struct PromptDecorator;
 
+/// What one worker keeps across requests: the metric handles.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Metric ids by name.
+    pub metrics: Metrics,
+}
+
 impl Plugin for PromptDecorator {
     const NAME: &'static str = "ai-prompt-decorator";
     type Config = config::Config;
+    type State = State;
+    type RootCall = ();
     type Filter = filter::Filter;
 
     fn build_config(value: &serde_json::Value) -> Result<Self::Config, ConfigError> {
         config::Config::build(value)
     }
 
-    fn new_filter(config: Rc<Self::Config>, env: &FilterEnv) -> Self::Filter {
-        filter::Filter::new(config, *env)
+    fn new_state(_config: &PluginConfig<Self>, _env: &FilterEnv) -> State {
+        State::default()
+    }
+
+    fn new_filter(config: Rc<Self::Config>, state: Rc<State>, env: &FilterEnv) -> Self::Filter {
+        filter::Filter::new(config, state, *env)
     }
 
     fn host_limitations(_config: &Self::Config, caps: Capabilities) -> Vec<String> {

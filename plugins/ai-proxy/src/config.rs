@@ -1,13 +1,11 @@
 //! Configuration: `RawConfig` as written (camelCase, unknown fields rejected) -> validated [`Config`].
 
 use aigw_shared::config::{from_value, ConfigError};
-use aigw_shared::metrics::Metrics;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::models::{self, ModelRule, Pattern, Route};
 use crate::provider::{self, Provider};
-use crate::stats::ModelLabels;
 use crate::translate::UnsupportedPolicy;
 
 /// The largest request body read, unless configured (10 MiB).
@@ -83,10 +81,6 @@ pub struct Config {
     pub upstream_header: String,
     /// Model names listed by `GET /v1/models`.
     pub listed_models: Vec<(String, String)>,
-    /// Metric handles.
-    pub metrics: Metrics,
-    /// Model labels handed out to per-request metrics (bounded).
-    pub model_labels: ModelLabels,
 }
 
 impl Config {
@@ -149,8 +143,6 @@ impl Config {
             max_body_bytes: raw.max_body_bytes,
             upstream_header: raw.upstream_header,
             listed_models,
-            metrics: Metrics::new(),
-            model_labels: ModelLabels::default(),
         })
     }
 

@@ -7,8 +7,11 @@
 //! by chunk, translated JSON answers hold their headers until the body is complete, and error
 //! bodies are rewritten in the caller's shape.
 //!
-//! A provider that fetches its credential over HTTP (Vertex service accounts) holds the complete
-//! request until the token arrives: see [`token`].
+//! The body is read whole by the driver (`WholeBody`, headers held): it enforces the size limit
+//! (413 in the caller's shape) and treats trailers as the end of the body. A provider that
+//! fetches its credential over HTTP (Vertex service accounts) holds the complete request until
+//! the token arrives when the worker has none yet; the worker refreshes tokens on its tick: see
+//! [`token`].
 //!
 //! On a host that cannot rewrite bodies (APISIX) the filter only answers `GET /v1/models` and lets
 //! every other request pass unchanged.
@@ -16,19 +19,20 @@
 use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
-use aigw_shared::host::{Action, BufferKind, CallResponse, Host, LogLevel, MapKind};
+use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
-use aigw_shared::plugin::{FilterEnv, HttpFilter};
+use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, Next, Reply, WholeBody};
 use aigw_shared::reply::send_error;
 
 use crate::config::Config;
 use crate::filter_response::Responding;
 use crate::prepare::{api_suffix, prepare, Incoming, Plan, Prepared};
+use crate::state::State;
 use crate::stats::RequestStats;
-use token::TokenCall;
+pub use token::TokenCall;
 
 #[path = "filter_token.rs"]
-mod token;
+pub mod token;
 
 pub use crate::stats::metric;
 
@@ -39,10 +43,10 @@ const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", 
 enum Phase {
     /// Not ours (or finished): everything passes.
     PassThrough,
-    /// Holding the headers while the body arrives.
+    /// Holding the headers while the driver reads the body.
     Collecting(Incoming),
     /// The complete request (its header facts and body size) waits for a token callout.
-    AwaitingToken(Incoming, usize, TokenCall),
+    AwaitingToken(Incoming, usize),
     /// Sent upstream; waiting for the response.
     Sent(Plan, RequestStats),
     /// Handling the response.
@@ -52,13 +56,12 @@ enum Phase {
 /// One request.
 pub struct Filter {
     config: Rc<Config>,
+    state: Rc<State>,
     phase: Phase,
     protocol: ClientProtocol,
     api: Api,
     /// The host can rewrite bodies (false on APISIX: nothing is routed).
     body_write: bool,
-    /// A token refresh the request does not wait for.
-    refresh: Option<TokenCall>,
 }
 
 fn text_header(host: &dyn Host, map: MapKind, name: &str) -> Option<String> {
@@ -80,29 +83,33 @@ fn client_key(host: &dyn Host) -> Option<String> {
 
 impl Filter {
     /// A filter for one request.
-    pub fn new(config: Rc<Config>, env: FilterEnv) -> Self {
+    pub fn new(config: Rc<Config>, state: Rc<State>, env: FilterEnv) -> Self {
         Self {
             config,
+            state,
             phase: Phase::PassThrough,
             protocol: ClientProtocol::OpenAi,
             api: Api::Other,
             body_write: env.capabilities.body_write,
-            refresh: None,
         }
     }
 
     fn reject(&mut self, host: &dyn Host, error: &ClientError) -> Action {
         send_error(host, "ai-proxy", self.protocol, error);
-        self.config.metrics.count(host, metric::REJECTED, 1);
+        self.state.metrics.count(host, metric::REJECTED, 1);
         self.phase = Phase::PassThrough;
         Action::Pause
     }
 
-    fn headers_in(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
+    fn headers_in(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
+        let host = cx.host;
         let method = text_header(host, MapKind::RequestHeaders, ":method").unwrap_or_default();
         let path = text_header(host, MapKind::RequestHeaders, ":path").unwrap_or_default();
         // Nobody but this plugin chooses the cluster.
-        let _ = host.remove_header(MapKind::RequestHeaders, &self.config.upstream_header);
+        cx.check(
+            host.remove_header(MapKind::RequestHeaders, &self.config.upstream_header),
+            "cannot remove the routing header",
+        );
         let api = Api::from_path(&method, &path);
         self.protocol = api.protocol();
         self.api = api;
@@ -112,9 +119,11 @@ impl Filter {
         let routed = match api {
             Api::Models => {
                 let body = self.config.models_body();
-                let _ =
-                    host.send_local_response(200, &[("content-type", b"application/json")], &body);
-                self.config.metrics.count(host, metric::MODELS, 1);
+                cx.check(
+                    host.send_local_response(200, &[("content-type", b"application/json")], &body),
+                    "cannot answer /v1/models",
+                );
+                self.state.metrics.count(host, metric::MODELS, 1);
                 return Action::Pause;
             }
             Api::Other => {
@@ -131,11 +140,6 @@ impl Filter {
                 host,
                 &ClientError::invalid_request("a request body is required"),
             );
-        }
-        let declared = text_header(host, MapKind::RequestHeaders, "content-length")
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n > self.config.max_body_bytes) {
-            return self.too_large(host);
         }
         let content_type =
             text_header(host, MapKind::RequestHeaders, "content-type").unwrap_or_default();
@@ -157,44 +161,21 @@ impl Filter {
                 .now_nanos()
                 .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0)),
         });
+        cx.read_whole_request(WholeBody::up_to(self.config.max_body_bytes).holding_headers());
         Action::Pause
     }
 
-    fn too_large(&mut self, host: &dyn Host) -> Action {
-        let msg = format!(
-            "request body is larger than {} bytes",
-            self.config.max_body_bytes
-        );
-        self.reject(host, &ClientError::new(ErrorKind::RequestTooLarge, msg))
-    }
-
-    fn body_in(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Action {
+    fn body_in(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
         let Phase::Collecting(inc) = &self.phase else {
             return Action::Continue;
         };
-        if size > self.config.max_body_bytes {
-            return self.too_large(host);
-        }
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let body = match host.whole_body(BufferKind::RequestBody, size) {
-            Ok(b) => b.unwrap_or_default(),
-            Err(e) => {
-                let err = ClientError::new(
-                    ErrorKind::Internal,
-                    format!("cannot read the request body: {e}"),
-                );
-                return self.reject(host, &err);
-            }
-        };
         let inc = inc.clone();
-        if let Some(action) = self.token_first(host, &inc, &body, size) {
+        if let Some(action) = self.token_first(cx, &inc, body) {
             return action;
         }
-        match prepare(&self.config, &inc, &body) {
-            Ok(p) => self.send(host, p, size),
-            Err(e) => self.reject(host, &e),
+        match prepare(&self.config, &self.state, &inc, body) {
+            Ok(p) => self.send(cx.host, p, body.len()),
+            Err(e) => self.reject(cx.host, &e),
         }
     }
 
@@ -243,15 +224,15 @@ impl Filter {
         } else {
             metric::FORWARDED
         };
-        self.config.metrics.count(host, m, 1);
+        self.state.metrics.count(host, m, 1);
         let model = self
             .config
             .route(&p.plan.client_model)
             .map(|r| r.model)
             .unwrap_or_default();
-        let label = self.config.model_labels.label(&model);
+        let label = self.state.model_labels.label(&model);
         let stats = RequestStats::new(&p.plan.provider, &label, host.now_nanos());
-        stats.sent(&self.config.metrics, host);
+        stats.sent(&self.state.metrics, host);
         self.phase = Phase::Sent(p.plan, stats);
         Action::Continue
     }
@@ -261,51 +242,63 @@ impl Filter {
         else {
             return Action::Continue;
         };
-        let (responding, action) =
-            Responding::start(&self.config, host, self.api, plan, stats, eos);
+        let (responding, action) = Responding::start(&self.state, host, self.api, plan, stats, eos);
         self.phase = Phase::Responding(Box::new(responding));
         action
     }
 }
 
 impl HttpFilter for Filter {
-    fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
-        self.headers_in(host, end_of_stream)
+    type Call = TokenCall;
+
+    fn protocol(&self) -> ClientProtocol {
+        self.protocol
     }
 
-    fn on_request_body(
-        &mut self,
-        host: &dyn Host,
-        body_size: usize,
-        end_of_stream: bool,
-    ) -> Action {
-        self.body_in(host, body_size, end_of_stream)
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
+        self.headers_in(cx, end_of_stream)
     }
 
-    fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
-        self.response_head(host, end_of_stream)
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
+        self.body_in(cx, body)
+    }
+
+    fn on_error_reply(&mut self, cx: &mut Ctx<'_, TokenCall>, _error: &ClientError) {
+        self.state.metrics.count(cx.host, metric::REJECTED, 1);
+        self.phase = Phase::PassThrough;
+    }
+
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
+        self.response_head(cx.host, end_of_stream)
     }
 
     fn on_response_body(
         &mut self,
-        host: &dyn Host,
+        cx: &mut Ctx<'_, TokenCall>,
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
         match &mut self.phase {
-            Phase::Responding(r) => r.body(&self.config, host, body_size, end_of_stream),
+            Phase::Responding(r) => {
+                r.body(&self.config, &self.state, cx.host, body_size, end_of_stream)
+            }
             _ => Action::Continue,
         }
     }
 
-    fn on_http_call_response(&mut self, host: &dyn Host, token: u32, response: CallResponse) {
-        self.token_answer(host, token, &response);
+    fn on_reply(&mut self, cx: &mut Ctx<'_, TokenCall>, call: TokenCall, reply: Reply) -> Next {
+        self.token_answer(cx.host, call, &reply)
     }
 
-    fn on_log(&mut self, host: &dyn Host) {
+    fn on_call_cancelled(&mut self, call: TokenCall) {
+        self.token_cancelled(call);
+    }
+
+    fn on_log(&mut self, cx: &mut Ctx<'_, TokenCall>) {
+        let host = cx.host;
         match &mut self.phase {
-            Phase::Responding(r) => r.finish(&self.config, host),
-            Phase::Sent(_, stats) => stats.finish(&self.config.metrics, host),
+            Phase::Responding(r) => r.finish(&self.state, host),
+            Phase::Sent(_, stats) => stats.finish(&self.state.metrics, host),
             _ => {}
         }
     }

@@ -18,6 +18,7 @@ use aigw_shared::llm::{Api, ResponseFormat, ResponseObserver};
 use crate::config::Config;
 use crate::hub::{HubEvent, Usage};
 use crate::prepare::{EmbedPlan, Plan};
+use crate::state::State;
 use crate::stats::{metric, RequestStats, Tokens};
 use crate::translate::anthropic_encode::AnthropicEncoder;
 use crate::translate::openai_client::OpenAiEncoder;
@@ -76,7 +77,7 @@ fn tokens_of(usage: &Usage) -> Tokens {
 impl Responding {
     /// The response headers arrived (`eos`: and no body follows). Returns the headers' action.
     pub(crate) fn start(
-        config: &Config,
+        state: &State,
         host: &dyn Host,
         api: Api,
         plan: Plan,
@@ -127,18 +128,12 @@ impl Responding {
             let _ = host.remove_header(resp, "content-length");
         }
         let mut this = Self { plan, work, stats };
-        let action = this.headers_action(config, host, status, eos);
+        let action = this.headers_action(state, host, status, eos);
         (this, action)
     }
 
-    fn headers_action(
-        &mut self,
-        config: &Config,
-        host: &dyn Host,
-        status: u16,
-        eos: bool,
-    ) -> Action {
-        let metrics = &config.metrics;
+    fn headers_action(&mut self, state: &State, host: &dyn Host, status: u16, eos: bool) -> Action {
+        let metrics = &state.metrics;
         match &self.work {
             Work::Translate { hold: true, .. } | Work::Embed(_) if eos => {
                 // A translated answer was due and nothing came: the client must not see a 200.
@@ -169,6 +164,7 @@ impl Responding {
     pub(crate) fn body(
         &mut self,
         config: &Config,
+        state: &State,
         host: &dyn Host,
         size: usize,
         eos: bool,
@@ -184,7 +180,7 @@ impl Responding {
             .flatten()
             .unwrap_or_default();
         let now = host.now_nanos().unwrap_or(0);
-        let metrics = &config.metrics;
+        let metrics = &state.metrics;
         let out = match &mut self.work {
             Work::Untouched(observer) => {
                 observer.feed_quiet(&chunk, now);
@@ -227,10 +223,10 @@ impl Responding {
                     }
                 }
             }
-            Work::Translate { .. } => self.translate(config, host, &chunk, eos),
+            Work::Translate { .. } => self.translate(state, host, &chunk, eos),
             Work::Embed(plan) => {
                 let plan = plan.clone();
-                self.embed_answer(config, host, &plan, &chunk)
+                self.embed_answer(state, host, &plan, &chunk)
             }
         };
         if let Err(e) = host.replace_body(BufferKind::ResponseBody, size, &out) {
@@ -243,7 +239,7 @@ impl Responding {
     }
 
     /// Translate one chunk (or, when held, the whole body); returns the client bytes.
-    fn translate(&mut self, config: &Config, host: &dyn Host, chunk: &[u8], eos: bool) -> Vec<u8> {
+    fn translate(&mut self, state: &State, host: &dyn Host, chunk: &[u8], eos: bool) -> Vec<u8> {
         let Work::Translate {
             translator,
             encoder,
@@ -292,7 +288,7 @@ impl Responding {
         if !eos {
             return out;
         }
-        let metrics = &config.metrics;
+        let metrics = &state.metrics;
         if end_error.is_some() || *broken {
             metrics.count(host, metric::BROKEN_STREAMS, 1);
         }
@@ -313,7 +309,7 @@ impl Responding {
     /// The whole held embeddings answer -> the OpenAI body; the held headers are fixed to match.
     fn embed_answer(
         &mut self,
-        config: &Config,
+        state: &State,
         host: &dyn Host,
         plan: &EmbedPlan,
         body: &[u8],
@@ -329,7 +325,7 @@ impl Responding {
             }
             Err(e) => {
                 let e = e.to_client();
-                config.metrics.count(host, metric::BROKEN_STREAMS, 1);
+                state.metrics.count(host, metric::BROKEN_STREAMS, 1);
                 (e.status, e.body(self.plan.protocol))
             }
         };
@@ -337,13 +333,13 @@ impl Responding {
         let _ = host.set_header(resp, ":status", status.to_string().as_bytes());
         let _ = host.set_header(resp, "content-type", b"application/json");
         let _ = host.remove_header(resp, "content-length");
-        self.stats.status(&config.metrics, host, status);
-        self.stats.finish(&config.metrics, host);
+        self.stats.status(&state.metrics, host, status);
+        self.stats.finish(&state.metrics, host);
         out
     }
 
     /// The stream ended (access-log time): record what was not recorded yet.
-    pub(crate) fn finish(&mut self, config: &Config, host: &dyn Host) {
-        self.stats.finish(&config.metrics, host);
+    pub(crate) fn finish(&mut self, state: &State, host: &dyn Host) {
+        self.stats.finish(&state.metrics, host);
     }
 }

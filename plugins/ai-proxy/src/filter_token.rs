@@ -1,129 +1,135 @@
 //! Credentials fetched over HTTP before a request goes upstream (Vertex AI service accounts).
 //!
-//! When the routed provider has no usable token, the complete request is held (phase
-//! `AwaitingToken`) while the filter calls the token endpoint with the shared callout helper; the
-//! answer goes to [`crate::provider::Vendor::on_token`], then the request is prepared, sent and
-//! resumed. A failed fetch answers 503 in the client's shape. A token close to expiry is refreshed
-//! by a callout the request does not wait for.
+//! The worker refreshes every such provider's token on its tick, from the root context, so a
+//! refresh never depends on a client staying connected (see [`crate::Proxy`]'s `on_tick`). A
+//! request that finds no usable token (a cold worker, or a failed refresh) holds its complete
+//! body (phase `AwaitingToken`) and fetches one itself, through the driver's callout table; the
+//! answer fills the worker's token cache, then the request is prepared, sent and resumed by the
+//! driver. A failed fetch answers 503 in the client's shape. If the client goes away first, the
+//! fetch is marked cancelled so the next request or tick fetches again at once.
 
 use std::time::Duration;
 
 use aigw_shared::callout::{CalloutRequest, Upstream};
 use aigw_shared::error::{ClientError, ErrorKind};
-use aigw_shared::host::{Action, CallResponse, Direction, Host, LogLevel};
+use aigw_shared::host::{Action, BufferKind, Host, LogLevel};
+use aigw_shared::plugin::{Ctx, Next, Reply};
 
 use super::{Filter, Phase};
-use crate::prepare::{prepare, Incoming};
+use crate::prepare::{prepare, routed_provider, Incoming};
+use crate::provider::{Provider, TokenNeed};
 
 /// How long a token callout may take.
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A token callout in flight.
-pub(super) struct TokenCall {
-    /// The host's token for the callout.
-    pub(super) id: u32,
-    /// The provider that asked for it.
-    pub(super) provider: usize,
+/// A token callout in flight for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCall {
+    /// The provider's index in the request's config.
+    pub provider: usize,
 }
 
-fn unix_now(host: &dyn Host) -> i64 {
+/// The host clock in Unix seconds (0 without a clock).
+pub fn unix_now(host: &dyn Host) -> i64 {
     host.now_nanos()
         .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0))
 }
 
+/// The callout that fetches a token.
+pub fn token_request(need: &TokenNeed) -> (Upstream, CalloutRequest<'_>) {
+    let request = CalloutRequest {
+        method: "POST",
+        path: &need.fetch.path,
+        headers: vec![("content-type", need.fetch.content_type.as_bytes())],
+        body: Some(need.fetch.body.as_bytes()),
+        timeout: TOKEN_TIMEOUT,
+    };
+    (
+        Upstream::envoy(&need.cluster, &need.fetch.authority),
+        request,
+    )
+}
+
+/// The log line for a refused token fetch (operators see the service account; clients do not).
+pub fn refusal_line(provider: &Provider, error: &ClientError) -> String {
+    format!("ai-proxy: provider {}: {}", provider.name, error.message)
+}
+
 impl Filter {
-    /// Before preparing a complete body: start the provider's token callout if it wants one.
-    /// `Some(action)`: the request waits for the token (or was refused); `None`: go on now.
+    /// Before preparing a complete body: when the routed provider has no usable token, start a
+    /// token callout and hold the request. `Some(action)`: the request waits (or was refused);
+    /// `None`: go on now.
     pub(super) fn token_first(
         &mut self,
-        host: &dyn Host,
+        cx: &mut Ctx<'_, TokenCall>,
         inc: &Incoming,
         body: &[u8],
-        size: usize,
     ) -> Option<Action> {
-        let index = crate::prepare::routed_provider(&self.config, inc, body)?;
-        let provider = self.config.providers.get(index)?;
-        let need = match provider.token_fetch(inc.now_unix) {
-            Ok(Some(need)) => need,
-            Ok(None) => return None,
-            Err(e) => return Some(self.reject(host, &e)),
-        };
-        let request = CalloutRequest {
-            method: "POST",
-            path: &need.fetch.path,
-            headers: vec![("content-type", need.fetch.content_type.as_bytes())],
-            body: Some(need.fetch.body.as_bytes()),
-            timeout: TOKEN_TIMEOUT,
-        };
-        let sent = request.send(host, &Upstream::envoy(&need.cluster, &need.fetch.authority));
-        let id = match sent {
-            Ok(id) => id,
-            Err(e) => {
-                let _ = provider.vendor.on_token(0, b"", inc.now_unix);
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "ai-proxy: cannot call the token endpoint via cluster {}: {e}",
-                        need.cluster
-                    ),
-                );
-                if !need.wait {
-                    return None;
-                }
-                let err = ClientError::new(
-                    ErrorKind::Overloaded,
-                    format!("{}: cannot fetch an access token", provider.name),
-                );
-                return Some(self.reject(host, &err));
-            }
-        };
-        let call = TokenCall {
-            id,
-            provider: index,
-        };
-        if !need.wait {
-            self.refresh = Some(call);
+        let index = routed_provider(&self.config, inc, body)?;
+        let config = std::rc::Rc::clone(&self.config);
+        let provider = config.providers.get(index)?;
+        if !provider.fetches_tokens()
+            || self
+                .state
+                .access_token(&provider.name, inc.now_unix)
+                .is_some()
+        {
             return None;
         }
-        self.phase = Phase::AwaitingToken(inc.clone(), size, call);
+        let fetched = self.state.with_tokens(&provider.name, |cache| {
+            provider.vendor.token_fetch(cache, inc.now_unix, true)
+        });
+        let need = match fetched {
+            Ok(Some(need)) => need,
+            Ok(None) => return None,
+            Err(e) => return Some(self.reject(cx.host, &e)),
+        };
+        let (upstream, request) = token_request(&need);
+        if let Err(e) = cx.http_call(&upstream, &request, TokenCall { provider: index }) {
+            self.state
+                .with_tokens(&provider.name, |c| c.fail(inc.now_unix));
+            cx.log(
+                LogLevel::Warn,
+                &format!(
+                    "ai-proxy: cannot call the token endpoint via cluster {}: {e}",
+                    need.cluster
+                ),
+            );
+            let err = ClientError::new(
+                ErrorKind::Overloaded,
+                format!("{}: cannot fetch an access token", provider.name),
+            );
+            return Some(self.reject(cx.host, &err));
+        }
+        self.phase = Phase::AwaitingToken(inc.clone(), body.len());
         Some(Action::Pause)
     }
 
-    /// A callout finished: a token answer for the provider; a held request goes on.
-    pub(super) fn token_answer(&mut self, host: &dyn Host, id: u32, response: &CallResponse) {
+    /// The token callout answered: cache the token; the held request goes on (or gets a 503).
+    pub(super) fn token_answer(&mut self, host: &dyn Host, call: TokenCall, reply: &Reply) -> Next {
         let now = unix_now(host);
-        let status = response.status.unwrap_or(0);
-        if let Some(call) = self.refresh.take_if(|c| c.id == id) {
-            if let Some(p) = self.config.providers.get(call.provider) {
-                if let Err(e) = p.vendor.on_token(status, &response.body, now) {
-                    host.log(
-                        LogLevel::Warn,
-                        &format!("ai-proxy: token refresh: {}", e.message),
-                    );
-                }
-            }
-            return;
-        }
-        let Phase::AwaitingToken(_, _, call) = &self.phase else {
-            return;
+        let config = std::rc::Rc::clone(&self.config);
+        let Some(provider) = config.providers.get(call.provider) else {
+            return Next::Hold;
         };
-        if call.id != id {
-            return;
+        let (status, body) = match reply.http() {
+            Some(r) => (r.status.unwrap_or(0), r.body.as_slice()),
+            None => (0, &[][..]),
+        };
+        let taken = self.state.with_tokens(&provider.name, |cache| {
+            provider.vendor.on_token(cache, status, body, now)
+        });
+        if let Err(e) = taken {
+            host.log(LogLevel::Warn, &refusal_line(provider, &e));
+            self.phase = Phase::PassThrough;
+            return Next::Fail(e);
         }
-        let Phase::AwaitingToken(inc, size, call) =
+        let Phase::AwaitingToken(inc, size) =
             std::mem::replace(&mut self.phase, Phase::PassThrough)
         else {
-            return;
+            return Next::Hold;
         };
-        let Some(provider) = self.config.providers.get(call.provider) else {
-            return;
-        };
-        if let Err(e) = provider.vendor.on_token(status, &response.body, now) {
-            host.log(LogLevel::Warn, &format!("ai-proxy: {}", e.message));
-            self.reject(host, &e);
-            return;
-        }
-        let body = match host.whole_body(aigw_shared::host::BufferKind::RequestBody, size) {
+        let body = match host.whole_body(BufferKind::RequestBody, size) {
             Ok(b) => b.unwrap_or_default(),
             Err(e) => {
                 let err = ClientError::new(
@@ -131,24 +137,27 @@ impl Filter {
                     format!("cannot read the request body: {e}"),
                 );
                 self.reject(host, &err);
-                return;
+                return Next::Hold;
             }
         };
         let inc = Incoming {
             now_unix: now,
             ..inc
         };
-        let action = match prepare(&self.config, &inc, &body) {
+        let action = match prepare(&self.config, &self.state, &inc, &body) {
             Ok(p) => self.send(host, p, size),
             Err(e) => self.reject(host, &e),
         };
-        if action == Action::Continue {
-            if let Err(e) = host.resume(Direction::Request) {
-                host.log(
-                    LogLevel::Error,
-                    &format!("ai-proxy: cannot resume the request: {e}"),
-                );
-            }
+        match action {
+            Action::Continue => Next::Resume,
+            Action::Pause => Next::Hold,
+        }
+    }
+
+    /// The request went away while its token callout was pending.
+    pub(super) fn token_cancelled(&mut self, call: TokenCall) {
+        if let Some(p) = self.config.providers.get(call.provider) {
+            self.state.with_tokens(&p.name, |c| c.cancel_fetch());
         }
     }
 }

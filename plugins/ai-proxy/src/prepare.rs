@@ -7,6 +7,7 @@ use aigw_shared::llm::Api;
 use crate::config::{Config, CredentialPolicy};
 use crate::hub::ChatRequest;
 use crate::provider::{ApiCall, UpstreamCall};
+use crate::state::State;
 use crate::translate::bedrock::embed as bedrock_embed;
 use crate::translate::gemini::embed as gemini_embed;
 use crate::translate::{self, anthropic_client, passthrough, BuildContext, Schema, TranslateError};
@@ -145,7 +146,12 @@ pub fn routed_provider(config: &Config, inc: &Incoming, body: &[u8]) -> Option<u
 }
 
 /// Build the upstream call for a complete request body.
-pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared, ClientError> {
+pub fn prepare(
+    config: &Config,
+    state: &State,
+    inc: &Incoming,
+    body: &[u8],
+) -> Result<Prepared, ClientError> {
     let protocol = inc.api.protocol();
     let (model, stream) = if inc.json {
         passthrough::peek(body).map_err(|e| translate_err(&e))?
@@ -217,10 +223,15 @@ pub fn prepare(config: &Config, inc: &Incoming, body: &[u8]) -> Result<Prepared,
             .encode_request(&hub, &mut ctx)
             .map_err(|e| translate_err(&e))?
     };
-    let key = match config.client_credential {
-        CredentialPolicy::PassThrough => inc.client_key.as_deref().or_else(|| provider.next_key()),
-        CredentialPolicy::Strip => provider.next_key(),
+    let pooled = || {
+        let token = || state.access_token(&provider.name, inc.now_unix);
+        state.next_key(provider).map(str::to_owned).or_else(token)
     };
+    let key = match config.client_credential {
+        CredentialPolicy::PassThrough => inc.client_key.clone().or_else(pooled),
+        CredentialPolicy::Strip => pooled(),
+    };
+    let key = key.as_deref();
     let mut call = UpstreamCall {
         authority: provider.authority.clone(),
         path,

@@ -1,10 +1,11 @@
-//! A one-request runner over [`MockHost`]: headers, body in chunks, an upstream reply, the response
-//! path and `on_log`, with Envoy's buffering (Pause from a body callback buffers) and local replies.
+//! A one-request runner over [`MockHost`]: headers, body in chunks, trailers, an upstream reply,
+//! the response path and `on_log`, with Envoy's buffering (Pause from a body callback buffers),
+//! local replies, and callouts answered after the callback that started them returns.
 
 use crate::host::{Action, Capabilities, Direction, LogLevel, MapKind};
-use crate::plugin::{FilterDriver, Plugin};
+use crate::plugin::{FilterDriver, Plugin, Reply};
 
-use super::{driver, effective, LocalResponse, MockHost};
+use super::{effective, Callout, Gateway, LocalResponse, MockHost};
 
 /// What the simulated upstream answers.
 #[derive(Debug, Clone)]
@@ -28,14 +29,29 @@ impl UpstreamReply {
     }
 }
 
+/// How a test answers callouts: `None` leaves the call unanswered.
+pub type Answerer = dyn FnMut(&Callout) -> Option<Reply>;
+
 /// One request to push through a plugin.
-#[derive(Debug, Clone)]
 pub struct Exchange {
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     chunk: usize,
+    trailers: Option<Vec<(String, Vec<u8>)>>,
     reply: UpstreamReply,
+    reply_trailers: Option<Vec<(String, Vec<u8>)>>,
     caps: Capabilities,
+    pub(crate) answer: Option<Box<Answerer>>,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("reply", &self.reply.status)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What happened to the request.
@@ -49,10 +65,16 @@ pub struct Outcome {
     pub upstream_headers: Option<Vec<(String, Vec<u8>)>>,
     /// The request body as the upstream got it.
     pub upstream_body: Vec<u8>,
+    /// Request trailers as the upstream got them.
+    pub upstream_trailers: Option<Vec<(String, Vec<u8>)>>,
     /// Response headers as the client got them (when the upstream answered).
     pub response_headers: Vec<(String, Vec<u8>)>,
     /// The response body as the client got it.
     pub response_body: Vec<u8>,
+    /// Response trailers as the client got them.
+    pub response_trailers: Option<Vec<(String, Vec<u8>)>>,
+    /// Callouts the plugin started during the request, in order.
+    pub callouts: Vec<Callout>,
     /// Set when the plugin paused without a way to continue (a bug in the plugin or the test).
     pub stalled: Option<&'static str>,
 }
@@ -92,8 +114,11 @@ impl Exchange {
             headers,
             body: body.as_bytes().to_vec(),
             chunk: 0,
+            trailers: None,
             reply: UpstreamReply::json("{}"),
+            reply_trailers: None,
             caps: Capabilities::FULL,
+            answer: None,
         }
     }
 
@@ -116,9 +141,22 @@ impl Exchange {
         self
     }
 
+    /// Remove a request header.
+    pub fn without_header(mut self, name: &str) -> Self {
+        self.headers.retain(|(k, _)| k != name);
+        self
+    }
+
     /// Deliver the request body in chunks of `size` bytes (0: one chunk).
     pub fn chunked(mut self, size: usize) -> Self {
         self.chunk = size;
+        self
+    }
+
+    /// End the request with these trailers (HTTP/2 or gRPC style) instead of an end-of-stream
+    /// body chunk.
+    pub fn trailers(mut self, trailers: &[(&str, &str)]) -> Self {
+        self.trailers = Some(pairs(trailers));
         self
     }
 
@@ -128,124 +166,243 @@ impl Exchange {
         self
     }
 
+    /// End the upstream's answer with these trailers.
+    pub fn reply_trailers(mut self, trailers: &[(&str, &str)]) -> Self {
+        self.reply_trailers = Some(pairs(trailers));
+        self
+    }
+
+    /// Answer the plugin's callouts with `answer` (`None` leaves a call pending).
+    pub fn answer(mut self, answer: impl FnMut(&Callout) -> Option<Reply> + 'static) -> Self {
+        self.answer = Some(Box::new(answer));
+        self
+    }
+
     /// Run on a host with these capabilities (e.g. [`Capabilities::APISIX`]).
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.caps = caps;
         self
     }
 
-    /// Push the request through plugin `P` configured with `config_json`.
+    /// The capabilities this exchange runs with.
+    pub fn caps(&self) -> Capabilities {
+        self.caps
+    }
+
+    /// Push the request through plugin `P` configured with `config_json`, on a fresh worker.
     pub fn run<P: Plugin>(self, config_json: &str) -> Outcome {
-        let mut drv = driver::<P>(config_json, self.caps);
-        let host = MockHost::new(self.caps);
-        let mut out = Outcome {
-            host,
-            local_response: None,
-            upstream_headers: None,
-            upstream_body: Vec::new(),
-            response_headers: Vec::new(),
-            response_body: Vec::new(),
-            stalled: None,
+        Gateway::<P>::new(config_json, self.caps).run(self)
+    }
+
+    /// Push the request through `drv` on `host`; `answer` answers callouts.
+    pub(crate) fn run_on<P: Plugin>(
+        mut self,
+        mut drv: FilterDriver<P>,
+        host: MockHost,
+        fallback: &mut Answerer,
+    ) -> Outcome {
+        let mut own = self.answer.take();
+        let answer: &mut Answerer = match own.as_mut() {
+            Some(a) => a.as_mut(),
+            None => fallback,
         };
-        if self.request_path(&mut drv, &mut out) {
-            self.response_path(&mut drv, &mut out);
+        let mut run = Run {
+            drv: &mut drv,
+            answer,
+            answered: 0,
+            out: Outcome {
+                host,
+                local_response: None,
+                upstream_headers: None,
+                upstream_body: Vec::new(),
+                upstream_trailers: None,
+                response_headers: Vec::new(),
+                response_body: Vec::new(),
+                response_trailers: None,
+                callouts: Vec::new(),
+                stalled: None,
+            },
+        };
+        if run.request_path(&self) {
+            run.response_path(&self);
         }
+        let Run { mut out, .. } = run;
         drv.on_log(&out.host);
         out.local_response = out.host.state.borrow().local_response.clone();
+        out.callouts = out.host.state.borrow().callouts.clone();
         out
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+struct Run<'a, P: Plugin> {
+    drv: &'a mut FilterDriver<P>,
+    answer: &'a mut Answerer,
+    answered: usize,
+    out: Outcome,
+}
+
+impl<P: Plugin> Run<'_, P> {
+    /// After a callback: answer the callouts it started (Envoy delivers them once the callback
+    /// returned); a resume of `direction` turns a Pause into Continue.
+    fn settle(&mut self, action: Action, direction: Direction) -> Action {
+        let host = &self.out.host;
+        host.state.borrow_mut().resumed.clear();
+        loop {
+            let call = host.state.borrow().callouts.get(self.answered).cloned();
+            let Some(call) = call else { break };
+            self.answered += 1;
+            if let Some(reply) = (self.answer)(&call) {
+                self.drv.on_reply(host, call.token, reply);
+            }
+        }
+        let resumed = host.state.borrow().resumed.contains(&direction);
+        let action = if resumed { Action::Continue } else { action };
+        effective(host, action)
+    }
+
+    fn replied(&self) -> bool {
+        self.out.host.state.borrow().local_response.is_some()
+    }
+
+    /// The held request headers leave (once).
+    fn release_request_headers(&mut self) {
+        if self.out.upstream_headers.is_none() {
+            let mut st = self.out.host.state.borrow_mut();
+            st.gate.release(Direction::Request);
+            self.out.upstream_headers = Some(st.request_headers.clone());
+        }
     }
 
     /// Returns true when the request reached the upstream.
-    fn request_path<P: Plugin>(&self, drv: &mut FilterDriver<P>, out: &mut Outcome) -> bool {
-        let host = &out.host;
+    fn request_path(&mut self, ex: &Exchange) -> bool {
         {
-            let mut st = host.state.borrow_mut();
-            st.request_headers = self.headers.clone();
+            let mut st = self.out.host.state.borrow_mut();
+            st.request_headers = ex.headers.clone();
             st.gate.open(MapKind::RequestHeaders);
         }
-        let no_body = self.body.is_empty();
-        let action = effective(host, drv.on_request_headers(host, no_body));
-        if host.state.borrow().local_response.is_some() {
+        let no_body = ex.body.is_empty() && ex.trailers.is_none();
+        let action = self.drv.on_request_headers(&self.out.host, no_body);
+        let action = self.settle(action, Direction::Request);
+        if self.replied() {
             return false;
         }
         // Headers held with Pause keep flowing body to this filter (Envoy with
         // `allow_on_headers_stop_iteration: true`, Higress HeaderStopIteration) and leave with it.
-        let headers_held = action == Action::Pause;
-        if headers_held && (no_body || !host.state.borrow().callouts.is_empty()) {
-            out.stalled = Some("request headers paused with nothing to resume them");
+        if action == Action::Pause && no_body {
+            self.out.stalled = Some("request headers paused with nothing to resume them");
             return false;
         }
-        if !headers_held {
-            host.state
-                .borrow_mut()
-                .gate
-                .after_headers(Direction::Request, action);
-            out.upstream_headers = Some(host.state.borrow().request_headers.clone());
+        if action == Action::Continue {
+            self.release_request_headers();
         }
-        let size = if self.chunk == 0 {
-            self.body.len().max(1)
+        let size = if ex.chunk == 0 {
+            ex.body.len().max(1)
         } else {
-            self.chunk
+            ex.chunk
         };
-        let chunks: Vec<&[u8]> = self.body.chunks(size).collect();
+        let chunks: Vec<&[u8]> = ex.body.chunks(size).collect();
         for (i, chunk) in chunks.iter().enumerate() {
-            let eos = i + 1 == chunks.len();
+            let eos = i + 1 == chunks.len() && ex.trailers.is_none();
             let held = {
-                let mut st = host.state.borrow_mut();
+                let mut st = self.out.host.state.borrow_mut();
                 st.request_body.extend_from_slice(chunk);
                 st.request_body.len()
             };
-            let action = effective(host, drv.on_request_body(host, held, eos));
-            if host.state.borrow().local_response.is_some() {
-                out.upstream_headers = None;
+            let action = self.drv.on_request_body(&self.out.host, held, eos);
+            let action = self.settle(action, Direction::Request);
+            if self.replied() {
+                self.out.upstream_headers = None;
                 return false;
             }
             if action == Action::Continue {
-                if out.upstream_headers.is_none() {
-                    host.state.borrow_mut().gate.release(Direction::Request);
-                    out.upstream_headers = Some(host.state.borrow().request_headers.clone());
-                }
-                let flushed = std::mem::take(&mut host.state.borrow_mut().request_body);
-                out.upstream_body.extend_from_slice(&flushed);
+                self.release_request_headers();
+                let flushed = std::mem::take(&mut self.out.host.state.borrow_mut().request_body);
+                self.out.upstream_body.extend_from_slice(&flushed);
             } else if eos {
-                out.stalled = Some("request body paused at end of stream");
+                self.out.stalled = Some("request body paused at end of stream");
                 return false;
             }
+        }
+        if let Some(trailers) = &ex.trailers {
+            {
+                let mut st = self.out.host.state.borrow_mut();
+                st.request_trailers = trailers.clone();
+                st.gate.open(MapKind::RequestTrailers);
+            }
+            let action = self.drv.on_request_trailers(&self.out.host);
+            let action = self.settle(action, Direction::Request);
+            if self.replied() {
+                self.out.upstream_headers = None;
+                return false;
+            }
+            if action != Action::Continue {
+                self.out.stalled = Some("request trailers paused with nothing to resume them");
+                return false;
+            }
+            self.release_request_headers();
+            let mut st = self.out.host.state.borrow_mut();
+            let flushed = std::mem::take(&mut st.request_body);
+            self.out.upstream_body.extend_from_slice(&flushed);
+            self.out.upstream_trailers = Some(st.request_trailers.clone());
+            st.gate.release(Direction::Request);
         }
         true
     }
 
-    fn response_path<P: Plugin>(&self, drv: &mut FilterDriver<P>, out: &mut Outcome) {
-        let host = &out.host;
+    fn response_path(&mut self, ex: &Exchange) {
         {
-            let mut st = host.state.borrow_mut();
+            let mut st = self.out.host.state.borrow_mut();
             st.response_headers =
-                vec![(":status".into(), self.reply.status.to_string().into_bytes())];
-            st.response_headers
-                .extend(self.reply.headers.iter().cloned());
+                vec![(":status".into(), ex.reply.status.to_string().into_bytes())];
+            st.response_headers.extend(ex.reply.headers.iter().cloned());
             st.gate.open(MapKind::ResponseHeaders);
         }
-        let no_body = self.reply.chunks.is_empty();
-        let action = effective(host, drv.on_response_headers(host, no_body));
-        host.state
-            .borrow_mut()
-            .gate
-            .after_headers(Direction::Response, action);
-        out.response_headers = host.state.borrow().response_headers.clone();
-        for (i, chunk) in self.reply.chunks.iter().enumerate() {
-            let eos = i + 1 == self.reply.chunks.len();
+        let no_body = ex.reply.chunks.is_empty() && ex.reply_trailers.is_none();
+        let action = self.drv.on_response_headers(&self.out.host, no_body);
+        let action = self.settle(action, Direction::Response);
+        {
+            let mut st = self.out.host.state.borrow_mut();
+            st.gate.after_headers(Direction::Response, action);
+            self.out.response_headers = st.response_headers.clone();
+        }
+        for (i, chunk) in ex.reply.chunks.iter().enumerate() {
+            let eos = i + 1 == ex.reply.chunks.len() && ex.reply_trailers.is_none();
             let held = {
-                let mut st = host.state.borrow_mut();
+                let mut st = self.out.host.state.borrow_mut();
                 st.response_body.extend_from_slice(chunk);
                 st.response_body.len()
             };
-            let action = effective(host, drv.on_response_body(host, held, eos));
+            let action = self.drv.on_response_body(&self.out.host, held, eos);
+            let action = self.settle(action, Direction::Response);
             if action == Action::Continue {
-                let flushed = std::mem::take(&mut host.state.borrow_mut().response_body);
-                out.response_body.extend_from_slice(&flushed);
+                let flushed = std::mem::take(&mut self.out.host.state.borrow_mut().response_body);
+                self.out.response_body.extend_from_slice(&flushed);
             } else if eos {
-                out.stalled = Some("response body paused at end of stream");
+                self.out.stalled = Some("response body paused at end of stream");
             }
+        }
+        if let Some(trailers) = &ex.reply_trailers {
+            {
+                let mut st = self.out.host.state.borrow_mut();
+                st.response_trailers = trailers.clone();
+                st.gate.open(MapKind::ResponseTrailers);
+            }
+            let action = self.drv.on_response_trailers(&self.out.host);
+            let action = self.settle(action, Direction::Response);
+            if action != Action::Continue {
+                self.out.stalled = Some("response trailers paused with nothing to resume them");
+                return;
+            }
+            let mut st = self.out.host.state.borrow_mut();
+            let flushed = std::mem::take(&mut st.response_body);
+            self.out.response_body.extend_from_slice(&flushed);
+            self.out.response_trailers = Some(st.response_trailers.clone());
         }
     }
 }

@@ -5,14 +5,13 @@
 //! Flow: [`GoogleAuth::fetch`] says when a token must be fetched and builds the callout (a form
 //! POST of `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>` to the key's
 //! `token_uri`, normally `https://oauth2.googleapis.com/token`); the caller sends it and hands the
-//! answer to [`GoogleAuth::on_response`]; [`GoogleAuth::token`] gives the cached token while it is
-//! usable. Everything is pure over the clock passed in, so it is tested natively.
+//! answer to [`GoogleAuth::on_response`]; [`TokenCache::usable`] gives the cached token while it
+//! is usable. The cache belongs to the worker's state (`crate::state`), not to the config. Everything
+//! is pure over the clock passed in, so it is tested natively.
 
 pub mod jwt;
 pub mod service_account;
 pub mod token;
-
-use std::cell::RefCell;
 
 pub use service_account::ServiceAccount;
 pub use token::{AccessToken, TokenCache};
@@ -47,12 +46,11 @@ pub struct TokenFetch {
     pub body: String,
 }
 
-/// A service account and its cached token (one per worker; the config is per worker).
+/// A service account and the scope its tokens are for (the token cache is kept by the caller).
 #[derive(Debug)]
 pub struct GoogleAuth {
     account: ServiceAccount,
     scope: String,
-    cache: RefCell<TokenCache>,
 }
 
 impl GoogleAuth {
@@ -61,7 +59,6 @@ impl GoogleAuth {
         Self {
             account,
             scope: CLOUD_PLATFORM_SCOPE.into(),
-            cache: RefCell::new(TokenCache::default()),
         }
     }
 
@@ -70,20 +67,21 @@ impl GoogleAuth {
         &self.account.client_email
     }
 
-    /// The cached token, while it is usable at `now` (Unix seconds).
-    pub fn token(&self, now: i64) -> Option<String> {
-        self.cache.borrow().usable(now).map(str::to_owned)
-    }
-
-    /// The callout to make at `now`, when a token is missing or about to expire and no fetch is
-    /// already under way; the fetch is then recorded as started.
-    pub fn fetch(&self, now: i64) -> Result<Option<TokenFetch>, AuthError> {
-        if !self.cache.borrow().should_fetch(now) {
+    /// The callout to make at `now`, when `cache` has no token or one about to expire and no
+    /// fetch is already under way (`force`: even then, for a request that cannot go on without a
+    /// token); the fetch is then recorded in `cache` as started.
+    pub fn fetch(
+        &self,
+        cache: &mut TokenCache,
+        now: i64,
+        force: bool,
+    ) -> Result<Option<TokenFetch>, AuthError> {
+        if !force && !cache.should_fetch(now) {
             return Ok(None);
         }
         let assertion = jwt::assertion(&self.account, &self.scope, now)?;
         let (authority, path) = token::split_uri(&self.account.token_uri)?;
-        self.cache.borrow_mut().start_fetch(now);
+        cache.start_fetch(now);
         Ok(Some(TokenFetch {
             authority,
             path,
@@ -92,9 +90,14 @@ impl GoogleAuth {
         }))
     }
 
-    /// Take the token endpoint's answer (`status` 0: no answer) received at `now`.
-    pub fn on_response(&self, status: u16, body: &[u8], now: i64) -> Result<(), AuthError> {
-        let mut cache = self.cache.borrow_mut();
+    /// Take the token endpoint's answer (`status` 0: no answer) received at `now` into `cache`.
+    pub fn on_response(
+        &self,
+        cache: &mut TokenCache,
+        status: u16,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), AuthError> {
         match token::parse_response(status, body, now) {
             Ok(t) => {
                 cache.store(t);

@@ -202,8 +202,12 @@ fn the_cache_refreshes_early_fetches_once_and_backs_off_after_failures() {
 #[test]
 fn google_auth_plans_one_callout_and_caches_its_answer() {
     let auth = GoogleAuth::new(account());
-    assert_eq!(auth.token(NOW), None);
-    let fetch = auth.fetch(NOW).unwrap().expect("a fetch");
+    let mut cache = TokenCache::default();
+    assert_eq!(cache.usable(NOW), None);
+    let fetch = auth
+        .fetch(&mut cache, NOW, false)
+        .unwrap()
+        .expect("a fetch");
     assert_eq!(
         (fetch.authority.as_str(), fetch.path.as_str()),
         ("oauth2.googleapis.com", "/token")
@@ -212,15 +216,33 @@ fn google_auth_plans_one_callout_and_caches_its_answer() {
     assert!(fetch.body.starts_with(
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=ey"
     ));
-    assert_eq!(auth.fetch(NOW + 1).unwrap(), None, "already in flight");
-    let ok = br#"{"access_token":"ya29.a","expires_in":3600,"token_type":"Bearer"}"#;
-    auth.on_response(200, ok, NOW + 1).unwrap();
-    assert_eq!(auth.token(NOW + 2).as_deref(), Some("ya29.a"));
-    assert_eq!(auth.fetch(NOW + 2).unwrap(), None);
-    assert!(auth.on_response(401, b"{}", NOW + 3).is_err());
     assert_eq!(
-        auth.token(NOW + 3).as_deref(),
+        auth.fetch(&mut cache, NOW + 1, false).unwrap(),
+        None,
+        "already in flight"
+    );
+    assert!(
+        auth.fetch(&mut cache, NOW + 1, true).unwrap().is_some(),
+        "a request that cannot go on without a token fetches anyway"
+    );
+    let ok = br#"{"access_token":"ya29.a","expires_in":3600,"token_type":"Bearer"}"#;
+    auth.on_response(&mut cache, 200, ok, NOW + 1).unwrap();
+    assert_eq!(cache.usable(NOW + 2), Some("ya29.a"));
+    assert_eq!(auth.fetch(&mut cache, NOW + 2, false).unwrap(), None);
+    assert!(auth.on_response(&mut cache, 401, b"{}", NOW + 3).is_err());
+    assert_eq!(
+        cache.usable(NOW + 3),
         Some("ya29.a"),
         "a failed refresh keeps the old token"
     );
+}
+
+#[test]
+fn a_cancelled_fetch_does_not_block_the_next_one() {
+    let auth = GoogleAuth::new(account());
+    let mut cache = TokenCache::default();
+    assert!(auth.fetch(&mut cache, NOW, false).unwrap().is_some());
+    assert!(auth.fetch(&mut cache, NOW + 1, false).unwrap().is_none());
+    cache.cancel_fetch();
+    assert!(auth.fetch(&mut cache, NOW + 1, false).unwrap().is_some());
 }

@@ -155,6 +155,11 @@ impl TokenCache {
         self.failed_at = None;
     }
 
+    /// A fetch was cancelled before it answered (its request went away): another may start now.
+    pub fn cancel_fetch(&mut self) {
+        self.in_flight_since = None;
+    }
+
     /// Record a failed fetch at `now` (a still-usable old token is kept).
     pub fn fail(&mut self, now: i64) {
         self.in_flight_since = None;

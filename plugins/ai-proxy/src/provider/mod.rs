@@ -13,8 +13,6 @@ mod openai;
 pub mod presets;
 pub mod vertex;
 
-use std::cell::Cell;
-
 use aigw_shared::config::{from_value, ConfigError};
 use aigw_shared::error::ClientError;
 use aigw_shared::llm::Api;
@@ -22,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::translate::Schema;
+use auth::TokenCache;
 
 /// One API call as the provider sees it.
 #[derive(Debug, Clone, Copy)]
@@ -74,14 +73,30 @@ pub trait Vendor {
         Ok(())
     }
     /// A credential the provider must fetch over HTTP at `now_unix` before (or while) calling
-    /// upstream; `None` when nothing is to be fetched (most providers). Vertex service accounts
-    /// fetch OAuth tokens here.
-    fn token_fetch(&self, _now_unix: i64) -> Result<Option<TokenNeed>, ClientError> {
+    /// upstream, given the worker's `cache`; `None` when nothing is to be fetched (most
+    /// providers). `force`: fetch even when one is under way (a request cannot go on without
+    /// it). Vertex service accounts fetch OAuth tokens here.
+    fn token_fetch(
+        &self,
+        _cache: &mut TokenCache,
+        _now_unix: i64,
+        _force: bool,
+    ) -> Result<Option<TokenNeed>, ClientError> {
         Ok(None)
     }
     /// The token endpoint's answer (`status` 0: the callout got none) received at `now_unix`.
-    fn on_token(&self, _status: u16, _body: &[u8], _now_unix: i64) -> Result<(), ClientError> {
+    fn on_token(
+        &self,
+        _cache: &mut TokenCache,
+        _status: u16,
+        _body: &[u8],
+        _now_unix: i64,
+    ) -> Result<(), ClientError> {
         Ok(())
+    }
+    /// Whether this provider fetches tokens at all (the worker then refreshes them on its tick).
+    fn fetches_tokens(&self) -> bool {
+        false
     }
 }
 
@@ -110,7 +125,6 @@ pub struct Provider {
     /// Path prefix.
     pub base_path: String,
     keys: Vec<String>,
-    next_key: Cell<usize>,
     /// The type's behaviour.
     pub vendor: Box<dyn Vendor>,
 }
@@ -128,23 +142,24 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    /// The next key of the pool (round robin per request), if the pool is not empty.
-    pub fn next_key(&self) -> Option<&str> {
-        if self.keys.is_empty() {
+    /// Key number `turn` of the pool (round robin: the caller counts turns), if the pool is
+    /// not empty.
+    pub fn key(&self, turn: usize) -> Option<&str> {
+        let n = self.keys.len();
+        if n == 0 {
             return None;
         }
-        let i = self.next_key.get() % self.keys.len();
-        self.next_key.set(i.wrapping_add(1));
-        self.keys.get(i).map(String::as_str)
+        self.keys.get(turn % n).map(String::as_str)
     }
 
-    /// The token callout to make at `now_unix`; none when the provider has static keys.
-    pub fn token_fetch(&self, now_unix: i64) -> Result<Option<TokenNeed>, ClientError> {
-        if self.keys.is_empty() {
-            self.vendor.token_fetch(now_unix)
-        } else {
-            Ok(None)
-        }
+    /// Whether the provider has a key pool.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Whether the provider fetches its credential over HTTP (and has no static key).
+    pub fn fetches_tokens(&self) -> bool {
+        self.keys.is_empty() && self.vendor.fetches_tokens()
     }
 
     /// Whether `value` is one of this provider's secrets (to keep them out of logs).
@@ -222,7 +237,6 @@ pub fn build(value: &Value) -> Result<Provider, ConfigError> {
         name: raw.name,
         kind: raw.kind,
         keys: raw.api_keys,
-        next_key: Cell::new(0),
         vendor,
     })
 }

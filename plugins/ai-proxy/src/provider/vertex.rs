@@ -19,7 +19,7 @@ use aigw_shared::llm::Api;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{GoogleAuth, ServiceAccount};
+use super::auth::{GoogleAuth, ServiceAccount, TokenCache};
 use super::gemini::{method, model_segment, no_api};
 use super::{bearer, options, ApiCall, TokenNeed, UpstreamCall, Vendor};
 use crate::translate::Schema;
@@ -142,61 +142,63 @@ impl Vendor for Vertex {
     }
 
     /// The service account's token callout, when a token is missing or due for refresh.
-    fn token_fetch(&self, now_unix: i64) -> Result<Option<TokenNeed>, ClientError> {
+    fn token_fetch(
+        &self,
+        cache: &mut TokenCache,
+        now_unix: i64,
+        force: bool,
+    ) -> Result<Option<TokenNeed>, ClientError> {
         let Some(auth) = &self.auth else {
             return Ok(None);
         };
         let fetch = auth
-            .fetch(now_unix)
+            .fetch(cache, now_unix, force)
             .map_err(|e| ClientError::new(ErrorKind::Internal, format!("vertex: {e}")))?;
         Ok(fetch.map(|fetch| TokenNeed {
             cluster: self
                 .token_cluster
                 .clone()
                 .unwrap_or_else(|| fetch.authority.clone()),
-            wait: auth.token(now_unix).is_none(),
+            wait: cache.usable(now_unix).is_none(),
             fetch,
         }))
     }
 
-    /// Cache the token endpoint's answer; a refusal is a 503 naming the service account.
-    fn on_token(&self, status: u16, body: &[u8], now_unix: i64) -> Result<(), ClientError> {
+    /// Cache the token endpoint's answer; a refusal is a 503 (the service account is named in
+    /// the log line the caller writes, not here).
+    fn on_token(
+        &self,
+        cache: &mut TokenCache,
+        status: u16,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), ClientError> {
         let Some(auth) = &self.auth else {
             return Ok(());
         };
-        auth.on_response(status, body, now_unix).map_err(|e| {
-            ClientError::new(
-                ErrorKind::Overloaded,
-                format!(
-                    "vertex: no OAuth access token for {}: {e}",
-                    auth.client_email()
-                ),
-            )
-        })
+        auth.on_response(cache, status, body, now_unix)
+            .map_err(|e| {
+                ClientError::new(
+                    ErrorKind::Overloaded,
+                    format!("vertex: no OAuth access token: {e}"),
+                )
+            })
     }
 
-    /// Without a static token, the service account's cached OAuth token (usable at `now_unix`).
-    fn sign(&self, call: &mut UpstreamCall, now_unix: i64) -> Result<(), ClientError> {
-        let Some(auth) = &self.auth else {
-            return Ok(());
-        };
-        if call.headers.iter().any(|(k, _)| k == "authorization") {
+    fn fetches_tokens(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// With a service account, the call must carry its OAuth token (handed to
+    /// [`Vendor::authorize`] as the key by the caller, from the worker's token cache).
+    fn sign(&self, call: &mut UpstreamCall, _now_unix: i64) -> Result<(), ClientError> {
+        if self.auth.is_none() || call.headers.iter().any(|(k, _)| k == "authorization") {
             return Ok(());
         }
-        match auth.token(now_unix) {
-            Some(t) => {
-                call.headers
-                    .push(("authorization".into(), format!("Bearer {t}")));
-                Ok(())
-            }
-            None => Err(ClientError::new(
-                ErrorKind::Overloaded,
-                format!(
-                    "vertex: no OAuth access token yet for {}; try again shortly",
-                    auth.client_email()
-                ),
-            )),
-        }
+        Err(ClientError::new(
+            ErrorKind::Overloaded,
+            "vertex: no OAuth access token yet; try again shortly",
+        ))
     }
 }
 

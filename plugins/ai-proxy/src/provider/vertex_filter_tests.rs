@@ -1,6 +1,8 @@
-//! Vertex service accounts through the whole filter on the mock host: the first request waits
+//! Vertex service accounts through the whole filter on a mock worker: the first request waits
 //! for the token callout and goes out with `Authorization: Bearer <token>`, the next one reuses
-//! the cached token without a callout, and a failed fetch is a 503 in the client's shape.
+//! the worker's cached token without a callout, the worker's tick refreshes a token near expiry
+//! from the root, a failed fetch is a 503 in the client's shape, and a client that goes away
+//! while its fetch is pending does not block the next request.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,11 +10,11 @@
     clippy::indexing_slicing
 )]
 
-use std::rc::Rc;
+use std::time::Duration;
 
-use aigw_shared::host::{Action, CallResponse, Capabilities, Direction, MapKind};
-use aigw_shared::mock::MockHost;
-use aigw_shared::plugin::{FilterDriver, FilterEnv, PluginConfig};
+use aigw_shared::host::{CallResponse, Capabilities};
+use aigw_shared::mock::{Callout, Exchange, Gateway, Outcome};
+use aigw_shared::plugin::Reply;
 use serde_json::{json, Value};
 
 use crate::Proxy;
@@ -20,83 +22,50 @@ use crate::Proxy;
 const TOKEN_ANSWER: &[u8] =
     br#"{"access_token":"ya29.sa-token","expires_in":3600,"token_type":"Bearer"}"#;
 
-fn config() -> Rc<PluginConfig<Proxy>> {
+fn config() -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/vertex/service-account.test-only.json");
     let key: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    let cfg = json!({
+    json!({
         "providers": [{"name": "vertex", "type": "vertex", "options": {
             "project": "my-proj", "location": "us-central1",
             "serviceAccountKey": key, "tokenCluster": "google-oauth"}}],
         "models": [{"match": "*", "provider": "vertex", "target": "gemini-2.0-flash"}]
-    });
-    Rc::new(PluginConfig::parse(cfg.to_string().as_bytes()).unwrap())
+    })
+    .to_string()
 }
 
-/// Start a request `later` seconds after the mock clock's default and deliver its whole body;
-/// returns the driver, the host and the body action.
-fn start_at(
-    config: &Rc<PluginConfig<Proxy>>,
-    path: &str,
-    later: u64,
-) -> (FilterDriver<Proxy>, MockHost, Action) {
-    let host = MockHost::default();
-    host.state.borrow_mut().now_nanos += later * 1_000_000_000;
+fn answer(status: Option<u16>, body: &[u8]) -> Reply {
+    Reply::Http(CallResponse {
+        status,
+        headers: Vec::new(),
+        body: body.to_vec(),
+    })
+}
+
+fn request(path: &str) -> Exchange {
     let body = if path.ends_with("/messages") {
         json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
     } else {
         json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
     };
-    let body = body.to_string().into_bytes();
-    {
-        let mut st = host.state.borrow_mut();
-        st.request_headers = vec![
-            (":method".into(), b"POST".to_vec()),
-            (":path".into(), path.as_bytes().to_vec()),
-            (":authority".into(), b"gateway".to_vec()),
-            ("content-type".into(), b"application/json".to_vec()),
-        ];
-        st.gate.open(MapKind::RequestHeaders);
-    }
-    let mut drv = FilterDriver::new(
-        Rc::clone(config),
-        FilterEnv {
-            capabilities: Capabilities::FULL,
-        },
-    );
-    assert_eq!(drv.on_request_headers(&host, false), Action::Pause);
-    host.state.borrow_mut().request_body = body.clone();
-    let action = drv.on_request_body(&host, body.len(), true);
-    (drv, host, action)
+    Exchange::post_json(path, &body.to_string())
 }
 
-fn start(config: &Rc<PluginConfig<Proxy>>, path: &str) -> (FilterDriver<Proxy>, MockHost, Action) {
-    start_at(config, path, 0)
+fn worker() -> Gateway<Proxy> {
+    Gateway::new(&config(), Capabilities::FULL)
 }
 
-fn answer(body: &[u8]) -> CallResponse {
-    CallResponse {
-        status: Some(200),
-        headers: Vec::new(),
-        body: body.to_vec(),
-    }
-}
-
-fn header(host: &MockHost, name: &str) -> Option<String> {
-    host.state
-        .borrow()
-        .request_headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+fn chat(gw: &mut Gateway<Proxy>, token: &'static [u8]) -> Outcome {
+    gw.run(request("/v1/chat/completions").answer(move |_| Some(answer(Some(200), token))))
 }
 
 #[test]
 fn the_first_request_waits_for_the_token_and_the_next_reuses_it_without_a_callout() {
-    let config = config();
-    let (mut drv, host, action) = start(&config, "/v1/chat/completions");
-    assert_eq!(action, Action::Pause, "held until the token arrives");
-    let call = host.state.borrow().callouts[0].clone();
+    let mut gw = worker();
+    let out = chat(&mut gw, TOKEN_ANSWER);
+    assert_eq!(out.callouts.len(), 1, "one token callout");
+    let call = &out.callouts[0];
     assert_eq!(call.upstream, "google-oauth");
     let h = |k: &str| {
         call.headers
@@ -111,110 +80,106 @@ fn the_first_request_waits_for_the_token_and_the_next_reuses_it_without_a_callou
         h("content-type").as_deref(),
         Some("application/x-www-form-urlencoded")
     );
-    let form = String::from_utf8(call.body.unwrap()).unwrap();
+    let form = String::from_utf8(call.body.clone().unwrap()).unwrap();
     assert!(form.contains("grant_type=urn"), "{form}");
     assert!(form.contains("assertion="), "{form}");
-    assert!(host.state.borrow().resumed.is_empty());
-
-    let answer = CallResponse {
-        status: Some(200),
-        headers: Vec::new(),
-        body: TOKEN_ANSWER.to_vec(),
-    };
-    drv.on_http_call_response(&host, call.token, answer);
-    assert_eq!(host.state.borrow().resumed, [Direction::Request]);
+    assert!(out.stalled.is_none(), "{:?}", out.stalled);
     assert_eq!(
-        header(&host, "authorization").as_deref(),
+        out.upstream_header("authorization").as_deref(),
         Some("Bearer ya29.sa-token")
     );
     assert_eq!(
-        header(&host, ":path").as_deref(),
+        out.upstream_header(":path").as_deref(),
         Some("/v1/projects/my-proj/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent")
     );
     assert_eq!(
-        header(&host, ":authority").as_deref(),
+        out.upstream_header(":authority").as_deref(),
         Some("us-central1-aiplatform.googleapis.com")
     );
 
-    let (_drv2, host2, action2) = start(&config, "/v1/chat/completions");
-    assert_eq!(
-        action2,
-        Action::Continue,
-        "the cached token is used at once"
+    let again = chat(&mut gw, b"unused");
+    assert!(
+        again.callouts.is_empty(),
+        "the worker's token is used at once"
     );
-    assert!(host2.state.borrow().callouts.is_empty());
     assert_eq!(
-        header(&host2, "authorization").as_deref(),
+        again.upstream_header("authorization").as_deref(),
         Some("Bearer ya29.sa-token")
     );
 }
 
 #[test]
-fn a_refused_or_failed_token_fetch_is_a_503_in_the_clients_shape() {
-    let config = config();
-    let (mut drv, host, _) = start(&config, "/v1/messages");
-    let token = host.state.borrow().callouts[0].token;
-    let refused = CallResponse {
-        status: Some(400),
-        headers: Vec::new(),
-        body: br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#.to_vec(),
-    };
-    drv.on_http_call_response(&host, token, refused);
-    let reply = host.state.borrow().local_response.clone().unwrap();
+fn a_refused_token_fetch_is_a_503_in_the_clients_shape_without_the_account_name() {
+    let mut gw = worker();
+    let refused = br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#;
+    let out = gw.run(request("/v1/messages").answer(|_| Some(answer(Some(400), refused))));
+    let reply = out.local_response.clone().unwrap();
     assert_eq!(reply.status, 503);
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(body["type"], "error", "Anthropic error shape: {body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("invalid_grant"), "{body}");
+    assert!(!message.contains("iam.gserviceaccount.com"), "{body}");
+    assert!(out.upstream_headers.is_none());
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("gateway@aigw-test.iam.gserviceaccount.com"),
-        "{body}"
+        out.warnings().iter().any(|w| w.contains("provider vertex")),
+        "the operator's log names the provider: {:?}",
+        out.warnings()
     );
-    assert!(host.state.borrow().resumed.is_empty());
 }
 
 #[test]
 fn a_callout_without_an_answer_is_a_503_for_an_openai_client() {
-    let config = config();
-    let (mut drv, host, _) = start(&config, "/v1/chat/completions");
-    let token = host.state.borrow().callouts[0].token;
-    let none = CallResponse {
-        status: None,
-        headers: Vec::new(),
-        body: Vec::new(),
-    };
-    drv.on_http_call_response(&host, token, none);
-    let reply = host.state.borrow().local_response.clone().unwrap();
+    let mut gw = worker();
+    let out = gw.run(request("/v1/chat/completions").answer(|_| Some(answer(None, b""))));
+    let reply = out.local_response.clone().unwrap();
     assert_eq!(reply.status, 503);
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert!(body["error"]["message"].is_string(), "{body}");
 }
 
 #[test]
-fn a_token_close_to_expiry_is_refreshed_while_requests_keep_using_it() {
-    let config = config();
-    let (mut drv, host, _) = start(&config, "/v1/chat/completions");
-    let token = host.state.borrow().callouts[0].token;
-    drv.on_http_call_response(&host, token, answer(TOKEN_ANSWER));
+fn the_workers_tick_refreshes_a_token_near_expiry_while_requests_keep_using_it() {
+    let fresh: &'static [u8] = br#"{"access_token":"ya29.fresh","expires_in":3600}"#;
+    let mut gw = worker().answer(move |c: &Callout| {
+        assert_eq!(c.upstream, "google-oauth");
+        Some(answer(Some(200), fresh))
+    });
+    chat(&mut gw, TOKEN_ANSWER);
+    assert!(gw.root_host().state.borrow().callouts.is_empty());
 
-    // 100 s before expiry: still usable, but due for refresh.
-    let (mut drv2, host2, action) = start_at(&config, "/v1/chat/completions", 3500);
-    assert_eq!(action, Action::Continue, "the request does not wait");
+    // Ticks while the token is fresh fetch nothing; just before the refresh window (300 s
+    // before expiry) a request uses the token and starts no callout.
+    gw.advance(Duration::from_secs(3290));
+    assert!(gw.root_host().state.borrow().callouts.is_empty());
+    let out = chat(&mut gw, b"unused");
+    assert!(out.callouts.is_empty());
     assert_eq!(
-        header(&host2, "authorization").as_deref(),
+        out.upstream_header("authorization").as_deref(),
         Some("Bearer ya29.sa-token")
     );
-    let refresh = host2.state.borrow().callouts[0].token;
-    let fresh = br#"{"access_token":"ya29.fresh","expires_in":3600}"#;
-    drv2.on_http_call_response(&host2, refresh, answer(fresh));
-    assert!(host2.state.borrow().resumed.is_empty());
-
-    let (_drv3, host3, action) = start_at(&config, "/v1/chat/completions", 3500);
-    assert_eq!(action, Action::Continue);
-    assert!(host3.state.borrow().callouts.is_empty());
+    // The tick inside the window refreshes from the root; later requests get the new token.
+    assert_eq!(gw.advance(Duration::from_secs(15)), 3);
+    assert_eq!(gw.root_host().state.borrow().callouts.len(), 1);
+    let out = chat(&mut gw, b"unused");
+    assert!(out.callouts.is_empty());
     assert_eq!(
-        header(&host3, "authorization").as_deref(),
+        out.upstream_header("authorization").as_deref(),
         Some("Bearer ya29.fresh")
+    );
+}
+
+#[test]
+fn a_client_gone_while_its_token_fetch_is_pending_does_not_block_the_next_request() {
+    let mut gw = worker();
+    let gone = gw.run(request("/v1/chat/completions").answer(|_| None));
+    assert_eq!(gone.callouts.len(), 1);
+    assert!(gone.stalled.is_some(), "held until the client went away");
+    // The stream ended with its fetch pending; the next request fetches at once and succeeds.
+    let out = chat(&mut gw, TOKEN_ANSWER);
+    assert_eq!(out.callouts.len(), 1);
+    assert_eq!(
+        out.upstream_header("authorization").as_deref(),
+        Some("Bearer ya29.sa-token")
     );
 }
