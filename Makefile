@@ -79,9 +79,10 @@ build: deps-rust ## Build every plugin (.wasm; Higress variants in <wasm dir>/hi
 	for p in $(subst -,_,$(PLUGINS)); do \
 		printf '  %8d bytes  higress/%s\n' "$$(stat -c %s "$(WASM_DIR)/higress/$$p.wasm")" "$$p.wasm"; done
 
-test: ## deps, build, native tests, then the e2e suite through Envoy; prints each layer's time
+test: ## deps, build, lint, native tests, then the e2e suite through Envoy; prints each layer's time
 	@$(call timed,deps,$(MAKE) deps); \
 	$(call timed,build,$(MAKE) build); \
+	$(call timed,lint,$(MAKE) lint); \
 	$(call timed,native,$(MAKE) test-native); \
 	$(call timed,e2e,$(MAKE) e2e)
 
@@ -92,8 +93,9 @@ test-native: ## Native tests only (unit, filter, wasm harness); needs `make buil
 e2e: deps-python ## The e2e suite only (real Envoy, llm-sim, SDKs); needs `make build`
 	$(VENV_PY) -m pytest tests/e2e -q
 
-lint: deps-rust ## rustfmt check and clippy, native and wasm32, warnings are errors
+lint: deps-rust ## rustfmt check, proxy-wasm only through aigw-shared, clippy (native, wasm32) -D warnings
 	$(CARGO) fmt --all -- --check
+	$(PYTHON) scripts/check_deps.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p aigw-shared $(PLUGIN_PKGS) -p aigw-test-guest \
 		-- -D warnings
@@ -109,3 +111,14 @@ validate-configs: deps build ## Render every envoy-configs/*.yaml and check it w
 
 clean-run: ## Remove .run/ (rendered configs and logs of `make run`)
 	rm -rf .run
+
+# Performance: not part of `make test` (bench/, scripts/bench*.py, scripts/soak.py).
+.PHONY: bench soak
+BENCH_APT_PACKAGES := wrk nginx libnginx-mod-http-lua
+
+bench: deps-rust deps-python ## Throughput/latency/CPU per request vs bare Envoy -> bench/results.md; needs `make build`
+	@$(MAKE) APT_PACKAGES="$(BENCH_APT_PACKAGES)" deps-apt
+	BENCH_COMMAND="make bench" $(VENV_PY) scripts/bench.py
+
+soak: deps-python ## Mixed traffic through the `make run` chain [SOAK_SECONDS=600]; fails on errors; needs `make build`
+	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) $(VENV_PY) scripts/soak.py
