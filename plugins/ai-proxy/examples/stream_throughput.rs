@@ -12,8 +12,8 @@
 use std::time::Instant;
 
 use ai_proxy::hub::HubEvent;
-use ai_proxy::translate::anthropic_encode::AnthropicEncoder;
-use ai_proxy::translate::openai_client::OpenAiEncoder;
+use ai_proxy::translate::client::anthropic_encode::AnthropicEncoder;
+use ai_proxy::translate::client::openai::OpenAiEncoder;
 use ai_proxy::translate::{backend, ClientEncoder, ResponseHead, Schema};
 
 const DELTAS: usize = 20_000;

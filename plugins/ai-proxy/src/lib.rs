@@ -8,7 +8,6 @@
 
 pub mod config;
 pub mod filter;
-mod filter_response;
 pub mod hub;
 pub mod models;
 pub mod prepare;

@@ -8,9 +8,10 @@ use crate::config::{Config, CredentialPolicy};
 use crate::hub::ChatRequest;
 use crate::provider::{ApiCall, UpstreamCall};
 use crate::state::State;
-use crate::translate::bedrock::embed as bedrock_embed;
-use crate::translate::gemini::embed as gemini_embed;
-use crate::translate::{self, anthropic_client, passthrough, BuildContext, Schema, TranslateError};
+use crate::translate::backend::bedrock::embed as bedrock_embed;
+use crate::translate::backend::gemini::embed as gemini_embed;
+use crate::translate::client::anthropic as anthropic_client;
+use crate::translate::{self, passthrough, BuildContext, Schema, TranslateError};
 
 /// How the response must be handled.
 #[derive(Debug, Clone, PartialEq, Eq)]

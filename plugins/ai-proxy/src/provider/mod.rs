@@ -4,7 +4,6 @@
 //! `match` in [`vendor`] picks it. Adding a provider type: a module, a `mod` line and a match arm.
 
 mod anthropic;
-#[path = "../auth/mod.rs"]
 pub mod auth;
 mod azure;
 pub mod bedrock;

@@ -1,26 +1,28 @@
-//! Translators: one module per (client schema -> backend schema) pair, selected by one `match`.
+//! Translation is a hub: **client -> OpenAI-chat hub -> backend, and back**.
 //!
-//! * Backend side ([`Backend`]): a hub [`ChatRequest`] becomes the backend's request body, and the
-//!   backend's response (JSON or a stream, split anywhere) becomes [`HubEvent`]s through a
-//!   per-request [`ResponseTranslator`].
-//! * Client side: an Anthropic Messages request becomes a hub request
-//!   ([`anthropic_client::to_hub`]); hub events become the client's bytes through a
-//!   [`ClientEncoder`] (OpenAI SSE/JSON in [`openai_client`], Anthropic SSE/JSON in
-//!   [`anthropic_encode`]).
+//! Every cross-protocol request is decoded from the client's schema into the hub
+//! ([`crate::hub::ChatRequest`], OpenAI Chat Completions as owned structs) and encoded from the hub
+//! into the backend's schema; every response goes the other way: the backend's bytes become
+//! [`HubEvent`]s, and hub events become the client's bytes. A new client protocol or a new backend
+//! is therefore one translator against the hub, never one per (client, backend) pair.
+//!
+//! * [`client`]: the client side. An Anthropic Messages request becomes a hub request
+//!   ([`client::anthropic::to_hub`]; OpenAI requests already are one); hub events become the
+//!   client's bytes through a [`ClientEncoder`] (OpenAI SSE/JSON in [`client::openai`], Anthropic
+//!   SSE/JSON in [`client::anthropic_encode`]).
+//! * [`backend`](mod@backend): the backend side, one module per backend schema ([`Backend`]). A hub
+//!   [`ChatRequest`] becomes the backend's request body, and the backend's response (JSON or a
+//!   stream, split anywhere) becomes [`HubEvent`]s through a per-request [`ResponseTranslator`].
 //! * Same-protocol pairs skip the hub entirely ([`passthrough`]): only `model` is patched in the
 //!   original bytes and the response is forwarded untouched.
+//! * [`errors`]: upstream error bodies in the caller's shape.
 //!
-//! Adding a backend schema: a [`Schema`] variant, a module, and one arm in [`backend`].
+//! Adding a backend schema: a [`Schema`] variant, a module under `backend/`, and one arm in
+//! [`backend()`].
 
-pub mod anthropic_client;
-pub mod anthropic_encode;
-pub mod bedrock;
+pub mod backend;
+pub mod client;
 pub mod errors;
-pub mod gemini;
-pub mod openai_anthropic;
-pub mod openai_anthropic_stream;
-pub mod openai_client;
-pub mod openai_openai;
 pub mod passthrough;
 
 use aigw_shared::error::{ClientError, ErrorKind};
@@ -58,11 +60,11 @@ impl Schema {
 /// The translator for a backend schema.
 pub fn backend(schema: Schema) -> &'static dyn Backend {
     match schema {
-        Schema::OpenAi => &openai_openai::OpenAiBackend,
-        Schema::Anthropic => &openai_anthropic::AnthropicBackend,
-        Schema::Bedrock => &bedrock::BedrockBackend,
-        Schema::BedrockInvoke => &bedrock::invoke::InvokeBackend,
-        Schema::Gemini => &gemini::GeminiBackend,
+        Schema::OpenAi => &backend::openai::OpenAiBackend,
+        Schema::Anthropic => &backend::anthropic::AnthropicBackend,
+        Schema::Bedrock => &backend::bedrock::BedrockBackend,
+        Schema::BedrockInvoke => &backend::bedrock::invoke::InvokeBackend,
+        Schema::Gemini => &backend::gemini::GeminiBackend,
     }
 }
 

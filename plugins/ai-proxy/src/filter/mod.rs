@@ -1,0 +1,140 @@
+//! The per-request state machine.
+//!
+//! Request (`request.rs`): the headers are held (Pause) until the body is complete, so that
+//! `:path`, `:authority`, the credential and the routing header (`x-aigw-upstream`, read by the
+//! Envoy route through `cluster_header`) can be rewritten once the model is known. Response
+//! (`response.rs`): same-protocol answers pass untouched, streams are translated chunk by chunk,
+//! translated JSON answers hold their headers until the body is complete, and error bodies are
+//! rewritten in the caller's shape.
+//!
+//! The body is read whole by the driver (`WholeBody`, headers held): it enforces the size limit
+//! (413 in the caller's shape) and treats trailers as the end of the body. A provider that
+//! fetches its credential over HTTP (Vertex service accounts) holds the complete request until
+//! the token arrives when the worker has none yet; the worker refreshes tokens on its tick: see
+//! [`token`].
+//!
+//! On a host that cannot rewrite bodies (APISIX) the filter only answers `GET /v1/models` and lets
+//! every other request pass unchanged.
+
+use std::rc::Rc;
+
+use aigw_shared::error::{ClientError, ClientProtocol};
+use aigw_shared::host::{Action, Host};
+use aigw_shared::llm::Api;
+use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, Next, Reply};
+use aigw_shared::reply::send_error;
+
+use crate::config::Config;
+use crate::prepare::{Incoming, Plan};
+use crate::state::State;
+use crate::stats::RequestStats;
+use response::Responding;
+pub use token::TokenCall;
+
+mod request;
+mod response;
+pub mod token;
+
+pub use crate::stats::metric;
+
+/// Where the request is.
+enum Phase {
+    /// Not ours (or finished): everything passes.
+    PassThrough,
+    /// Holding the headers while the driver reads the body.
+    Collecting(Incoming),
+    /// The complete request (its header facts and body size) waits for a token callout.
+    AwaitingToken(Incoming, usize),
+    /// Sent upstream; waiting for the response.
+    Sent(Plan, RequestStats),
+    /// Handling the response.
+    Responding(Box<Responding>),
+}
+
+/// One request.
+pub struct Filter {
+    config: Rc<Config>,
+    state: Rc<State>,
+    phase: Phase,
+    protocol: ClientProtocol,
+    api: Api,
+    /// The host can rewrite bodies (false on APISIX: nothing is routed).
+    body_write: bool,
+}
+
+impl Filter {
+    /// A filter for one request.
+    pub fn new(config: Rc<Config>, state: Rc<State>, env: FilterEnv) -> Self {
+        Self {
+            config,
+            state,
+            phase: Phase::PassThrough,
+            protocol: ClientProtocol::OpenAi,
+            api: Api::Other,
+            body_write: env.capabilities.body_write,
+        }
+    }
+
+    fn reject(&mut self, host: &dyn Host, error: &ClientError) -> Action {
+        send_error(host, "ai-proxy", self.protocol, error);
+        self.state.metrics.count(host, metric::REJECTED, 1);
+        self.phase = Phase::PassThrough;
+        Action::Pause
+    }
+}
+
+impl HttpFilter for Filter {
+    type Call = TokenCall;
+
+    fn protocol(&self) -> ClientProtocol {
+        self.protocol
+    }
+
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
+        self.headers_in(cx, end_of_stream)
+    }
+
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
+        self.body_in(cx, body)
+    }
+
+    fn on_error_reply(&mut self, cx: &mut Ctx<'_, TokenCall>, _error: &ClientError) {
+        self.state.metrics.count(cx.host, metric::REJECTED, 1);
+        self.phase = Phase::PassThrough;
+    }
+
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
+        self.response_head(cx.host, end_of_stream)
+    }
+
+    fn on_response_body(
+        &mut self,
+        cx: &mut Ctx<'_, TokenCall>,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        match &mut self.phase {
+            Phase::Responding(r) => {
+                r.body(&self.config, &self.state, cx.host, body_size, end_of_stream)
+            }
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_reply(&mut self, cx: &mut Ctx<'_, TokenCall>, call: TokenCall, reply: Reply) -> Next {
+        self.token_answer(cx.host, call, &reply)
+    }
+
+    fn on_call_cancelled(&mut self, call: TokenCall) {
+        self.token_cancelled(call);
+    }
+
+    fn on_log(&mut self, cx: &mut Ctx<'_, TokenCall>) {
+        let host = cx.host;
+        match &mut self.phase {
+            Phase::Responding(r) => r.finish(&self.state, host),
+            Phase::Sent(_, stats) => stats.finish(&self.state.metrics, host),
+            _ => {}
+        }
+    }
+}

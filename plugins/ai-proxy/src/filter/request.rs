@@ -1,0 +1,173 @@
+//! The request side: hold the headers, decide whether the request is ours, read the body whole,
+//! prepare the upstream call and rewrite the request for it.
+
+use aigw_shared::error::{ClientError, ErrorKind};
+use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
+use aigw_shared::llm::Api;
+use aigw_shared::plugin::{Ctx, WholeBody};
+
+use super::{metric, Filter, Phase, TokenCall};
+use crate::prepare::{api_suffix, prepare, Incoming, Prepared};
+use crate::stats::RequestStats;
+
+/// Client credential headers, removed from every request this plugin routes.
+const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+fn text_header(host: &dyn Host, map: MapKind, name: &str) -> Option<String> {
+    let v = host.header(map, name).ok().flatten()?;
+    String::from_utf8(v).ok()
+}
+
+fn client_key(host: &dyn Host) -> Option<String> {
+    if let Some(auth) = text_header(host, MapKind::RequestHeaders, "authorization") {
+        let token = auth.strip_prefix("Bearer ").unwrap_or(&auth).trim();
+        if !token.is_empty() {
+            return Some(token.to_owned());
+        }
+    }
+    ["x-api-key", "api-key"]
+        .iter()
+        .find_map(|h| text_header(host, MapKind::RequestHeaders, h).filter(|v| !v.is_empty()))
+}
+
+impl Filter {
+    pub(super) fn headers_in(
+        &mut self,
+        cx: &mut Ctx<'_, TokenCall>,
+        end_of_stream: bool,
+    ) -> Action {
+        let host = cx.host;
+        let method = text_header(host, MapKind::RequestHeaders, ":method").unwrap_or_default();
+        let path = text_header(host, MapKind::RequestHeaders, ":path").unwrap_or_default();
+        // Nobody but this plugin chooses the cluster.
+        cx.check(
+            host.remove_header(MapKind::RequestHeaders, &self.config.upstream_header),
+            "cannot remove the routing header",
+        );
+        let api = Api::from_path(&method, &path);
+        self.protocol = api.protocol();
+        self.api = api;
+        let Some(suffix) = api_suffix(&path) else {
+            return Action::Continue;
+        };
+        let routed = match api {
+            Api::Models => {
+                let body = self.config.models_body();
+                cx.check(
+                    host.send_local_response(200, &[("content-type", b"application/json")], &body),
+                    "cannot answer /v1/models",
+                );
+                self.state.metrics.count(host, metric::MODELS, 1);
+                return Action::Pause;
+            }
+            Api::Other => {
+                method.eq_ignore_ascii_case("POST")
+                    && (suffix.starts_with("/audio/") || suffix.starts_with("/images/"))
+            }
+            _ => true,
+        };
+        if !routed || !self.body_write {
+            return Action::Continue;
+        }
+        if end_of_stream {
+            return self.reject(
+                host,
+                &ClientError::invalid_request("a request body is required"),
+            );
+        }
+        let content_type =
+            text_header(host, MapKind::RequestHeaders, "content-type").unwrap_or_default();
+        let json = content_type.is_empty() || content_type.to_ascii_lowercase().contains("json");
+        if !json && api != Api::Other {
+            return self.reject(
+                host,
+                &ClientError::invalid_request(
+                    "the request body must be JSON (content-type: application/json)",
+                ),
+            );
+        }
+        self.phase = Phase::Collecting(Incoming {
+            api,
+            suffix: suffix.to_owned(),
+            json,
+            client_key: client_key(host),
+            now_unix: host
+                .now_nanos()
+                .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0)),
+        });
+        cx.read_whole_request(WholeBody::up_to(self.config.max_body_bytes).holding_headers());
+        Action::Pause
+    }
+
+    pub(super) fn body_in(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
+        let Phase::Collecting(inc) = &self.phase else {
+            return Action::Continue;
+        };
+        let inc = inc.clone();
+        if let Some(action) = self.token_first(cx, &inc, body) {
+            return action;
+        }
+        match prepare(&self.config, &self.state, &inc, body) {
+            Ok(p) => self.send(cx.host, p, body.len()),
+            Err(e) => self.reject(cx.host, &e),
+        }
+    }
+
+    pub(super) fn send(&mut self, host: &dyn Host, p: Prepared, old_size: usize) -> Action {
+        let req = MapKind::RequestHeaders;
+        for h in CREDENTIAL_HEADERS
+            .iter()
+            .chain(["content-length", "accept-encoding"].iter())
+        {
+            let _ = host.remove_header(req, h);
+        }
+        let mut results = vec![
+            host.set_header(req, ":path", p.call.path.as_bytes()),
+            host.set_header(req, &self.config.upstream_header, p.cluster.as_bytes()),
+        ];
+        if let Some(a) = &p.call.authority {
+            results.push(host.set_header(req, ":authority", a.as_bytes()));
+        }
+        for (k, v) in &p.call.headers {
+            results.push(host.set_header(req, k, v.as_bytes()));
+        }
+        let translated = p.plan.translate_from.is_some() || p.plan.embed.is_some();
+        if translated {
+            results.push(host.set_header(req, "content-type", b"application/json"));
+        }
+        results.push(host.replace_body(BufferKind::RequestBody, old_size, &p.call.body));
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            let err = ClientError::new(
+                ErrorKind::Internal,
+                format!("cannot rewrite the request: {e}"),
+            );
+            return self.reject(host, &err);
+        }
+        if !p.plan.dropped.is_empty() {
+            host.log(
+                LogLevel::Warn,
+                &format!(
+                    "ai-proxy: provider {} cannot express {}; dropped",
+                    p.plan.provider,
+                    p.plan.dropped.join(", ")
+                ),
+            );
+        }
+        let m = if translated {
+            metric::TRANSLATED
+        } else {
+            metric::FORWARDED
+        };
+        self.state.metrics.count(host, m, 1);
+        let model = self
+            .config
+            .route(&p.plan.client_model)
+            .map(|r| r.model)
+            .unwrap_or_default();
+        let label = self.state.model_labels.label(&model);
+        let stats = RequestStats::new(&p.plan.provider, &label, host.now_nanos());
+        stats.sent(&self.state.metrics, host);
+        self.phase = Phase::Sent(p.plan, stats);
+        Action::Continue
+    }
+}

@@ -1,0 +1,9 @@
+//! The client side of the hub: client requests -> hub requests, and hub events -> client bytes.
+//!
+//! OpenAI clients already speak the hub, so only their response encoder lives here
+//! ([`openai`]); Anthropic clients have a request decoder ([`anthropic`]) and a response encoder
+//! ([`anthropic_encode`]).
+
+pub mod anthropic;
+pub mod anthropic_encode;
+pub mod openai;
