@@ -144,6 +144,20 @@ pub enum Role {
     Function,
 }
 
+impl Role {
+    /// The role's wire name (`user`, `assistant`, …), as OpenAI and Anthropic spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Developer => "developer",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::Tool => "tool",
+            Self::Function => "function",
+        }
+    }
+}
+
 /// One message of the conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {

@@ -15,6 +15,8 @@
 //!   stream, split anywhere) becomes [`HubEvent`]s through a per-request [`ResponseTranslator`].
 //! * Same-protocol pairs skip the hub entirely ([`passthrough`]): only `model` is patched in the
 //!   original bytes and the response is forwarded untouched.
+//! * [`kit`]: what the backend translators share (conversation splitting, content parts, chunk
+//!   and message building, tool-call indices, finish reasons, usage).
 //! * [`errors`]: upstream error bodies in the caller's shape.
 //!
 //! Adding a backend schema: a [`Schema`] variant, a module under `backend/`, and one arm in
@@ -23,6 +25,7 @@
 pub mod backend;
 pub mod client;
 pub mod errors;
+pub mod kit;
 pub mod passthrough;
 
 use aigw_shared::error::{ClientError, ErrorKind};

@@ -6,14 +6,17 @@ pub mod stream;
 use serde_json::{json, Map, Value};
 
 use super::openai::JsonToHub;
-use crate::hub::{
-    ChatRequest, ChatResponse, Choice, Content, ContentPart, FunctionCall, HubEvent, Message,
-    ResponseFormat, ResponseMessage, Role, ToolCall, ToolChoice,
-};
+use crate::hub::{ChatRequest, ChatResponse, ContentPart, HubEvent, Message, ResponseFormat};
+use crate::hub::{ToolCall, ToolChoice};
+use crate::translate::kit::request::{self as kit, Dialect};
+use crate::translate::kit::response::{parse_body, single_choice, tool_call, Answer};
 use crate::translate::{
     errors, Backend, BuildContext, ResponseHead, ResponseTranslator, TranslateError,
 };
 use stream::{stop_reason_to_finish, usage_to_hub, AnthropicSseToHub};
+
+pub use crate::translate::kit::request::effort_to_budget;
+pub use crate::translate::kit::response::str_of;
 
 /// `max_tokens` when the client gives none (Anthropic requires it).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -44,16 +47,6 @@ impl Backend for AnthropicBackend {
     }
 }
 
-/// Thinking budget for an OpenAI `reasoning_effort`.
-pub fn effort_to_budget(effort: &str) -> Option<u64> {
-    match effort {
-        "minimal" | "low" => Some(1024),
-        "medium" => Some(8192),
-        "high" => Some(16384),
-        _ => None,
-    }
-}
-
 /// Build the Anthropic request object.
 pub fn to_anthropic(
     req: &ChatRequest,
@@ -61,8 +54,10 @@ pub fn to_anthropic(
 ) -> Result<Value, TranslateError> {
     let mut out = Map::new();
     out.insert("model".into(), json!(ctx.model));
-    let (system, messages) = convert_messages(&req.messages, ctx)?;
-    let mut system = system;
+    let kit::Conversation {
+        mut system,
+        turns: messages,
+    } = kit::split(&Messages, &req.messages, ctx)?;
     match &req.response_format {
         Some(ResponseFormat::JsonObject) => {
             system.push(
@@ -81,28 +76,16 @@ pub fn to_anthropic(
     }
     out.insert("messages".into(), Value::Array(messages));
     let mut max_tokens = req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS);
-    let mut thinking = false;
-    if let Some(effort) = &req.reasoning_effort {
-        match effort_to_budget(effort) {
-            Some(budget) => {
-                max_tokens = max_tokens.max(budget + 1024);
-                out.insert(
-                    "thinking".into(),
-                    json!({"type":"enabled","budget_tokens":budget}),
-                );
-                thinking = true;
-            }
-            None if effort == "none" => {}
-            None => {
-                return Err(TranslateError::malformed_param(
-                    format!("unknown reasoning_effort {effort:?}"),
-                    "reasoning_effort",
-                ))
-            }
-        }
+    let budget = kit::thinking_budget(req)?;
+    if let Some(budget) = budget {
+        max_tokens = max_tokens.max(budget + 1024);
+        out.insert(
+            "thinking".into(),
+            json!({"type":"enabled","budget_tokens":budget}),
+        );
     }
     out.insert("max_tokens".into(), json!(max_tokens));
-    sampling(req, ctx, thinking, &mut out)?;
+    sampling(req, ctx, budget.is_some(), &mut out);
     tools(req, &mut out);
     if let Some(user) = &req.user {
         out.insert("metadata".into(), json!({ "user_id": user }));
@@ -119,30 +102,17 @@ fn sampling(
     ctx: &mut BuildContext<'_>,
     thinking: bool,
     out: &mut Map<String, Value>,
-) -> Result<(), TranslateError> {
-    if let Some(t) = req.temperature {
-        if thinking {
-            ctx.dropped
-                .push("temperature (not allowed with thinking)".into());
-        } else {
-            // OpenAI accepts 0..2, Anthropic 0..1.
-            out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
-        }
+) {
+    let (temperature, top_p) = kit::sampling(req, ctx, thinking);
+    if let Some(t) = temperature {
+        out.insert("temperature".into(), json!(t));
     }
-    if let Some(p) = req.top_p {
-        if thinking {
-            ctx.dropped.push("top_p (not allowed with thinking)".into());
-        } else {
-            out.insert("top_p".into(), json!(p));
-        }
+    if let Some(p) = top_p {
+        out.insert("top_p".into(), json!(p));
     }
     if let Some(stop) = &req.stop {
         out.insert("stop_sequences".into(), json!(stop.to_vec()));
     }
-    if req.n.is_some_and(|n| n > 1) {
-        ctx.unsupported("n", NAME)?;
-    }
-    Ok(())
 }
 
 fn tools(req: &ChatRequest, out: &mut Map<String, Value>) {
@@ -155,12 +125,7 @@ fn tools(req: &ChatRequest, out: &mut Map<String, Value>) {
                 if let Some(d) = &t.function.description {
                     o.insert("description".into(), json!(d));
                 }
-                let schema = t
-                    .function
-                    .parameters
-                    .clone()
-                    .unwrap_or_else(|| json!({"type":"object","properties":{}}));
-                o.insert("input_schema".into(), schema);
+                o.insert("input_schema".into(), kit::parameters(&t.function));
                 Value::Object(o)
             })
             .collect();
@@ -185,145 +150,63 @@ fn tools(req: &ChatRequest, out: &mut Map<String, Value>) {
 }
 
 fn unsupported(req: &ChatRequest, ctx: &mut BuildContext<'_>) -> Result<(), TranslateError> {
-    let named = [
-        ("presence_penalty", req.presence_penalty.is_some()),
-        ("frequency_penalty", req.frequency_penalty.is_some()),
-        ("seed", req.seed.is_some()),
-        ("logprobs", req.logprobs == Some(true)),
-        ("top_logprobs", req.top_logprobs.is_some()),
-    ];
-    for (field, present) in named {
-        if present {
-            ctx.unsupported(field, NAME)?;
-        }
-    }
-    for key in req.extra.keys() {
-        ctx.unsupported(key, NAME)?;
-    }
-    Ok(())
+    kit::refuse(ctx, NAME, kit::openai_only_fields(req))?;
+    kit::refuse_extra(ctx, NAME, req)
 }
 
-/// Split the OpenAI conversation into Anthropic `system` blocks and messages.
-fn convert_messages(
-    messages: &[Message],
-    ctx: &mut BuildContext<'_>,
-) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
-    let mut system = Vec::new();
-    let mut out: Vec<Value> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        match m.role {
-            Role::System | Role::Developer => {
-                let text = m
-                    .content
-                    .as_ref()
-                    .map(Content::joined_text)
-                    .unwrap_or_default();
-                system.push(json!({"type":"text","text":text}));
-            }
-            Role::User => {
-                let blocks = user_blocks(m.content.as_ref(), i, ctx)?;
-                push_turn(&mut out, "user", blocks);
-            }
-            Role::Assistant => push_turn(&mut out, "assistant", assistant_blocks(m, i)?),
-            Role::Tool => {
-                let text = m
-                    .content
-                    .as_ref()
-                    .map(Content::joined_text)
-                    .unwrap_or_default();
-                let id = m.tool_call_id.clone().ok_or_else(|| {
-                    TranslateError::malformed_param(
-                        "a tool message needs tool_call_id",
-                        &format!("messages[{i}].tool_call_id"),
-                    )
-                })?;
-                let block = json!({"type":"tool_result","tool_use_id":id,"content":text});
-                push_turn(&mut out, "user", vec![block]);
-            }
-            Role::Function => ctx.unsupported(&format!("messages[{i}].role=function"), NAME)?,
-        }
-    }
-    Ok((system, out))
-}
+/// How Anthropic Messages writes a conversation: `system` text blocks, `content` block lists
+/// (empty turns kept), `tool_use` and `tool_result` blocks.
+struct Messages;
 
-/// Append blocks to the last turn when it has the same role (Anthropic wants alternation).
-fn push_turn(out: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    if let Some(last) = out.last_mut() {
-        if last.get("role").and_then(Value::as_str) == Some(role) {
-            if let Some(Value::Array(existing)) = last.get_mut("content") {
-                existing.extend(blocks);
-                return;
-            }
-        }
-    }
-    out.push(json!({"role": role, "content": blocks}));
-}
+impl Dialect for Messages {
+    const NAME: &'static str = NAME;
+    const BLOCKS: &'static str = "content";
+    const KEEP_EMPTY_TURNS: bool = true;
 
-fn user_blocks(
-    content: Option<&Content>,
-    i: usize,
-    ctx: &mut BuildContext<'_>,
-) -> Result<Vec<Value>, TranslateError> {
-    let Some(content) = content else {
-        return Ok(Vec::new());
-    };
-    let parts = match content {
-        Content::Text(t) => return Ok(vec![json!({"type":"text","text":t})]),
-        Content::Parts(p) => p,
-    };
-    let mut blocks = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
+    fn system(&self, text: &str) -> Option<Value> {
+        self.text(text)
+    }
+
+    fn text(&self, text: &str) -> Option<Value> {
+        Some(json!({"type":"text","text":text}))
+    }
+
+    fn media(
+        &self,
+        part: &ContentPart,
+        i: usize,
+        j: usize,
+        ctx: &mut BuildContext<'_>,
+    ) -> Result<Option<Value>, TranslateError> {
         match part {
-            ContentPart::Text { text } => blocks.push(json!({"type":"text","text":text})),
-            ContentPart::ImageUrl { image_url } => blocks.push(image_block(&image_url.url, i, j)?),
-            ContentPart::Refusal { refusal } => blocks.push(json!({"type":"text","text":refusal})),
-            ContentPart::InputAudio { .. } | ContentPart::File { .. } => {
-                ctx.unsupported(&format!("messages[{i}].content[{j}]"), NAME)?;
-            }
+            ContentPart::ImageUrl { image_url } => image_block(&image_url.url, i, j).map(Some),
+            _ => ctx
+                .unsupported(&format!("messages[{i}].content[{j}]"), NAME)
+                .map(|()| None),
         }
     }
-    Ok(blocks)
+
+    fn tool_call(&self, call: &ToolCall, i: usize, j: usize) -> Result<Value, TranslateError> {
+        let input = kit::json_arguments(call, i, j)?;
+        Ok(json!({"type":"tool_use","id":call.id,"name":call.function.name,"input":input}))
+    }
+
+    fn tool_result(&self, id: &str, m: &Message, _i: usize) -> Result<Value, TranslateError> {
+        let text = kit::joined_text(m.content.as_ref());
+        Ok(json!({"type":"tool_result","tool_use_id":id,"content":text}))
+    }
 }
 
 /// An Anthropic image block from an OpenAI image URL (`data:` URLs become base64 sources).
 pub fn image_block(url: &str, i: usize, j: usize) -> Result<Value, TranslateError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (media, data) = rest.split_once(";base64,").ok_or_else(|| {
-            TranslateError::malformed_param(
-                "image data URLs must be base64 (data:<type>;base64,...)",
-                &format!("messages[{i}].content[{j}].image_url.url"),
-            )
-        })?;
-        return Ok(
-            json!({"type":"image","source":{"type":"base64","media_type":media,"data":data}}),
-        );
-    }
-    Ok(json!({"type":"image","source":{"type":"url","url":url}}))
-}
-
-fn assistant_blocks(m: &Message, i: usize) -> Result<Vec<Value>, TranslateError> {
-    let mut blocks = Vec::new();
-    if let Some(c) = &m.content {
-        let text = c.joined_text();
-        if !text.is_empty() {
-            blocks.push(json!({"type":"text","text":text}));
+    let param = format!("messages[{i}].content[{j}].image_url.url");
+    let message = "image data URLs must be base64 (data:<type>;base64,...)";
+    Ok(match kit::data_url(url, message, &param)? {
+        Some((media, data)) => {
+            json!({"type":"image","source":{"type":"base64","media_type":media,"data":data}})
         }
-    }
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let input: Value = if call.function.arguments.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(&call.function.arguments).map_err(|_| {
-                TranslateError::malformed_param(
-                    "tool call arguments must be JSON",
-                    &format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                )
-            })?
-        };
-        blocks
-            .push(json!({"type":"tool_use","id":call.id,"name":call.function.name,"input":input}));
-    }
-    Ok(blocks)
+        None => json!({"type":"image","source":{"type":"url","url":url}}),
+    })
 }
 
 /// A whole Anthropic JSON response -> one hub response.
@@ -338,8 +221,7 @@ impl ResponseTranslator for AnthropicJsonToHub {
     }
 
     fn finish(&mut self, out: &mut Vec<HubEvent>) -> Result<(), TranslateError> {
-        let v: Value = serde_json::from_slice(self.raw.bytes())
-            .map_err(|e| TranslateError::Upstream(format!("bad JSON response: {e}")))?;
+        let v = parse_body(self.raw.bytes())?;
         if v.get("type").and_then(Value::as_str) == Some("error") {
             out.push(HubEvent::Error(errors::from_stream_event(&v)));
             return Ok(());
@@ -351,9 +233,7 @@ impl ResponseTranslator for AnthropicJsonToHub {
 
 /// An Anthropic `message` object -> hub response.
 pub fn message_to_hub(v: &Value, created: u64) -> ChatResponse {
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut calls = Vec::new();
+    let mut answer = Answer::default();
     for block in v
         .get("content")
         .and_then(Value::as_array)
@@ -361,16 +241,13 @@ pub fn message_to_hub(v: &Value, created: u64) -> ChatResponse {
         .flatten()
     {
         match block.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(str_of(block, "text")),
-            Some("thinking") => reasoning.push_str(str_of(block, "thinking")),
-            Some("tool_use") => calls.push(ToolCall {
-                id: str_of(block, "id").to_owned(),
-                kind: "function".into(),
-                function: FunctionCall {
-                    name: str_of(block, "name").to_owned(),
-                    arguments: block.get("input").map(Value::to_string).unwrap_or_default(),
-                },
-            }),
+            Some("text") => answer.text.push_str(str_of(block, "text")),
+            Some("thinking") => answer.reasoning.push_str(str_of(block, "thinking")),
+            Some("tool_use") => answer.calls.push(tool_call(
+                str_of(block, "id").to_owned(),
+                str_of(block, "name").to_owned(),
+                block.get("input").map(Value::to_string).unwrap_or_default(),
+            )),
             _ => {}
         }
     }
@@ -378,29 +255,12 @@ pub fn message_to_hub(v: &Value, created: u64) -> ChatResponse {
         .get("stop_reason")
         .and_then(Value::as_str)
         .map(|r| stop_reason_to_finish(r).to_owned());
-    let message = ResponseMessage {
-        content: (!text.is_empty() || calls.is_empty()).then_some(text),
-        reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
-        tool_calls: (!calls.is_empty()).then_some(calls),
-        ..ResponseMessage::default()
-    };
-    ChatResponse {
-        id: str_of(v, "id").to_owned(),
-        object: "chat.completion".into(),
+    single_choice(
+        str_of(v, "id").to_owned(),
         created,
-        model: str_of(v, "model").to_owned(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: finish,
-            extra: Map::new(),
-        }],
-        usage: v.get("usage").map(usage_to_hub),
-        extra: Map::new(),
-    }
-}
-
-/// A string field of a JSON object, or "".
-pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+        str_of(v, "model").to_owned(),
+        answer.message(),
+        finish,
+        v.get("usage").map(usage_to_hub),
+    )
 }
