@@ -22,7 +22,11 @@ HIGRESS_TARGET_DIR := $(TARGET_DIR)/higress-build
 # One crate per folder under plugins/, named like its folder.
 PLUGINS := $(patsubst plugins/%/Cargo.toml,%,$(wildcard plugins/*/Cargo.toml))
 PLUGIN_PKGS := $(addprefix -p ,$(PLUGINS))
-WASM_FILES := $(addsuffix .wasm,$(subst -,_,$(PLUGINS)) aigw_test_guest)
+# Worked example plugins (examples/*/, never shipped; the harness tests their .wasm), by package name.
+EXAMPLES := $(foreach f,$(wildcard examples/*/Cargo.toml),\
+	$(shell sed -n 's/^name *= *"\(.*\)"/\1/p' $(f) | head -n 1))
+EXAMPLE_PKGS := $(addprefix -p ,$(EXAMPLES))
+WASM_FILES := $(addsuffix .wasm,$(subst -,_,$(PLUGINS) $(EXAMPLES)) aigw_test_guest)
 # Debian packages the tests use; plugins that need more (redis-server, ...) add them here.
 APT_PACKAGES := curl python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -66,8 +70,8 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	@$(VENV_PY) -m pip install -q --disable-pip-version-check -r $(REQUIREMENTS)
 	@touch $@
 
-build: deps-rust ## Build every plugin (.wasm; Higress variants in <wasm dir>/higress/), the test guest and llm-sim
-	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) -p aigw-test-guest
+build: deps-rust ## Build every plugin (.wasm; Higress variants in <wasm dir>/higress/), the examples, test guest, llm-sim
+	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) $(EXAMPLE_PKGS) -p aigw-test-guest
 	$(CARGO) build --release --target $(WASM_TARGET) $(PLUGIN_PKGS) --features aigw-shared/higress \
 		--target-dir $(HIGRESS_TARGET_DIR)
 	@mkdir -p $(WASM_DIR)/higress
@@ -97,7 +101,7 @@ lint: deps-rust ## rustfmt check, proxy-wasm only through aigw-shared, clippy (n
 	$(CARGO) fmt --all -- --check
 	$(PYTHON) scripts/check_deps.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) -p aigw-shared $(PLUGIN_PKGS) -p aigw-test-guest \
+	$(CARGO) clippy --target $(WASM_TARGET) -p aigw-shared $(PLUGIN_PKGS) $(EXAMPLE_PKGS) -p aigw-test-guest \
 		-- -D warnings
 
 fmt: ## Format the whole workspace

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Keep proxy-wasm behind the shared crate: plugins reach the host only through aigw-shared.
 
-Fails (exit 1) when a package under plugins/ declares `proxy-wasm` as a dependency of any kind or
-target (renamed or not), or when a file under plugins/ mentions the `proxy_wasm` crate path.
+Fails (exit 1) when a package under plugins/ or examples/ declares `proxy-wasm` as a dependency of
+any kind or target (renamed or not), or when a file there mentions the `proxy_wasm` crate path.
 Run by `make lint`; reads `cargo metadata --no-deps` (the declared dependencies, no network).
 """
 
@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = REPO_ROOT / "plugins"
+# Plugin crates: the shipped ones and the worked examples, written against the same contract.
+PLUGIN_DIRS = (REPO_ROOT / "plugins", REPO_ROOT / "examples")
 FORBIDDEN_PACKAGE = "proxy-wasm"
 FORBIDDEN_PATH = "proxy_wasm"
 
@@ -31,7 +32,7 @@ def declared_violations() -> list[str]:
     found = []
     for package in json.loads(cargo.stdout)["packages"]:
         manifest = Path(package["manifest_path"]).resolve()
-        if PLUGINS not in manifest.parents:
+        if not any(folder in manifest.parents for folder in PLUGIN_DIRS):
             continue
         for dep in package["dependencies"]:
             if dep["name"] == FORBIDDEN_PACKAGE:
@@ -45,9 +46,9 @@ def declared_violations() -> list[str]:
 
 
 def source_violations() -> list[str]:
-    """Lines under plugins/ that mention the proxy_wasm crate."""
+    """Lines under plugins/ and examples/ that mention the proxy_wasm crate."""
     found = []
-    for path in sorted(PLUGINS.rglob("*")):
+    for path in sorted(p for folder in PLUGIN_DIRS for p in folder.rglob("*")):
         if not path.is_file():
             continue
         try:
@@ -72,7 +73,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    print("check_deps: ok (no plugin depends on or mentions proxy_wasm directly)")
+    print("check_deps: ok (no plugin or example depends on or mentions proxy_wasm directly)")
     return 0
 
 
