@@ -20,8 +20,8 @@ mod tests;
 
 use serde_json::{json, Map, Value};
 
-use super::anthropic::effort_to_budget;
-use crate::hub::{ChatRequest, Content, ContentPart, Message, ResponseFormat, Role, ToolChoice};
+use crate::hub::{ChatRequest, ContentPart, Message, ResponseFormat, Role, ToolCall, ToolChoice};
+use crate::translate::kit::request::{self as kit, Dialect};
 use crate::translate::{Backend, BuildContext, ResponseHead, ResponseTranslator, TranslateError};
 
 /// The backend name used in "unsupported" errors.
@@ -74,7 +74,10 @@ fn family(model: &str) -> Family {
 /// Build the Converse request object.
 pub fn to_converse(req: &ChatRequest, ctx: &mut BuildContext<'_>) -> Result<Value, TranslateError> {
     let mut out = Map::new();
-    let (mut system, messages) = convert_messages(&req.messages, ctx)?;
+    let kit::Conversation {
+        mut system,
+        turns: messages,
+    } = kit::split(&Converse, &req.messages, ctx)?;
     if let Some(instruction) = format_instruction(req.response_format.as_ref()) {
         system.push(json!({ "text": instruction }));
     }
@@ -121,18 +124,10 @@ fn reasoning_fields(
     req: &ChatRequest,
     ctx: &mut BuildContext<'_>,
 ) -> Result<Option<Reasoning>, TranslateError> {
-    let Some(effort) = req.reasoning_effort.as_deref() else {
+    let Some(budget) = kit::thinking_budget(req)? else {
         return Ok(None);
     };
-    if effort == "none" {
-        return Ok(None);
-    }
-    let budget = effort_to_budget(effort).ok_or_else(|| {
-        TranslateError::malformed_param(
-            format!("unknown reasoning_effort {effort:?}"),
-            "reasoning_effort",
-        )
-    })?;
+    let effort = req.reasoning_effort.as_deref().unwrap_or_default();
     match family(ctx.model) {
         Family::Claude => Ok(Some(Reasoning {
             fields: json!({"thinking": {"type": "enabled", "budget_tokens": budget}}),
@@ -164,22 +159,12 @@ fn inference_config(
     if let Some(m) = max_tokens {
         cfg.insert("maxTokens".into(), json!(m));
     }
-    let thinking = budget.is_some();
-    if let Some(t) = req.temperature {
-        if thinking {
-            ctx.dropped
-                .push("temperature (not allowed with thinking)".into());
-        } else {
-            // OpenAI allows 0..=2; the Bedrock models take 0..=1.
-            cfg.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
-        }
+    let (temperature, top_p) = kit::sampling(req, ctx, budget.is_some());
+    if let Some(t) = temperature {
+        cfg.insert("temperature".into(), json!(t));
     }
-    if let Some(p) = req.top_p {
-        if thinking {
-            ctx.dropped.push("top_p (not allowed with thinking)".into());
-        } else {
-            cfg.insert("topP".into(), json!(p));
-        }
+    if let Some(p) = top_p {
+        cfg.insert("topP".into(), json!(p));
     }
     if let Some(stop) = &req.stop {
         cfg.insert("stopSequences".into(), json!(stop.to_vec()));
@@ -202,11 +187,7 @@ fn tool_config(
             if let Some(d) = &t.function.description {
                 spec.insert("description".into(), json!(d));
             }
-            let schema = t
-                .function
-                .parameters
-                .clone()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            let schema = kit::parameters(&t.function);
             spec.insert("inputSchema".into(), json!({ "json": schema }));
             if let Some(strict) = t.function.strict {
                 spec.insert("strict".into(), json!(strict));
@@ -259,133 +240,66 @@ fn has_tool_blocks(messages: &[Message]) -> bool {
 }
 
 fn unsupported(req: &ChatRequest, ctx: &mut BuildContext<'_>) -> Result<(), TranslateError> {
-    let named = [
-        ("n", req.n.is_some_and(|n| n > 1)),
-        ("presence_penalty", req.presence_penalty.is_some()),
-        ("frequency_penalty", req.frequency_penalty.is_some()),
-        ("seed", req.seed.is_some()),
-        ("logprobs", req.logprobs == Some(true)),
-        ("top_logprobs", req.top_logprobs.is_some()),
-    ];
-    for (field, present) in named {
-        if present {
-            ctx.unsupported(field, NAME)?;
-        }
-    }
+    kit::refuse(ctx, NAME, kit::openai_only_fields(req))?;
     if req.user.is_some() {
         ctx.dropped.push("user".into());
     }
-    for key in req.extra.keys() {
-        ctx.unsupported(key, NAME)?;
-    }
-    Ok(())
+    kit::refuse_extra(ctx, NAME, req)
 }
 
-/// Split the conversation into `system` blocks and alternating Converse messages.
-fn convert_messages(
-    messages: &[Message],
-    ctx: &mut BuildContext<'_>,
-) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Value> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        match m.role {
-            Role::System | Role::Developer => {
-                let text = m
-                    .content
-                    .as_ref()
-                    .map(Content::joined_text)
-                    .unwrap_or_default();
-                if !text.is_empty() {
-                    system.push(json!({ "text": text }));
-                }
-            }
-            Role::User => push_turn(&mut turns, "user", user_blocks(m.content.as_ref(), i, ctx)?),
-            Role::Assistant => push_turn(&mut turns, "assistant", assistant_blocks(m, i)?),
-            Role::Tool => {
-                let id = m.tool_call_id.clone().ok_or_else(|| {
-                    TranslateError::malformed_param(
-                        "a tool message needs tool_call_id",
-                        &format!("messages[{i}].tool_call_id"),
-                    )
-                })?;
-                let text = m
-                    .content
-                    .as_ref()
-                    .map(Content::joined_text)
-                    .unwrap_or_default();
-                let block = json!({"toolResult": {"toolUseId": id, "content": [{"text": text}]}});
-                push_turn(&mut turns, "user", vec![block]);
-            }
-            Role::Function => ctx.unsupported(&format!("messages[{i}].role=function"), NAME)?,
-        }
-    }
-    Ok((system, turns))
-}
+/// How Converse writes a conversation: `{"text"}` blocks (empty text left out), `content` lists
+/// (empty turns left out), `image` blocks from data URLs only, `toolUse` and `toolResult` blocks.
+struct Converse;
 
-/// Append `blocks` as a turn of `role`, merging into the previous turn of the same role.
-fn push_turn(turns: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    if let Some(last) = turns.last_mut() {
-        if last.get("role").and_then(Value::as_str) == Some(role) {
-            if let Some(Value::Array(content)) = last.get_mut("content") {
-                content.extend(blocks);
-                return;
-            }
-        }
-    }
-    turns.push(json!({ "role": role, "content": blocks }));
-}
+impl Dialect for Converse {
+    const NAME: &'static str = NAME;
+    const BLOCKS: &'static str = "content";
+    const KEEP_EMPTY_TURNS: bool = false;
 
-fn text_block(text: &str) -> Option<Value> {
-    (!text.is_empty()).then(|| json!({ "text": text }))
-}
+    fn system(&self, text: &str) -> Option<Value> {
+        self.text(text)
+    }
 
-fn user_blocks(
-    content: Option<&Content>,
-    i: usize,
-    ctx: &mut BuildContext<'_>,
-) -> Result<Vec<Value>, TranslateError> {
-    let parts = match content {
-        None => return Ok(Vec::new()),
-        Some(Content::Text(t)) => return Ok(text_block(t).into_iter().collect()),
-        Some(Content::Parts(p)) => p,
-    };
-    let mut blocks = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        match part {
-            ContentPart::Text { text } => blocks.extend(text_block(text)),
-            ContentPart::Refusal { refusal } => blocks.extend(text_block(refusal)),
+    fn text(&self, text: &str) -> Option<Value> {
+        (!text.is_empty()).then(|| json!({ "text": text }))
+    }
+
+    fn media(
+        &self,
+        part: &ContentPart,
+        i: usize,
+        j: usize,
+        ctx: &mut BuildContext<'_>,
+    ) -> Result<Option<Value>, TranslateError> {
+        let unsupported = match part {
             ContentPart::ImageUrl { image_url } => match image_block(&image_url.url, i, j)? {
-                Some(b) => blocks.push(b),
-                None => ctx.unsupported(
-                    &format!("messages[{i}].content[{j}].image_url (only data: URLs)"),
-                    NAME,
-                )?,
+                Some(b) => return Ok(Some(b)),
+                None => format!("messages[{i}].content[{j}].image_url (only data: URLs)"),
             },
-            ContentPart::InputAudio { .. } | ContentPart::File { .. } => {
-                ctx.unsupported(&format!("messages[{i}].content[{j}]"), NAME)?;
-            }
-        }
+            _ => format!("messages[{i}].content[{j}]"),
+        };
+        ctx.unsupported(&unsupported, NAME).map(|()| None)
     }
-    Ok(blocks)
+
+    fn tool_call(&self, call: &ToolCall, i: usize, j: usize) -> Result<Value, TranslateError> {
+        let input = kit::json_arguments(call, i, j)?;
+        Ok(json!({"toolUse": {"toolUseId": call.id, "name": call.function.name, "input": input}}))
+    }
+
+    fn tool_result(&self, id: &str, m: &Message, _i: usize) -> Result<Value, TranslateError> {
+        let text = kit::joined_text(m.content.as_ref());
+        Ok(json!({"toolResult": {"toolUseId": id, "content": [{"text": text}]}}))
+    }
 }
 
 /// A Converse image block from a `data:image/<format>;base64,<data>` URL; `None` for other URLs
 /// (Bedrock cannot fetch them).
 fn image_block(url: &str, i: usize, j: usize) -> Result<Option<Value>, TranslateError> {
-    let Some(rest) = url.strip_prefix("data:") else {
+    let param = format!("messages[{i}].content[{j}].image_url.url");
+    let message = "image data URLs must be base64 (data:<type>;base64,...)";
+    let Some((media, data)) = kit::data_url(url, message, &param)? else {
         return Ok(None);
     };
-    let param = || format!("messages[{i}].content[{j}].image_url.url");
-    let (media, data) = rest.split_once(";base64,").ok_or_else(|| {
-        TranslateError::malformed_param(
-            "image data URLs must be base64 (data:<type>;base64,...)",
-            &param(),
-        )
-    })?;
     let format = match media.to_ascii_lowercase().as_str() {
         "image/png" => "png",
         "image/jpeg" | "image/jpg" => "jpeg",
@@ -394,37 +308,11 @@ fn image_block(url: &str, i: usize, j: usize) -> Result<Option<Value>, Translate
         other => {
             return Err(TranslateError::malformed_param(
                 format!("image type {other:?} is not supported (png, jpeg, gif, webp)"),
-                &param(),
+                &param,
             ))
         }
     };
     Ok(Some(
         json!({"image": {"format": format, "source": {"bytes": data}}}),
     ))
-}
-
-fn assistant_blocks(m: &Message, i: usize) -> Result<Vec<Value>, TranslateError> {
-    let mut blocks: Vec<Value> = m
-        .content
-        .as_ref()
-        .and_then(|c| text_block(&c.joined_text()))
-        .into_iter()
-        .collect();
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let args = call.function.arguments.trim();
-        let input: Value = if args.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(args).map_err(|_| {
-                TranslateError::malformed_param(
-                    "tool call arguments must be JSON",
-                    &format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                )
-            })?
-        };
-        blocks.push(
-            json!({"toolUse": {"toolUseId": call.id, "name": call.function.name, "input": input}}),
-        );
-    }
-    Ok(blocks)
 }

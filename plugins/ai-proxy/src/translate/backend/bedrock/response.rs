@@ -1,50 +1,29 @@
 //! Bedrock Converse JSON response -> hub response, and the mappings the stream shares: stop
 //! reasons, usage (cache reads and writes included) and exceptions -> client errors.
 
-use aigw_shared::aws::hmac::sha256_hex;
 use aigw_shared::error::{ClientError, ErrorKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::hub::{
-    ChatResponse, Choice, FunctionCall, HubEvent, PromptTokensDetails, ResponseMessage, ToolCall,
-    Usage,
-};
+use crate::hub::{ChatResponse, HubEvent, Usage};
 use crate::translate::backend::openai::JsonToHub;
+use crate::translate::kit::response::{self as kit, str_of, Answer};
 use crate::translate::{ResponseHead, ResponseTranslator, TranslateError};
 
 /// Converse `stopReason` -> OpenAI `finish_reason`.
 pub fn stop_reason_to_finish(reason: &str) -> &'static str {
-    match reason {
-        "tool_use" => "tool_calls",
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "guardrail_intervened" | "content_filtered" => "content_filter",
-        _ => "stop",
-    }
+    kit::stop_reason_to_finish(reason, &["guardrail_intervened", "content_filtered"])
 }
 
 /// Converse `usage` -> hub usage. Bedrock's `inputTokens` excludes cache reads and writes;
 /// OpenAI's `prompt_tokens` includes them.
 pub fn usage_to_hub(u: &Value) -> Usage {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let (input, read, write, output) = (
+    kit::cached_usage(
         n("inputTokens"),
         n("cacheReadInputTokens"),
         n("cacheWriteInputTokens"),
         n("outputTokens"),
-    );
-    let prompt = input + read + write;
-    Usage {
-        prompt_tokens: prompt,
-        completion_tokens: output,
-        total_tokens: prompt + output,
-        prompt_tokens_details: Some(PromptTokensDetails {
-            cached_tokens: Some(read),
-            cache_creation_tokens: (write > 0).then_some(write),
-            extra: Map::new(),
-        }),
-        completion_tokens_details: None,
-        extra: Map::new(),
-    }
+    )
 }
 
 /// The HTTP status of a Bedrock exception type (stream exceptions are camelCase, the
@@ -88,8 +67,7 @@ pub fn exception_to_error(exception_type: &str, payload: &[u8]) -> ClientError {
 
 /// A response id from the bytes that identify the response (Bedrock bodies carry none).
 pub fn response_id(seed: &[u8]) -> String {
-    let hex = sha256_hex(seed);
-    format!("chatcmpl-{}", hex.get(..24).unwrap_or(&hex))
+    kit::hashed_id("chatcmpl-", seed)
 }
 
 /// A whole Converse JSON response -> one hub response.
@@ -117,8 +95,7 @@ impl ResponseTranslator for ConverseJsonToHub {
 
     fn finish(&mut self, out: &mut Vec<HubEvent>) -> Result<(), TranslateError> {
         let body = self.raw.bytes();
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| TranslateError::Upstream(format!("bad JSON response: {e}")))?;
+        let v = kit::parse_body(body)?;
         if v.get("output").is_none() {
             return Err(TranslateError::Upstream(
                 "Converse response without `output`".into(),
@@ -131,10 +108,6 @@ impl ResponseTranslator for ConverseJsonToHub {
     }
 }
 
-fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 /// A Converse response object -> hub response (id left empty).
 pub fn converse_to_hub(v: &Value, created: u64, model: &str) -> ChatResponse {
     let blocks = v
@@ -142,49 +115,31 @@ pub fn converse_to_hub(v: &Value, created: u64, model: &str) -> ChatResponse {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut calls = Vec::new();
+    let mut answer = Answer::default();
     for block in blocks {
         if let Some(t) = block.get("text").and_then(Value::as_str) {
-            text.push_str(t);
+            answer.text.push_str(t);
         } else if let Some(r) = block.pointer("/reasoningContent/reasoningText/text") {
-            reasoning.push_str(r.as_str().unwrap_or(""));
+            answer.reasoning.push_str(r.as_str().unwrap_or(""));
         } else if let Some(tu) = block.get("toolUse") {
-            calls.push(ToolCall {
-                id: str_at(tu, "toolUseId").to_owned(),
-                kind: "function".into(),
-                function: FunctionCall {
-                    name: str_at(tu, "name").to_owned(),
-                    arguments: tu
-                        .get("input")
-                        .map_or_else(|| "{}".into(), Value::to_string),
-                },
-            });
+            answer.calls.push(kit::tool_call(
+                str_of(tu, "toolUseId").to_owned(),
+                str_of(tu, "name").to_owned(),
+                tu.get("input")
+                    .map_or_else(|| "{}".into(), Value::to_string),
+            ));
         }
     }
     let finish = v
         .get("stopReason")
         .and_then(Value::as_str)
         .map(|r| stop_reason_to_finish(r).to_owned());
-    let message = ResponseMessage {
-        content: (!text.is_empty() || calls.is_empty()).then_some(text),
-        reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
-        tool_calls: (!calls.is_empty()).then_some(calls),
-        ..ResponseMessage::default()
-    };
-    ChatResponse {
-        id: String::new(),
-        object: "chat.completion".into(),
+    kit::single_choice(
+        String::new(),
         created,
-        model: model.to_owned(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: finish,
-            extra: Map::new(),
-        }],
-        usage: v.get("usage").map(usage_to_hub),
-        extra: Map::new(),
-    }
+        model.to_owned(),
+        answer.message(),
+        finish,
+        v.get("usage").map(usage_to_hub),
+    )
 }

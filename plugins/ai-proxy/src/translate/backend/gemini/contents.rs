@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::{is_gemini3, NAME};
-use crate::hub::{Content, ContentPart, Message, Role};
+use crate::hub::{Content, ContentPart, Message, Role, ToolCall};
+use crate::translate::kit::request::{self as kit, Dialect};
 use crate::translate::{BuildContext, TranslateError};
 
 /// The documented placeholder for a function call whose thought signature is not available
@@ -34,55 +35,126 @@ pub fn convert(
     messages: &[Message],
     ctx: &mut BuildContext<'_>,
 ) -> Result<Converted, TranslateError> {
-    let names = call_names(messages);
-    let sign = is_gemini3(ctx.model);
-    let mut out = Converted::default();
-    for (i, m) in messages.iter().enumerate() {
-        match m.role {
-            Role::System | Role::Developer => {
-                let text = m
-                    .content
-                    .as_ref()
-                    .map(Content::joined_text)
-                    .unwrap_or_default();
-                if !text.is_empty() {
-                    out.system.push(json!({ "text": text }));
-                }
-            }
-            Role::User => {
-                let parts = user_parts(m.content.as_ref(), i, ctx)?;
-                push_turn(&mut out.contents, "user", parts);
-            }
-            Role::Assistant => push_turn(&mut out.contents, "model", model_parts(m, i, sign)?),
-            Role::Tool => {
-                let id = m.tool_call_id.as_deref().ok_or_else(|| {
-                    TranslateError::malformed_param(
-                        "a tool message needs tool_call_id",
-                        &format!("messages[{i}].tool_call_id"),
-                    )
-                })?;
-                let name = names.get(id).ok_or_else(|| {
-                    TranslateError::malformed_param(
-                        format!("no earlier assistant tool call has the id {id:?}"),
-                        &format!("messages[{i}].tool_call_id"),
-                    )
-                })?;
-                let part = function_response(name, m.content.as_ref());
-                push_turn(&mut out.contents, "user", vec![part]);
-            }
-            Role::Function => {
-                let name = m.name.as_deref().ok_or_else(|| {
-                    TranslateError::malformed_param(
-                        "a function message needs name",
-                        &format!("messages[{i}].name"),
-                    )
-                })?;
-                let part = function_response(name, m.content.as_ref());
-                push_turn(&mut out.contents, "user", vec![part]);
-            }
+    let dialect = Contents {
+        names: call_names(messages),
+        sign: is_gemini3(ctx.model),
+    };
+    let conv = kit::split(&dialect, messages, ctx)?;
+    Ok(Converted {
+        system: conv.system,
+        contents: conv.turns,
+    })
+}
+
+/// How Gemini writes a conversation: `parts` lists (empty text and empty turns left out), the
+/// assistant as `model`, `functionCall` and `functionResponse` parts.
+struct Contents<'m> {
+    /// Tool-call id -> function name, from every assistant message.
+    names: HashMap<&'m str, &'m str>,
+    /// Whether function calls carry a thought signature (Gemini 3).
+    sign: bool,
+}
+
+impl Dialect for Contents<'_> {
+    const NAME: &'static str = NAME;
+    const BLOCKS: &'static str = "parts";
+    const KEEP_EMPTY_TURNS: bool = false;
+
+    fn role(&self, role: Role) -> &'static str {
+        match role {
+            Role::Assistant => "model",
+            other => other.as_str(),
         }
     }
-    Ok(out)
+
+    fn system(&self, text: &str) -> Option<Value> {
+        self.text(text)
+    }
+
+    fn text(&self, text: &str) -> Option<Value> {
+        (!text.is_empty()).then(|| json!({ "text": text }))
+    }
+
+    fn media(
+        &self,
+        part: &ContentPart,
+        i: usize,
+        j: usize,
+        ctx: &mut BuildContext<'_>,
+    ) -> Result<Option<Value>, TranslateError> {
+        let at = || format!("messages[{i}].content[{j}]");
+        let converted = match part {
+            ContentPart::Text { .. } | ContentPart::Refusal { .. } => return Ok(None),
+            ContentPart::ImageUrl { image_url } => {
+                media_part(&image_url.url, &format!("{}.image_url.url", at()))?
+            }
+            ContentPart::InputAudio { input_audio } => audio_part(input_audio, &at())?,
+            ContentPart::File { file } => match file.get("file_data").and_then(Value::as_str) {
+                Some(url) => media_part(url, &format!("{}.file.file_data", at()))?,
+                None => None,
+            },
+        };
+        if converted.is_some() {
+            return Ok(converted);
+        }
+        let field = match part {
+            ContentPart::ImageUrl { .. } => format!(
+                "{}.image_url (data:, http(s):// or gs:// URLs of a known image type)",
+                at()
+            ),
+            _ => at(),
+        };
+        ctx.unsupported(&field, NAME).map(|()| None)
+    }
+
+    fn tool_call(&self, call: &ToolCall, i: usize, j: usize) -> Result<Value, TranslateError> {
+        let args = kit::call_arguments(call).map_err(|e| {
+            TranslateError::malformed_param(
+                format!("tool call arguments are not JSON: {e}"),
+                &kit::arguments_param(i, j),
+            )
+        })?;
+        if !args.is_object() {
+            return Err(TranslateError::malformed_param(
+                "tool call arguments must be a JSON object",
+                &kit::arguments_param(i, j),
+            ));
+        }
+        let mut part = Map::new();
+        part.insert(
+            "functionCall".into(),
+            json!({"name": call.function.name, "args": args}),
+        );
+        if self.sign && j == 0 {
+            part.insert("thoughtSignature".into(), json!(SKIP_SIGNATURE));
+        }
+        Ok(Value::Object(part))
+    }
+
+    fn tool_result(&self, id: &str, m: &Message, i: usize) -> Result<Value, TranslateError> {
+        let name = self.names.get(id).ok_or_else(|| {
+            TranslateError::malformed_param(
+                format!("no earlier assistant tool call has the id {id:?}"),
+                &format!("messages[{i}].tool_call_id"),
+            )
+        })?;
+        Ok(function_response(name, m.content.as_ref()))
+    }
+
+    fn function_result(
+        &self,
+        m: &Message,
+        i: usize,
+        _ctx: &mut BuildContext<'_>,
+    ) -> Result<Option<Value>, TranslateError> {
+        let name = m.name.as_deref().ok_or_else(|| {
+            TranslateError::malformed_param(
+                "a function message needs name",
+                &format!("messages[{i}].name"),
+            )
+        })?;
+        Ok(Some(function_response(name, m.content.as_ref())))
+    }
 }
 
 /// Tool-call id -> function name, from every assistant message.
@@ -92,22 +164,6 @@ fn call_names(messages: &[Message]) -> HashMap<&str, &str> {
         .flat_map(|m| m.tool_calls.iter().flatten())
         .map(|c| (c.id.as_str(), c.function.name.as_str()))
         .collect()
-}
-
-/// Append `parts` as a turn of `role`, merging into the previous turn of the same role.
-fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if parts.is_empty() {
-        return;
-    }
-    if let Some(last) = contents.last_mut() {
-        if last.get("role").and_then(Value::as_str) == Some(role) {
-            if let Some(Value::Array(existing)) = last.get_mut("parts") {
-                existing.extend(parts);
-                return;
-            }
-        }
-    }
-    contents.push(json!({ "role": role, "parts": parts }));
 }
 
 /// A `functionResponse` part. The response must be an object: a JSON object result is sent as
@@ -122,61 +178,11 @@ fn function_response(name: &str, content: Option<&Content>) -> Value {
     json!({"functionResponse": {"name": name, "response": response}})
 }
 
-fn text_part(text: &str) -> Option<Value> {
-    (!text.is_empty()).then(|| json!({ "text": text }))
-}
-
-fn user_parts(
-    content: Option<&Content>,
-    i: usize,
-    ctx: &mut BuildContext<'_>,
-) -> Result<Vec<Value>, TranslateError> {
-    let parts = match content {
-        None => return Ok(Vec::new()),
-        Some(Content::Text(t)) => return Ok(text_part(t).into_iter().collect()),
-        Some(Content::Parts(p)) => p,
-    };
-    let mut out = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        let at = || format!("messages[{i}].content[{j}]");
-        let converted = match part {
-            ContentPart::Text { text } => text_part(text),
-            ContentPart::Refusal { refusal } => text_part(refusal),
-            ContentPart::ImageUrl { image_url } => {
-                media_part(&image_url.url, &format!("{}.image_url.url", at()))?
-            }
-            ContentPart::InputAudio { input_audio } => audio_part(input_audio, &at())?,
-            ContentPart::File { file } => match file.get("file_data").and_then(Value::as_str) {
-                Some(url) => media_part(url, &format!("{}.file.file_data", at()))?,
-                None => None,
-            },
-        };
-        match (converted, part) {
-            (Some(p), _) => out.push(p),
-            (None, ContentPart::Text { .. } | ContentPart::Refusal { .. }) => {}
-            (None, ContentPart::ImageUrl { .. }) => ctx.unsupported(
-                &format!(
-                    "{}.image_url (data:, http(s):// or gs:// URLs of a known image type)",
-                    at()
-                ),
-                NAME,
-            )?,
-            (None, _) => ctx.unsupported(&at(), NAME)?,
-        }
-    }
-    Ok(out)
-}
-
 /// `data:<type>;base64,<data>` -> `inlineData`; a fetchable URL of a known type -> `fileData`;
 /// `None` for URLs Gemini cannot use.
 fn media_part(url: &str, param: &str) -> Result<Option<Value>, TranslateError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (mime, data) = rest.split_once(";base64,").ok_or_else(|| {
-            TranslateError::malformed_param(
-                "data URLs must be base64 (data:<type>;base64,...)",
-                param,
-            )
-        })?;
+    let must = "data URLs must be base64 (data:<type>;base64,...)";
+    if let Some((mime, data)) = kit::data_url(url, must, param)? {
         if mime.is_empty() || data.is_empty() {
             return Err(TranslateError::malformed_param("empty data URL", param));
         }
@@ -229,43 +235,4 @@ fn audio_part(audio: &Value, at: &str) -> Result<Option<Value>, TranslateError> 
     Ok(Some(
         json!({"inlineData": {"mimeType": mime, "data": data}}),
     ))
-}
-
-/// An assistant turn: its text, then one `functionCall` per tool call (arguments parsed).
-fn model_parts(m: &Message, i: usize, sign: bool) -> Result<Vec<Value>, TranslateError> {
-    let mut parts: Vec<Value> = m
-        .content
-        .as_ref()
-        .and_then(|c| text_part(&c.joined_text()))
-        .into_iter()
-        .collect();
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let args = call.function.arguments.trim();
-        let args: Value = if args.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(args).map_err(|e| {
-                TranslateError::malformed_param(
-                    format!("tool call arguments are not JSON: {e}"),
-                    &format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                )
-            })?
-        };
-        if !args.is_object() {
-            return Err(TranslateError::malformed_param(
-                "tool call arguments must be a JSON object",
-                &format!("messages[{i}].tool_calls[{j}].function.arguments"),
-            ));
-        }
-        let mut part = Map::new();
-        part.insert(
-            "functionCall".into(),
-            json!({"name": call.function.name, "args": args}),
-        );
-        if sign && j == 0 {
-            part.insert("thoughtSignature".into(), json!(SKIP_SIGNATURE));
-        }
-        parts.push(Value::Object(part));
-    }
-    Ok(parts)
 }

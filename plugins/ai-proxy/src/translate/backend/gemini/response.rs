@@ -2,22 +2,22 @@
 //! `finishReason` mapping, `usageMetadata` -> usage, stable tool-call ids, and Google error
 //! objects (`{"error":{"code","message","status"}}`) -> client errors.
 
-use aigw_shared::aws::hmac::sha256_hex;
 use aigw_shared::error::ClientError;
 use serde_json::{Map, Value};
 
 use crate::hub::{
-    ChatResponse, Choice, CompletionTokensDetails, FunctionCall, HubEvent, PromptTokensDetails,
-    ResponseMessage, ToolCall, Usage,
+    ChatResponse, Choice, CompletionTokensDetails, HubEvent, PromptTokensDetails, ResponseMessage,
+    ToolCall, Usage,
 };
 use crate::translate::backend::openai::JsonToHub;
+use crate::translate::kit::response::{self as kit, finish, Answer};
 use crate::translate::{errors, ResponseHead, ResponseTranslator, TranslateError};
 
 /// Gemini `finishReason` -> OpenAI `finish_reason`. `STOP` becomes `tool_calls` when the
 /// candidate called a function.
 pub fn finish_reason(reason: &str, called: bool) -> &'static str {
     match reason {
-        "MAX_TOKENS" => "length",
+        "MAX_TOKENS" => finish::LENGTH,
         "SAFETY"
         | "RECITATION"
         | "BLOCKLIST"
@@ -25,9 +25,9 @@ pub fn finish_reason(reason: &str, called: bool) -> &'static str {
         | "SPII"
         | "IMAGE_SAFETY"
         | "IMAGE_PROHIBITED_CONTENT"
-        | "IMAGE_RECITATION" => "content_filter",
-        _ if called => "tool_calls",
-        _ => "stop",
+        | "IMAGE_RECITATION" => finish::CONTENT_FILTER,
+        _ if called => finish::TOOL_CALLS,
+        _ => finish::STOP,
     }
 }
 
@@ -63,18 +63,15 @@ pub fn usage_to_hub(u: &Value) -> Usage {
 /// A stable tool-call id: the same response, candidate and call position always give the same
 /// id, whatever the chunking of the stream.
 pub fn call_id(response_id: &str, candidate: u32, index: u32, name: &str) -> String {
-    let hex = sha256_hex(format!("{response_id}\n{candidate}\n{index}\n{name}").as_bytes());
-    format!("call_{}", hex.get(..24).unwrap_or(&hex))
+    let seed = format!("{response_id}\n{candidate}\n{index}\n{name}");
+    kit::hashed_id("call_", seed.as_bytes())
 }
 
 /// The hub id of a response: `chatcmpl-` + Gemini's `responseId`, or a hash of the body.
 pub fn response_id(v: &Value, body: &[u8]) -> String {
     match v.get("responseId").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => format!("chatcmpl-{id}"),
-        _ => {
-            let hex = sha256_hex(body);
-            format!("chatcmpl-{}", hex.get(..24).unwrap_or(&hex))
-        }
+        _ => kit::hashed_id("chatcmpl-", body),
     }
 }
 
@@ -172,8 +169,7 @@ impl ResponseTranslator for GeminiJsonToHub {
 
     fn finish(&mut self, out: &mut Vec<HubEvent>) -> Result<(), TranslateError> {
         let body = self.raw.bytes();
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| TranslateError::Upstream(format!("bad JSON response: {e}")))?;
+        let v = kit::parse_body(body)?;
         if v.get("error").is_some() {
             out.push(HubEvent::Error(google_error(&v)));
             return Ok(());
@@ -237,30 +233,23 @@ fn choice(c: &Value, index: u32, response_id: &str) -> Choice {
         .calls
         .into_iter()
         .enumerate()
-        .map(|(i, (name, arguments))| ToolCall {
-            id: call_id(
-                response_id,
-                index,
-                u32::try_from(i).unwrap_or(u32::MAX),
-                &name,
-            ),
-            kind: "function".into(),
-            function: FunctionCall { name, arguments },
+        .map(|(i, (name, arguments))| {
+            let n = u32::try_from(i).unwrap_or(u32::MAX);
+            kit::tool_call(call_id(response_id, index, n, &name), name, arguments)
         })
         .collect();
     let finish = c
         .get("finishReason")
         .and_then(Value::as_str)
         .map(|r| finish_reason(r, !calls.is_empty()).to_owned());
-    let text = parts.text;
+    let answer = Answer {
+        text: parts.text,
+        reasoning: parts.reasoning,
+        calls,
+    };
     Choice {
         index,
-        message: ResponseMessage {
-            content: (!text.is_empty() || calls.is_empty()).then_some(text),
-            reasoning_content: (!parts.reasoning.is_empty()).then_some(parts.reasoning),
-            tool_calls: (!calls.is_empty()).then_some(calls),
-            ..ResponseMessage::default()
-        },
+        message: answer.message(),
         finish_reason: finish,
         extra: Map::new(),
     }

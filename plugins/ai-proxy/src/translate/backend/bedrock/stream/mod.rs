@@ -8,23 +8,20 @@
 //! Exception frames (`:message-type` `exception`, e.g. `throttlingException`) and `error` frames
 //! become [`HubEvent::Error`] and end the stream.
 
-use std::collections::BTreeMap;
-
 use aigw_shared::stream::eventstream::{EventStreamDecoder, Frame, MessageKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::response::{exception_to_error, response_id, stop_reason_to_finish, usage_to_hub};
-use crate::hub::{ChatChunk, ChunkChoice, Delta, FunctionDelta, HubEvent, ToolCallDelta};
+use crate::hub::{ChatChunk, Delta, HubEvent};
+use crate::translate::kit::response::{self as kit, str_of, ChunkHead, ToolIndex};
 use crate::translate::{ResponseHead, ResponseTranslator, TranslateError};
 
 /// The stateful translator.
 pub struct ConverseStreamToHub {
     decoder: EventStreamDecoder,
-    id: String,
-    model: String,
-    created: u64,
+    head: ChunkHead,
     /// Converse content block index -> OpenAI tool-call index.
-    tools: BTreeMap<u64, u32>,
+    tools: ToolIndex,
     started: bool,
     stopped: bool,
     done: bool,
@@ -35,10 +32,8 @@ impl ConverseStreamToHub {
     pub fn new(head: &ResponseHead) -> Self {
         Self {
             decoder: EventStreamDecoder::new(),
-            id: String::new(),
-            model: head.model.clone(),
-            created: head.created,
-            tools: BTreeMap::new(),
+            head: ChunkHead::new(head),
+            tools: ToolIndex::default(),
             started: false,
             stopped: false,
             done: false,
@@ -46,20 +41,7 @@ impl ConverseStreamToHub {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatChunk {
-        ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish.map(str::to_owned),
-                extra: Map::new(),
-            }],
-            usage: None,
-            extra: Map::new(),
-        }
+        self.head.delta(0, delta, finish)
     }
 
     fn push(&self, delta: Delta, out: &mut Vec<HubEvent>) {
@@ -99,10 +81,8 @@ impl ConverseStreamToHub {
                 self.stopped = true;
             }
             "metadata" => {
-                let mut c = self.chunk(Delta::default(), None);
-                c.choices.clear();
-                c.usage = Some(usage_to_hub(v.get("usage").unwrap_or(&Value::Null)));
-                out.push(HubEvent::Chunk(c));
+                let usage = usage_to_hub(v.get("usage").unwrap_or(&Value::Null));
+                out.push(HubEvent::Chunk(self.head.usage(usage)));
                 self.done = true;
             }
             _ => {}
@@ -115,13 +95,8 @@ impl ConverseStreamToHub {
             return;
         }
         self.started = true;
-        self.id = response_id(seed);
-        let delta = Delta {
-            role: Some("assistant".into()),
-            content: Some(String::new()),
-            ..Delta::default()
-        };
-        self.push(delta, out);
+        self.head.id = response_id(seed);
+        self.push(kit::role_delta(), out);
     }
 
     fn block_start(&mut self, v: &Value, out: &mut Vec<HubEvent>) {
@@ -132,25 +107,13 @@ impl ConverseStreamToHub {
             .get("contentBlockIndex")
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        let index = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
-        self.tools.insert(block, index);
-        let text = |k: &str| tool.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        let call = ToolCallDelta {
-            index,
-            id: Some(text("toolUseId")),
-            kind: Some("function".into()),
-            function: Some(FunctionDelta {
-                name: Some(text("name")),
-                arguments: Some(String::new()),
-            }),
-        };
-        self.push(
-            Delta {
-                tool_calls: Some(vec![call]),
-                ..Delta::default()
-            },
-            out,
+        let call = kit::tool_call_start(
+            self.tools.open(block),
+            str_of(tool, "toolUseId").to_owned(),
+            str_of(tool, "name").to_owned(),
+            String::new(),
         );
+        self.push(kit::tool_calls_delta(vec![call]), out);
     }
 
     fn block_delta(&mut self, v: &Value, out: &mut Vec<HubEvent>) {
@@ -160,34 +123,17 @@ impl ConverseStreamToHub {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         let delta = if let Some(t) = d.get("text").and_then(Value::as_str) {
-            Delta {
-                content: Some(t.to_owned()),
-                ..Delta::default()
-            }
+            kit::text_delta(t.to_owned())
         } else if let Some(r) = d.pointer("/reasoningContent/text").and_then(Value::as_str) {
-            Delta {
-                reasoning_content: Some(r.to_owned()),
-                ..Delta::default()
-            }
+            kit::reasoning_delta(r.to_owned())
         } else if let Some(input) = d.pointer("/toolUse/input").and_then(Value::as_str) {
-            let Some(&index) = self.tools.get(&block) else {
+            let Some(index) = self.tools.get(block) else {
                 return;
             };
             if input.is_empty() {
                 return;
             }
-            let call = ToolCallDelta {
-                index,
-                function: Some(FunctionDelta {
-                    name: None,
-                    arguments: Some(input.to_owned()),
-                }),
-                ..ToolCallDelta::default()
-            };
-            Delta {
-                tool_calls: Some(vec![call]),
-                ..Delta::default()
-            }
+            kit::tool_calls_delta(vec![kit::tool_call_arguments(index, input.to_owned())])
         } else {
             // Reasoning signatures and redacted reasoning have no OpenAI form.
             return;
@@ -221,11 +167,7 @@ impl ResponseTranslator for ConverseStreamToHub {
         if let Err(e) = end {
             return Err(TranslateError::Upstream(e.to_string()));
         }
-        Err(TranslateError::Upstream(if self.started {
-            "the upstream stream ended before messageStop".into()
-        } else {
-            "the upstream stream ended without any event".into()
-        }))
+        Err(kit::ended_early(self.started, "messageStop"))
     }
 }
 

@@ -11,12 +11,13 @@
 use std::collections::BTreeMap;
 
 use aigw_shared::stream::sse::{SseDecoder, SseEnd};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::response::{
     call_id, candidate_index, finish_reason, google_error, read_parts, response_id, usage_to_hub,
 };
-use crate::hub::{ChatChunk, ChunkChoice, Delta, FunctionDelta, HubEvent, ToolCallDelta};
+use crate::hub::{Delta, HubEvent};
+use crate::translate::kit::response::{self as kit, finish, ChunkHead};
 use crate::translate::{ResponseHead, ResponseTranslator, TranslateError};
 
 /// What the stream has said about one candidate.
@@ -29,10 +30,8 @@ struct Candidate {
 /// The stateful translator.
 pub struct GeminiSseToHub {
     decoder: SseDecoder,
-    id: String,
+    head: ChunkHead,
     response_id: String,
-    model: String,
-    created: u64,
     candidates: BTreeMap<u32, Candidate>,
     usage: Option<Value>,
     started: bool,
@@ -44,10 +43,8 @@ impl GeminiSseToHub {
     pub fn new(head: &ResponseHead) -> Self {
         Self {
             decoder: SseDecoder::new(),
-            id: String::new(),
+            head: ChunkHead::new(head),
             response_id: String::new(),
-            model: head.model.clone(),
-            created: head.created,
             candidates: BTreeMap::new(),
             usage: None,
             started: false,
@@ -56,24 +53,7 @@ impl GeminiSseToHub {
     }
 
     fn chunk(&self, index: u32, delta: Delta, finish: Option<&str>) -> HubEvent {
-        HubEvent::Chunk(self.base(vec![ChunkChoice {
-            index,
-            delta,
-            finish_reason: finish.map(str::to_owned),
-            extra: Map::new(),
-        }]))
-    }
-
-    fn base(&self, choices: Vec<ChunkChoice>) -> ChatChunk {
-        ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices,
-            usage: None,
-            extra: Map::new(),
-        }
+        HubEvent::Chunk(self.head.delta(index, delta, finish))
     }
 
     fn on_event(&mut self, data: &str, out: &mut Vec<HubEvent>) -> Result<(), TranslateError> {
@@ -81,8 +61,7 @@ impl GeminiSseToHub {
         if data.is_empty() {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data)
-            .map_err(|e| TranslateError::Upstream(format!("bad stream event: {e}")))?;
+        let v = kit::parse_event(data)?;
         if v.get("error").is_some() {
             out.push(HubEvent::Error(google_error(&v)));
             self.done = true;
@@ -90,7 +69,7 @@ impl GeminiSseToHub {
         }
         if !self.started {
             self.started = true;
-            self.id = response_id(&v, data.as_bytes());
+            self.head.id = response_id(&v, data.as_bytes());
             self.response_id = v
                 .get("responseId")
                 .and_then(Value::as_str)
@@ -101,7 +80,7 @@ impl GeminiSseToHub {
                 .and_then(Value::as_str)
                 .filter(|m| !m.is_empty())
             {
-                m.clone_into(&mut self.model);
+                m.clone_into(&mut self.head.model);
             }
         }
         if let Some(u) = v.get("usageMetadata") {
@@ -117,7 +96,7 @@ impl GeminiSseToHub {
         }
         if candidates.is_empty() && v.pointer("/promptFeedback/blockReason").is_some() {
             self.open(0, out);
-            out.push(self.chunk(0, Delta::default(), Some("content_filter")));
+            out.push(self.chunk(0, Delta::default(), Some(finish::CONTENT_FILTER)));
             if let Some(state) = self.candidates.get_mut(&0) {
                 state.finished = true;
             }
@@ -131,12 +110,7 @@ impl GeminiSseToHub {
             return *state;
         }
         self.candidates.insert(index, Candidate::default());
-        let delta = Delta {
-            role: Some("assistant".into()),
-            content: Some(String::new()),
-            ..Delta::default()
-        };
-        out.push(self.chunk(index, delta, None));
+        out.push(self.chunk(index, kit::role_delta(), None));
         Candidate::default()
     }
 
@@ -144,39 +118,20 @@ impl GeminiSseToHub {
         let mut state = self.open(index, out);
         let parts = read_parts(c);
         if !parts.reasoning.is_empty() {
-            let delta = Delta {
-                reasoning_content: Some(parts.reasoning),
-                ..Delta::default()
-            };
-            out.push(self.chunk(index, delta, None));
+            out.push(self.chunk(index, kit::reasoning_delta(parts.reasoning), None));
         }
         if !parts.text.is_empty() {
-            let delta = Delta {
-                content: Some(parts.text),
-                ..Delta::default()
-            };
-            out.push(self.chunk(index, delta, None));
+            out.push(self.chunk(index, kit::text_delta(parts.text), None));
         }
         if !parts.calls.is_empty() {
             let mut calls = Vec::with_capacity(parts.calls.len());
             for (name, arguments) in parts.calls {
                 let n = state.calls;
                 state.calls = n.saturating_add(1);
-                calls.push(ToolCallDelta {
-                    index: n,
-                    id: Some(call_id(&self.response_id, index, n, &name)),
-                    kind: Some("function".into()),
-                    function: Some(FunctionDelta {
-                        name: Some(name),
-                        arguments: Some(arguments),
-                    }),
-                });
+                let id = call_id(&self.response_id, index, n, &name);
+                calls.push(kit::tool_call_start(n, id, name, arguments));
             }
-            let delta = Delta {
-                tool_calls: Some(calls),
-                ..Delta::default()
-            };
-            out.push(self.chunk(index, delta, None));
+            out.push(self.chunk(index, kit::tool_calls_delta(calls), None));
         }
         if let Some(reason) = c.get("finishReason").and_then(Value::as_str) {
             let finish = finish_reason(reason, state.calls > 0);
@@ -215,27 +170,18 @@ impl ResponseTranslator for GeminiSseToHub {
         // A last event without its blank line is still used when it is complete JSON.
         if let SseEnd::Truncated { event: Some(ev) } = self.decoder.finish() {
             if !self.done {
-                self.on_event(&ev.data, out).map_err(|_| {
-                    TranslateError::Upstream(
-                        "the upstream stream ended in the middle of an event".into(),
-                    )
-                })?;
+                self.on_event(&ev.data, out)
+                    .map_err(|_| kit::truncated_event())?;
             }
         }
         if self.done {
             return Ok(());
         }
         if !self.complete() {
-            return Err(TranslateError::Upstream(if self.started {
-                "the upstream stream ended before finishReason".into()
-            } else {
-                "the upstream stream ended without any event".into()
-            }));
+            return Err(kit::ended_early(self.started, "finishReason"));
         }
         if let Some(u) = &self.usage {
-            let mut c = self.base(Vec::new());
-            c.usage = Some(usage_to_hub(u));
-            out.push(HubEvent::Chunk(c));
+            out.push(HubEvent::Chunk(self.head.usage(usage_to_hub(u))));
         }
         Ok(())
     }
