@@ -22,6 +22,8 @@ pub mod tokens;
 
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;
+#[cfg(any(test, feature = "mock"))]
+pub mod scenario;
 
 #[cfg(target_arch = "wasm32")]
 pub mod adapter;

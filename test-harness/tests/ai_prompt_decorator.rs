@@ -14,6 +14,7 @@ use aigw_harness::{
     wasm_path, Chain, Env, Exchange, LogLevel, MetricValue, Plugin, PluginSpec, Profile, Request,
     UpstreamRequest, UpstreamResponse,
 };
+use aigw_shared::scenario::{CheckOptions, Observed, Scenario};
 use serde_json::Value;
 
 const SIM_REPLY: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"sim: ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
@@ -22,60 +23,53 @@ fn wasm() -> PathBuf {
     wasm_path("ai_prompt_decorator").unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn cases() -> Vec<(String, Value)> {
+fn cases() -> Vec<Scenario> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../plugins/ai-prompt-decorator/testdata/cases");
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            (p.file_stem().unwrap().to_string_lossy().into_owned(), v)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let out = Scenario::load_files(&dir);
     assert!(out.len() >= 15);
     out
 }
 
-fn body_of(case: &Value) -> String {
-    match case.get("requestText") {
-        Some(Value::String(s)) => s.clone(),
-        _ => serde_json::to_string(&case["request"]).unwrap(),
-    }
-}
-
-fn request(case: &Value, chunk: usize) -> Request {
-    let mut req =
-        Request::post_json(case["path"].as_str().unwrap(), body_of(case)).chunk_size(chunk);
-    for (k, v) in case
-        .get("headers")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        req.headers.retain(|(name, _)| name != k);
-        req.headers
-            .push((k.clone(), v.as_str().unwrap().as_bytes().to_vec()));
+fn request(case: &Scenario, chunk: usize) -> Request {
+    let mut req = Request::post_json(case.path(), case.request_body()).chunk_size(chunk);
+    for (k, v) in case.headers() {
+        req.headers.retain(|(name, _)| *name != k);
+        req.headers.push((k, v.into_bytes()));
     }
     req
 }
 
-fn run_case(profile: Profile, case: &Value, chunk: usize) -> (Exchange, Plugin) {
+fn run_case(profile: Profile, case: &Scenario, chunk: usize) -> Exchange {
     let env = Env::new();
     let spec = PluginSpec::new(wasm())
-        .config(serde_json::to_string(&case["config"]).unwrap())
+        .config(&case.config)
         .profile(profile);
-    let plugin = Plugin::load(&env, spec).unwrap_or_else(|e| panic!("{e}"));
-    let mut chain = Chain::new(&env);
-    chain.push(plugin);
-    let mut upstream = |_: &UpstreamRequest| UpstreamResponse::json(200, SIM_REPLY);
-    let out = chain
-        .run(&request(case, chunk), &mut upstream)
+    let mut chain = Chain::new(&env)
+        .with(spec)
         .unwrap_or_else(|e| panic!("{e}"));
-    let plugin = Plugin::load(&env, PluginSpec::new(wasm()).profile(profile)).unwrap();
-    (out, plugin)
+    let mut upstream = |_: &UpstreamRequest| UpstreamResponse::json(200, SIM_REPLY);
+    chain
+        .run(&request(case, chunk), &mut upstream)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+}
+
+/// What the client and the upstream saw, in the shared scenario checker's terms.
+fn observed(out: &Exchange) -> Observed {
+    Observed {
+        local: out
+            .local_reply
+            .as_ref()
+            .map(|_| (out.status, out.body.clone())),
+        upstream: out
+            .upstream
+            .as_ref()
+            .map(|u| (u.headers.clone(), u.body.clone())),
+        status: out.status,
+        response_headers: out.headers.clone(),
+        response_body: out.body.clone(),
+        stalled: None,
+    }
 }
 
 fn upstream_body(out: &Exchange) -> String {
@@ -85,87 +79,53 @@ fn upstream_body(out: &Exchange) -> String {
         .unwrap_or_default()
 }
 
-fn check(name: &str, case: &Value, out: &Exchange, body: &str) {
-    if let Some(status) = case.get("expectStatus") {
+fn check(case: &Scenario, out: &Exchange) {
+    case.check(&observed(out), CheckOptions::default());
+    if case.expect().get("localStatus").is_none() {
         assert_eq!(
-            u64::from(out.status),
-            status.as_u64().unwrap(),
-            "{name}: {}",
-            out.body_text()
+            out.body_text(),
+            SIM_REPLY,
+            "{}: the response passes back untouched",
+            case.name
         );
-        assert!(
-            out.upstream.is_none(),
-            "{name}: must not reach the upstream"
-        );
-        let json: Value = serde_json::from_slice(&out.body).unwrap();
-        let error = &json["error"];
-        if case["expectProtocol"] == "anthropic" {
-            assert_eq!(json["type"], "error", "{name}");
-        }
-        let wanted = case["expectErrorContains"].as_str().unwrap();
-        assert!(
-            error["message"].as_str().unwrap().contains(wanted),
-            "{name}: {json}"
-        );
+    } else {
         assert_eq!(
             out.header("content-type").as_deref(),
             Some("application/json"),
-            "{name}"
-        );
-        return;
-    }
-    assert_eq!(out.status, 200, "{name}: {}", out.body_text());
-    assert_eq!(
-        out.body_text(),
-        SIM_REPLY,
-        "{name}: the response passes back untouched"
-    );
-    let got = upstream_body(out);
-    if case.get("expectUntouched") == Some(&Value::Bool(true)) {
-        assert_eq!(got, body, "{name}");
-        return;
-    }
-    let json: Value = serde_json::from_str(&got).unwrap_or(Value::Null);
-    assert_eq!(&json, &case["expectUpstream"], "{name}: {got}");
-    for piece in case
-        .get("expectUpstreamContains")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        assert!(
-            got.contains(piece.as_str().unwrap()),
-            "{name}: {got} lacks {piece}"
+            "{}",
+            case.name
         );
     }
-    let upstream = out.upstream.as_ref().unwrap();
-    assert_eq!(
-        upstream.header("content-length"),
-        None,
-        "{name}: stale content-length"
-    );
 }
 
 #[test]
 fn every_scenario_behaves_in_the_built_module_as_natively_under_envoy() {
-    for (name, case) in cases() {
+    for case in cases() {
         for chunk in [usize::MAX, 5] {
-            let (out, _) = run_case(Profile::Envoy, &case, chunk);
-            check(
-                &format!("{name} (chunk {chunk})"),
-                &case,
-                &out,
-                &body_of(&case),
-            );
+            check(&case, &run_case(Profile::Envoy, &case, chunk));
         }
     }
 }
 
 #[test]
 fn every_scenario_behaves_the_same_under_higress() {
-    for (name, case) in cases() {
-        let (out, _) = run_case(Profile::Higress, &case, 64);
-        check(&name, &case, &out, &body_of(&case));
+    for case in cases() {
+        check(&case, &run_case(Profile::Higress, &case, 64));
+    }
+}
+
+#[test]
+fn every_scenario_behaves_the_same_when_trailers_end_the_request() {
+    for case in cases() {
+        let env = Env::new();
+        let spec = PluginSpec::new(wasm()).config(&case.config);
+        let mut chain = Chain::new(&env).with(spec).unwrap();
+        let req = request(&case, 7).trailers(vec![("x-checksum".into(), b"0".to_vec())]);
+        let mut upstream = |_: &UpstreamRequest| UpstreamResponse::json(200, SIM_REPLY);
+        let out = chain
+            .run(&req, &mut upstream)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        check(&case, &out);
     }
 }
 
@@ -197,15 +157,14 @@ fn higress_rules_pick_the_config_by_route_name() {
 fn under_apisix_the_module_does_not_trap_passes_requests_through_and_says_why() {
     let case = cases()
         .into_iter()
-        .find(|(n, _)| n == "openai-prepend-append")
-        .unwrap()
-        .1;
+        .find(|c| c.name == "openai-prepend-append")
+        .unwrap();
     let env = Env::new();
     let spec = PluginSpec::new(wasm())
-        .config(serde_json::to_string(&case["config"]).unwrap())
+        .config(&case.config)
         .profile(Profile::Apisix);
     let mut chain = Chain::new(&env).with(spec).unwrap();
-    let body = body_of(&case);
+    let body = String::from_utf8(case.request_body()).unwrap();
     let out = chain
         .run(&request(&case, usize::MAX), &mut |_: &UpstreamRequest| {
             UpstreamResponse::json(200, SIM_REPLY)
