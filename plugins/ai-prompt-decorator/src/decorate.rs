@@ -48,6 +48,15 @@ pub enum DecorateError {
     /// No template by that name.
     #[error("unknown template `{0}`")]
     UnknownTemplate(String),
+    /// A message could not be read (too deeply nested, or not an object): with the injection
+    /// guard on, an unreadable message is refused rather than passed unwrapped.
+    #[error("messages[{index}] cannot be read: {reason}")]
+    MessageUnreadable {
+        /// Index in `messages`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The template uses a variable the request did not give.
     #[error("template `{template}` needs variable `{name}`; pass it in `variables`")]
     MissingVariable {
@@ -63,7 +72,7 @@ impl DecorateError {
     pub fn param(&self) -> &'static str {
         match self {
             Self::InvalidJson(_) | Self::NotObject => "body",
-            Self::MessagesNotArray => "messages",
+            Self::MessagesNotArray | Self::MessageUnreadable { .. } => "messages",
             Self::SystemInvalid => "system",
             Self::TemplateNotString | Self::UnknownTemplate(_) => "template",
             Self::VariablesNotObject | Self::MissingVariable { .. } => "variables",
@@ -171,7 +180,7 @@ pub fn decorate(
         }
     };
     let filled = match &template {
-        Some((name, t)) => fill(name, t, &vars)?,
+        Some((name, t)) => fill(name, t, &vars, config.guard.as_ref())?,
         None => Filled::default(),
     };
     let original: Vec<Cow<'_, str>> = match field("messages") {
@@ -181,8 +190,9 @@ pub fn decorate(
                 serde_json::from_str(raw.get()).map_err(|_| DecorateError::MessagesNotArray)?;
             items
                 .into_iter()
-                .map(|m| guard_message(config.guard.as_ref(), m))
-                .collect()
+                .enumerate()
+                .map(|(i, m)| guard_message(config.guard.as_ref(), i, m))
+                .collect::<Result<_, _>>()?
         }
     };
     let frag = &config.fragments;
@@ -227,18 +237,28 @@ struct Filled {
     messages: Vec<(Role, String)>,
 }
 
-fn fill(name: &str, t: &Template, vars: &Map<String, Value>) -> Result<Filled, DecorateError> {
+/// Fill a template; with the guard on, every variable value (client text) is wrapped.
+fn fill(
+    name: &str,
+    t: &Template,
+    vars: &Map<String, Value>,
+    guard: Option<&Guard>,
+) -> Result<Filled, DecorateError> {
     let missing = |e: crate::template::MissingVariable| DecorateError::MissingVariable {
         template: name.to_owned(),
         name: e.0,
     };
+    let value = |v: &str| match guard {
+        Some(g) => g.wrap(v),
+        None => v.to_owned(),
+    };
     let system = match &t.system {
-        Some(text) => Some(text.render(vars).map_err(missing)?),
+        Some(text) => Some(text.render_with(vars, value).map_err(missing)?),
         None => None,
     };
     let mut messages = Vec::with_capacity(t.messages.len());
     for (role, text) in &t.messages {
-        messages.push((*role, text.render(vars).map_err(missing)?));
+        messages.push((*role, text.render_with(vars, value).map_err(missing)?));
     }
     Ok(Filled { system, messages })
 }
@@ -318,29 +338,85 @@ fn join_array<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(a: &[A], b: &[B], c: 
     out
 }
 
+/// The fields of one message, in order, values raw; duplicate keys kept (not merged).
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a message object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Fields<'de>, M::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    out.push((k, m.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// Rewrite a user message's text through the guard; other messages pass as their raw text.
-fn guard_message<'a>(guard: Option<&Guard>, raw: &'a RawValue) -> Cow<'a, str> {
+///
+/// With the guard on, a message that cannot be read (nested past the JSON depth limit, not an
+/// object) or that names its `role` twice (servers disagree on which one wins) is refused:
+/// passing it unwrapped would switch the guard off for exactly the input that tries to.
+fn guard_message<'a>(
+    guard: Option<&Guard>,
+    index: usize,
+    raw: &'a RawValue,
+) -> Result<Cow<'a, str>, DecorateError> {
     let Some(guard) = guard else {
-        return Cow::Borrowed(raw.get());
+        return Ok(Cow::Borrowed(raw.get()));
     };
-    #[derive(Deserialize)]
-    struct RoleOnly<'r> {
-        #[serde(borrow)]
-        role: Option<Cow<'r, str>>,
+    let unreadable = |reason: String| DecorateError::MessageUnreadable { index, reason };
+    let Fields(fields) =
+        serde_json::from_str::<Fields<'_>>(raw.get()).map_err(|e| unreadable(e.to_string()))?;
+    let mut roles = fields.iter().filter(|(k, _)| k == "role");
+    let role = roles.next();
+    if roles.next().is_some() {
+        return Err(unreadable("`role` is given more than once".into()));
     }
-    let is_user = serde_json::from_str::<RoleOnly<'_>>(raw.get())
-        .ok()
-        .and_then(|r| r.role)
-        .is_some_and(|r| r == "user");
+    let is_user = role.is_some_and(|(_, v)| {
+        serde_json::from_str::<Cow<'_, str>>(v.get()).is_ok_and(|r| r == "user")
+    });
     if !is_user {
-        return Cow::Borrowed(raw.get());
+        return Ok(Cow::Borrowed(raw.get()));
     }
-    let Ok(mut msg) = serde_json::from_str::<Map<String, Value>>(raw.get()) else {
-        return Cow::Borrowed(raw.get());
-    };
-    match msg.get_mut("content") {
-        Some(Value::String(s)) => *s = guard.wrap(s),
-        Some(Value::Array(parts)) => {
+    let mut out = String::with_capacity(raw.get().len() + 64);
+    out.push('{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).map_err(|e| unreadable(e.to_string()))?);
+        out.push(':');
+        if key == "content" {
+            let mut content: Value =
+                serde_json::from_str(value.get()).map_err(|e| unreadable(e.to_string()))?;
+            wrap_content(guard, &mut content);
+            out.push_str(&content.to_string());
+        } else {
+            out.push_str(value.get());
+        }
+    }
+    out.push('}');
+    Ok(Cow::Owned(out))
+}
+
+/// Wrap a user message's text (a string, or the `text` of each text part).
+fn wrap_content(guard: &Guard, content: &mut Value) {
+    match content {
+        Value::String(s) => *s = guard.wrap(s),
+        Value::Array(parts) => {
             for part in parts.iter_mut().filter_map(Value::as_object_mut) {
                 if part.get("type").and_then(Value::as_str) == Some("text") {
                     if let Some(Value::String(t)) = part.get_mut("text") {
@@ -349,11 +425,8 @@ fn guard_message<'a>(guard: Option<&Guard>, raw: &'a RawValue) -> Cow<'a, str> {
                 }
             }
         }
-        _ => return Cow::Borrowed(raw.get()),
+        _ => {}
     }
-    serde_json::to_string(&msg)
-        .map(Cow::Owned)
-        .unwrap_or(Cow::Borrowed(raw.get()))
 }
 
 /// Parse the body as a JSON object whose field values stay raw.

@@ -74,14 +74,24 @@ impl Text {
 
     /// Fill the placeholders. Strings are inserted as they are, other JSON values as JSON text.
     pub fn render(&self, vars: &Map<String, Value>) -> Result<String, MissingVariable> {
+        self.render_with(vars, |v| v.to_owned())
+    }
+
+    /// Fill the placeholders, passing each variable's text through `value` first (the injection
+    /// guard wraps client-supplied values this way).
+    pub fn render_with(
+        &self,
+        vars: &Map<String, Value>,
+        value: impl Fn(&str) -> String,
+    ) -> Result<String, MissingVariable> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
                 Part::Var(name) => match vars.get(name) {
-                    Some(Value::String(s)) => out.push_str(s),
+                    Some(Value::String(s)) => out.push_str(&value(s)),
                     Some(Value::Null) | None => return Err(MissingVariable(name.clone())),
-                    Some(other) => out.push_str(&other.to_string()),
+                    Some(other) => out.push_str(&value(&other.to_string())),
                 },
             }
         }
