@@ -117,3 +117,21 @@ fn an_oversized_body_is_refused_with_a_413_by_the_driver() {
         "the plugin's own 413 in the OpenAI shape, not the host's: {json}"
     );
 }
+
+#[test]
+fn an_error_reply_sent_from_a_callout_answer_reaches_the_client() {
+    // The reply is sent from `on_http_call_response` (the driver's `Next::Fail`), outside any
+    // stream callback, and must still reach the client whole.
+    let env = Env::new();
+    env.declare_cluster("models");
+    env.on_callout(|_: &CalloutRequest| CalloutOutcome::ok(500, "text/plain", "down"));
+    let mut chain = chain(&env);
+    let out = chain.run(&chat("a"), &mut upstream).unwrap();
+    assert_eq!(out.status, 503, "{}", out.body_text());
+    let json: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+    assert!(json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("model list unavailable"));
+    assert!(out.upstream.is_none());
+}
