@@ -115,3 +115,14 @@ validate-configs: deps build ## Render every envoy-configs/*.yaml and check it w
 
 clean-run: ## Remove .run/ (rendered configs and logs of `make run`)
 	rm -rf .run
+
+# Performance: not part of `make test` (bench/, scripts/bench*.py, scripts/soak.py).
+.PHONY: bench soak
+BENCH_APT_PACKAGES := wrk nginx libnginx-mod-http-lua
+
+bench: deps-rust deps-python ## Throughput/latency/CPU per request vs bare Envoy -> bench/results.md; needs `make build`
+	@$(MAKE) APT_PACKAGES="$(BENCH_APT_PACKAGES)" deps-apt
+	BENCH_COMMAND="make bench" $(VENV_PY) scripts/bench.py
+
+soak: deps-python ## Mixed traffic through the `make run` chain [SOAK_SECONDS=600]; fails on errors; needs `make build`
+	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) $(VENV_PY) scripts/soak.py
