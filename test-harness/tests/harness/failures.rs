@@ -1,20 +1,12 @@
 //! Faults with Envoy's rules: per-call time and per-VM memory limits, `failure_policy`
 // Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! (FAIL_CLOSED, FAIL_OPEN, FAIL_RELOAD with its backoff) and header values with CR, LF or NUL.
 
-mod common;
-
+use crate::common::*;
 use aigw_harness::{
     header_value, Admission, Chain, Env, FailurePolicy, HarnessError, Limit, Plugin, PluginSpec,
     ReloadStats, Request, UpstreamRequest, UpstreamResponse,
 };
-use common::*;
 use std::time::{Duration, Instant};
 
 fn ok_upstream(_: &UpstreamRequest) -> UpstreamResponse {

@@ -1,16 +1,8 @@
 //! Several worker VMs of one plugin: shared data with CAS, shared queues and ticks on a virtual clock.
 // Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
+use crate::common::*;
 use aigw_harness::{Env, Plugin, PluginSpec};
-use common::*;
 use std::time::Duration;
 
 #[test]

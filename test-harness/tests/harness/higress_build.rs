@@ -2,12 +2,6 @@
 //! it exports the ABI 0.2.100 marker, so under the Higress profile held request headers pass as
 //! HeaderStopIteration and ai-proxy routes without any extra setting; the standard build, which
 //! exports only 0.2.1, stalls there instead (Higress' cpp-host turns the Pause into StopAll).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 

@@ -1,20 +1,12 @@
 //! The chain runner: filter order, streamed bodies, local replies seen by outer filters, reverse
 // Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! response order, callouts, stalls, traps and forwarding to real local servers.
 
-mod common;
-
+use crate::common::*;
 use aigw_harness::{
     CalloutOutcome, Chain, Env, ForwardUpstream, HarnessError, PluginSpec, Request,
     UpstreamRequest, UpstreamResponse,
 };
-use common::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 

@@ -3,12 +3,6 @@
 //! (session token included, time from the harness clock), and recorded Bedrock event streams
 //! (ConverseStream and InvokeModelWithResponseStream) reach OpenAI clients as OpenAI SSE and
 //! Anthropic clients as Anthropic SSE, identically at several upstream chunk sizes.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 

@@ -1,18 +1,10 @@
 //! Start-up, logging, configuration, header maps, properties, metrics and trap reporting.
 // Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
+use crate::common::*;
 use aigw_harness::{
     Action, Env, HarnessError, LogLevel, MetricValue, Plugin, PluginSpec, Profile, Status,
 };
-use common::*;
 
 #[test]
 fn start_up_runs_vm_start_and_configure_with_their_buffers() {

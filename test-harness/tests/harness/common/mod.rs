@@ -9,10 +9,11 @@ pub fn guest() -> PathBuf {
     wasm_path("aigw_test_guest").unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A fixture file under tests/fixtures.
+/// A fixture file under tests/harness/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
+        .join("harness")
         .join("fixtures")
         .join(name)
 }

@@ -1,17 +1,9 @@
 //! Host profiles: APISIX's restrictions and Higress' extra imports; refusing modules whose imports
 // Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! the host does not offer.
 
-mod common;
-
+use crate::common::*;
 use aigw_harness::{Env, HarnessError, MetricValue, Plugin, PluginSpec, Profile, Status};
-use common::*;
 
 fn apisix() -> (Env, Plugin) {
     let env = Env::new();

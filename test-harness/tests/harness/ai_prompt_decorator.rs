@@ -1,12 +1,6 @@
 //! The built `ai_prompt_decorator.wasm` in the harness: every scenario file of the plugin under the
 //! Envoy profile (body whole and in small chunks), Higress `_rules_` by route name, the APISIX
 //! profile (no trap, requests pass through, the limitation is logged), bad config, metrics, workers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 

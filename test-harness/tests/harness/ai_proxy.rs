@@ -6,12 +6,6 @@
 //! trap, `/v1/models` answered, everything else passed unchanged and the limitation logged. The
 //! expected client bytes are the plugin's own golden files, so the native and wasm layers check
 //! the same thing.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 

@@ -6,7 +6,6 @@
 //!
 //! The harness clock starts later than the mock's, so `"created":<seconds>` is normalised to the
 //! mock's value and time-dependent headers (SigV4's `authorization`, `x-amz-date`) are not compared.
-#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::PathBuf;
 

@@ -1,20 +1,12 @@
 //! Request and response trailers: the trailers callbacks, maps 1 and 3, a buffered body seen from
 // Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! the trailers callback, Pause from trailers, and trailers through the chain runner.
 
-mod common;
-
+use crate::common::*;
 use aigw_harness::{
     headers, Action, CalloutOutcome, Chain, Env, Event, HarnessError, PluginSpec, Profile, Request,
     UpstreamRequest, UpstreamResponse,
 };
-use common::*;
 
 fn spec(ops: &str) -> PluginSpec {
     PluginSpec::new(guest()).config(format!("ops={ops}"))

@@ -1,12 +1,6 @@
 //! The plugin contract's worked example (`examples/model-allowlist`) as a built `.wasm`: per-worker
 //! state, a root-level callout on the tick, a request-level callout that holds the whole body,
 //! and errors in the caller's protocol, all through the real proxy-wasm adapter.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

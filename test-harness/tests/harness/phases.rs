@@ -1,17 +1,9 @@
 //! Envoy phase rules: late header edits, body writes, buffering limits, local replies, resets and
 // Test code: helpers outside #[test] functions may unwrap and panic like the tests do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! callouts delivered after the callback returns.
 
-mod common;
-
+use crate::common::*;
 use aigw_harness::{Action, CalloutOutcome, Env, Event, Plugin, PluginSpec, Profile, Status};
-use common::*;
 
 fn stream(p: &mut Plugin) -> aigw_harness::StreamId {
     p.worker(0).create_stream().unwrap()

@@ -2,12 +2,6 @@
 //! profile): the first request waits for the token endpoint (answered by a callout handler on the
 //! `google-oauth` cluster), goes out with `Authorization: Bearer <token>`, and a second request
 //! reuses the cached token without another callout; a refused fetch is a 503 in the client's shape.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

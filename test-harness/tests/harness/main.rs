@@ -1,0 +1,25 @@
+//! Every harness test in one binary: one link of wasmtime instead of one per file, and one
+//! compiled-module cache for all of them. Each module is one topic; see the crate README.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+mod abi_basics;
+mod ai_prompt_decorator;
+mod ai_proxy;
+mod ai_proxy_bedrock;
+mod ai_proxy_cases;
+mod ai_proxy_vertex;
+mod chain;
+mod example_plugin;
+mod failures;
+mod higress_build;
+mod phases;
+mod profiles;
+mod trailers;
+mod workers;
