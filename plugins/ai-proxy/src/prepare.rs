@@ -115,7 +115,7 @@ pub struct Prepared {
 pub struct Incoming {
     /// The API.
     pub api: Api,
-    /// The path after `/v1`, query included.
+    /// The API path after `/v1`, one of [`API_PATHS`] (the client's query is not kept).
     pub suffix: String,
     /// Whether the body is JSON (audio uploads are multipart).
     pub json: bool,
@@ -129,6 +129,82 @@ pub struct Incoming {
 pub fn api_suffix(path: &str) -> Option<&str> {
     let idx = path.find("/v1/")?;
     path.get(idx + 3..)
+}
+
+/// Every API path (after `/v1`) this gateway routes: the OpenAI and Anthropic endpoints the
+/// providers really have. The upstream path is built from this list, never from the client's
+/// bytes; the client's query string is not forwarded.
+pub const API_PATHS: &[&str] = &[
+    "/chat/completions",
+    "/completions",
+    "/embeddings",
+    "/messages",
+    "/audio/transcriptions",
+    "/audio/translations",
+    "/audio/speech",
+    "/images/generations",
+    "/images/edits",
+    "/images/variations",
+];
+
+/// The longest `model` accepted (longer names are a 400).
+pub const MAX_MODEL_LEN: usize = 256;
+
+/// Refuse a request path that could mean something else once decoded or normalised upstream:
+/// `..`, encoded dots, slashes and backslashes (`%2e`, `%2f`, `%5c`) or backslashes before the
+/// query, and control characters anywhere.
+pub fn check_path(path: &str) -> Result<(), ClientError> {
+    let lower = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(path)
+        .to_ascii_lowercase();
+    let bad = lower.contains("..")
+        || lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains('\\')
+        || path.chars().any(char::is_control);
+    if bad {
+        Err(ClientError::invalid_request(
+            "the request path contains `..`, an encoded `.`, `/` or `\\`, a backslash or a control character",
+        )
+        .with_code("invalid_path"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The routed API path for the client's path after `/v1` (query dropped): one of [`API_PATHS`],
+/// or a 400 `unsupported_api` naming what was asked.
+pub fn api_endpoint(suffix: &str) -> Result<&'static str, ClientError> {
+    let path = suffix.split(['?', '#']).next().unwrap_or(suffix);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    API_PATHS
+        .iter()
+        .copied()
+        .find(|p| *p == path)
+        .ok_or_else(|| {
+            ClientError::invalid_request(format!("this gateway has no /v1{path} API"))
+                .with_code("unsupported_api")
+        })
+}
+
+/// Refuse a model name longer than [`MAX_MODEL_LEN`] bytes or holding a control character.
+pub fn check_model(model: &str) -> Result<(), ClientError> {
+    if model.len() > MAX_MODEL_LEN {
+        return Err(ClientError::invalid_request(format!(
+            "`model` is longer than {MAX_MODEL_LEN} bytes"
+        ))
+        .with_param("model"));
+    }
+    if model.chars().any(char::is_control) {
+        return Err(
+            ClientError::invalid_request("`model` must not contain control characters")
+                .with_param("model"),
+        );
+    }
+    Ok(())
 }
 
 fn translate_err(e: &TranslateError) -> ClientError {
@@ -160,6 +236,7 @@ pub fn prepare(
         (None, false)
     };
     let model = model.unwrap_or_default();
+    check_model(&model)?;
     let route = config.route(&model).ok_or_else(|| {
         if model.is_empty() {
             ClientError::invalid_request("`model` is required").with_param("model")
@@ -176,6 +253,7 @@ pub fn prepare(
         .providers
         .get(route.provider)
         .ok_or_else(|| ClientError::new(ErrorKind::Internal, "provider index out of range"))?;
+    check_model(&route.model)?;
     let schema = provider.vendor.schema_for(&route.model);
     let mut ctx = BuildContext::new(&route.model, config.unsupported);
     let same = match inc.api {

@@ -7,7 +7,7 @@ use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, WholeBody};
 
 use super::{metric, Filter, Phase, TokenCall};
-use crate::prepare::{api_suffix, prepare, Incoming, Prepared};
+use crate::prepare::{api_endpoint, api_suffix, check_path, prepare, Incoming, Prepared};
 use crate::stats::RequestStats;
 
 /// Client credential headers, removed from every request this plugin routes.
@@ -50,6 +50,11 @@ impl Filter {
         let Some(suffix) = api_suffix(&path) else {
             return Action::Continue;
         };
+        // A path under `/v1/` that could mean another endpoint once decoded or normalised is
+        // refused outright, whoever would have served it.
+        if let Err(e) = check_path(&path) {
+            return self.reject(host, &e);
+        }
         let routed = match api {
             Api::Models => {
                 let body = self.config.models_body();
@@ -62,13 +67,18 @@ impl Filter {
             }
             Api::Other => {
                 method.eq_ignore_ascii_case("POST")
-                    && (suffix.starts_with("/audio/") || suffix.starts_with("/images/"))
+                    && (suffix.starts_with("/audio") || suffix.starts_with("/images"))
             }
             _ => true,
         };
         if !routed || !self.body_write {
             return Action::Continue;
         }
+        // The upstream path is built from an allow-list, never from the client's bytes.
+        let endpoint = match api_endpoint(suffix) {
+            Ok(e) => e,
+            Err(e) => return self.reject(host, &e),
+        };
         if end_of_stream {
             return self.reject(
                 host,
@@ -88,7 +98,7 @@ impl Filter {
         }
         self.phase = Phase::Collecting(Incoming {
             api,
-            suffix: suffix.to_owned(),
+            suffix: endpoint.to_owned(),
             json,
             client_key: client_key(host),
             now_unix: host

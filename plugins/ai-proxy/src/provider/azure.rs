@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::openai::offers;
 use super::presets::Apis;
-use super::{options, ApiCall, UpstreamCall, Vendor};
+use super::{options, path_segment, ApiCall, UpstreamCall, Vendor};
 use crate::translate::Schema;
 
 /// The api-version used when none is configured (the current GA version).
@@ -81,15 +81,16 @@ impl Vendor for Azure {
             .deployments
             .get(call.model)
             .map_or(call.model, String::as_str);
+        // The deployment is one path segment whatever the client's model says.
+        let deployment = path_segment(deployment)?;
         let suffix = if call.api == Api::AnthropicMessages {
             "/chat/completions"
         } else {
             call.suffix
         };
-        let (suffix, query) = suffix.split_once('?').unwrap_or((suffix, ""));
-        let sep = if query.is_empty() { "" } else { "&" };
+        let suffix = suffix.split(['?', '#']).next().unwrap_or(suffix);
         Ok(format!(
-            "{base}/deployments/{deployment}{suffix}?{query}{sep}api-version={}",
+            "{base}/deployments/{deployment}{suffix}?api-version={}",
             self.options.api_version
         ))
     }

@@ -252,3 +252,28 @@ pub(crate) fn bearer(call: &mut UpstreamCall, key: Option<&str>) {
             .push(("authorization".into(), format!("Bearer {k}")));
     }
 }
+
+/// `model` as one upstream path segment: a 400 when it is empty, longer than
+/// [`MAX_MODEL_LEN`](crate::prepare::MAX_MODEL_LEN), holds `..` or a control character;
+/// otherwise percent-encoded (every byte but `A-Za-z0-9-._~`), so `/`, `?`, `#` and `%` cannot
+/// leave the segment (a Bedrock ARN keeps its `:` and `/` encoded).
+pub(crate) fn path_segment(model: &str) -> Result<String, ClientError> {
+    if model.is_empty() {
+        return Err(ClientError::invalid_request("`model` is required").with_param("model"));
+    }
+    crate::prepare::check_model(model)?;
+    if model.contains("..") {
+        return Err(
+            ClientError::invalid_request("`model` must not contain `..`").with_param("model"),
+        );
+    }
+    let mut out = String::with_capacity(model.len());
+    for b in model.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}

@@ -82,6 +82,8 @@ impl Vendor for OpenAi {
         } else {
             call.suffix
         };
+        // `suffix` is one of the allow-listed API paths; a query never reaches the upstream.
+        let suffix = suffix.split(['?', '#']).next().unwrap_or(suffix);
         Ok(format!("{base}{suffix}"))
     }
 

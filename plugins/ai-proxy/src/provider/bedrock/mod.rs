@@ -10,7 +10,6 @@
 //! break the signature. Signing needs the current time, so it is a separate step,
 //! [`Vendor::sign`], run after [`Vendor::authorize`] with the host's clock.
 
-use aigw_shared::aws::uri::uri_encode;
 use aigw_shared::aws::{sign, AmzDate, Credentials, PathMode, SignableRequest, SigningParams};
 use aigw_shared::config::ConfigError;
 use aigw_shared::error::{ClientError, ErrorKind};
@@ -18,7 +17,7 @@ use aigw_shared::llm::Api;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{bearer, options, ApiCall, UpstreamCall, Vendor};
+use super::{bearer, options, path_segment, ApiCall, UpstreamCall, Vendor};
 use crate::translate::Schema;
 
 /// The SigV4 signing name of Bedrock Runtime.
@@ -168,7 +167,7 @@ impl Vendor for Bedrock {
                         ClientError::invalid_request("`model` is required").with_param("model")
                     );
                 }
-                let model = uri_encode(call.model.as_bytes(), true);
+                let model = path_segment(call.model)?;
                 let op = match (self.chat_api(call.model), call.stream) {
                     (ChatApi::Converse, false) => "converse",
                     (ChatApi::Converse, true) => "converse-stream",
@@ -183,7 +182,7 @@ impl Vendor for Bedrock {
                         ClientError::invalid_request("`model` is required").with_param("model")
                     );
                 }
-                let model = uri_encode(call.model.as_bytes(), true);
+                let model = path_segment(call.model)?;
                 Ok(format!("{base}/model/{model}/invoke"))
             }
             _ => {
