@@ -8,9 +8,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use aigw_example_allowlist::Allowlist;
-use aigw_shared::host::{CallResponse, Capabilities};
-use aigw_shared::mock::{Exchange, Gateway};
-use aigw_shared::plugin::Reply;
+use aigw_shared::host::{Action, CallResponse, Capabilities, MapKind};
+use aigw_shared::mock::{Exchange, Gateway, MockHost};
+use aigw_shared::plugin::{budget, FilterDriver, Reply};
 
 const CONFIG: &str = r#"{"modelsCluster": "models", "refreshSeconds": 10}"#;
 
@@ -110,4 +110,63 @@ fn trailers_end_the_body_like_end_of_stream() {
     assert!(out.stalled.is_none(), "{:?}", out.stalled);
     assert_eq!(out.upstream_json()["model"], "a");
     assert!(out.upstream_trailers.is_some());
+}
+
+/// A chat request whose headers arrived on its own host, with no `content-length`.
+fn started(
+    root: &aigw_shared::plugin::RootDriver<Allowlist>,
+) -> (FilterDriver<Allowlist>, MockHost) {
+    let host = MockHost::default();
+    {
+        let mut st = host.state.borrow_mut();
+        st.request_headers = vec![
+            (":method".into(), b"POST".to_vec()),
+            (":path".into(), b"/v1/chat/completions".to_vec()),
+        ];
+        st.gate.open(MapKind::RequestHeaders);
+    }
+    let mut drv = root.new_stream();
+    assert_eq!(drv.on_request_headers(&host, false), Action::Pause);
+    (drv, host)
+}
+
+fn feed(drv: &mut FilterDriver<Allowlist>, host: &MockHost, bytes: usize) -> Action {
+    let size = {
+        let mut st = host.state.borrow_mut();
+        st.request_body.extend(std::iter::repeat_n(b' ', bytes));
+        st.request_body.len()
+    };
+    drv.on_request_body(host, size, false)
+}
+
+#[test]
+fn the_stream_that_would_take_the_vm_over_its_body_budget_is_refused_and_the_others_go_on() {
+    budget::set_budget(1000);
+    let root = aigw_shared::mock::root::<Allowlist>(CONFIG, Capabilities::FULL);
+    let (mut a, host_a) = started(&root);
+    let (mut b, host_b) = started(&root);
+    assert_eq!(feed(&mut a, &host_a, 600), Action::Pause);
+    assert_eq!(budget::held(), 600);
+    feed(&mut b, &host_b, 600);
+    let refused = host_b.state.borrow().local_response.clone().unwrap();
+    assert_eq!(refused.status, 413);
+    assert!(
+        refused.body_text().contains("memory budget"),
+        "{}",
+        refused.body_text()
+    );
+    assert_eq!(
+        budget::held(),
+        600,
+        "the refused stream let go of its bytes"
+    );
+    assert_eq!(
+        feed(&mut a, &host_a, 300),
+        Action::Pause,
+        "the first stream goes on"
+    );
+    assert!(host_a.state.borrow().local_response.is_none());
+    a.on_log(&host_a);
+    b.on_log(&host_b);
+    assert_eq!(budget::held(), 0, "ended streams hold nothing");
 }

@@ -9,8 +9,8 @@ use crate::host::{Action, BufferKind, Direction, Host, LogLevel, MapKind};
 use crate::reply::send_error;
 
 use super::{
-    route_info, Calls, Ctx, FilterEnv, HttpFilter, Next, Oversize, Plugin, PluginConfig, Reply,
-    Wants, WholeBody,
+    budget, route_info, Calls, Ctx, FilterEnv, HttpFilter, Next, Oversize, Plugin, PluginConfig,
+    Reply, Wants, WholeBody,
 };
 
 type CallOf<P> = <<P as Plugin>::Filter as HttpFilter>::Call;
@@ -20,6 +20,8 @@ type CallOf<P> = <<P as Plugin>::Filter as HttpFilter>::Call;
 struct BodyRead {
     plan: Option<WholeBody>,
     size: usize,
+    /// Bytes reserved in the VM's budget ([`super::budget`]).
+    reserved: usize,
 }
 
 /// Drives one request through plugin `P`.
@@ -88,8 +90,15 @@ impl<P: Plugin> FilterDriver<P> {
         self.hook(host, direction, (), |f, cx| f.on_error_reply(cx, error));
     }
 
+    /// The read ends (delivered, refused or abandoned): its bytes leave the budget.
+    fn end_read(&mut self, direction: Direction) -> BodyRead {
+        let read = std::mem::take(self.read(direction));
+        budget::release(read.reserved);
+        read
+    }
+
     fn too_large(&mut self, host: &dyn Host, direction: Direction, plan: WholeBody) -> Action {
-        self.read(direction).plan = None;
+        self.end_read(direction);
         self.hook(host, Some(direction), (), |f, cx| {
             f.on_body_too_large(cx, direction);
         });
@@ -136,9 +145,10 @@ impl<P: Plugin> FilterDriver<P> {
         if declared.is_some_and(|n| n > plan.max_bytes) {
             return self.too_large(host, direction, plan);
         }
+        self.end_read(direction);
         *self.read(direction) = BodyRead {
             plan: Some(plan),
-            size: 0,
+            ..BodyRead::default()
         };
         if plan.hold_headers {
             Action::Pause
@@ -170,15 +180,42 @@ impl<P: Plugin> FilterDriver<P> {
         if size > plan.max_bytes {
             return self.too_large(host, direction, plan);
         }
+        if !budget::grow(read.reserved, size) {
+            return self.over_budget(host, direction);
+        }
+        read.reserved = read.reserved.max(size);
         if !eos {
             return Action::Pause;
         }
         self.deliver(host, direction)
     }
 
+    /// Holding this body would take the VM over its memory budget: this stream is answered,
+    /// the others go on.
+    fn over_budget(&mut self, host: &dyn Host, direction: Direction) -> Action {
+        self.end_read(direction);
+        host.log(
+            LogLevel::Warn,
+            &format!(
+                "{}: the VM holds {} bytes of bodies; one more is refused",
+                P::NAME,
+                budget::held()
+            ),
+        );
+        let (kind, what) = match direction {
+            Direction::Request => (ErrorKind::RequestTooLarge, "request"),
+            Direction::Response => (ErrorKind::BadGateway, "upstream response"),
+        };
+        let msg = format!(
+            "the gateway cannot hold this {what} body now: its memory budget for bodies is in use"
+        );
+        self.fail(host, Some(direction), &ClientError::new(kind, msg));
+        Action::Pause
+    }
+
     /// The body is complete: read it and hand it to the filter.
     fn deliver(&mut self, host: &dyn Host, direction: Direction) -> Action {
-        let read = std::mem::take(self.read(direction));
+        let read = self.end_read(direction);
         let (kind, _) = kind_of(direction);
         let body = match host.whole_body(kind, read.size) {
             Ok(b) => b.unwrap_or_default(),
@@ -308,8 +345,11 @@ impl<P: Plugin> FilterDriver<P> {
         self.calls.len()
     }
 
-    /// The stream ended: pending callouts are cancelled (the host drops them).
+    /// The stream ended: pending callouts are cancelled (the host drops them) and held body
+    /// bytes leave the VM's budget.
     pub fn on_done(&mut self) {
+        self.end_read(Direction::Request);
+        self.end_read(Direction::Response);
         let cancelled = self.calls.drain();
         if let Some(filter) = self.filter.as_mut() {
             for call in cancelled {

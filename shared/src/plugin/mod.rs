@@ -17,6 +17,7 @@
 //!
 //! The config is immutable; anything that changes at run time lives in the state.
 
+pub mod budget;
 mod calls;
 mod driver;
 mod root;
