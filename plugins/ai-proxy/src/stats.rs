@@ -47,6 +47,10 @@ pub mod series {
 /// The most distinct model labels one VM reports; later models count as `other`.
 pub const MAX_MODEL_LABELS: usize = 64;
 
+/// The longest model label (its safe form is cut here); the model itself is at most
+/// [`MAX_MODEL_LEN`](crate::prepare::MAX_MODEL_LEN) bytes.
+pub const MAX_LABEL_LEN: usize = 64;
+
 /// The model labels handed out so far (one set per config, i.e. per VM and route rule).
 #[derive(Debug, Default)]
 pub struct ModelLabels {
@@ -54,12 +58,13 @@ pub struct ModelLabels {
 }
 
 impl ModelLabels {
-    /// The label for `model`: its safe form, or `other` once the set is full.
+    /// The label for `model`: its safe form cut to [`MAX_LABEL_LEN`] characters, or `other`
+    /// once the set is full.
     pub fn label(&self, model: &str) -> String {
         let safe = if model.is_empty() {
             "none".to_owned()
         } else {
-            label(model)
+            label(model).chars().take(MAX_LABEL_LEN).collect()
         };
         let mut seen = self.seen.borrow_mut();
         if seen.contains(&safe) {
@@ -172,6 +177,17 @@ mod tests {
         assert_eq!(labels.label("one-more"), "other");
         assert_eq!(labels.label("m3"), "m3", "known labels stay");
         assert_eq!(labels.label(""), "other");
+    }
+
+    #[test]
+    fn model_labels_are_cut_to_a_bounded_length() {
+        let labels = ModelLabels::default();
+        let long = format!("{}ü/..", "a".repeat(300));
+        let l = labels.label(&long);
+        assert_eq!(l.len(), MAX_LABEL_LEN);
+        assert!(l
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
     }
 
     #[test]
