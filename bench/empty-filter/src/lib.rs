@@ -24,7 +24,10 @@ pub extern "C" fn proxy_on_vm_start(_root_context_id: u32, _vm_configuration_siz
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_configure(_root_context_id: u32, _plugin_configuration_size: u32) -> u32 {
+pub extern "C" fn proxy_on_configure(
+    _root_context_id: u32,
+    _plugin_configuration_size: u32,
+) -> u32 {
     1
 }
 
