@@ -5,7 +5,8 @@
 //! file. Streams are re-split at every byte boundary and must give the same bytes; request bodies
 //! ended by trailers must give the same result.
 //!
-//! `AIGW_UPDATE_GOLDEN=1 cargo test -p ai-proxy --test cases` rewrites the golden client files.
+//! `AIGW_UPDATE_GOLDEN=1 cargo test -p ai-proxy --test cases` rewrites the golden client files;
+//! `AIGW_CASES=openai_openai/` replays only the scenarios whose name holds that text.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use ai_proxy::Proxy;
 use aigw_shared::mock::{Exchange, Outcome, UpstreamReply};
 use aigw_shared::scenario::{CheckOptions, Observed, Scenario};
 
+/// Every scenario, or (with `AIGW_CASES=<part of a name>`) those whose name holds it.
 fn cases() -> Vec<Scenario> {
     let out = Scenario::load_tree(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata"));
     assert!(
@@ -21,7 +23,12 @@ fn cases() -> Vec<Scenario> {
         "expected the scenario folders, found {}",
         out.len()
     );
-    out
+    match std::env::var("AIGW_CASES") {
+        Ok(part) if !part.is_empty() => {
+            out.into_iter().filter(|c| c.name.contains(&part)).collect()
+        }
+        _ => out,
+    }
 }
 
 fn exchange(c: &Scenario, split: &[usize]) -> Exchange {

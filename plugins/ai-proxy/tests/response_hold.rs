@@ -116,8 +116,12 @@ fn a_translated_answer_without_a_body_is_a_502_not_an_empty_200() {
     let (mut drv, host) = sent(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#);
     host.state.borrow_mut().response_headers = vec![(":status".into(), b"200".to_vec())];
     host.state.borrow_mut().gate.open(MapKind::ResponseHeaders);
-    assert_eq!(drv.on_response_headers(&host, true), Action::Continue);
-    assert_eq!(header(&host, ":status").as_deref(), Some("502"));
+    assert_eq!(drv.on_response_headers(&host, true), Action::Pause);
+    // Headers alone cannot carry the error body: the client gets a local 502 with one.
+    let reply = host.state.borrow().local_response.clone().unwrap();
+    assert_eq!(reply.status, 502);
+    let out: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(out["error"]["type"], "server_error");
 }
 
 #[test]

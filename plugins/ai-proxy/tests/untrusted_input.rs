@@ -67,3 +67,135 @@ fn a_model_over_256_bytes_is_a_400_and_makes_no_label() {
     assert_eq!(out.local_response.as_ref().map(|r| r.status), Some(400));
     assert!(!metric_names(&out).iter().any(|n| n.contains(".model.")));
 }
+
+// ---- malformed errors and held answers (filter/response.rs) ----
+
+const METRICS_CONFIG: &str = include_str!("../testdata/metrics/config.json");
+/// Routed to Anthropic (translated).
+const TRANSLATED: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+const TRANSLATED_STREAM: &str =
+    r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+/// Routed to OpenAI (same protocol).
+const SAME: &str = r#"{"model":"gpt-5-nano","messages":[{"role":"user","content":"hi"}]}"#;
+
+fn upstream(status: u16, content_type: &str, chunks: Vec<Vec<u8>>) -> UpstreamReply {
+    UpstreamReply {
+        status,
+        headers: vec![("content-type".into(), content_type.as_bytes().to_vec())],
+        chunks,
+    }
+}
+
+fn status_of(out: &Outcome) -> u16 {
+    if let Some(r) = &out.local_response {
+        return r.status;
+    }
+    // Held headers may change after the headers callback: read them as they finally are.
+    let st = out.host.state.borrow();
+    let h = st.response_headers.iter().find(|(k, _)| k == ":status");
+    String::from_utf8_lossy(&h.unwrap().1).parse().unwrap()
+}
+
+fn body_of(out: &Outcome) -> Vec<u8> {
+    match &out.local_response {
+        Some(r) => r.body.clone(),
+        None => out.response_body.clone(),
+    }
+}
+
+fn json_of(out: &Outcome) -> serde_json::Value {
+    let body = body_of(out);
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)))
+}
+
+#[test]
+fn an_upstream_error_without_a_body_gets_an_error_body_in_the_callers_shape() {
+    for (body, anthropic) in [
+        (TRANSLATED, false),
+        (SAME, false),
+        (
+            r#"{"model":"claude-x","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+            true,
+        ),
+    ] {
+        let path = if anthropic {
+            "/v1/messages"
+        } else {
+            "/v1/chat/completions"
+        };
+        let out = Exchange::post_json(path, body)
+            .reply(upstream(503, "application/json", vec![]))
+            .run::<Proxy>(METRICS_CONFIG);
+        assert_eq!(status_of(&out), 503, "{body}");
+        let v = json_of(&out);
+        if anthropic {
+            assert_eq!(v["type"], "error", "{v}");
+        } else {
+            assert!(v["error"]["message"].is_string(), "{v}");
+        }
+    }
+}
+
+#[test]
+fn an_empty_200_on_a_translated_stream_ends_with_an_error_event() {
+    let out = Exchange::post_json("/v1/chat/completions", TRANSLATED_STREAM)
+        .reply(upstream(200, "text/event-stream", vec![Vec::new()]))
+        .run::<Proxy>(METRICS_CONFIG);
+    let text = String::from_utf8_lossy(&body_of(&out)).into_owned();
+    assert!(text.contains("\"error\""), "{text:?}");
+    // Nothing at all (headers ended the stream): a local 502 with a JSON error.
+    let out = Exchange::post_json("/v1/chat/completions", TRANSLATED_STREAM)
+        .reply(upstream(200, "text/event-stream", vec![]))
+        .run::<Proxy>(METRICS_CONFIG);
+    assert_eq!(status_of(&out), 502);
+    assert!(json_of(&out)["error"].is_object());
+}
+
+#[test]
+fn a_3xx_on_a_translated_request_becomes_a_502_in_status_and_body() {
+    let out = Exchange::post_json("/v1/chat/completions", TRANSLATED)
+        .reply(upstream(
+            302,
+            "text/html",
+            vec![b"<html>moved</html>".to_vec()],
+        ))
+        .run::<Proxy>(METRICS_CONFIG);
+    assert_eq!(status_of(&out), 502);
+    assert!(json_of(&out)["error"].is_object());
+}
+
+#[test]
+fn a_same_protocol_json_error_over_1_mib_stays_valid_json() {
+    let big = serde_json::json!({"error": {"message": "x".repeat(3 << 20), "type": "invalid_request_error"}})
+        .to_string()
+        .into_bytes();
+    let chunks: Vec<Vec<u8>> = big.chunks(64 << 10).map(<[u8]>::to_vec).collect();
+    let out = Exchange::post_json("/v1/chat/completions", SAME)
+        .reply(upstream(400, "application/json", chunks))
+        .run::<Proxy>(METRICS_CONFIG);
+    let v = json_of(&out);
+    assert!(v["error"]["message"].is_string(), "{v}");
+    assert_eq!(status_of(&out), 502);
+}
+
+#[test]
+fn a_held_json_answer_ended_by_trailers_is_still_translated() {
+    let answer = std::fs::read(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/providers/anthropic-messages-tooluse.response.json"),
+    )
+    .unwrap();
+    let (a, b) = answer.split_at(answer.len() / 2);
+    let out = Exchange::post_json("/v1/chat/completions", TRANSLATED)
+        .reply(upstream(
+            200,
+            "application/json",
+            vec![a.to_vec(), b.to_vec()],
+        ))
+        .reply_trailers(&[("grpc-status", "0")])
+        .run::<Proxy>(METRICS_CONFIG);
+    assert_eq!(out.stalled, None);
+    assert_eq!(status_of(&out), 200);
+    assert_eq!(json_of(&out)["object"], "chat.completion");
+}

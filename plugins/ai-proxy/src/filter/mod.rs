@@ -19,7 +19,7 @@
 use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol};
-use aigw_shared::host::{Action, Host};
+use aigw_shared::host::{Action, Direction, Host, HostError, LogLevel};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, Next, Reply};
 use aigw_shared::reply::send_error;
@@ -36,6 +36,18 @@ mod response;
 pub mod token;
 
 pub use crate::stats::metric;
+
+/// Log a failed header or body mutation at WARN (never drop one silently), like
+/// `aigw_shared::plugin::Ctx::check` for helpers that only hold the host.
+pub(crate) fn logged(host: &dyn Host, result: Result<(), HostError>, what: &str) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            host.log(LogLevel::Warn, &format!("ai-proxy: {what}: {e}"));
+            false
+        }
+    }
+}
 
 /// Where the request is.
 enum Phase {
@@ -104,7 +116,20 @@ impl HttpFilter for Filter {
     }
 
     fn on_response_headers(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
-        self.response_head(cx.host, end_of_stream)
+        self.response_head(cx, end_of_stream)
+    }
+
+    fn on_response_whole(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
+        match &mut self.phase {
+            Phase::Responding(r) => r.whole(&self.config, &self.state, cx.host, body),
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, TokenCall>, direction: Direction) {
+        if let (Direction::Response, Phase::Responding(r)) = (direction, &mut self.phase) {
+            r.too_large(&self.state, cx.host);
+        }
     }
 
     fn on_response_body(

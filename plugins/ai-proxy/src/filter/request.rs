@@ -6,7 +6,7 @@ use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, WholeBody};
 
-use super::{metric, Filter, Phase, TokenCall};
+use super::{logged, metric, Filter, Phase, TokenCall};
 use crate::prepare::{api_endpoint, api_suffix, check_path, prepare, Incoming, Prepared};
 use crate::stats::RequestStats;
 
@@ -129,7 +129,11 @@ impl Filter {
             .iter()
             .chain(["content-length", "accept-encoding"].iter())
         {
-            let _ = host.remove_header(req, h);
+            logged(
+                host,
+                host.remove_header(req, h),
+                &format!("cannot remove the request's {h}"),
+            );
         }
         let mut results = vec![
             host.set_header(req, ":path", p.call.path.as_bytes()),

@@ -3,19 +3,25 @@
 //! * Same protocol, 2xx: the bytes pass untouched; a [`ResponseObserver`] reads the usage on the
 //!   side for the token metrics.
 //! * Translated stream: converted chunk by chunk as it arrives (only an incomplete event is held).
-//! * Translated JSON: the response headers are held (Pause) until the body is complete, so that
-//!   `:status` and `content-type` match what the client finally gets: 200 with the translated
-//!   answer, or the error's status (502 for a body that cannot be understood) with an error body.
-//! * Upstream errors (and non-JSON same-protocol errors): the body is collected and rewritten in
-//!   the caller's shape at the end, with any configured key redacted.
-//! * Same-protocol JSON errors keep the provider's shape; they are collected too, only to redact
-//!   a configured key the provider may have quoted.
+//! * Held answers (translated JSON, embeddings, upstream errors): read whole by the driver
+//!   (`WholeBody`, headers held), so the end of the body is seen whether it comes with the last
+//!   chunk or with trailers, and `:status` and `content-type` are set to match what the client
+//!   finally gets: 200 with the translated answer, or the error's status (502 for a body that
+//!   cannot be understood, for a 3xx, and for a body over the limit) with an error body.
+//! * Upstream errors (and non-JSON same-protocol errors) are rewritten in the caller's shape, with
+//!   every secret redacted; one without a body gets a proper error body (a local reply).
+//! * Same-protocol JSON errors keep the provider's shape; they are read whole too, only to redact
+//!   a secret the provider may have quoted; one over [`MAX_ERROR_BODY`] becomes a generic 502 in
+//!   the caller's shape (never a cut, invalid JSON).
+//! * A translated stream that ends without a single byte ends with an in-band error event.
 
-use aigw_shared::error::{ClientError, ClientProtocol};
+use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::llm::{Api, ResponseFormat, ResponseObserver};
+use aigw_shared::plugin::{Ctx, WholeBody};
+use aigw_shared::reply::send_error;
 
-use super::{Filter, Phase};
+use super::{logged, Filter, Phase, TokenCall};
 use crate::config::Config;
 use crate::hub::{HubEvent, Usage};
 use crate::prepare::{EmbedPlan, Plan};
@@ -25,24 +31,28 @@ use crate::translate::client::anthropic_encode::AnthropicEncoder;
 use crate::translate::client::openai::OpenAiEncoder;
 use crate::translate::{self, errors, ClientEncoder, ResponseHead, ResponseTranslator};
 
-/// The largest upstream error body kept for rewriting.
-const MAX_ERROR_BODY: usize = 1 << 20;
+/// The largest upstream error body read for rewriting (larger ones become a generic 502).
+pub const MAX_ERROR_BODY: usize = 1 << 20;
+/// The largest translated JSON answer (or embeddings answer) held (larger ones become a 502).
+pub const MAX_HELD_ANSWER: usize = 32 << 20;
 
 /// What the response needs.
 enum Work {
     /// Pass through a 2xx; observe the usage on the side (inert for APIs without one).
     Untouched(Box<ResponseObserver>),
-    /// Translate; `hold` for JSON answers (headers and body wait for the end).
+    /// Translate; `hold` for JSON answers (headers and body wait for the end). `seen`: some
+    /// upstream bytes arrived.
     Translate {
         translator: Box<dyn ResponseTranslator>,
         encoder: Box<dyn ClientEncoder>,
         broken: bool,
         hold: bool,
+        seen: bool,
     },
-    /// Collect an upstream error body and rewrite it at the end.
-    MapError { status: u16, body: Vec<u8> },
-    /// Collect a same-protocol error body and send it back with configured keys redacted.
-    Scrub(Vec<u8>),
+    /// Read an upstream error body whole and rewrite it.
+    MapError { status: u16 },
+    /// Read a same-protocol error body whole and send it back with secrets redacted.
+    Scrub { status: u16 },
     /// Hold a 2xx embeddings answer (headers and body) and translate it at the end.
     Embed(EmbedPlan),
 }
@@ -76,15 +86,17 @@ fn tokens_of(usage: &Usage) -> Tokens {
 }
 
 impl Responding {
-    /// The response headers arrived (`eos`: and no body follows). Returns the headers' action.
+    /// The response headers arrived (`eos`: and no body follows). Returns the headers' action
+    /// and, for a held answer, the whole-body read to ask the driver for.
     pub(crate) fn start(
+        config: &Config,
         state: &State,
         host: &dyn Host,
         api: Api,
         plan: Plan,
         stats: RequestStats,
         eos: bool,
-    ) -> (Self, Action) {
+    ) -> (Self, Action, Option<WholeBody>) {
         let resp = MapKind::ResponseHeaders;
         let status: u16 = text_header(host, ":status")
             .and_then(|s| s.parse().ok())
@@ -95,13 +107,18 @@ impl Responding {
         let ok = (200..300).contains(&status);
         let translated = plan.translate_from.is_some() || plan.embed.is_some();
         let work = if !ok && (translated || !content_type.contains("json")) {
-            let _ = host.set_header(resp, "content-type", b"application/json");
-            Work::MapError {
-                status,
-                body: Vec::new(),
-            }
+            logged(
+                host,
+                host.set_header(resp, "content-type", b"application/json"),
+                "cannot set the error's content-type",
+            );
+            Work::MapError { status }
         } else if let (true, Some(embed)) = (ok, &plan.embed) {
-            let _ = host.set_header(resp, "content-type", b"application/json");
+            logged(
+                host,
+                host.set_header(resp, "content-type", b"application/json"),
+                "cannot set the embeddings content-type",
+            );
             Work::Embed(embed.clone())
         } else if let (true, Some(schema)) = (ok, plan.translate_from) {
             let head = ResponseHead {
@@ -112,53 +129,144 @@ impl Responding {
                 created: host.now_nanos().map_or(0, |n| n / 1_000_000_000),
             };
             let encoder = encoder_for(&plan);
-            let _ = host.set_header(resp, "content-type", encoder.content_type().as_bytes());
+            logged(
+                host,
+                host.set_header(resp, "content-type", encoder.content_type().as_bytes()),
+                "cannot set the translated content-type",
+            );
             Work::Translate {
                 translator: translate::backend(schema).response_translator(&head),
                 encoder,
                 broken: false,
                 hold: !plan.stream,
+                seen: false,
             }
         } else if !ok {
-            Work::Scrub(Vec::new())
+            Work::Scrub { status }
         } else {
             let format = ResponseFormat::from_content_type(Some(content_type.as_bytes()));
             Work::Untouched(Box::new(ResponseObserver::new(api, format)))
         };
         if !matches!(work, Work::Untouched(_)) {
-            let _ = host.remove_header(resp, "content-length");
+            logged(
+                host,
+                host.remove_header(resp, "content-length"),
+                "cannot remove the response content-length",
+            );
         }
         let mut this = Self { plan, work, stats };
-        let action = this.headers_action(state, host, status, eos);
-        (this, action)
+        let (action, whole) = this.headers_action(config, state, host, status, eos);
+        (this, action, whole)
     }
 
-    fn headers_action(&mut self, state: &State, host: &dyn Host, status: u16, eos: bool) -> Action {
+    /// The whole-body read a held answer needs (headers held until it is handled).
+    fn held(&self) -> Option<WholeBody> {
+        let limit = match &self.work {
+            Work::Translate { hold: true, .. } | Work::Embed(_) => MAX_HELD_ANSWER,
+            Work::MapError { .. } | Work::Scrub { .. } => MAX_ERROR_BODY,
+            Work::Translate { .. } | Work::Untouched(_) => return None,
+        };
+        Some(WholeBody::up_to(limit).holding_headers())
+    }
+
+    fn headers_action(
+        &mut self,
+        config: &Config,
+        state: &State,
+        host: &dyn Host,
+        status: u16,
+        eos: bool,
+    ) -> (Action, Option<WholeBody>) {
         let metrics = &state.metrics;
-        match &self.work {
-            Work::Translate { hold: true, .. } | Work::Embed(_) if eos => {
-                // A translated answer was due and nothing came: the client must not see a 200.
-                host.log(LogLevel::Warn, "ai-proxy: upstream answered without a body");
-                let _ = host.set_header(MapKind::ResponseHeaders, ":status", b"502");
-                self.stats.status(metrics, host, 502);
-                self.stats.finish(metrics, host);
-                Action::Continue
+        if !eos {
+            if let Some(whole) = self.held() {
+                // The status is counted once the body decided it.
+                return (Action::Continue, Some(whole));
             }
-            Work::Translate { hold: true, .. } | Work::Embed(_) => Action::Pause,
-            Work::Translate { .. } | Work::MapError { .. } | Work::Scrub(_) if eos => {
-                host.log(LogLevel::Warn, "ai-proxy: upstream answered without a body");
-                self.stats.status(metrics, host, status);
-                self.stats.finish(metrics, host);
-                Action::Continue
-            }
-            _ => {
-                self.stats.status(metrics, host, status);
-                if eos {
-                    self.stats.finish(metrics, host);
-                }
-                Action::Continue
-            }
+            self.stats.status(metrics, host, status);
+            return (Action::Continue, None);
         }
+        // No body follows. Headers alone cannot carry an error body: answer locally (the
+        // response has not started) with a proper error in the caller's shape.
+        let error = match &self.work {
+            Work::Untouched(_) => {
+                self.stats.status(metrics, host, status);
+                self.stats.finish(metrics, host);
+                return (Action::Continue, None);
+            }
+            Work::MapError { .. } | Work::Scrub { .. } => {
+                metrics.count(host, metric::UPSTREAM_ERRORS, 1);
+                let mut e = errors::from_upstream(status, b"");
+                e.message = config.redact(&e.message);
+                e
+            }
+            Work::Translate { .. } | Work::Embed(_) => {
+                metrics.count(host, metric::BROKEN_STREAMS, 1);
+                ClientError::new(ErrorKind::BadGateway, "upstream answered without a body")
+            }
+        };
+        host.log(LogLevel::Warn, "ai-proxy: upstream answered without a body");
+        send_error(host, "ai-proxy", self.plan.protocol, &error);
+        self.stats.status(metrics, host, error.status);
+        self.stats.finish(metrics, host);
+        (Action::Pause, None)
+    }
+
+    /// A held body is complete (its last chunk or trailers came): rewrite it and fix the held
+    /// headers to match.
+    pub(crate) fn whole(
+        &mut self,
+        config: &Config,
+        state: &State,
+        host: &dyn Host,
+        body: &[u8],
+    ) -> Action {
+        let metrics = &state.metrics;
+        let resp = MapKind::ResponseHeaders;
+        let out = match &mut self.work {
+            Work::Translate { .. } => self.translate(state, host, body, true),
+            Work::Embed(plan) => {
+                let plan = plan.clone();
+                self.embed_answer(state, host, &plan, body)
+            }
+            Work::MapError { status } => {
+                let mut e = errors::from_upstream(*status, body);
+                e.message = config.redact(&e.message);
+                metrics.count(host, metric::UPSTREAM_ERRORS, 1);
+                // A 3xx (or anything outside 4xx/5xx) is a 502 in the body: the status follows.
+                logged(
+                    host,
+                    host.set_header(resp, ":status", e.status.to_string().as_bytes()),
+                    "cannot set the error's status",
+                );
+                self.stats.status(metrics, host, e.status);
+                self.stats.finish(metrics, host);
+                e.body(self.plan.protocol)
+            }
+            Work::Scrub { status } => {
+                let status = *status;
+                self.stats.status(metrics, host, status);
+                self.stats.finish(metrics, host);
+                match std::str::from_utf8(body) {
+                    Ok(text) => config.redact(text).into_bytes(),
+                    Err(_) => body.to_vec(),
+                }
+            }
+            Work::Untouched(_) => return Action::Continue,
+        };
+        if let Err(e) = host.replace_body(BufferKind::ResponseBody, body.len(), &out) {
+            host.log(
+                LogLevel::Error,
+                &format!("ai-proxy: cannot rewrite the response: {e}"),
+            );
+        }
+        Action::Continue
+    }
+
+    /// A held body was over its limit: the driver answers 502 in the caller's shape.
+    pub(crate) fn too_large(&mut self, state: &State, host: &dyn Host) {
+        self.stats.status(&state.metrics, host, 502);
+        self.stats.finish(&state.metrics, host);
     }
 
     /// A response body chunk (`size` bytes are buffered by the host) arrived.
@@ -170,11 +278,6 @@ impl Responding {
         size: usize,
         eos: bool,
     ) -> Action {
-        if let Work::Translate { hold: true, .. } | Work::Embed(_) = self.work {
-            if !eos {
-                return Action::Pause;
-            }
-        }
         let chunk = host
             .whole_body(BufferKind::ResponseBody, size)
             .ok()
@@ -196,39 +299,11 @@ impl Responding {
                 }
                 return Action::Continue;
             }
-            Work::MapError { status, body } => {
-                if body.len() < MAX_ERROR_BODY {
-                    body.extend_from_slice(&chunk);
-                }
-                if !eos {
-                    Vec::new()
-                } else {
-                    let mut e = errors::from_upstream(*status, body);
-                    e.message = config.redact(&e.message);
-                    metrics.count(host, metric::UPSTREAM_ERRORS, 1);
-                    self.stats.finish(metrics, host);
-                    e.body(self.plan.protocol)
-                }
-            }
-            Work::Scrub(body) => {
-                if body.len() < MAX_ERROR_BODY {
-                    body.extend_from_slice(&chunk);
-                }
-                if !eos {
-                    Vec::new()
-                } else {
-                    self.stats.finish(metrics, host);
-                    match std::str::from_utf8(body) {
-                        Ok(text) => config.redact(text).into_bytes(),
-                        Err(_) => std::mem::take(body),
-                    }
-                }
-            }
-            Work::Translate { .. } => self.translate(state, host, &chunk, eos),
-            Work::Embed(plan) => {
-                let plan = plan.clone();
-                self.embed_answer(state, host, &plan, &chunk)
-            }
+            Work::Translate { hold: false, .. } => self.translate(state, host, &chunk, eos),
+            // Held answers are read whole by the driver and never get here; should one, it is
+            // handled as complete at its end.
+            _ if eos => return self.whole(config, state, host, &chunk),
+            _ => return Action::Pause,
         };
         if let Err(e) = host.replace_body(BufferKind::ResponseBody, size, &out) {
             host.log(
@@ -246,10 +321,12 @@ impl Responding {
             encoder,
             broken,
             hold,
+            seen,
         } = &mut self.work
         else {
             return Vec::new();
         };
+        *seen |= !chunk.is_empty();
         let mut events: Vec<HubEvent> = Vec::new();
         if !*broken {
             if let Err(e) = translator.feed(chunk, &mut events) {
@@ -265,6 +342,13 @@ impl Responding {
                 translator.finish(&mut events)
             };
             end_error = end.err().map(|e| e.to_client());
+            if !*seen && end_error.is_none() && !*broken {
+                // A 200 with nothing in it: the client gets an error, never an empty answer.
+                end_error = Some(ClientError::new(
+                    ErrorKind::BadGateway,
+                    "upstream answered 200 with an empty body",
+                ));
+            }
         }
         let mut failed: Option<u16> = end_error.as_ref().map(|e| e.status);
         let mut out = Vec::new();
@@ -298,9 +382,16 @@ impl Responding {
             // The headers waited for this: make them match the body.
             let status = failed.unwrap_or(200);
             let resp = MapKind::ResponseHeaders;
-            let _ = host.set_header(resp, ":status", status.to_string().as_bytes());
-            let _ = host.set_header(resp, "content-type", encoder.content_type().as_bytes());
-            let _ = host.remove_header(resp, "content-length");
+            logged(
+                host,
+                host.set_header(resp, ":status", status.to_string().as_bytes()),
+                "cannot set the answer's status",
+            );
+            logged(
+                host,
+                host.set_header(resp, "content-type", encoder.content_type().as_bytes()),
+                "cannot set the answer's content-type",
+            );
             self.stats.status(metrics, host, status);
         }
         self.stats.finish(metrics, host);
@@ -331,9 +422,16 @@ impl Responding {
             }
         };
         let resp = MapKind::ResponseHeaders;
-        let _ = host.set_header(resp, ":status", status.to_string().as_bytes());
-        let _ = host.set_header(resp, "content-type", b"application/json");
-        let _ = host.remove_header(resp, "content-length");
+        logged(
+            host,
+            host.set_header(resp, ":status", status.to_string().as_bytes()),
+            "cannot set the embeddings status",
+        );
+        logged(
+            host,
+            host.set_header(resp, "content-type", b"application/json"),
+            "cannot set the embeddings content-type",
+        );
         self.stats.status(&state.metrics, host, status);
         self.stats.finish(&state.metrics, host);
         out
@@ -346,12 +444,23 @@ impl Responding {
 }
 
 impl Filter {
-    pub(super) fn response_head(&mut self, host: &dyn Host, eos: bool) -> Action {
+    pub(super) fn response_head(&mut self, cx: &mut Ctx<'_, TokenCall>, eos: bool) -> Action {
         let Phase::Sent(plan, stats) = std::mem::replace(&mut self.phase, Phase::PassThrough)
         else {
             return Action::Continue;
         };
-        let (responding, action) = Responding::start(&self.state, host, self.api, plan, stats, eos);
+        let (responding, action, whole) = Responding::start(
+            &self.config,
+            &self.state,
+            cx.host,
+            self.api,
+            plan,
+            stats,
+            eos,
+        );
+        if let Some(whole) = whole {
+            cx.read_whole_response(whole);
+        }
         self.phase = Phase::Responding(Box::new(responding));
         action
     }
