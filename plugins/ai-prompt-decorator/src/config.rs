@@ -14,8 +14,9 @@ use crate::decorate::Fragments;
 use crate::guard::Guard;
 use crate::template::Text;
 
-/// The largest request body the decorator reads, unless configured.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// The largest request body the decorator reads, unless configured (10 MiB, as ai-proxy: long
+/// contexts are common, and in a chain the smaller limit would refuse first).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
 
 /// A chat role a configured message may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
