@@ -153,8 +153,62 @@ fn path_error<E: std::fmt::Display>(err: serde_path_to_error::Error<E>) -> Confi
     };
     ConfigError::Json {
         path,
-        message: err.inner().to_string(),
+        message: without_values(&err.inner().to_string()),
     }
+}
+
+/// A serde message without the configured values it quotes: a value of the wrong type (an API key
+/// given as a string where a list is expected) must never reach a log line. `string "…"` becomes
+/// `a string`; an unknown enum variant longer than 32 characters is not shown.
+fn without_values(message: &str) -> String {
+    const STRING: &str = "string \"";
+    const VARIANT: &str = "unknown variant `";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        let s = rest.find(STRING);
+        let v = rest.find(VARIANT);
+        let (at, is_string) = match (s, v) {
+            (Some(s), Some(v)) if v < s => (v, false),
+            (Some(s), _) => (s, true),
+            (None, Some(v)) => (v, false),
+            (None, None) => break,
+        };
+        out.push_str(rest.get(..at).unwrap_or_default());
+        if is_string {
+            // Debug-quoted: runs to the first `"` not escaped by a backslash.
+            let body = rest.get(at + STRING.len()..).unwrap_or_default();
+            let mut end = body.len();
+            let mut escaped = false;
+            for (i, c) in body.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            out.push_str("a string");
+            rest = body.get(end + 1..).unwrap_or_default();
+        } else {
+            let body = rest.get(at + VARIANT.len()..).unwrap_or_default();
+            let end = body.find('`').unwrap_or(body.len());
+            let value = body.get(..end).unwrap_or_default();
+            if value.chars().count() > 32 {
+                out.push_str("unknown variant (not shown)");
+            } else {
+                out.push_str(VARIANT);
+                out.push_str(value);
+                out.push('`');
+            }
+            rest = body.get(end + 1..).unwrap_or_default();
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -183,6 +237,30 @@ mod tests {
     enum Role {
         System,
         User,
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_quoted() {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Keys {
+            #[allow(dead_code)]
+            api_keys: Vec<String>,
+            #[allow(dead_code)]
+            #[serde(default)]
+            role: Option<Role>,
+        }
+        let err = parse_json::<Keys>(br#"{"apiKeys": "sk-live-\"quoted\"-SECRET"}"#).unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.starts_with("apiKeys: invalid type: a string"), "{shown}");
+        let err = parse_json::<Keys>(
+            br#"{"apiKeys": [], "role": "sk-live-0123456789012345678901234567890-SECRET"}"#,
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+        let err = parse_json::<Keys>(br#"{"apiKeys": [], "role": "robot"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `robot`"), "{err}");
     }
 
     #[test]

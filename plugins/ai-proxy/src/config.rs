@@ -126,8 +126,10 @@ impl Config {
         if raw.max_body_bytes == 0 {
             return Err(ConfigError::invalid("maxBodyBytes", "must be positive"));
         }
+        let token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if raw.upstream_header.is_empty()
             || raw.upstream_header != raw.upstream_header.to_ascii_lowercase()
+            || !raw.upstream_header.bytes().all(token_char)
         {
             return Err(ConfigError::invalid(
                 "upstreamHeader",
@@ -151,14 +153,22 @@ impl Config {
         models::resolve(&self.rules, self.default_provider, model)
     }
 
-    /// `text` with every configured API key in it replaced by `[redacted]` (an upstream error
-    /// message may quote the key it was sent). Keys are found as whole runs of key characters
-    /// (letters, digits, `-_.~+/=`), with a trailing `.` also tried without it.
+    /// `text` with every configured secret in it replaced by `[redacted]` (an upstream error
+    /// message may quote the key it was sent): API keys and the secrets in providers' options.
     pub fn redact(&self, text: &str) -> String {
+        self.redact_also(text, None)
+    }
+
+    /// [`Config::redact`], and `extra` too (the client's own key when it was passed through).
+    /// Secrets are found as whole runs of key characters (letters, digits, `-_.~+/=`), with a
+    /// trailing `.` also tried without it.
+    pub fn redact_also(&self, text: &str, extra: Option<&str>) -> String {
         let is_key_char = |c: char| {
             c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=')
         };
-        let secret = |t: &str| self.providers.iter().any(|p| p.is_secret(t));
+        let secret = |t: &str| {
+            !t.is_empty() && (extra == Some(t) || self.providers.iter().any(|p| p.is_secret(t)))
+        };
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while !rest.is_empty() {

@@ -32,6 +32,19 @@ pub struct Plan {
     pub dropped: Vec<String>,
     /// Embeddings translated for a non-OpenAI backend: how to translate the answer back.
     pub embed: Option<EmbedPlan>,
+    /// The client's own key when it was passed through to the provider (redacted from error
+    /// bodies like the configured keys).
+    pub client_secret: Option<Secret>,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
 }
 
 /// How an embeddings answer is translated back to the OpenAI shape.
@@ -306,9 +319,13 @@ pub fn prepare(
         let token = || state.access_token(&provider.name, inc.now_unix);
         state.next_key(provider).map(str::to_owned).or_else(token)
     };
-    let key = match config.client_credential {
-        CredentialPolicy::PassThrough => inc.client_key.clone().or_else(pooled),
-        CredentialPolicy::Strip => pooled(),
+    let client_secret = match config.client_credential {
+        CredentialPolicy::PassThrough => inc.client_key.clone().map(Secret),
+        CredentialPolicy::Strip => None,
+    };
+    let key = match &client_secret {
+        Some(k) => Some(k.0.clone()),
+        None => pooled(),
     };
     let key = key.as_deref();
     let mut call = UpstreamCall {
@@ -331,6 +348,7 @@ pub fn prepare(
             provider: provider.name.clone(),
             dropped: ctx.dropped,
             embed,
+            client_secret,
         },
     })
 }

@@ -199,3 +199,91 @@ fn a_held_json_answer_ended_by_trailers_is_still_translated() {
     assert_eq!(status_of(&out), 200);
     assert_eq!(json_of(&out)["object"], "chat.completion");
 }
+
+// ---- secrets ----
+
+fn config_error(json: &str) -> String {
+    match aigw_shared::plugin::PluginConfig::<Proxy>::parse(json.as_bytes()) {
+        Ok(_) => panic!("accepted: {json}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_config_value_of_the_wrong_type_is_never_quoted() {
+    let e = config_error(
+        r#"{"providers": [{"name": "o", "type": "openai", "apiKeys": "sk-live-SECRET-123"}]}"#,
+    );
+    assert!(!e.contains("SECRET"), "{e}");
+    assert!(e.contains("apiKeys"), "{e}");
+}
+
+#[test]
+fn config_strings_that_become_headers_must_not_hold_line_breaks() {
+    for (json, field) in [
+        (
+            r#"{"providers": [{"name": "o", "type": "openai", "apiKeys": ["sk-SECRET\n"]}]}"#,
+            "providers[0].apiKeys[0]",
+        ),
+        (
+            r#"{"providers": [{"name": "o", "type": "openai", "authority": "a\r\nx: y"}]}"#,
+            "providers[0].authority",
+        ),
+        (
+            r#"{"providers": [{"name": "o", "type": "openai", "options": {"organization": "org\u0000"}}]}"#,
+            "providers[0].options.organization",
+        ),
+        (
+            r#"{"providers": [{"name": "b", "type": "bedrock", "options": {"region": "us-east-1", "accessKeyId": "AKIA", "secretAccessKey": "SECRET\n"}}]}"#,
+            "providers[0].options.secretAccessKey",
+        ),
+        (
+            r#"{"providers": [{"name": "a", "type": "anthropic", "options": {"anthropicBeta": "x\ny"}}]}"#,
+            "providers[0].options.anthropicBeta",
+        ),
+    ] {
+        let e = config_error(json);
+        assert!(e.starts_with(field), "{field}: {e}");
+        assert!(!e.contains("SECRET"), "{e}");
+    }
+}
+
+#[test]
+fn aws_secrets_and_a_passed_through_client_key_are_redacted_from_upstream_errors() {
+    let bedrock = r#"{"providers": [{"name": "b", "type": "bedrock", "options": {"region": "us-east-1",
+        "accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "wJalr/XUtnFEMI+K7MDENG", "sessionToken": "FwoGZXIvYXdzEJr//SESSION=="}}]}"#;
+    let quoted =
+        r#"{"message":"bad signature for wJalr/XUtnFEMI+K7MDENG with FwoGZXIvYXdzEJr//SESSION=="}"#;
+    let out = Exchange::post_json("/v1/chat/completions", &chat("amazon.nova-micro-v1:0"))
+        .reply(upstream(
+            403,
+            "application/json",
+            vec![quoted.as_bytes().to_vec()],
+        ))
+        .run::<Proxy>(bedrock);
+    let text = String::from_utf8_lossy(&body_of(&out)).into_owned();
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(
+        !text.contains("wJalr") && !text.contains("SESSION"),
+        "{text}"
+    );
+
+    let pass =
+        r#"{"providers": [{"name": "o", "type": "openai"}], "clientCredential": "passThrough"}"#;
+    let quoted = r#"{"error":{"message":"Incorrect API key provided: sk-client-OWN-KEY-42.","type":"invalid_request_error"}}"#;
+    let out = Exchange::post_json("/v1/chat/completions", &chat("gpt-4o"))
+        .header("authorization", "Bearer sk-client-OWN-KEY-42")
+        .reply(upstream(
+            401,
+            "application/json",
+            vec![quoted.as_bytes().to_vec()],
+        ))
+        .run::<Proxy>(pass);
+    assert_eq!(
+        out.upstream_header("authorization").as_deref(),
+        Some("Bearer sk-client-OWN-KEY-42")
+    );
+    let text = String::from_utf8_lossy(&body_of(&out)).into_owned();
+    assert!(!text.contains("OWN-KEY"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+}

@@ -197,7 +197,10 @@ impl Responding {
             Work::MapError { .. } | Work::Scrub { .. } => {
                 metrics.count(host, metric::UPSTREAM_ERRORS, 1);
                 let mut e = errors::from_upstream(status, b"");
-                e.message = config.redact(&e.message);
+                e.message = config.redact_also(
+                    &e.message,
+                    self.plan.client_secret.as_ref().map(|s| s.0.as_str()),
+                );
                 e
             }
             Work::Translate { .. } | Work::Embed(_) => {
@@ -231,7 +234,10 @@ impl Responding {
             }
             Work::MapError { status } => {
                 let mut e = errors::from_upstream(*status, body);
-                e.message = config.redact(&e.message);
+                e.message = config.redact_also(
+                    &e.message,
+                    self.plan.client_secret.as_ref().map(|s| s.0.as_str()),
+                );
                 metrics.count(host, metric::UPSTREAM_ERRORS, 1);
                 // A 3xx (or anything outside 4xx/5xx) is a 502 in the body: the status follows.
                 logged(
@@ -248,7 +254,9 @@ impl Responding {
                 self.stats.status(metrics, host, status);
                 self.stats.finish(metrics, host);
                 match std::str::from_utf8(body) {
-                    Ok(text) => config.redact(text).into_bytes(),
+                    Ok(text) => config
+                        .redact_also(text, self.plan.client_secret.as_ref().map(|s| s.0.as_str()))
+                        .into_bytes(),
                     Err(_) => body.to_vec(),
                 }
             }

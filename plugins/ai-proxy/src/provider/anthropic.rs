@@ -6,7 +6,7 @@ use aigw_shared::llm::Api;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{options, ApiCall, UpstreamCall, Vendor};
+use super::{header_safe, options, ApiCall, UpstreamCall, Vendor};
 use crate::translate::Schema;
 
 /// The API version sent when none is configured.
@@ -34,9 +34,13 @@ pub struct Anthropic {
 impl Anthropic {
     /// Build from options.
     pub fn build(opts: &Value) -> Result<Self, ConfigError> {
-        Ok(Self {
-            options: options(opts)?,
-        })
+        let options: Options = options(opts)?;
+        header_safe("anthropicVersion", &options.anthropic_version)?;
+        header_safe(
+            "anthropicBeta",
+            options.anthropic_beta.as_deref().unwrap_or_default(),
+        )?;
+        Ok(Self { options })
     }
 }
 

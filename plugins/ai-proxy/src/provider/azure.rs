@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::openai::offers;
 use super::presets::Apis;
-use super::{options, path_segment, ApiCall, UpstreamCall, Vendor};
+use super::{header_safe, options, path_segment, ApiCall, UpstreamCall, Vendor};
 use crate::translate::Schema;
 
 /// The api-version used when none is configured (the current GA version).
@@ -43,6 +43,10 @@ impl Azure {
         let options: Options = options(opts)?;
         if options.api_version.is_empty() {
             return Err(ConfigError::invalid("apiVersion", "must not be empty"));
+        }
+        header_safe("apiVersion", &options.api_version)?;
+        for (model, deployment) in &options.deployments {
+            header_safe(&format!("deployments.{model}"), deployment)?;
         }
         Ok(Self { options })
     }

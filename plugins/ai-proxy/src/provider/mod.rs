@@ -97,6 +97,11 @@ pub trait Vendor {
     fn fetches_tokens(&self) -> bool {
         false
     }
+    /// Secrets in the type's options (besides `apiKeys`) that must never reach a client or a
+    /// log: redacted from upstream error bodies like the keys.
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
 }
 
 /// A token callout the filter must make.
@@ -161,9 +166,11 @@ impl Provider {
         self.keys.is_empty() && self.vendor.fetches_tokens()
     }
 
-    /// Whether `value` is one of this provider's secrets (to keep them out of logs).
+    /// Whether `value` is one of this provider's secrets (its keys and the secrets of its
+    /// options, e.g. Bedrock's AWS secret key and session token), to keep them out of logs and
+    /// responses.
     pub fn is_secret(&self, value: &str) -> bool {
-        self.keys.iter().any(|k| k == value)
+        self.keys.iter().any(|k| k == value) || self.vendor.secrets().contains(&value)
     }
 }
 
@@ -217,6 +224,12 @@ pub fn build(value: &Value) -> Result<Provider, ConfigError> {
     if raw.api_keys.iter().any(String::is_empty) {
         return Err(ConfigError::invalid("apiKeys", "keys must not be empty"));
     }
+    for (i, k) in raw.api_keys.iter().enumerate() {
+        header_safe(&format!("apiKeys[{i}]"), k)?;
+    }
+    header_safe("cluster", raw.cluster.as_deref().unwrap_or_default())?;
+    header_safe("authority", raw.authority.as_deref().unwrap_or_default())?;
+    header_safe("basePath", raw.base_path.as_deref().unwrap_or_default())?;
     let vendor = vendor(&raw.kind, &Value::Object(raw.options)).map_err(|e| match e.path() {
         "type" => e,
         _ => e.prefixed("options"),
@@ -243,6 +256,21 @@ pub fn build(value: &Value) -> Result<Provider, ConfigError> {
 /// Parse typed options, rejecting unknown fields with their path.
 pub(crate) fn options<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ConfigError> {
     from_value(v)
+}
+
+/// Refuse a config string that becomes a header value (or part of `:path`) when it holds a
+/// control character (CR, LF, NUL, …; a key read from a file often ends with a newline). The
+/// error names the field, never the value.
+pub(crate) fn header_safe(path: &str, value: &str) -> Result<(), ConfigError> {
+    if value.chars().any(char::is_control) {
+        Err(ConfigError::invalid(
+            path,
+            "must not contain control characters (CR, LF, NUL, …); a value read from a file may \
+             end with a newline",
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// `Authorization: Bearer <key>` when there is a key.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::presets::{self, Apis, Preset};
-use super::{bearer, options, ApiCall, UpstreamCall, Vendor};
+use super::{bearer, header_safe, options, ApiCall, UpstreamCall, Vendor};
 use crate::translate::Schema;
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,10 +33,13 @@ impl OpenAi {
     pub fn build(kind: &str, opts: &Value) -> Result<Self, ConfigError> {
         let preset = presets::find(kind)
             .ok_or_else(|| ConfigError::invalid("type", format!("unknown preset {kind:?}")))?;
-        Ok(Self {
-            preset,
-            options: options(opts)?,
-        })
+        let options: Options = options(opts)?;
+        header_safe(
+            "organization",
+            options.organization.as_deref().unwrap_or_default(),
+        )?;
+        header_safe("project", options.project.as_deref().unwrap_or_default())?;
+        Ok(Self { preset, options })
     }
 }
 

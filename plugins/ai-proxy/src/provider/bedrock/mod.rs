@@ -17,7 +17,7 @@ use aigw_shared::llm::Api;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{bearer, options, path_segment, ApiCall, UpstreamCall, Vendor};
+use super::{bearer, header_safe, options, path_segment, ApiCall, UpstreamCall, Vendor};
 use crate::translate::Schema;
 
 /// The SigV4 signing name of Bedrock Runtime.
@@ -88,6 +88,18 @@ impl Bedrock {
                 format!("{:?} is not an AWS region name", o.region),
             ));
         }
+        header_safe(
+            "accessKeyId",
+            o.access_key_id.as_deref().unwrap_or_default(),
+        )?;
+        header_safe(
+            "secretAccessKey",
+            o.secret_access_key.as_deref().unwrap_or_default(),
+        )?;
+        header_safe(
+            "sessionToken",
+            o.session_token.as_deref().unwrap_or_default(),
+        )?;
         let credentials = match (o.access_key_id, o.secret_access_key, o.session_token) {
             (None, None, None) => None,
             (Some(id), Some(secret), token) if !id.is_empty() && !secret.is_empty() => {
@@ -193,6 +205,16 @@ impl Vendor for Bedrock {
                 .with_code("unsupported_api"))
             }
         }
+    }
+
+    /// The AWS secret access key and session token.
+    fn secrets(&self) -> Vec<&str> {
+        let Some(c) = &self.credentials else {
+            return Vec::new();
+        };
+        let mut out = vec![c.secret_access_key.as_str()];
+        out.extend(c.session_token.as_deref());
+        out
     }
 
     /// Bedrock API keys go out as `Authorization: Bearer`; SigV4 happens in [`Vendor::sign`].
