@@ -203,6 +203,44 @@ pub fn api_endpoint(suffix: &str) -> Result<&'static str, ClientError> {
         })
 }
 
+/// The deepest nesting of JSON objects and arrays accepted in a request body (serde_json's own
+/// recursion limit, which translated routes hit while parsing).
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Refuse a JSON body nested deeper than [`MAX_JSON_DEPTH`], with the same 400 on every route
+/// (same-protocol routes forward the bytes without parsing them). A byte scan counting `{` and
+/// `[` outside strings: nothing is built.
+pub fn check_depth(body: &[u8]) -> Result<(), ClientError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(ClientError::invalid_request(format!(
+                        "request body is nested deeper than {MAX_JSON_DEPTH} levels (recursion limit exceeded)"
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Refuse a model name longer than [`MAX_MODEL_LEN`] bytes or holding a control character.
 pub fn check_model(model: &str) -> Result<(), ClientError> {
     if model.len() > MAX_MODEL_LEN {
@@ -243,6 +281,9 @@ pub fn prepare(
     body: &[u8],
 ) -> Result<Prepared, ClientError> {
     let protocol = inc.api.protocol();
+    if inc.json {
+        check_depth(body)?;
+    }
     let (model, stream) = if inc.json {
         passthrough::peek(body).map_err(|e| translate_err(&e))?
     } else {

@@ -287,3 +287,42 @@ fn aws_secrets_and_a_passed_through_client_key_are_redacted_from_upstream_errors
     assert!(!text.contains("OWN-KEY"), "{text}");
     assert!(text.contains("[redacted]"), "{text}");
 }
+
+// ---- nesting depth on every route ----
+
+fn deep(levels: usize) -> String {
+    format!(
+        r#"{{"model":"MODEL","messages":[{{"role":"user","content":"hi"}}],"metadata":{}1{}}}"#,
+        "[".repeat(levels),
+        "]".repeat(levels)
+    )
+}
+
+#[test]
+fn a_deeply_nested_body_is_the_same_400_on_every_route() {
+    for (path, model) in [
+        ("/v1/chat/completions", "gpt-5-nano"), // OpenAI -> OpenAI
+        ("/v1/messages", "claude-x"),           // Anthropic -> Anthropic
+        ("/v1/chat/completions", "gpt-4o"),     // OpenAI -> Anthropic
+        ("/v1/embeddings", "gpt-5-nano"),       // embeddings, forwarded
+    ] {
+        let body = deep(10_000).replace("MODEL", model);
+        let out = Exchange::post_json(path, &body).run::<Proxy>(METRICS_CONFIG);
+        let r = out
+            .local_response
+            .as_ref()
+            .unwrap_or_else(|| panic!("{path} {model}: forwarded"));
+        assert_eq!(r.status, 400, "{path} {model}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("recursion limit"),
+            "{path} {model}"
+        );
+    }
+    // 100 levels (with strings full of brackets) still pass.
+    let body = deep(100)
+        .replace("MODEL", "gpt-5-nano")
+        .replace(r#""hi""#, r#""[[[[{{{{\"[[[""#);
+    let out = Exchange::post_json("/v1/chat/completions", &body).run::<Proxy>(METRICS_CONFIG);
+    assert!(out.local_response.is_none(), "{:?}", out.local_response);
+    assert_eq!(out.upstream_body, body.as_bytes());
+}
