@@ -192,27 +192,48 @@ struct RawProvider {
     options: Map<String, Value>,
 }
 
+/// Builds a vendor from its type name and options.
+type BuildVendor = fn(&str, &Value) -> Result<Box<dyn Vendor>, ConfigError>;
+
+/// The provider types with their own module, in the order the docs list them; every
+/// OpenAI-compatible preset of [`presets::PRESETS`] (`openai` among them) is a type too.
+const VENDORS: &[(&str, BuildVendor)] = &[
+    ("openai", |k, o| Ok(Box::new(openai::OpenAi::build(k, o)?))),
+    ("azure-openai", |_, o| Ok(Box::new(azure::Azure::build(o)?))),
+    ("anthropic", |_, o| {
+        Ok(Box::new(anthropic::Anthropic::build(o)?))
+    }),
+    ("bedrock", |_, o| Ok(Box::new(bedrock::Bedrock::build(o)?))),
+    ("gemini", |_, o| Ok(Box::new(gemini::Gemini::build(o)?))),
+    ("vertex", |_, o| Ok(Box::new(vertex::Vertex::build(o)?))),
+];
+
+/// Every provider type name, each once: the types with their own module, then the presets.
+pub fn type_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = VENDORS.iter().map(|(n, _)| *n).collect();
+    for p in presets::PRESETS {
+        if !names.contains(&p.name) {
+            names.push(p.name);
+        }
+    }
+    names
+}
+
 /// Build the vendor for a type name from its options.
 fn vendor(kind: &str, options: &Value) -> Result<Box<dyn Vendor>, ConfigError> {
-    let v: Box<dyn Vendor> = match kind {
-        "openai" => Box::new(openai::OpenAi::build(kind, options)?),
-        "azure-openai" => Box::new(azure::Azure::build(options)?),
-        "anthropic" => Box::new(anthropic::Anthropic::build(options)?),
-        "bedrock" => Box::new(bedrock::Bedrock::build(options)?),
-        "gemini" => Box::new(gemini::Gemini::build(options)?),
-        "vertex" => Box::new(vertex::Vertex::build(options)?),
-        other if presets::find(other).is_some() => Box::new(openai::OpenAi::build(other, options)?),
-        other => {
-            return Err(ConfigError::invalid(
-                "type",
-                format!(
-                    "unknown provider type {other:?}; known: openai, azure-openai, anthropic, {}",
-                    presets::names().join(", ")
-                ),
-            ))
-        }
-    };
-    Ok(v)
+    if let Some((_, build)) = VENDORS.iter().find(|(n, _)| *n == kind) {
+        return build(kind, options);
+    }
+    if presets::find(kind).is_some() {
+        return Ok(Box::new(openai::OpenAi::build(kind, options)?));
+    }
+    Err(ConfigError::invalid(
+        "type",
+        format!(
+            "unknown provider type {kind:?}; known: {}",
+            type_names().join(", ")
+        ),
+    ))
 }
 
 /// Validate one provider object (errors are relative to it).
@@ -304,4 +325,51 @@ pub(crate) fn path_segment(model: &str) -> Result<String, ClientError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    #[test]
+    fn the_unknown_type_error_lists_every_type_once() {
+        let err = match build(&serde_json::json!({"name": "x", "type": "nope"})) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        };
+        let names = type_names();
+        for n in &names {
+            assert_eq!(
+                err.matches(&format!(" {n},")).count()
+                    + usize::from(err.ends_with(&format!(" {n}"))),
+                1,
+                "{n} in {err}"
+            );
+        }
+        for n in [
+            "openai",
+            "azure-openai",
+            "anthropic",
+            "bedrock",
+            "gemini",
+            "vertex",
+            "vllm",
+        ] {
+            assert!(names.contains(&n), "{n}");
+        }
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn every_listed_type_is_one_the_builder_knows() {
+        for n in type_names() {
+            // Options may be missing (bedrock needs a region): the error must not be "unknown".
+            if let Err(e) = build(&serde_json::json!({"name": "x", "type": n})) {
+                assert!(!e.to_string().contains("unknown provider type"), "{n}: {e}");
+            }
+        }
+    }
 }
