@@ -6,6 +6,8 @@
 //! [`HeaderValue`]. Bytes may arrive split anywhere; every malformed input is an
 //! [`EventStreamError`] value, after which the decoder stays failed (framing is lost).
 
+#![warn(clippy::arithmetic_side_effects)]
+
 mod header;
 
 pub use header::{Header, HeaderValue};
@@ -243,7 +245,7 @@ impl EventStreamDecoder {
 
     /// Total bytes fed so far.
     pub fn bytes_fed(&self) -> u64 {
-        self.offset + self.buffer.len() as u64
+        self.offset.saturating_add(self.buffer.len() as u64)
     }
 
     /// Bytes held of an incomplete frame.
@@ -265,9 +267,9 @@ impl EventStreamDecoder {
         let mut pos = 0usize;
         let result = loop {
             let rest = self.buffer.get(pos..).unwrap_or_default();
-            match parse_frame(rest, self.offset + pos as u64, self.max_frame) {
+            match parse_frame(rest, self.offset.saturating_add(pos as u64), self.max_frame) {
                 Ok(Some(frame)) => {
-                    pos += frame.total_length as usize;
+                    pos = pos.saturating_add(frame.total_length as usize);
                     on_frame(frame);
                 }
                 Ok(None) => break Ok(()),
@@ -275,7 +277,7 @@ impl EventStreamDecoder {
             }
         };
         self.buffer.drain(..pos.min(self.buffer.len()));
-        self.offset += pos as u64;
+        self.offset = self.offset.saturating_add(pos as u64);
         if let Err(e) = &result {
             self.failed = Some(e.clone());
             self.buffer = Vec::new();
@@ -308,7 +310,7 @@ impl EventStreamDecoder {
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
     Some(u32::from_be_bytes(b))
 }
 
@@ -330,7 +332,10 @@ fn parse_frame(bytes: &[u8], offset: u64, max: usize) -> Result<Option<Frame>, E
     }
     let total = total_length as usize;
     let headers_len = headers_length as usize;
-    if total < OVERHEAD || headers_len > total - OVERHEAD {
+    if total
+        .checked_sub(OVERHEAD)
+        .is_none_or(|room| headers_len > room)
+    {
         return Err(EventStreamError::BadLengths {
             offset,
             total_length,
@@ -347,7 +352,8 @@ fn parse_frame(bytes: &[u8], offset: u64, max: usize) -> Result<Option<Frame>, E
     let Some(frame) = bytes.get(..total) else {
         return Ok(None);
     };
-    let body_end = total - 4;
+    // `total` >= OVERHEAD (checked above), so the CRC and the prelude fit.
+    let body_end = total.saturating_sub(4);
     let message_crc = be_u32(frame, body_end).unwrap_or_default();
     let mut crc = Crc32::new();
     crc.update(frame.get(..body_end).unwrap_or_default());
@@ -359,12 +365,12 @@ fn parse_frame(bytes: &[u8], offset: u64, max: usize) -> Result<Option<Frame>, E
         });
     }
     let header_bytes = frame
-        .get(PRELUDE..PRELUDE + headers_len)
+        .get(PRELUDE..PRELUDE.saturating_add(headers_len))
         .unwrap_or_default();
     let headers = parse_headers(header_bytes)
         .map_err(|reason| EventStreamError::BadHeader { offset, reason })?;
     let payload = frame
-        .get(PRELUDE + headers_len..body_end)
+        .get(PRELUDE.saturating_add(headers_len)..body_end)
         .unwrap_or_default()
         .to_vec();
     Ok(Some(Frame {
@@ -383,7 +389,9 @@ pub fn encode(message: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     for h in &message.headers {
         encode_header(h, &mut headers)?;
     }
-    let total = OVERHEAD + headers.len() + message.payload.len();
+    let total = OVERHEAD
+        .saturating_add(headers.len())
+        .saturating_add(message.payload.len());
     let total_u32 = u32::try_from(total).map_err(|_| EncodeError::TooLarge)?;
     let headers_u32 = u32::try_from(headers.len()).map_err(|_| EncodeError::TooLarge)?;
     let start = out.len();

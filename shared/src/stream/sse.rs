@@ -13,6 +13,8 @@
 //! chunk they started in are not copied at all. Events are handed to a callback as [`SseEventRef`]
 //! borrowing those buffers; [`SseDecoder::feed_owned`] collects owned [`SseEvent`]s instead.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::borrow::Cow;
 
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -84,7 +86,7 @@ impl SseEvent {
 
     /// Encode this event (see [`encode_event`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.data.len() + 32);
+        let mut out = Vec::with_capacity(self.data.len().saturating_add(32));
         encode_event(&mut out, self);
         out
     }
@@ -199,12 +201,12 @@ impl SseDecoder {
                     Some(_) => {}
                 }
             }
-            let end_offset = base + (chunk.len() - after.len()) as u64;
+            let end_offset = base.saturating_add(chunk.len().saturating_sub(after.len()) as u64);
             if self.line.is_empty() {
                 self.check_size(line.len())?;
                 self.process_line(line, end_offset, &mut on_event);
             } else {
-                self.check_size(self.line.len() + line.len())?;
+                self.check_size(self.line.len().saturating_add(line.len()))?;
                 let mut buffered = std::mem::take(&mut self.line);
                 buffered.extend_from_slice(line);
                 self.process_line(&buffered, end_offset, &mut on_event);
@@ -214,7 +216,7 @@ impl SseDecoder {
             rest = after;
         }
         if !rest.is_empty() {
-            self.check_size(self.line.len() + rest.len())?;
+            self.check_size(self.line.len().saturating_add(rest.len()))?;
             self.line.extend_from_slice(rest);
         }
         Ok(())
@@ -259,7 +261,7 @@ impl SseDecoder {
                 return rest;
             };
             if BOM.get(self.bom_matched) == Some(&b) {
-                self.bom_matched += 1;
+                self.bom_matched = self.bom_matched.saturating_add(1);
                 rest = tail;
             } else {
                 let matched = BOM.get(..self.bom_matched).unwrap_or_default();
@@ -313,7 +315,7 @@ impl SseDecoder {
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(colon) => {
-                let value = line.get(colon + 1..).unwrap_or_default();
+                let value = line.get(colon.saturating_add(1)..).unwrap_or_default();
                 (
                     line.get(..colon).unwrap_or_default(),
                     value.strip_prefix(b" ").unwrap_or(value),

@@ -6,6 +6,8 @@
 //! bare `{"error":"text"}`. Anything else (HTML from a load balancer, empty bodies) keeps the
 //! status and says what came back.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use aigw_shared::error::{ClientError, ErrorKind};
 use serde_json::Value;
 

@@ -68,11 +68,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        let out = self
-            .bytes
-            .get(self.pos..self.pos + n)
-            .ok_or("value runs past the header section")?;
-        self.pos += n;
+        let past = "value runs past the header section";
+        let end = self.pos.checked_add(n).ok_or(past)?;
+        let out = self.bytes.get(self.pos..end).ok_or(past)?;
+        self.pos = end;
         Ok(out)
     }
 

@@ -4,6 +4,8 @@
 //! `/v1beta/models/{model}:batchEmbedContents` (translated in [`crate::translate::backend::gemini::embed`]).
 //! The path helpers are shared with Vertex AI.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use aigw_shared::config::ConfigError;
 use aigw_shared::error::ClientError;
 use aigw_shared::llm::Api;

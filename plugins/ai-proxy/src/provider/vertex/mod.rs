@@ -12,6 +12,14 @@
 //! (default: the host of the key's `token_uri`, e.g. `oauth2.googleapis.com`). A request without
 //! a usable token waits for the callout; a token close to expiry is refreshed while it is still
 //! used.
+//!
+//! Client file URIs: `gs://` URIs are read by Vertex with the gateway project's identity, so they
+//! are refused unless `options.allowedFileUriPrefixes` lists their bucket (prefix); see
+//! [`files`].
+
+#![warn(clippy::arithmetic_side_effects)]
+
+mod files;
 
 use aigw_shared::config::ConfigError;
 use aigw_shared::error::{ClientError, ErrorKind};
@@ -23,6 +31,7 @@ use super::auth::{GoogleAuth, ServiceAccount, TokenCache};
 use super::gemini::{method, model_segment, no_api};
 use super::{bearer, options, ApiCall, TokenNeed, UpstreamCall, Vendor};
 use crate::translate::Schema;
+use files::FileUriPolicy;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -33,6 +42,8 @@ struct Options {
     service_account_key: Option<Value>,
     #[serde(default)]
     token_cluster: Option<String>,
+    #[serde(default)]
+    allowed_file_uri_prefixes: Vec<String>,
 }
 
 /// The Vertex AI provider.
@@ -44,6 +55,8 @@ pub struct Vertex {
     auth: Option<GoogleAuth>,
     /// The cluster token callouts go to (`None`: the token URI's host).
     token_cluster: Option<String>,
+    /// The `gs://` prefixes clients may name in file parts.
+    files: FileUriPolicy,
 }
 
 fn name_ok(s: &str) -> bool {
@@ -53,7 +66,8 @@ fn name_ok(s: &str) -> bool {
 }
 
 impl Vertex {
-    /// Build from options: `project` and `location` (required), `serviceAccountKey` (optional).
+    /// Build from options: `project` and `location` (required), `serviceAccountKey`,
+    /// `tokenCluster` and `allowedFileUriPrefixes` (optional).
     pub fn build(opts: &Value) -> Result<Self, ConfigError> {
         let o: Options = options(opts)?;
         if !name_ok(&o.project) {
@@ -88,12 +102,14 @@ impl Vertex {
                 "only used with serviceAccountKey",
             ));
         }
+        let files = FileUriPolicy::new(o.allowed_file_uri_prefixes)?;
         Ok(Self {
             project: o.project,
             location: o.location,
             authority,
             auth,
             token_cluster: o.token_cluster,
+            files,
         })
     }
 
@@ -135,8 +151,10 @@ impl Vendor for Vertex {
         }
     }
 
-    /// A static token from `apiKeys` goes out as `Authorization: Bearer`.
+    /// A static token from `apiKeys` goes out as `Authorization: Bearer`; first, the body's file
+    /// URIs are checked against `allowedFileUriPrefixes` (a 400 for a `gs://` URI outside them).
     fn authorize(&self, call: &mut UpstreamCall, key: Option<&str>) -> Result<(), ClientError> {
+        self.files.check_body(&call.body)?;
         bearer(call, key);
         Ok(())
     }

@@ -114,7 +114,7 @@ impl AnthropicEncoder {
     fn open_block(&mut self, block: Block, content: Value, out: &mut Vec<u8>) -> u32 {
         self.close_block(out);
         let index = self.next_index;
-        self.next_index += 1;
+        self.next_index = self.next_index.saturating_add(1);
         self.block = block;
         event(
             out,

@@ -4,6 +4,8 @@
 //! ([`openai`]); Anthropic clients have a request decoder ([`anthropic`]) and a response encoder
 //! ([`anthropic_encode`]).
 
+#![warn(clippy::arithmetic_side_effects)]
+
 pub mod anthropic;
 pub mod anthropic_encode;
 pub mod openai;

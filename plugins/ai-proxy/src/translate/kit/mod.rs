@@ -10,6 +10,8 @@
 //!
 //! Nothing here knows a backend's field names: those stay in `backend/<vendor>`.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 pub mod request;
 pub mod response;
 

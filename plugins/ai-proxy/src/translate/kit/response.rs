@@ -36,13 +36,13 @@ pub fn stop_reason_to_finish(reason: &str, filtered: &[&str]) -> &'static str {
 }
 
 /// Hub usage from counts that exclude cache reads and writes (Anthropic, Bedrock); OpenAI's
-/// `prompt_tokens` includes them.
+/// `prompt_tokens` includes them. The counts come from upstream: sums saturate.
 pub fn cached_usage(input: u64, cache_read: u64, cache_write: u64, output: u64) -> Usage {
-    let prompt = input + cache_read + cache_write;
+    let prompt = input.saturating_add(cache_read).saturating_add(cache_write);
     Usage {
         prompt_tokens: prompt,
         completion_tokens: output,
-        total_tokens: prompt + output,
+        total_tokens: prompt.saturating_add(output),
         prompt_tokens_details: Some(PromptTokensDetails {
             cached_tokens: Some(cache_read),
             cache_creation_tokens: (cache_write > 0).then_some(cache_write),

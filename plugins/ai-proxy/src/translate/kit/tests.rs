@@ -280,3 +280,81 @@ fn finish_reasons_ids_and_answers_follow_openai() {
         TranslateError::Upstream("the upstream stream ended before x".into())
     );
 }
+
+/// Token counts come from upstream and may be anything a JSON number holds: sums saturate
+/// instead of wrapping (release) or panicking (debug, where a panic would kill the VM).
+#[test]
+fn upstream_token_counts_near_the_top_saturate_in_every_backend() {
+    use crate::translate::backend::{anthropic, bedrock, gemini};
+    let max = u64::MAX;
+
+    let u = response::cached_usage(max, 7, 1, max);
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (max, max, max)
+    );
+
+    let u = bedrock::response::usage_to_hub(&json!({
+        "inputTokens": max, "cacheReadInputTokens": 5, "cacheWriteInputTokens": max, "outputTokens": 3
+    }));
+    assert_eq!((u.prompt_tokens, u.total_tokens), (max, max));
+
+    let u = anthropic::stream::usage_to_hub(&json!({
+        "input_tokens": 10, "cache_read_input_tokens": max, "cache_creation_input_tokens": 1,
+        "output_tokens": max
+    }));
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (max, max, max)
+    );
+
+    let u = gemini::response::usage_to_hub(&json!({
+        "promptTokenCount": max, "toolUsePromptTokenCount": 2,
+        "candidatesTokenCount": max, "thoughtsTokenCount": 9
+    }));
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (max, max, max)
+    );
+}
+
+/// The same through a whole Anthropic stream: `message_start` and `message_delta` usage with
+/// counts at the top end become one saturated hub usage.
+#[test]
+fn an_anthropic_stream_with_huge_token_counts_translates() {
+    use crate::hub::HubEvent;
+    use crate::translate::backend::anthropic::stream::AnthropicSseToHub;
+    use crate::translate::ResponseTranslator;
+    let max = u64::MAX;
+    let body = format!(
+        "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\",\"content\":[],\"usage\":{{\"input_tokens\":{max},\"cache_read_input_tokens\":{max},\"cache_creation_input_tokens\":{max},\"output_tokens\":1}}}}}}\n\n\
+         event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\"}},\"usage\":{{\"output_tokens\":{max}}}}}\n\n\
+         event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+    );
+    let head = ResponseHead {
+        status: 200,
+        content_type: "text/event-stream".into(),
+        stream: true,
+        model: "claude".into(),
+        created: 1,
+    };
+    let mut t = AnthropicSseToHub::new(&head);
+    let mut out = Vec::new();
+    t.feed(body.as_bytes(), &mut out).unwrap();
+    t.finish(&mut out).unwrap();
+    let usage = out
+        .iter()
+        .find_map(|e| match e {
+            HubEvent::Chunk(c) => c.usage.clone(),
+            _ => None,
+        })
+        .expect("a usage chunk");
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (max, max, max)
+    );
+}

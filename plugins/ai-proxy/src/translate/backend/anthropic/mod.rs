@@ -1,6 +1,8 @@
 //! Anthropic backend: hub (OpenAI chat) request -> Anthropic Messages body, and a Messages JSON
 //! response -> hub response. The stream side is in [`stream`].
 
+#![warn(clippy::arithmetic_side_effects)]
+
 pub mod stream;
 
 use serde_json::{json, Map, Value};
@@ -78,7 +80,7 @@ pub fn to_anthropic(
     let mut max_tokens = req.output_limit().unwrap_or(DEFAULT_MAX_TOKENS);
     let budget = kit::thinking_budget(req)?;
     if let Some(budget) = budget {
-        max_tokens = max_tokens.max(budget + 1024);
+        max_tokens = max_tokens.max(budget.saturating_add(1024));
         out.insert(
             "thinking".into(),
             json!({"type":"enabled","budget_tokens":budget}),

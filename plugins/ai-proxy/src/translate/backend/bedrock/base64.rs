@@ -15,6 +15,8 @@ pub enum Base64Error {
     Length,
 }
 
+// `c` lies in the matched range, so each difference is at most 25 and each sum below 64.
+#[allow(clippy::arithmetic_side_effects)]
 fn value(c: u8) -> Option<u32> {
     let v = match c {
         b'A'..=b'Z' => c - b'A',
@@ -30,18 +32,19 @@ fn value(c: u8) -> Option<u32> {
 /// Decode padded (or unpadded) standard base64.
 pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
     let data = text.trim_end_matches('=');
-    let padding = text.len() - data.len();
+    let padding = text.len().saturating_sub(data.len());
     if padding > 2 || (padding > 0 && !text.len().is_multiple_of(4)) || data.len() % 4 == 1 {
         return Err(Base64Error::Length);
     }
-    let mut out = Vec::with_capacity(data.len() / 4 * 3 + 2);
+    let mut out = Vec::with_capacity((data.len() / 4).saturating_mul(3).saturating_add(2));
     let (mut acc, mut bits) = (0u32, 0u32);
     for (i, c) in data.bytes().enumerate() {
         let v = value(c).ok_or(Base64Error::Character(i))?;
         acc = (acc << 6) | v;
-        bits += 6;
+        // `bits` stays below 14: 6 are added, 8 taken away once it reaches 8.
+        bits = bits.saturating_add(6);
         if bits >= 8 {
-            bits -= 8;
+            bits = bits.saturating_sub(8);
             out.push(((acc >> bits) & 0xFF) as u8);
         }
     }
@@ -54,16 +57,17 @@ fn symbol(index: u32) -> char {
 
 /// Encode as padded standard base64.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    let mut out = String::with_capacity(bytes.len().div_ceil(3).saturating_mul(4));
     for group in bytes.chunks(3) {
         let mut n = 0u32;
-        for (k, b) in group.iter().enumerate() {
-            n |= u32::from(*b) << (16 - 8 * k);
+        // A group has 1 to 3 bytes: the shifts below stay within 0..=18.
+        for (b, shift) in group.iter().zip([16u32, 8, 0]) {
+            n |= u32::from(*b) << shift;
         }
-        let symbols = group.len() + 1;
-        for k in 0..4 {
+        let symbols = group.len().saturating_add(1);
+        for (k, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if k < symbols {
-                out.push(symbol(n >> (18 - 6 * k)));
+                out.push(symbol(n >> shift));
             } else {
                 out.push('=');
             }

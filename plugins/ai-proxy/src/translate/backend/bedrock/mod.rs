@@ -10,6 +10,8 @@
 //! (`thinking` for Claude, `reasoningConfig` for Nova). Responses are decoded in
 //! [`response`] (JSON) and [`stream`] (event stream).
 
+#![warn(clippy::arithmetic_side_effects)]
+
 pub mod base64;
 pub mod embed;
 pub mod invoke;
@@ -154,7 +156,8 @@ fn inference_config(
     let mut max_tokens = req.output_limit();
     if let Some(b) = budget {
         // Claude needs room for the answer beyond the thinking budget.
-        max_tokens = Some(max_tokens.map_or(b + 4096, |m| m.max(b + 1024)));
+        max_tokens =
+            Some(max_tokens.map_or(b.saturating_add(4096), |m| m.max(b.saturating_add(1024))));
     }
     if let Some(m) = max_tokens {
         cfg.insert("maxTokens".into(), json!(m));

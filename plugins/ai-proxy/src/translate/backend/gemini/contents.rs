@@ -7,6 +7,8 @@
 //! Consecutive turns of one role are merged (parallel calls' results must come in one turn).
 //! Images and files: `data:` URLs -> `inlineData`; `http(s)://` and `gs://` URLs with a known
 //! file type -> `fileData`; anything else is an unsupported field (reject or drop by policy).
+//! Vertex AI refuses `gs://` URIs outside its `allowedFileUriPrefixes` on the final body
+//! (`provider::vertex`): Vertex reads them with the gateway project's identity.
 
 use std::collections::HashMap;
 

@@ -12,6 +12,8 @@
 //! the gateway never sets any. Responses are decoded in [`response`] (JSON) and [`stream`] (SSE);
 //! embeddings have their own pure translator in [`embed`].
 
+#![warn(clippy::arithmetic_side_effects)]
+
 pub mod contents;
 pub mod embed;
 pub mod response;
@@ -66,11 +68,13 @@ pub fn to_gemini(req: &ChatRequest, ctx: &mut BuildContext<'_>) -> Result<Value,
             json!({ "parts": converted.system }),
         );
     }
-    let generation = generation_config(req, ctx)?;
+    // One schema budget for the whole request (tools and response format together).
+    let mut budget = schema::Budget::default();
+    let generation = generation_config(req, ctx, &mut budget)?;
     if !generation.is_empty() {
         out.insert("generationConfig".into(), Value::Object(generation));
     }
-    if let Some(tools) = function_declarations(req)? {
+    if let Some(tools) = function_declarations(req, &mut budget)? {
         out.insert("tools".into(), tools);
     }
     if let Some(cfg) = tool_config(req)? {
@@ -119,6 +123,7 @@ fn modalities(v: &Value) -> Option<Value> {
 fn generation_config(
     req: &ChatRequest,
     ctx: &mut BuildContext<'_>,
+    budget: &mut schema::Budget,
 ) -> Result<Map<String, Value>, TranslateError> {
     let mut cfg = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
@@ -148,7 +153,10 @@ fn generation_config(
         Some(ResponseFormat::JsonSchema { json_schema }) => {
             cfg.insert("responseMimeType".into(), json!("application/json"));
             if let Some(s) = &json_schema.schema {
-                cfg.insert("responseSchema".into(), schema::clean(s));
+                let cleaned = schema::clean(s, budget).map_err(|e| {
+                    TranslateError::malformed_param(e.to_string(), "response_format.json_schema")
+                })?;
+                cfg.insert("responseSchema".into(), cleaned);
             }
         }
     }
@@ -198,7 +206,10 @@ fn thinking_config(effort: Option<&str>, model: &str) -> Result<Option<Value>, T
 }
 
 /// `tools` -> one `functionDeclarations` tool (schemas cleaned).
-fn function_declarations(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
+fn function_declarations(
+    req: &ChatRequest,
+    budget: &mut schema::Budget,
+) -> Result<Option<Value>, TranslateError> {
     let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -216,7 +227,13 @@ fn function_declarations(req: &ChatRequest) -> Result<Option<Value>, TranslateEr
             d.insert("description".into(), json!(desc));
         }
         if let Some(p) = &t.function.parameters {
-            d.insert("parameters".into(), schema::clean(p));
+            let cleaned = schema::clean(p, budget).map_err(|e| {
+                TranslateError::malformed_param(
+                    e.to_string(),
+                    &format!("tools[{i}].function.parameters"),
+                )
+            })?;
+            d.insert("parameters".into(), cleaned);
         }
         decls.push(Value::Object(d));
     }

@@ -33,16 +33,16 @@ pub fn finish_reason(reason: &str, called: bool) -> &'static str {
 
 /// `usageMetadata` -> hub usage. Gemini's `promptTokenCount` already includes cached content;
 /// OpenAI's `completion_tokens` includes reasoning, so thoughts are added to the candidates.
-/// Tool-use prompt tokens count as prompt.
+/// Tool-use prompt tokens count as prompt. The counts come from upstream: sums saturate.
 pub fn usage_to_hub(u: &Value) -> Usage {
     let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let prompt = n("promptTokenCount") + n("toolUsePromptTokenCount");
+    let prompt = n("promptTokenCount").saturating_add(n("toolUsePromptTokenCount"));
     let thoughts = n("thoughtsTokenCount");
-    let completion = n("candidatesTokenCount") + thoughts;
+    let completion = n("candidatesTokenCount").saturating_add(thoughts);
     let total = u
         .get("totalTokenCount")
         .and_then(Value::as_u64)
-        .unwrap_or(prompt + completion);
+        .unwrap_or(prompt.saturating_add(completion));
     Usage {
         prompt_tokens: prompt,
         completion_tokens: completion,

@@ -243,7 +243,7 @@ fn vectors(v: &Value, fam: EmbedFamily) -> Result<(Vec<Vec<f64>>, u64), Translat
 
 /// Little-endian `f32` bytes, base64-encoded (OpenAI's `encoding_format: base64`).
 pub fn floats_to_base64(values: &[f64]) -> String {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
+    let mut bytes = Vec::with_capacity(values.len().saturating_mul(4));
     for v in values {
         #[allow(clippy::cast_possible_truncation)]
         bytes.extend_from_slice(&(*v as f32).to_le_bytes());

@@ -105,7 +105,7 @@ pub fn chunk_to_sse(payload: &[u8]) -> Result<Vec<u8>, TranslateError> {
         .ok_or_else(|| TranslateError::Upstream("chunk payload without `bytes`".into()))?;
     let event =
         base64::decode(b64).map_err(|e| TranslateError::Upstream(format!("chunk `bytes`: {e}")))?;
-    let mut sse = Vec::with_capacity(event.len() + 16);
+    let mut sse = Vec::with_capacity(event.len().saturating_add(16));
     for line in event.split(|b| *b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         sse.extend_from_slice(b"data: ");

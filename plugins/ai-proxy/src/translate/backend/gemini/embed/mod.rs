@@ -178,7 +178,7 @@ pub(crate) fn openai_list(
 
 /// Base64 of the values as little-endian `f32`s (OpenAI's `encoding_format: "base64"`).
 fn encode_f32(values: &[Value]) -> Result<String, TranslateError> {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
+    let mut bytes = Vec::with_capacity(values.len().saturating_mul(4));
     for v in values {
         let f = v
             .as_f64()
