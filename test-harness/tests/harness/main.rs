@@ -19,6 +19,7 @@ mod chain;
 mod example_plugin;
 mod failures;
 mod higress_build;
+mod hostile_input;
 mod phases;
 mod profiles;
 mod trailers;
