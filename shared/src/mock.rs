@@ -498,6 +498,7 @@ impl MockHost {
     }
 }
 
+pub mod fuzz;
 mod gateway;
 mod run;
 pub use gateway::{Answer, Gateway};

@@ -8,7 +8,9 @@ use aigw_harness::{
     wasm_path, Chain, Env, Exchange, LogLevel, MetricValue, Plugin, PluginSpec, Profile, Request,
     UpstreamRequest, UpstreamResponse,
 };
-use aigw_shared::scenario::{CheckOptions, Observed, Scenario};
+use aigw_shared::scenario::{CheckOptions, Scenario};
+
+use crate::common::observed;
 use serde_json::Value;
 
 const SIM_REPLY: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"sim: ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
@@ -46,24 +48,6 @@ fn run_case(profile: Profile, case: &Scenario, chunk: usize) -> Exchange {
     chain
         .run(&request(case, chunk), &mut upstream)
         .unwrap_or_else(|e| panic!("{}: {e}", case.name))
-}
-
-/// What the client and the upstream saw, in the shared scenario checker's terms.
-fn observed(out: &Exchange) -> Observed {
-    Observed {
-        local: out
-            .local_reply
-            .as_ref()
-            .map(|_| (out.status, out.body.clone())),
-        upstream: out
-            .upstream
-            .as_ref()
-            .map(|u| (u.headers.clone(), u.body.clone())),
-        status: out.status,
-        response_headers: out.headers.clone(),
-        response_body: out.body.clone(),
-        stalled: None,
-    }
 }
 
 fn upstream_body(out: &Exchange) -> String {

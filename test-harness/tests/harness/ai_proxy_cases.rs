@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use aigw_harness::{
     wasm_path, Chain, Env, Exchange, PluginSpec, Request, UpstreamRequest, UpstreamResponse,
 };
-use aigw_shared::scenario::{CheckOptions, Observed, Scenario};
+use aigw_shared::scenario::{CheckOptions, Scenario};
+
+use crate::common::observed;
 
 const MOCK_CREATED: &str = r#""created":1700000000"#;
 /// Signatures over the harness clock differ from the mock's.
@@ -68,23 +70,6 @@ fn run(c: &Scenario, chunk: usize) -> Exchange {
     let text = String::from_utf8_lossy(&out.body).replace(&created, MOCK_CREATED);
     out.body = text.into_bytes();
     out
-}
-
-fn observed(out: &Exchange) -> Observed {
-    Observed {
-        local: out
-            .local_reply
-            .as_ref()
-            .map(|_| (out.status, out.body.clone())),
-        upstream: out
-            .upstream
-            .as_ref()
-            .map(|u| (u.headers.clone(), u.body.clone())),
-        status: out.status,
-        response_headers: out.headers.clone(),
-        response_body: out.body.clone(),
-        stalled: None,
-    }
 }
 
 #[test]

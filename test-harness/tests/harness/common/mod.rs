@@ -57,3 +57,21 @@ pub fn log_pos(p: &Plugin, needle: &str) -> usize {
         .position(|l| l.message.contains(needle))
         .unwrap_or_else(|| panic!("no log line contains {needle:?}; logs: {:#?}", p.logs()))
 }
+
+/// What the client and the upstream saw in a chain run, in the shared scenario checker's terms.
+pub fn observed(out: &aigw_harness::Exchange) -> aigw_shared::scenario::Observed {
+    aigw_shared::scenario::Observed {
+        local: out
+            .local_reply
+            .as_ref()
+            .map(|_| (out.status, out.body.clone())),
+        upstream: out
+            .upstream
+            .as_ref()
+            .map(|u| (u.headers.clone(), u.body.clone())),
+        status: out.status,
+        response_headers: out.headers.clone(),
+        response_body: out.body.clone(),
+        stalled: None,
+    }
+}
