@@ -396,3 +396,23 @@ fn legacy_completion_streams_yield_text_finish_and_usage() {
     assert_eq!(s.usage.map(|u| u.total_tokens), Some(5));
     assert!(s.completed);
 }
+
+#[test]
+fn a_usage_only_observer_reads_the_same_usage_from_every_recorded_stream() {
+    let mut with_usage = 0;
+    for (name, want) in expectations().iter().filter(|(n, _)| n.ends_with(".sse")) {
+        let bytes = std::fs::read(providers_dir().join(name)).unwrap();
+        let api = api_of(&want.api);
+        let (full, _) = observe(api, ResponseFormat::Sse, &[(&bytes, 1)], 3);
+        let mut quick = ResponseObserver::new(api, ResponseFormat::Sse).usage_only();
+        for chunk in bytes.chunks(61) {
+            quick.feed_quiet(chunk, 1);
+        }
+        let summary = quick.finish(3, |_| {}).clone();
+        assert_eq!(summary.usage, full.usage, "{name}");
+        assert_eq!(summary.events, full.events, "{name}: every event is still counted");
+        assert_eq!(summary.deltas, 0, "{name}: no deltas are produced");
+        with_usage += usize::from(full.usage.is_some());
+    }
+    assert!(with_usage >= 3, "the samples carry usage ({with_usage})");
+}

@@ -35,6 +35,8 @@ fn set_once(slot: &mut Option<String>, value: Option<&Text<'_>>) {
 struct State {
     summary: ResponseSummary,
     anthropic_usage: AnthropicUsage,
+    /// Only usage is wanted: SSE events that cannot carry it are counted, not parsed.
+    usage_only: bool,
 }
 
 impl State {
@@ -281,6 +283,11 @@ impl State {
         if data.is_empty() {
             return;
         }
+        // Usage travels in events that name it (OpenAI's last chunk; Anthropic's message_start
+        // and message_delta); a plain substring test skips the JSON parse of every other event.
+        if self.usage_only && data != "[DONE]" && !data.contains("\"usage\"") {
+            return;
+        }
         if api == Api::AnthropicMessages {
             match serde_json::from_str::<anthropic::StreamEvent<'_>>(data) {
                 Ok(e) => self.on_anthropic_event(&e, now_ns, on_delta),
@@ -343,6 +350,15 @@ impl ResponseObserver {
             finished: false,
             state: State::default(),
         }
+    }
+
+    /// The same observer reading only usage from streams (token counts, nothing else: no deltas,
+    /// first-token time or finish reason): events without `"usage"` are not parsed. For plugins
+    /// that only account tokens on a stream they pass untouched.
+    #[must_use]
+    pub fn usage_only(mut self) -> Self {
+        self.state.usage_only = true;
+        self
     }
 
     /// The same observer with another cap on buffered JSON bodies.

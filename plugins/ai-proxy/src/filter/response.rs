@@ -145,7 +145,7 @@ impl Responding {
             Work::Scrub { status }
         } else {
             let format = ResponseFormat::from_content_type(Some(content_type.as_bytes()));
-            Work::Untouched(Box::new(ResponseObserver::new(api, format)))
+            Work::Untouched(Box::new(ResponseObserver::new(api, format).usage_only()))
         };
         if !matches!(work, Work::Untouched(_)) {
             logged(
