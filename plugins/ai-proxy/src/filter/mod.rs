@@ -72,6 +72,8 @@ pub struct Filter {
     api: Api,
     /// The host can rewrite bodies (false on APISIX: nothing is routed).
     body_write: bool,
+    /// Request headers the routed request must lose, among those the client sent.
+    to_remove: Vec<&'static str>,
 }
 
 impl Filter {
@@ -84,6 +86,7 @@ impl Filter {
             protocol: ClientProtocol::OpenAi,
             api: Api::Other,
             body_write: env.capabilities.body_write,
+            to_remove: Vec::new(),
         }
     }
 

@@ -10,24 +10,54 @@ use super::{logged, metric, Filter, Phase, TokenCall};
 use crate::prepare::{api_endpoint, api_suffix, check_path, prepare, Incoming, Prepared};
 use crate::stats::RequestStats;
 
-/// Client credential headers, removed from every request this plugin routes.
-const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+/// Request headers a routed request loses: the client's credentials (the provider's go instead),
+/// the framing of a body that is rewritten, and compression the filter cannot read.
+const REMOVED_HEADERS: [&str; 6] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "content-length",
+    "accept-encoding",
+];
 
-fn text_header(host: &dyn Host, map: MapKind, name: &str) -> Option<String> {
-    let v = host.header(map, name).ok().flatten()?;
-    String::from_utf8(v).ok()
-}
+/// The request headers, read in one host call and looked up locally.
+struct RequestHead(Vec<(String, Vec<u8>)>);
 
-fn client_key(host: &dyn Host) -> Option<String> {
-    if let Some(auth) = text_header(host, MapKind::RequestHeaders, "authorization") {
-        let token = auth.strip_prefix("Bearer ").unwrap_or(&auth).trim();
-        if !token.is_empty() {
-            return Some(token.to_owned());
-        }
+impl RequestHead {
+    fn read(host: &dyn Host) -> Self {
+        Self(host.headers(MapKind::RequestHeaders).unwrap_or_default())
     }
-    ["x-api-key", "api-key"]
-        .iter()
-        .find_map(|h| text_header(host, MapKind::RequestHeaders, h).filter(|v| !v.is_empty()))
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The client's key (from `authorization: Bearer`, `x-api-key` or `api-key`).
+    fn client_key(&self) -> Option<String> {
+        if let Some(auth) = self.text("authorization") {
+            let token = auth.strip_prefix("Bearer ").unwrap_or(&auth).trim();
+            if !token.is_empty() {
+                return Some(token.to_owned());
+            }
+        }
+        ["x-api-key", "api-key"]
+            .iter()
+            .find_map(|h| self.text(h).filter(|v| !v.is_empty()))
+    }
 }
 
 impl Filter {
@@ -37,13 +67,16 @@ impl Filter {
         end_of_stream: bool,
     ) -> Action {
         let host = cx.host;
-        let method = text_header(host, MapKind::RequestHeaders, ":method").unwrap_or_default();
-        let path = text_header(host, MapKind::RequestHeaders, ":path").unwrap_or_default();
+        let head = RequestHead::read(host);
+        let method = head.text(":method").unwrap_or_default();
+        let path = head.text(":path").unwrap_or_default();
         // Nobody but this plugin chooses the cluster.
-        cx.check(
-            host.remove_header(MapKind::RequestHeaders, &self.config.upstream_header),
-            "cannot remove the routing header",
-        );
+        if head.has(&self.config.upstream_header) {
+            cx.check(
+                host.remove_header(MapKind::RequestHeaders, &self.config.upstream_header),
+                "cannot remove the routing header",
+            );
+        }
         let api = Api::from_path(&method, &path);
         self.protocol = api.protocol();
         self.api = api;
@@ -85,8 +118,7 @@ impl Filter {
                 &ClientError::invalid_request("a request body is required"),
             );
         }
-        let content_type =
-            text_header(host, MapKind::RequestHeaders, "content-type").unwrap_or_default();
+        let content_type = head.text("content-type").unwrap_or_default();
         let json = content_type.is_empty() || content_type.to_ascii_lowercase().contains("json");
         if !json && api != Api::Other {
             return self.reject(
@@ -100,11 +132,15 @@ impl Filter {
             api,
             suffix: endpoint.to_owned(),
             json,
-            client_key: client_key(host),
+            client_key: head.client_key(),
             now_unix: host
                 .now_nanos()
                 .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0)),
         });
+        self.to_remove = REMOVED_HEADERS
+            .into_iter()
+            .filter(|h| head.has(h))
+            .collect();
         cx.read_whole_request(WholeBody::up_to(self.config.max_body_bytes).holding_headers());
         Action::Pause
     }
@@ -125,15 +161,10 @@ impl Filter {
 
     pub(super) fn send(&mut self, host: &dyn Host, p: Prepared, old_size: usize) -> Action {
         let req = MapKind::RequestHeaders;
-        for h in CREDENTIAL_HEADERS
-            .iter()
-            .chain(["content-length", "accept-encoding"].iter())
-        {
-            logged(
-                host,
-                host.remove_header(req, h),
-                &format!("cannot remove the request's {h}"),
-            );
+        for h in std::mem::take(&mut self.to_remove) {
+            if let Err(e) = host.remove_header(req, h) {
+                logged(host, Err(e), &format!("cannot remove the request's {h}"));
+            }
         }
         let mut results = vec![
             host.set_header(req, ":path", p.call.path.as_bytes()),
