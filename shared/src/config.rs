@@ -253,7 +253,10 @@ mod tests {
         let err = parse_json::<Keys>(br#"{"apiKeys": "sk-live-\"quoted\"-SECRET"}"#).unwrap_err();
         let shown = err.to_string();
         assert!(!shown.contains("SECRET"), "{shown}");
-        assert!(shown.starts_with("apiKeys: invalid type: a string"), "{shown}");
+        assert!(
+            shown.starts_with("apiKeys: invalid type: a string"),
+            "{shown}"
+        );
         let err = parse_json::<Keys>(
             br#"{"apiKeys": [], "role": "sk-live-0123456789012345678901234567890-SECRET"}"#,
         )

@@ -410,7 +410,10 @@ fn a_usage_only_observer_reads_the_same_usage_from_every_recorded_stream() {
         }
         let summary = quick.finish(3, |_| {}).clone();
         assert_eq!(summary.usage, full.usage, "{name}");
-        assert_eq!(summary.events, full.events, "{name}: every event is still counted");
+        assert_eq!(
+            summary.events, full.events,
+            "{name}: every event is still counted"
+        );
         assert_eq!(summary.deltas, 0, "{name}: no deltas are produced");
         with_usage += usize::from(full.usage.is_some());
     }
