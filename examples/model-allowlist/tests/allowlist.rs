@@ -170,3 +170,30 @@ fn the_stream_that_would_take_the_vm_over_its_body_budget_is_refused_and_the_oth
     b.on_log(&host_b);
     assert_eq!(budget::held(), 0, "ended streams hold nothing");
 }
+
+#[test]
+fn a_declared_length_over_the_limit_is_refused_before_any_body_arrives() {
+    let root = aigw_shared::mock::root::<Allowlist>(CONFIG, Capabilities::FULL);
+    let host = MockHost::default();
+    {
+        let mut st = host.state.borrow_mut();
+        st.request_headers = vec![
+            (":method".into(), b"POST".to_vec()),
+            (":path".into(), b"/v1/messages".to_vec()),
+            (
+                "content-length".into(),
+                (2u32 << 20).to_string().into_bytes(),
+            ),
+        ];
+        st.gate.open(MapKind::RequestHeaders);
+    }
+    let mut drv = root.new_stream();
+    assert_eq!(drv.on_request_headers(&host, false), Action::Pause);
+    let reply = host.state.borrow().local_response.clone().unwrap();
+    assert_eq!(reply.status, 413);
+    assert!(
+        reply.body_text().contains("\"type\":\"error\""),
+        "Anthropic shape: {}",
+        reply.body_text()
+    );
+}

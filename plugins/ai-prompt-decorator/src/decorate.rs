@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use aigw_shared::schema::RawObject;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -338,37 +338,13 @@ fn join_array<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(a: &[A], b: &[B], c: 
     out
 }
 
-/// The fields of one message, in order, values raw; duplicate keys kept (not merged).
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a message object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Fields<'de>, M::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
-                    out.push((k, m.next_value::<&'de RawValue>()?));
-                }
-                Ok(Fields(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 /// Rewrite a user message's text through the guard; other messages pass as their raw text.
 ///
-/// With the guard on, a message that cannot be read (nested past the JSON depth limit, not an
-/// object) or that names its `role` twice (servers disagree on which one wins) is refused:
-/// passing it unwrapped would switch the guard off for exactly the input that tries to.
+/// With the guard on, a message that cannot be read (not an object, or its content nested past
+/// the JSON depth limit) or that names its `role` twice (servers disagree on which one wins) is
+/// refused: passing it unwrapped would switch the guard off for exactly the input that tries to.
+/// Other fields keep their bytes however deep they nest; a repeated `content` leaves as one
+/// wrapped field (the last, as JSON parsers read it).
 fn guard_message<'a>(
     guard: Option<&Guard>,
     index: usize,
@@ -378,38 +354,22 @@ fn guard_message<'a>(
         return Ok(Cow::Borrowed(raw.get()));
     };
     let unreadable = |reason: String| DecorateError::MessageUnreadable { index, reason };
-    let Fields(fields) =
-        serde_json::from_str::<Fields<'_>>(raw.get()).map_err(|e| unreadable(e.to_string()))?;
-    let mut roles = fields.iter().filter(|(k, _)| k == "role");
-    let role = roles.next();
-    if roles.next().is_some() {
+    let mut msg = RawObject::parse(raw.get().as_bytes()).map_err(|e| unreadable(e.to_string()))?;
+    if msg.keys().filter(|k| *k == "role").count() > 1 {
         return Err(unreadable("`role` is given more than once".into()));
     }
-    let is_user = role.is_some_and(|(_, v)| {
-        serde_json::from_str::<Cow<'_, str>>(v.get()).is_ok_and(|r| r == "user")
-    });
-    if !is_user {
+    let is_user = matches!(msg.get_as::<Cow<'_, str>>("role"), Some(Ok(r)) if r == "user");
+    let Some(content) = msg.get("content").filter(|_| is_user) else {
         return Ok(Cow::Borrowed(raw.get()));
-    }
-    let mut out = String::with_capacity(raw.get().len() + 64);
-    out.push('{');
-    for (i, (key, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::to_string(key).map_err(|e| unreadable(e.to_string()))?);
-        out.push(':');
-        if key == "content" {
-            let mut content: Value =
-                serde_json::from_str(value.get()).map_err(|e| unreadable(e.to_string()))?;
-            wrap_content(guard, &mut content);
-            out.push_str(&content.to_string());
-        } else {
-            out.push_str(value.get());
-        }
-    }
-    out.push('}');
-    Ok(Cow::Owned(out))
+    };
+    let mut content: Value =
+        serde_json::from_str(content.get()).map_err(|e| unreadable(e.to_string()))?;
+    wrap_content(guard, &mut content);
+    msg.set_json("content", &content)
+        .map_err(|e| unreadable(e.to_string()))?;
+    String::from_utf8(msg.to_vec())
+        .map(Cow::Owned)
+        .map_err(|e| unreadable(e.to_string()))
 }
 
 /// Wrap a user message's text (a string, or the `text` of each text part).

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol};
-use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel, MapKind};
+use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, WholeBody};
 use aigw_shared::reply::send_error;
@@ -71,7 +71,7 @@ impl Filter {
 
     /// What to do with a body over the limit (the driver answers 413 when the policy rejects).
     fn body_limit(&self) -> WholeBody {
-        let limit = WholeBody::up_to(self.config.max_body_bytes);
+        let limit = WholeBody::up_to(self.config.max_body_bytes).rewriting();
         match self.config.on_oversize {
             Policy::PassThrough => limit.pass_oversize(),
             Policy::Reject => limit,
@@ -140,19 +140,6 @@ impl HttpFilter for Filter {
         }
         self.phase = Phase::Buffering(dialect);
         cx.read_whole_request(self.body_limit());
-        // The body will change length; Envoy re-frames it once the header is gone. (When the
-        // driver refuses or passes an oversized body first, the header is never touched.)
-        let declared: Option<usize> = host
-            .request_header("content-length")
-            .ok()
-            .flatten()
-            .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok());
-        if declared.is_none_or(|n| n <= self.config.max_body_bytes) {
-            cx.check(
-                host.remove_header(MapKind::RequestHeaders, "content-length"),
-                "cannot remove content-length",
-            );
-        }
         Action::Continue
     }
 

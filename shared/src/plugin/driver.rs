@@ -145,6 +145,14 @@ impl<P: Plugin> FilterDriver<P> {
         if declared.is_some_and(|n| n > plan.max_bytes) {
             return self.too_large(host, direction, plan);
         }
+        if plan.rewrites && declared.is_some() {
+            if let Err(e) = host.remove_header(map, "content-length") {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("{}: cannot remove content-length: {e}", P::NAME),
+                );
+            }
+        }
         self.end_read(direction);
         *self.read(direction) = BodyRead {
             plan: Some(plan),

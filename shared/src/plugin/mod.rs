@@ -107,6 +107,9 @@ pub struct WholeBody {
     pub oversize: Oversize,
     /// Keep the headers until the body was handled (to rewrite them from what the body says).
     pub hold_headers: bool,
+    /// The body may change length: the driver drops `content-length` once it has checked it
+    /// (Envoy then re-frames the body).
+    pub rewrites: bool,
 }
 
 impl WholeBody {
@@ -117,7 +120,14 @@ impl WholeBody {
             max_bytes,
             oversize: Oversize::Reject,
             hold_headers: false,
+            rewrites: false,
         }
+    }
+
+    /// The filter may rewrite the body to another length.
+    pub fn rewriting(mut self) -> Self {
+        self.rewrites = true;
+        self
     }
 
     /// Let a body over the limit pass unread instead of refusing it.
