@@ -65,6 +65,10 @@ impl Filter {
         inc: &Incoming,
         body: &[u8],
     ) -> Option<Action> {
+        // Most configs fetch no tokens: do not peek at the body a second time for them.
+        if self.state.token_providers.is_empty() {
+            return None;
+        }
         let index = routed_provider(&self.config, inc, body)?;
         let config = std::rc::Rc::clone(&self.config);
         let provider = config.providers.get(index)?;
