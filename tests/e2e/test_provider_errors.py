@@ -81,6 +81,37 @@ def test_a_stream_cut_short_by_the_provider_ends_in_an_error_not_a_hang(
     assert time.monotonic() - started < TIMEOUT / 2, "the error came only after a long wait"
 
 
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_a_stream_that_ends_early_reaches_the_openai_sdk_as_an_error_event(
+        chain_gateway: Any, provider: Provider) -> None:  # noqa: F811
+    # The provider ends its HTTP body cleanly, but before the stream's own ending: same-protocol
+    # (OpenAI, Azure) and translated routes alike close with an in-band error event, so the SDK
+    # raises its plain APIError, not a decoding error or a silent success.
+    client = oai(chain_gateway, **{"x-sim-end-after": "2"})
+    with pytest.raises(openai.APIError) as raised:
+        for _ in client.chat.completions.create(
+                model=provider.model, stream=True,
+                messages=[{"role": "user", "content": "one two three four five six seven"}]):
+            pass
+    assert type(raised.value) is openai.APIError, repr(raised.value)
+    assert "stream ended before" in str(raised.value), raised.value
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=repr)
+def test_a_stream_that_ends_early_reaches_the_anthropic_sdk_as_an_error_event(
+        chain_gateway: Any, provider: Provider) -> None:  # noqa: F811
+    client = claude(chain_gateway, **{"x-sim-end-after": "2"})
+    with pytest.raises(Exception) as raised:
+        with client.messages.stream(
+                model=provider.model, max_tokens=50,
+                messages=[{"role": "user", "content": "one two three four five six seven"}]) as stream:
+            for _ in stream:
+                pass
+            stream.get_final_message()
+    assert isinstance(raised.value, anthropic.APIStatusError), repr(raised.value)
+    assert "stream ended before" in str(raised.value), raised.value
+
+
 def test_malformed_json_is_a_400_from_the_gateway_in_each_protocol(chain_gateway: Any) -> None:  # noqa: F811
     status, body = post(chain_gateway, "/v1/chat/completions", b'{"model": "gpt-4o-mini", "messages": [')
     assert status == 400 and b'"invalid_request_error"' in body, body

@@ -37,6 +37,10 @@ struct State {
     anthropic_usage: AnthropicUsage,
     /// Only usage is wanted: SSE events that cannot carry it are counted, not parsed.
     usage_only: bool,
+    /// Where (in bytes fed) the last event ended, up to the first malformed one.
+    clean_end: u64,
+    /// A malformed event (not JSON, or over the decoder's size limit) was met at `clean_end`.
+    malformed: bool,
 }
 
 impl State {
@@ -279,13 +283,46 @@ impl State {
         on_delta: &mut dyn FnMut(Delta<'_>),
     ) {
         self.summary.events += 1;
+        let before = self.summary.malformed_events;
+        self.read_sse_event(api, &ev, now_ns, on_delta);
+        if self.malformed {
+            return;
+        }
+        if self.summary.malformed_events > before {
+            self.malformed = true;
+        } else {
+            self.clean_end = ev.end_offset;
+        }
+    }
+
+    fn read_sse_event(
+        &mut self,
+        api: Api,
+        ev: &SseEventRef<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
         let data = ev.data.trim();
         if data.is_empty() {
             return;
         }
+        let done = data == "[DONE]";
+        // Every event but OpenAI's `[DONE]` carries a JSON object: anything else (an HTML page,
+        // binary) is malformed, found without parsing.
+        let json_or_done = data.starts_with('{') || (done && api != Api::AnthropicMessages);
+        if !json_or_done {
+            self.summary.malformed_events += 1;
+            return;
+        }
         // Usage travels in events that name it (OpenAI's last chunk; Anthropic's message_start
-        // and message_delta); a plain substring test skips the JSON parse of every other event.
-        if self.usage_only && data != "[DONE]" && !data.contains("\"usage\"") {
+        // and message_delta); a plain substring test skips the JSON parse of every other event
+        // but the ones that end the stream or report an error.
+        if self.usage_only
+            && !done
+            && !data.contains("\"usage\"")
+            && !data.contains("\"error\"")
+            && !matches!(ev.event, Some("message_stop"))
+        {
             return;
         }
         if api == Api::AnthropicMessages {
@@ -293,7 +330,7 @@ impl State {
                 Ok(e) => self.on_anthropic_event(&e, now_ns, on_delta),
                 Err(_) => self.summary.malformed_events += 1,
             }
-        } else if data == "[DONE]" {
+        } else if done {
             self.summary.completed = true;
         } else {
             match serde_json::from_str::<openai::Response<'_>>(data) {
@@ -368,6 +405,14 @@ impl ResponseObserver {
         self
     }
 
+    /// How far (in bytes fed) the stream is made of complete, well-formed events, and whether a
+    /// malformed event follows there. For a plugin that passes a stream on: bytes up to the
+    /// offset are safe to release; a partial event after it is not complete yet, and after a
+    /// malformed event nothing more should reach the client. JSON bodies report 0.
+    pub fn clean_prefix(&self) -> (u64, bool) {
+        (self.state.clean_end, self.state.malformed)
+    }
+
     /// What has been observed so far.
     pub fn summary(&self) -> &ResponseSummary {
         &self.state.summary
@@ -401,6 +446,7 @@ impl ResponseObserver {
                 if let Err(e) = sse.feed(chunk, |ev| {
                     state.on_sse_event(api, ev, now_ns, &mut on_delta)
                 }) {
+                    state.malformed = true;
                     state
                         .summary
                         .parse_error

@@ -19,6 +19,9 @@ pub const H_ERROR_BODY: &str = "x-sim-error-body";
 pub const H_RESET: &str = "x-sim-reset";
 /// Header: in a stream, stop after this many events without the terminator and close.
 pub const H_TRUNCATE: &str = "x-sim-truncate-after";
+/// Header: end a streamed answer normally (a complete HTTP body) after this many events, before
+/// its terminator: a provider that stops early without breaking the connection.
+pub const H_END: &str = "x-sim-end-after";
 
 /// Timing defaults that apply to every request unless a header overrides them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub struct Knobs {
     pub reset: bool,
     /// Number of stream events to send before cutting the stream.
     pub truncate_after: Option<u64>,
+    /// Number of stream events to send before ending the body early (but cleanly).
+    pub end_after: Option<u64>,
 }
 
 impl Knobs {
@@ -102,6 +107,7 @@ pub fn from_headers(headers: &HeaderMap, defaults: &Defaults) -> Result<Knobs, S
         error_body,
         reset,
         truncate_after: number(headers, H_TRUNCATE)?,
+        end_after: number(headers, H_END)?,
     })
 }
 

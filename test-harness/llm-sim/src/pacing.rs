@@ -1,5 +1,6 @@
 //! Sends a planned event stream at the simulated speed: time to first token, then one token event
-//! per `1/tokens-per-second`, and cuts the stream early when `x-sim-truncate-after` asks for it.
+//! per `1/tokens-per-second`, and cuts the stream early when `x-sim-truncate-after` asks for it (or ends it early but
+//! cleanly for `x-sim-end-after`).
 
 use std::time::Duration;
 
@@ -22,13 +23,16 @@ pub async fn pace(events: Vec<Event>, knobs: Knobs, tx: mpsc::Sender<Chunk>) {
     let mut sent: u64 = 0;
     let mut tokens_sent = false;
     for event in events {
-        let cut_here = match knobs.truncate_after {
-            Some(limit) => {
+        let early = |limit: Option<u64>| {
+            limit.is_some_and(|limit| {
                 sent >= limit || matches!(event.kind, EventKind::Terminator | EventKind::LastToken)
-            }
-            None => false,
+            })
         };
-        if cut_here {
+        if early(knobs.end_after) {
+            // Dropping the sender ends the body normally.
+            return;
+        }
+        if early(knobs.truncate_after) {
             tokio::time::sleep(CUT_GRACE).await;
             let _ = tx.send(Err(StreamCut)).await;
             return;

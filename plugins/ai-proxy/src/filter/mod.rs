@@ -31,6 +31,7 @@ use crate::stats::RequestStats;
 use response::Responding;
 pub use token::TokenCall;
 
+mod relay;
 mod request;
 mod response;
 pub mod token;

@@ -1,7 +1,8 @@
 //! The response half of a routed request.
 //!
 //! * Same protocol, 2xx: the bytes pass untouched; a [`ResponseObserver`] reads the usage on the
-//!   side for the token metrics.
+//!   side for the token metrics. Streams are relayed whole events at a time ([`Relay`]): one cut
+//!   short or turned to garbage ends with an in-band error event.
 //! * Translated stream: converted chunk by chunk as it arrives (only an incomplete event is held).
 //! * Held answers (translated JSON, embeddings, upstream errors): read whole by the driver
 //!   (`WholeBody`, headers held), so the end of the body is seen whether it comes with the last
@@ -21,6 +22,7 @@ use aigw_shared::llm::{Api, ResponseFormat, ResponseObserver};
 use aigw_shared::plugin::{Ctx, WholeBody};
 use aigw_shared::reply::send_error;
 
+use super::relay::{Relay, Relayed};
 use super::{logged, Filter, Phase, TokenCall};
 use crate::config::Config;
 use crate::hub::{HubEvent, Usage};
@@ -40,6 +42,8 @@ pub const MAX_HELD_ANSWER: usize = 32 << 20;
 enum Work {
     /// Pass through a 2xx; observe the usage on the side (inert for APIs without one).
     Untouched(Box<ResponseObserver>),
+    /// Relay a 2xx stream of the caller's own protocol, whole events at a time.
+    Relay(Box<Relay>),
     /// Translate; `hold` for JSON answers (headers and body wait for the end). `seen`: some
     /// upstream bytes arrived.
     Translate {
@@ -145,8 +149,16 @@ impl Responding {
             Work::Scrub { status }
         } else {
             let format = ResponseFormat::from_content_type(Some(content_type.as_bytes()));
-            Work::Untouched(Box::new(ResponseObserver::new(api, format).usage_only()))
+            let observer = Box::new(ResponseObserver::new(api, format).usage_only());
+            let streamed = matches!(api, Api::ChatCompletions | Api::AnthropicMessages);
+            if format == ResponseFormat::Sse && streamed {
+                Work::Relay(Box::new(Relay::new(observer, plan.protocol)))
+            } else {
+                Work::Untouched(observer)
+            }
         };
+        // A relayed stream keeps its length unless it breaks, when a declared length would be
+        // wrong: it goes too.
         if !matches!(work, Work::Untouched(_)) {
             logged(
                 host,
@@ -164,7 +176,7 @@ impl Responding {
         let limit = match &self.work {
             Work::Translate { hold: true, .. } | Work::Embed(_) => MAX_HELD_ANSWER,
             Work::MapError { .. } | Work::Scrub { .. } => MAX_ERROR_BODY,
-            Work::Translate { .. } | Work::Untouched(_) => return None,
+            Work::Translate { .. } | Work::Untouched(_) | Work::Relay(_) => return None,
         };
         Some(WholeBody::up_to(limit).holding_headers())
     }
@@ -189,7 +201,7 @@ impl Responding {
         // No body follows. Headers alone cannot carry an error body: answer locally (the
         // response has not started) with a proper error in the caller's shape.
         let error = match &self.work {
-            Work::Untouched(_) => {
+            Work::Untouched(_) | Work::Relay(_) => {
                 self.stats.status(metrics, host, status);
                 self.stats.finish(metrics, host);
                 return (Action::Continue, None);
@@ -260,7 +272,7 @@ impl Responding {
                     Err(_) => body.to_vec(),
                 }
             }
-            Work::Untouched(_) => return Action::Continue,
+            Work::Untouched(_) | Work::Relay(_) => return Action::Continue,
         };
         if let Err(e) = host.replace_body(BufferKind::ResponseBody, body.len(), &out) {
             host.log(
@@ -306,6 +318,25 @@ impl Responding {
                     self.stats.finish(metrics, host);
                 }
                 return Action::Continue;
+            }
+            Work::Relay(relay) => {
+                let out = relay.feed(&chunk, now, eos);
+                if eos {
+                    if let Some(u) = relay.usage() {
+                        self.stats.usage(Tokens {
+                            input: u.input_tokens,
+                            output: u.output_tokens,
+                        });
+                    }
+                    if relay.broken() {
+                        metrics.count(host, metric::BROKEN_STREAMS, 1);
+                    }
+                    self.stats.finish(metrics, host);
+                }
+                match out {
+                    Relayed::Unchanged => return Action::Continue,
+                    Relayed::Replace(out) => out,
+                }
             }
             Work::Translate { hold: false, .. } => self.translate(state, host, &chunk, eos),
             // Held answers are read whole by the driver and never get here; should one, it is
