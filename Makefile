@@ -32,12 +32,18 @@ APT_PACKAGES := curl python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native test runner; `cargo nextest run` would do too but is not faster for this suite.
 CARGO_TEST ?= $(CARGO) test
+# `make test-wasm32`: these crates' tests compiled to wasm32-wasip1 and run under wasmtime
+# (scripts/wasm_test_runner.py), in their own target directory. WASM32_TESTS=--tests adds the
+# integration tests (tests/*.rs; about 90 s more, mostly ai-proxy's scenario replays).
+WASM32_TEST_PKGS := -p aigw-shared -p ai-proxy -p ai-prompt-decorator
+WASM32_TESTS ?= --lib
+WASM32_TARGET_DIR := $(TARGET_DIR)/wasm-unit
 
 # Prints "==> <label>: <seconds> s" after running a command: $(call timed,label,command)
 timed = t0=$$(date +%s%N); $(2); t1=$$(date +%s%N); \
 	printf '==> %-12s %6.1f s\n' "$(1)" "$$(( (t1 - t0) / 1000000 ))e-3"
 
-.PHONY: help deps deps-rust deps-apt deps-python build test test-native e2e lint fmt run \
+.PHONY: help deps deps-rust deps-apt deps-python build test test-native test-wasm32 e2e lint fmt run \
 	validate-configs clean-run
 
 help: ## List the targets
@@ -83,16 +89,22 @@ build: deps-rust ## Build every plugin (.wasm; Higress variants in <wasm dir>/hi
 	for p in $(subst -,_,$(PLUGINS)); do \
 		printf '  %8d bytes  higress/%s\n' "$$(stat -c %s "$(WASM_DIR)/higress/$$p.wasm")" "$$p.wasm"; done
 
-test: ## deps, build, lint, native tests, then the e2e suite through Envoy; prints each layer's time
+test: ## deps, build, lint, native tests, wasm32 unit tests, then the e2e suite through Envoy; prints each layer's time
 	@$(call timed,deps,$(MAKE) deps); \
 	$(call timed,build,$(MAKE) build); \
 	$(call timed,lint,$(MAKE) lint); \
 	$(call timed,native,$(MAKE) test-native); \
+	$(call timed,wasm32,$(MAKE) test-wasm32); \
 	$(call timed,e2e,$(MAKE) e2e)
 
 test-native: ## Native tests only (unit, filter, wasm harness); needs `make build`
 	AIGW_WASM_DIR="$${AIGW_WASM_DIR:-$(abspath $(WASM_DIR))}" \
 		$(CARGO_TEST) --workspace --exclude aigw-test-guest
+
+test-wasm32: deps-rust deps-python ## Unit tests of the pure core compiled to wasm32-wasip1, run under wasmtime
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(abspath $(VENV_PY)) $(abspath scripts/wasm_test_runner.py)" \
+		$(CARGO) test --target $(WASM_TARGET) $(WASM32_TEST_PKGS) $(WASM32_TESTS) \
+		--target-dir $(WASM32_TARGET_DIR)
 
 e2e: deps-python ## The e2e suite only (real Envoy, llm-sim, SDKs); needs `make build`
 	$(VENV_PY) -m pytest tests/e2e -q
