@@ -200,6 +200,32 @@ fn a_held_json_answer_ended_by_trailers_is_still_translated() {
     assert_eq!(json_of(&out)["object"], "chat.completion");
 }
 
+#[test]
+fn a_translated_stream_ended_by_trailers_still_closes_properly() {
+    // The upstream's own ending (`message_stop`) closes the client's stream when it is read, so
+    // the closing events go out with the last data chunk: trailers carry no body bytes.
+    let mut sse = std::fs::read(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/providers/anthropic-messages-stream.sse"),
+    )
+    .unwrap();
+    // The recorded sample lost the blank line after its last event; the wire has it.
+    sse.extend_from_slice(b"\n\n");
+    let (a, b) = sse.split_at(sse.len() / 2);
+    let out = Exchange::post_json("/v1/chat/completions", TRANSLATED_STREAM)
+        .reply(upstream(
+            200,
+            "text/event-stream",
+            vec![a.to_vec(), b.to_vec()],
+        ))
+        .reply_trailers(&[("grpc-status", "0")])
+        .run::<Proxy>(METRICS_CONFIG);
+    assert_eq!(out.stalled, None);
+    let text = String::from_utf8(body_of(&out)).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+}
+
 // ---- secrets ----
 
 fn config_error(json: &str) -> String {

@@ -45,13 +45,15 @@ enum Work {
     /// Relay a 2xx stream of the caller's own protocol, whole events at a time.
     Relay(Box<Relay>),
     /// Translate; `hold` for JSON answers (headers and body wait for the end). `seen`: some
-    /// upstream bytes arrived.
+    /// upstream bytes arrived. `closed`: a stream was closed at the upstream's own ending (or
+    /// its first error), before the end of the body; what follows is dropped.
     Translate {
         translator: Box<dyn ResponseTranslator>,
         encoder: Box<dyn ClientEncoder>,
         broken: bool,
         hold: bool,
         seen: bool,
+        closed: bool,
     },
     /// Read an upstream error body whole and rewrite it.
     MapError { status: u16 },
@@ -144,6 +146,7 @@ impl Responding {
                 broken: false,
                 hold: !plan.stream,
                 seen: false,
+                closed: false,
             }
         } else if !ok {
             Work::Scrub { status }
@@ -361,10 +364,14 @@ impl Responding {
             broken,
             hold,
             seen,
+            closed,
         } = &mut self.work
         else {
             return Vec::new();
         };
+        if *closed {
+            return Vec::new();
+        }
         *seen |= !chunk.is_empty();
         let mut events: Vec<HubEvent> = Vec::new();
         if !*broken {
@@ -374,8 +381,11 @@ impl Responding {
             }
         }
         let mut end_error: Option<ClientError> = None;
+        // A stream is closed as soon as the upstream's own ending (or an error) is read, so the
+        // client's closing events go out even when the body ends with trailers.
+        let early = !eos && !*hold && (*broken || translator.complete());
         if eos {
-            let end = if *broken {
+            let end = if *broken || translator.complete() {
                 Ok(())
             } else {
                 translator.finish(&mut events)
@@ -409,9 +419,10 @@ impl Responding {
             }
             encoder.encode(ev, &mut out);
         }
-        if !eos {
+        if !eos && !early {
             return out;
         }
+        *closed = true;
         let metrics = &state.metrics;
         if end_error.is_some() || *broken {
             metrics.count(host, metric::BROKEN_STREAMS, 1);

@@ -159,6 +159,12 @@ pub trait ResponseTranslator {
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<HubEvent>) -> Result<(), TranslateError>;
     /// The body ended: flush what is pending; an `Err` reports a truncated or unusable body.
     fn finish(&mut self, out: &mut Vec<HubEvent>) -> Result<(), TranslateError>;
+    /// The upstream stream has sent its own ending (or an error event): nothing after it is
+    /// read, so the client's stream can be closed now, even when the body ends with trailers
+    /// (where no more bytes can be sent). Streams without an explicit ending say `false`.
+    fn complete(&self) -> bool {
+        false
+    }
 }
 
 /// Turns hub events into the client's bytes (SSE or JSON).

@@ -81,6 +81,10 @@ impl ResponseTranslator for SseToHub {
             ))
         }
     }
+
+    fn complete(&self) -> bool {
+        self.done
+    }
 }
 
 /// One OpenAI stream event: `[DONE]`, an error object, or a chunk.

@@ -187,4 +187,8 @@ impl ResponseTranslator for AnthropicSseToHub {
             Err(kit::ended_early(self.started, "message_stop"))
         }
     }
+
+    fn complete(&self) -> bool {
+        self.done
+    }
 }

@@ -144,6 +144,10 @@ impl ResponseTranslator for InvokeStreamToHub {
             .map_err(|e| TranslateError::Upstream(e.to_string()))?;
         self.inner.finish(out)
     }
+
+    fn complete(&self) -> bool {
+        self.failed || self.inner.complete()
+    }
 }
 
 #[cfg(test)]

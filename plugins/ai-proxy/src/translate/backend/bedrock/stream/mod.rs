@@ -169,6 +169,10 @@ impl ResponseTranslator for ConverseStreamToHub {
         }
         Err(kit::ended_early(self.started, "messageStop"))
     }
+
+    fn complete(&self) -> bool {
+        self.done
+    }
 }
 
 #[cfg(test)]
