@@ -11,7 +11,7 @@
 //! (wasm-nginx-module) never calls it. A configure without a VM start therefore means the APISIX
 //! capability set.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
@@ -24,7 +24,18 @@ use crate::host::{
     Action, BufferKind, CallResponse, Capabilities, Direction, HeaderPair, Host, HostError,
     LogLevel, MapKind, MetricKind, PhaseGate,
 };
+use crate::plugin::watchdog::{self, Watchdog};
 use crate::plugin::{FilterDriver, FilterEnv, Plugin, Reply, RootDriver};
+use crate::reply::send_error;
+
+thread_local! {
+    /// The VM's watch for request headers held for a body the host never delivers.
+    static WATCHDOG: RefCell<Watchdog> = RefCell::new(Watchdog::default());
+}
+
+fn watchdog<R>(f: impl FnOnce(&mut Watchdog) -> R) -> R {
+    WATCHDOG.with(|w| f(&mut w.borrow_mut()))
+}
 
 /// [`Host`] over the real proxy-wasm ABI, for one HTTP stream.
 pub struct ProxyWasmHost {
@@ -314,20 +325,92 @@ impl Host for ProxyWasmHost {
 /// The root context of plugin `P`: parses the configuration, holds the worker's state through
 /// its [`RootDriver`], runs the tick and root-level callouts, and makes HTTP contexts.
 pub struct Root<P: Plugin> {
+    /// The root's context id.
+    id: u32,
     driver: Option<RootDriver<P>>,
     vm_started: bool,
     caps: Capabilities,
     host: ProxyWasmHost,
+    /// The plugin's own tick period, and when its next tick is due (host clock, ns).
+    plugin_tick: Option<(u64, u64)>,
+    /// The host tick runs at the watchdog's pace (until it is disarmed).
+    watching: bool,
 }
 
-impl<P: Plugin> Default for Root<P> {
-    fn default() -> Self {
+impl<P: Plugin> Root<P> {
+    /// The root context `id`.
+    pub fn new(id: u32) -> Self {
         Self {
+            id,
             driver: None,
             vm_started: false,
             caps: Capabilities::FULL,
             host: ProxyWasmHost::new(Capabilities::FULL),
+            plugin_tick: None,
+            watching: false,
         }
+    }
+
+    fn set_tick(&self, period: Duration) {
+        if let Err(e) = hostcalls::set_tick_period(period) {
+            self.host.log(
+                LogLevel::Warn,
+                &format!("{}: cannot start the tick: {e:?}", P::NAME),
+            );
+        }
+    }
+
+    /// Start the host tick: the watchdog's pace while it is armed, else the plugin's period.
+    fn start_tick(&mut self, plugin_period: Option<Duration>) {
+        let now = self.host.now_nanos().unwrap_or(0);
+        self.plugin_tick = plugin_period.map(|p| {
+            let ns = u64::try_from(p.as_nanos()).unwrap_or(u64::MAX);
+            (ns, now.saturating_add(ns))
+        });
+        self.watching = self.caps.ticks && watchdog(|w| w.armed());
+        let check = Duration::from_millis(u64::from(watchdog::CHECK_PERIOD_MS));
+        match plugin_period {
+            Some(p) if !self.watching || p <= check => self.set_tick(p),
+            _ if self.watching => self.set_tick(check),
+            _ => {}
+        }
+    }
+
+    /// Answer the streams whose held headers never saw a body: the host lacks Envoy's
+    /// `allow_on_headers_stop_iteration`. Once a body is seen, the tick returns to the plugin's.
+    fn check_watchdog(&mut self, now: u64) {
+        if !self.watching {
+            return;
+        }
+        let stuck = watchdog(|w| w.stuck(now));
+        for held in &stuck {
+            let waited = now.saturating_sub(held.since_ns) / 1_000_000_000;
+            let error = watchdog::stuck_error(P::NAME, waited);
+            self.host.log(LogLevel::Error, &error.message);
+            if hostcalls::set_effective_context(held.context).is_ok() {
+                // A host of its own: the root's must not remember this stream's reply.
+                send_error(
+                    &ProxyWasmHost::new(self.caps),
+                    P::NAME,
+                    held.protocol,
+                    &error,
+                );
+            }
+        }
+        if !stuck.is_empty() {
+            let _ = hostcalls::set_effective_context(self.id);
+        }
+        if !watchdog(|w| w.armed()) {
+            self.watching = false;
+            let period = self.plugin_tick.map(|(p, _)| Duration::from_nanos(p));
+            self.set_tick(period.unwrap_or(Duration::ZERO));
+        }
+    }
+}
+
+impl<P: Plugin> Default for Root<P> {
+    fn default() -> Self {
+        Self::new(0)
     }
 }
 
@@ -438,14 +521,8 @@ impl<P: Plugin> RootContext for Root<P> {
                     self.host
                         .log(LogLevel::Warn, &format!("{}: {line}", P::NAME));
                 }
-                if let Some(period) = driver.tick_period() {
-                    if let Err(e) = hostcalls::set_tick_period(period) {
-                        self.host.log(
-                            LogLevel::Warn,
-                            &format!("{}: cannot start the tick: {e:?}", P::NAME),
-                        );
-                    }
-                }
+                let period = driver.tick_period();
+                self.start_tick(period);
                 self.host.log(
                     LogLevel::Info,
                     &format!("{} {} configured", P::NAME, env!("CARGO_PKG_VERSION")),
@@ -464,16 +541,31 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn on_tick(&mut self) {
-        if let Some(d) = self.driver.as_mut() {
-            d.on_tick(&self.host);
+        let now = self.host.now_nanos().unwrap_or(0);
+        let due = match &mut self.plugin_tick {
+            // Ticking at the plugin's own period: every tick is its tick.
+            Some(_) if !self.watching => true,
+            Some((period, next)) if now >= *next => {
+                *next = now.saturating_add(*period);
+                true
+            }
+            _ => false,
+        };
+        if due {
+            if let Some(d) = self.driver.as_mut() {
+                d.on_tick(&self.host);
+            }
         }
+        self.check_watchdog(now);
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let stream: Box<dyn HttpContext> = match &self.driver {
             Some(root) => Box::new(Stream::<P> {
                 driver: root.new_stream(),
                 host: ProxyWasmHost::new(self.caps),
+                context: context_id,
+                watched: false,
             }),
             // Never configured (Envoy would have rejected the config): pass traffic through.
             None => Box::new(PassThrough),
@@ -494,6 +586,10 @@ impl HttpContext for PassThrough {}
 struct Stream<P: Plugin> {
     driver: FilterDriver<P>,
     host: ProxyWasmHost,
+    /// This stream's context id.
+    context: u32,
+    /// The watchdog knows this stream (its headers are held for the body).
+    watched: bool,
 }
 
 impl<P: Plugin> Stream<P> {
@@ -501,6 +597,27 @@ impl<P: Plugin> Stream<P> {
     /// Stop on the next callback (the reply's own response headers).
     fn after_callout(&self) {
         self.host.reply_in_callback.set(false);
+    }
+
+    /// Request headers held for the body: the watchdog times the wait for the first chunk
+    /// (only while it is armed, so a VM that has seen bodies pays nothing).
+    fn watch(&mut self, action: Action, end_of_stream: bool) {
+        if action != Action::Pause || end_of_stream || !self.driver.awaits_request_body() {
+            return;
+        }
+        if !self.host.caps.ticks || !watchdog(|w| w.armed()) {
+            return;
+        }
+        let now = self.host.now_nanos().unwrap_or(0);
+        let protocol = self.driver.protocol();
+        watchdog(|w| w.held(self.context, now, protocol));
+        self.watched = true;
+    }
+
+    fn unwatch(&mut self) {
+        if std::mem::take(&mut self.watched) {
+            watchdog(|w| w.gone(self.context));
+        }
     }
 
     fn finish_headers(&self, direction: Direction, action: Action) -> SdkAction {
@@ -532,6 +649,7 @@ impl<P: Plugin> Context for Stream<P> {
     }
 
     fn on_done(&mut self) -> bool {
+        self.unwatch();
         self.driver.on_done();
         true
     }
@@ -541,10 +659,14 @@ impl<P: Plugin> HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
         self.host.update_gate(|g| g.open(MapKind::RequestHeaders));
         let action = self.driver.on_request_headers(&self.host, end_of_stream);
+        self.watch(action, end_of_stream);
         self.finish_headers(Direction::Request, action)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
+        if std::mem::take(&mut self.watched) {
+            watchdog(|w| w.body(self.context));
+        }
         self.host.request_body_size.set(body_size);
         let action = self
             .driver
@@ -555,6 +677,9 @@ impl<P: Plugin> HttpContext for Stream<P> {
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> SdkAction {
         self.host.update_gate(|g| g.open(MapKind::RequestTrailers));
+        if std::mem::take(&mut self.watched) {
+            watchdog(|w| w.body(self.context));
+        }
         let action = self.driver.on_request_trailers(&self.host);
         self.finish_headers(Direction::Request, action)
     }
@@ -585,6 +710,7 @@ impl<P: Plugin> HttpContext for Stream<P> {
             g.open(MapKind::RequestHeaders);
             g.open(MapKind::ResponseHeaders);
         });
+        self.unwatch();
         self.driver.on_log(&self.host);
     }
 }

@@ -42,8 +42,8 @@ macro_rules! export_plugin {
         $crate::__private::proxy_wasm::main! {{
             $crate::__private::proxy_wasm::set_log_level($crate::__private::proxy_wasm::types::LogLevel::Trace);
             $crate::adapter::install_panic_hook(<$plugin as $crate::plugin::Plugin>::NAME);
-            $crate::__private::proxy_wasm::set_root_context(|_| -> Box<dyn $crate::__private::proxy_wasm::traits::RootContext> {
-                Box::new($crate::adapter::Root::<$plugin>::default())
+            $crate::__private::proxy_wasm::set_root_context(|id| -> Box<dyn $crate::__private::proxy_wasm::traits::RootContext> {
+                Box::new($crate::adapter::Root::<$plugin>::new(id))
             });
         }}
         $crate::__higress_abi_marker!();

@@ -166,3 +166,23 @@ def test_errors_reach_each_sdk_in_its_own_shape(oai: openai.OpenAI, claude: anth
     body, status = out.stdout.rsplit("\n", 1)
     assert status == "400"
     assert json.loads(body)["type"] == "error"
+
+
+def test_without_allow_on_headers_stop_iteration_a_request_gets_a_500_naming_the_option(
+        tmp_path: Any) -> None:
+    # The shipped config with the option turned off: Envoy never hands the body to a plugin that
+    # held the headers. The plugin's watchdog answers the stuck request (in the caller's shape)
+    # and logs why, instead of letting it hang until the client gives up.
+    original = gateway.ENVOY_CONFIGS / "ai-proxy.yaml"
+    text = original.read_text(encoding="utf-8")
+    assert "allow_on_headers_stop_iteration: true" in text
+    template = tmp_path / "ai-proxy-without-stop-iteration.yaml"
+    template.write_text(text.replace("allow_on_headers_stop_iteration: true",
+                                     "allow_on_headers_stop_iteration: false"), encoding="utf-8")
+    with gateway.Gateway(template, tmp_path / "run", sim_args=gateway.template_sim_args(original)) as gw:
+        client = anthropic.Anthropic(base_url=gw.base_url, api_key="k", max_retries=0, timeout=30)
+        with pytest.raises(anthropic.InternalServerError) as raised:
+            client.messages.create(model="claude-haiku-4-5", max_tokens=10,
+                                   messages=[{"role": "user", "content": PROMPT}])
+        assert "allow_on_headers_stop_iteration: true" in str(raised.value), raised.value
+        assert Sim(gw.sim_url).requests() == [], "nothing reached the provider"

@@ -81,12 +81,7 @@ impl<P: Plugin> FilterDriver<P> {
 
     /// Answer the client with `error` in the filter's protocol and tell the filter.
     fn fail(&mut self, host: &dyn Host, direction: Option<Direction>, error: &ClientError) {
-        let protocol = self
-            .filter
-            .as_ref()
-            .map(HttpFilter::protocol)
-            .unwrap_or_default();
-        send_error(host, P::NAME, protocol, error);
+        send_error(host, P::NAME, self.protocol(), error);
         self.hook(host, direction, (), |f, cx| f.on_error_reply(cx, error));
     }
 
@@ -351,6 +346,20 @@ impl<P: Plugin> FilterDriver<P> {
     /// Callouts of this stream still pending.
     pub fn pending_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The request headers are held until the body arrives (a whole-body read holding the
+    /// headers, no callout pending): only a body callback can move this stream on.
+    pub fn awaits_request_body(&self) -> bool {
+        self.request.plan.is_some_and(|p| p.hold_headers) && self.calls.is_empty()
+    }
+
+    /// The caller's protocol as the filter knows it (the default before the request headers).
+    pub fn protocol(&self) -> crate::error::ClientProtocol {
+        self.filter
+            .as_ref()
+            .map(HttpFilter::protocol)
+            .unwrap_or_default()
     }
 
     /// The stream ended: pending callouts are cancelled (the host drops them) and held body

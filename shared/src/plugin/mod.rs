@@ -21,6 +21,7 @@ pub mod budget;
 mod calls;
 mod driver;
 mod root;
+pub mod watchdog;
 
 use std::rc::Rc;
 use std::time::Duration;

@@ -23,4 +23,5 @@ mod hostile_input;
 mod phases;
 mod profiles;
 mod trailers;
+mod watchdog;
 mod workers;
