@@ -45,9 +45,53 @@ pub(crate) fn release(bytes: usize) {
     HELD.with(|h| h.set(h.get().saturating_sub(bytes)));
 }
 
+/// Bytes a plugin holds on its own (a partial stream event, a buffered answer) counted in the
+/// VM's budget; given back when it is resized down or dropped.
+#[derive(Debug, Default)]
+pub struct Reservation(usize);
+
+impl Reservation {
+    /// Hold `bytes` now instead of the current amount; false (nothing changed) when that would
+    /// take the VM over its budget.
+    pub fn resize(&mut self, bytes: usize) -> bool {
+        if bytes <= self.0 {
+            release(self.0.saturating_sub(bytes));
+        } else if !grow(self.0, bytes) {
+            return false;
+        }
+        self.0 = bytes;
+        true
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.0
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reservation_follows_its_size_and_is_given_back_when_dropped() {
+        set_budget(100);
+        let before = held();
+        let mut r = Reservation::default();
+        assert!(r.resize(70));
+        assert!(!r.resize(120), "over the budget");
+        assert_eq!(r.bytes(), 70);
+        assert!(r.resize(10));
+        assert_eq!(held(), before + 10);
+        drop(r);
+        assert_eq!(held(), before);
+    }
 
     #[test]
     fn reservations_grow_until_the_budget_and_are_given_back() {

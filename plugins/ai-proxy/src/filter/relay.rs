@@ -10,6 +10,7 @@
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::llm::{ResponseObserver, Usage};
+use aigw_shared::plugin::budget::Reservation;
 
 /// What to do with the chunk just fed.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub(crate) struct Relay {
     released: u64,
     /// Upstream bytes after `released` that wait for the rest of their event.
     held: Vec<u8>,
+    /// `held` counted in the VM's memory budget.
+    reserved: Reservation,
     /// The gateway ended the stream (a malformed event); later bytes are dropped.
     ended: bool,
     /// The stream ended with an error of the gateway's.
@@ -42,6 +45,7 @@ impl Relay {
             protocol,
             released: 0,
             held: Vec::new(),
+            reserved: Reservation::default(),
             ended: false,
             broken: false,
         }
@@ -101,8 +105,14 @@ impl Relay {
         if close {
             out.extend_from_slice(b"\n\n");
         }
+        if error.is_none() && !eos && !self.reserved.resize(rest.len()) {
+            error = Some(
+                "the gateway cannot hold this stream's event now: its memory budget is in use",
+            );
+        }
         if let Some(message) = error {
             self.ended = true;
+            self.reserved.resize(0);
             self.broken = true;
             out.extend_from_slice(
                 &ClientError::new(ErrorKind::BadGateway, message).to_sse_event(self.protocol),
@@ -194,6 +204,27 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("choi\""));
+    }
+
+    #[test]
+    fn a_partial_event_over_the_vm_budget_ends_the_stream_cleanly() {
+        aigw_shared::plugin::budget::set_budget(aigw_shared::plugin::budget::held() + 8);
+        let mut r = relay(Api::ChatCompletions);
+        let out = client_bytes(
+            &mut r,
+            &[
+                b"data: {\"choices\":[]}\n\ndata: {\"choices\":[{\"delta\"",
+                b"more",
+            ],
+        );
+        aigw_shared::plugin::budget::set_budget(aigw_shared::plugin::budget::DEFAULT_BUDGET);
+        let out = String::from_utf8(out).unwrap_or_default();
+        assert!(
+            out.starts_with("data: {\"choices\":[]}\n\ndata: {\"error\""),
+            "{out}"
+        );
+        assert!(out.contains("memory budget"), "{out}");
+        assert!(r.broken());
     }
 
     #[test]
