@@ -142,7 +142,7 @@ fn main() {
         api: Api::ChatCompletions,
         suffix: "/chat/completions".into(),
         json: true,
-        client_key: Some("sk-bench-client".into()),
+        client_key: Some(ai_proxy::prepare::Secret("sk-bench-client".into())),
         now_unix: 1_764_700_000,
     };
 

@@ -133,7 +133,7 @@ pub struct Incoming {
     /// Whether the body is JSON (audio uploads are multipart).
     pub json: bool,
     /// The client's key (from `authorization: Bearer`, `x-api-key` or `api-key`).
-    pub client_key: Option<String>,
+    pub client_key: Option<Secret>,
     /// The host clock in Unix seconds (0 when the host has none), for request signing.
     pub now_unix: i64,
 }
@@ -361,7 +361,7 @@ pub fn prepare(
         state.next_key(provider).map(str::to_owned).or_else(token)
     };
     let client_secret = match config.client_credential {
-        CredentialPolicy::PassThrough => inc.client_key.clone().map(Secret),
+        CredentialPolicy::PassThrough => inc.client_key.clone(),
         CredentialPolicy::Strip => None,
     };
     let key = match &client_secret {

@@ -7,7 +7,7 @@ use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, WholeBody};
 
 use super::{logged, metric, Filter, Phase, TokenCall};
-use crate::prepare::{api_endpoint, api_suffix, check_path, prepare, Incoming, Prepared};
+use crate::prepare::{api_endpoint, api_suffix, check_path, prepare, Incoming, Prepared, Secret};
 use crate::stats::RequestStats;
 
 /// Request headers a routed request loses: the client's credentials (the provider's go instead),
@@ -132,7 +132,7 @@ impl Filter {
             api,
             suffix: endpoint.to_owned(),
             json,
-            client_key: head.client_key(),
+            client_key: head.client_key().map(Secret),
             now_unix: host
                 .now_nanos()
                 .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0)),
