@@ -21,7 +21,9 @@ impl Metrics {
         Self::default()
     }
 
-    fn id(&self, host: &dyn Host, kind: MetricKind, name: &str) -> Option<u32> {
+    /// The id of metric `name` (defined on first use); `None` when the host refuses it (logged
+    /// at debug). Callers that record one name often keep the id.
+    pub fn id(&self, host: &dyn Host, kind: MetricKind, name: &str) -> Option<u32> {
         if let Some(id) = self.ids.borrow().get(name) {
             return Some(*id);
         }

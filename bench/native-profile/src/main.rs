@@ -143,7 +143,7 @@ fn main() {
         suffix: "/chat/completions".into(),
         json: true,
         client_key: Some(ai_proxy::prepare::Secret("sk-bench-client".into())),
-        now_unix: 1_764_700_000,
+        now_ns: 1_764_700_000_000_000_000,
     };
 
     println!("## Native time per step, µs per call (median and minimum of 9 batches)\n");

@@ -28,6 +28,8 @@ pub struct Plan {
     pub client_model: String,
     /// The chosen provider's name (for logs and metrics).
     pub provider: String,
+    /// The model sent upstream (after mapping; empty when the rule keeps the client's).
+    pub backend_model: String,
     /// Fields dropped under `unsupportedFields: ignore`.
     pub dropped: Vec<String>,
     /// Embeddings translated for a non-OpenAI backend: how to translate the answer back.
@@ -121,6 +123,8 @@ pub struct Prepared {
     pub call: UpstreamCall,
     /// How to treat the response.
     pub plan: Plan,
+    /// The body differs from the client's (else it is not written back).
+    pub body_changed: bool,
 }
 
 /// What the filter learned from the request headers.
@@ -134,8 +138,16 @@ pub struct Incoming {
     pub json: bool,
     /// The client's key (from `authorization: Bearer`, `x-api-key` or `api-key`).
     pub client_key: Option<Secret>,
-    /// The host clock in Unix seconds (0 when the host has none), for request signing.
-    pub now_unix: i64,
+    /// The host clock (ns) when the body was complete (0 when the host has none): request
+    /// signing, token expiry and the request's duration all use this one reading.
+    pub now_ns: u64,
+}
+
+impl Incoming {
+    /// [`Incoming::now_ns`] in Unix seconds.
+    pub fn now_unix(&self) -> i64 {
+        i64::try_from(self.now_ns / 1_000_000_000).unwrap_or(0)
+    }
 }
 
 /// The path after the first `/v1` segment (`/openai/v1/chat/completions` -> `/chat/completions`).
@@ -333,7 +345,8 @@ pub fn prepare(
         embed = Some(plan);
         b
     } else if !translated {
-        if inc.json && !route.model.is_empty() {
+        // The client's bytes stay when the model does not change (no second parse, no write).
+        if inc.json && !route.model.is_empty() && route.model != model {
             passthrough::patch_model(body, &route.model)
                 .map_err(|e| translate_err(&e))?
                 .body
@@ -357,7 +370,7 @@ pub fn prepare(
             .map_err(|e| translate_err(&e))?
     };
     let pooled = || {
-        let token = || state.access_token(&provider.name, inc.now_unix);
+        let token = || state.access_token(&provider.name, inc.now_unix());
         state.next_key(provider).map(str::to_owned).or_else(token)
     };
     let client_secret = match config.client_credential {
@@ -376,11 +389,13 @@ pub fn prepare(
         body: new_body,
     };
     provider.vendor.authorize(&mut call, key)?;
-    provider.vendor.sign(&mut call, inc.now_unix)?;
+    provider.vendor.sign(&mut call, inc.now_unix())?;
     Ok(Prepared {
         cluster: provider.cluster.clone(),
+        body_changed: call.body != body,
         call,
         plan: Plan {
+            backend_model: route.model.clone(),
             protocol,
             translate_from: translated.then_some(schema),
             stream,

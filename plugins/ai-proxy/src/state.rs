@@ -13,7 +13,7 @@ use aigw_shared::metrics::Metrics;
 use crate::config::Config;
 use crate::provider::auth::TokenCache;
 use crate::provider::Provider;
-use crate::stats::ModelLabels;
+use crate::stats::{ModelLabels, SeriesCache};
 
 /// How often the worker looks at its tokens (refreshing those near expiry in the background).
 pub const TOKEN_TICK: Duration = Duration::from_secs(5);
@@ -41,6 +41,8 @@ pub struct State {
     pub metrics: Metrics,
     /// Model labels handed out to per-request metrics (bounded).
     pub model_labels: ModelLabels,
+    /// Per-request metric series by provider and model, made once.
+    pub series: SeriesCache,
     turns: RefCell<HashMap<String, usize>>,
     tokens: RefCell<HashMap<String, TokenCache>>,
     /// Providers that fetch tokens, one per name (refreshed on the tick).

@@ -8,10 +8,11 @@
 //! reports the rest as `other`, so clients cannot grow the metric set without bound. Credentials
 //! never appear in names.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
-use aigw_shared::host::Host;
+use aigw_shared::host::{Host, MetricKind};
 use aigw_shared::metrics::{label, Metrics};
 
 /// Plugin-wide counter names (Envoy shows them as `wasmcustom.<name>`).
@@ -78,6 +79,113 @@ impl ModelLabels {
     }
 }
 
+/// One metric of a [`Series`]: its full name, and its id once defined.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    id: Cell<Option<u32>>,
+}
+
+impl Slot {
+    fn new(prefix: &str, metric: &str) -> Self {
+        Self {
+            name: format!("{prefix}{metric}"),
+            id: Cell::new(None),
+        }
+    }
+
+    fn id(&self, metrics: &Metrics, host: &dyn Host, kind: MetricKind) -> Option<u32> {
+        if let Some(id) = self.id.get() {
+            return Some(id);
+        }
+        let id = metrics.id(host, kind, &self.name);
+        self.id.set(id);
+        id
+    }
+
+    fn count(&self, metrics: &Metrics, host: &dyn Host, delta: u64) {
+        if delta == 0 {
+            return;
+        }
+        if let Some(id) = self.id(metrics, host, MetricKind::Counter) {
+            let _ = host.increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn observe(&self, metrics: &Metrics, host: &dyn Host, value: u64) {
+        if let Some(id) = self.id(metrics, host, MetricKind::Histogram) {
+            let _ = host.record_metric(id, value);
+        }
+    }
+}
+
+/// The per-request series of one provider × model: names formatted and ids defined once per
+/// worker, not per request.
+#[derive(Debug)]
+pub struct Series {
+    prefix: String,
+    requests: Slot,
+    errors_4xx: Slot,
+    errors_5xx: Slot,
+    input: Slot,
+    output: Slot,
+    duration: Slot,
+}
+
+impl Series {
+    /// The series of `provider` and `model_label` (a label from [`ModelLabels`]).
+    pub fn new(provider: &str, model_label: &str) -> Self {
+        let prefix = format!(
+            "aigw.ai_proxy.provider.{}.model.{model_label}.",
+            label(provider)
+        );
+        Self {
+            requests: Slot::new(&prefix, series::REQUESTS),
+            errors_4xx: Slot::new(&prefix, &format!("status.4xx.{}", series::ERRORS)),
+            errors_5xx: Slot::new(&prefix, &format!("status.5xx.{}", series::ERRORS)),
+            input: Slot::new(&prefix, series::INPUT_TOKENS),
+            output: Slot::new(&prefix, series::OUTPUT_TOKENS),
+            duration: Slot::new(&prefix, series::DURATION),
+            prefix,
+        }
+    }
+}
+
+/// The most provider × model series a worker keeps made; past it, a request's series is made for
+/// it alone (the model labels are bounded, but the raw model names that map to `other` are not).
+pub const MAX_CACHED_SERIES: usize = 256;
+
+/// A worker's [`Series`] by provider and backend model.
+#[derive(Debug, Default)]
+pub struct SeriesCache {
+    by_provider: RefCell<HashMap<String, HashMap<String, Rc<Series>>>>,
+    size: Cell<usize>,
+}
+
+impl SeriesCache {
+    /// The series for `provider` and `model`, labelled through `labels`.
+    pub fn get(&self, labels: &ModelLabels, provider: &str, model: &str) -> Rc<Series> {
+        if let Some(s) = self
+            .by_provider
+            .borrow()
+            .get(provider)
+            .and_then(|m| m.get(model))
+        {
+            return Rc::clone(s);
+        }
+        let series = Rc::new(Series::new(provider, &labels.label(model)));
+        if self.size.get() < MAX_CACHED_SERIES {
+            self.size.set(self.size.get().saturating_add(1));
+            self.by_provider
+                .borrow_mut()
+                .entry(provider.to_owned())
+                .or_default()
+                .insert(model.to_owned(), Rc::clone(&series));
+        }
+        series
+    }
+}
+
 /// Token counts a response reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
@@ -88,9 +196,9 @@ pub struct Tokens {
 }
 
 /// The metric series of one routed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RequestStats {
-    prefix: String,
+    series: Rc<Series>,
     sent_ns: Option<u64>,
     tokens: Option<Tokens>,
     done: bool,
@@ -100,11 +208,13 @@ impl RequestStats {
     /// Series for a request to `provider` for `model` (a label from [`ModelLabels`]), sent at
     /// `sent_ns` (when the host has a clock).
     pub fn new(provider: &str, model_label: &str, sent_ns: Option<u64>) -> Self {
+        Self::with_series(Rc::new(Series::new(provider, model_label)), sent_ns)
+    }
+
+    /// Stats on a worker's cached `series`.
+    pub fn with_series(series: Rc<Series>, sent_ns: Option<u64>) -> Self {
         Self {
-            prefix: format!(
-                "aigw.ai_proxy.provider.{}.model.{model_label}.",
-                label(provider)
-            ),
+            series,
             sent_ns,
             tokens: None,
             done: false,
@@ -113,23 +223,22 @@ impl RequestStats {
 
     /// The full name of a series (`metric` from [`series`]).
     pub fn name(&self, metric: &str) -> String {
-        format!("{}{metric}", self.prefix)
+        format!("{}{metric}", self.series.prefix)
     }
 
     /// Count the request.
     pub fn sent(&self, metrics: &Metrics, host: &dyn Host) {
-        metrics.count(host, &self.name(series::REQUESTS), 1);
+        self.series.requests.count(metrics, host, 1);
     }
 
     /// Count an error status (4xx or 5xx) the client gets; other statuses count nothing.
     pub fn status(&self, metrics: &Metrics, host: &dyn Host, status: u16) {
-        let class = match status {
-            400..=499 => "4xx",
-            500..=599 => "5xx",
+        let slot = match status {
+            400..=499 => &self.series.errors_4xx,
+            500..=599 => &self.series.errors_5xx,
             _ => return,
         };
-        let name = format!("{}status.{class}.{}", self.prefix, series::ERRORS);
-        metrics.count(host, &name, 1);
+        slot.count(metrics, host, 1);
     }
 
     /// Remember the usage the response reported (the last report wins).
@@ -143,12 +252,12 @@ impl RequestStats {
             return;
         }
         if let Some(t) = self.tokens {
-            metrics.count(host, &self.name(series::INPUT_TOKENS), t.input);
-            metrics.count(host, &self.name(series::OUTPUT_TOKENS), t.output);
+            self.series.input.count(metrics, host, t.input);
+            self.series.output.count(metrics, host, t.output);
         }
         if let (Some(start), Some(now)) = (self.sent_ns, host.now_nanos()) {
             let ms = now.saturating_sub(start) / 1_000_000;
-            metrics.observe(host, &self.name(series::DURATION), ms);
+            self.series.duration.observe(metrics, host, ms);
         }
     }
 }
@@ -214,5 +323,31 @@ mod tests {
             st.metrics["aigw.ai_proxy.provider.p.model.m.upstream_duration_ms"].samples,
             vec![0]
         );
+    }
+
+    #[test]
+    fn a_worker_makes_each_series_once_and_bounds_the_cache() {
+        let host = MockHost::default();
+        let (m, labels, cache) = (
+            Metrics::new(),
+            ModelLabels::default(),
+            SeriesCache::default(),
+        );
+        let a = cache.get(&labels, "p", "gpt-4o");
+        let b = cache.get(&labels, "p", "gpt-4o");
+        assert!(Rc::ptr_eq(&a, &b), "the same series object");
+        for _ in 0..3 {
+            RequestStats::with_series(Rc::clone(&a), None).sent(&m, &host);
+        }
+        assert_eq!(
+            host.metric_value("aigw.ai_proxy.provider.p.model.gpt-4o.requests_total"),
+            Some(3)
+        );
+        for i in 0..2 * MAX_CACHED_SERIES {
+            cache.get(&labels, "p", &format!("m{i}"));
+        }
+        assert_eq!(cache.size.get(), MAX_CACHED_SERIES);
+        let other = cache.get(&labels, "p", "not-cached");
+        assert!(other.prefix.ends_with(".model.other."), "{}", other.prefix);
     }
 }

@@ -132,11 +132,12 @@ impl<P: Plugin> FilterDriver<P> {
             return action;
         }
         let (_, map) = kind_of(direction);
-        let declared = host
-            .header(map, "content-length")
-            .ok()
-            .flatten()
-            .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<usize>().ok());
+        let declared = plan.declared.unwrap_or_else(|| {
+            host.header(map, "content-length")
+                .ok()
+                .flatten()
+                .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<usize>().ok())
+        });
         if declared.is_some_and(|n| n > plan.max_bytes) {
             return self.too_large(host, direction, plan);
         }

@@ -111,6 +111,9 @@ pub struct WholeBody {
     /// The body may change length: the driver drops `content-length` once it has checked it
     /// (Envoy then re-frames the body).
     pub rewrites: bool,
+    /// The filter already read the headers: `Some(declared content-length)` spares the driver
+    /// its own read (`Some(None)`: no length was declared).
+    pub declared: Option<Option<usize>>,
 }
 
 impl WholeBody {
@@ -122,7 +125,15 @@ impl WholeBody {
             oversize: Oversize::Reject,
             hold_headers: false,
             rewrites: false,
+            declared: None,
         }
+    }
+
+    /// The `content-length` the filter found in the headers it already read (`None`: none), so
+    /// the driver need not read it again.
+    pub fn declared_length(mut self, length: Option<usize>) -> Self {
+        self.declared = Some(length);
+        self
     }
 
     /// The filter may rewrite the body to another length.

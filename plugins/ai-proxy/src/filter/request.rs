@@ -133,15 +133,20 @@ impl Filter {
             suffix: endpoint.to_owned(),
             json,
             client_key: head.client_key().map(Secret),
-            now_unix: host
-                .now_nanos()
-                .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0)),
+            now_ns: 0,
         });
         self.to_remove = REMOVED_HEADERS
             .into_iter()
             .filter(|h| head.has(h))
             .collect();
-        cx.read_whole_request(WholeBody::up_to(self.config.max_body_bytes).holding_headers());
+        let declared = head
+            .get("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+        cx.read_whole_request(
+            WholeBody::up_to(self.config.max_body_bytes)
+                .holding_headers()
+                .declared_length(declared),
+        );
         Action::Pause
     }
 
@@ -149,17 +154,27 @@ impl Filter {
         let Phase::Collecting(inc) = &self.phase else {
             return Action::Continue;
         };
-        let inc = inc.clone();
+        let inc = Incoming {
+            now_ns: cx.host.now_nanos().unwrap_or(0),
+            ..inc.clone()
+        };
         if let Some(action) = self.token_first(cx, &inc, body) {
             return action;
         }
         match prepare(&self.config, &self.state, &inc, body) {
-            Ok(p) => self.send(cx.host, p, body.len()),
+            Ok(p) => self.send(cx.host, p, body.len(), inc.now_ns),
             Err(e) => self.reject(cx.host, &e),
         }
     }
 
-    pub(super) fn send(&mut self, host: &dyn Host, p: Prepared, old_size: usize) -> Action {
+    /// Send the prepared request (the body complete at `now_ns`).
+    pub(super) fn send(
+        &mut self,
+        host: &dyn Host,
+        p: Prepared,
+        old_size: usize,
+        now_ns: u64,
+    ) -> Action {
         let req = MapKind::RequestHeaders;
         for h in std::mem::take(&mut self.to_remove) {
             if let Err(e) = host.remove_header(req, h) {
@@ -180,7 +195,9 @@ impl Filter {
         if translated {
             results.push(host.set_header(req, "content-type", b"application/json"));
         }
-        results.push(host.replace_body(BufferKind::RequestBody, old_size, &p.call.body));
+        if p.body_changed {
+            results.push(host.replace_body(BufferKind::RequestBody, old_size, &p.call.body));
+        }
         if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
             let err = ClientError::new(
                 ErrorKind::Internal,
@@ -204,13 +221,12 @@ impl Filter {
             metric::FORWARDED
         };
         self.state.metrics.count(host, m, 1);
-        let model = self
-            .config
-            .route(&p.plan.client_model)
-            .map(|r| r.model)
-            .unwrap_or_default();
-        let label = self.state.model_labels.label(&model);
-        let stats = RequestStats::new(&p.plan.provider, &label, host.now_nanos());
+        let series = self.state.series.get(
+            &self.state.model_labels,
+            &p.plan.provider,
+            &p.plan.backend_model,
+        );
+        let stats = RequestStats::with_series(series, (now_ns > 0).then_some(now_ns));
         stats.sent(&self.state.metrics, host);
         self.phase = Phase::Sent(p.plan, stats);
         Action::Continue

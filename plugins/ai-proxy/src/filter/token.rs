@@ -75,13 +75,13 @@ impl Filter {
         if !provider.fetches_tokens()
             || self
                 .state
-                .access_token(&provider.name, inc.now_unix)
+                .access_token(&provider.name, inc.now_unix())
                 .is_some()
         {
             return None;
         }
         let fetched = self.state.with_tokens(&provider.name, |cache| {
-            provider.vendor.token_fetch(cache, inc.now_unix, true)
+            provider.vendor.token_fetch(cache, inc.now_unix(), true)
         });
         let need = match fetched {
             Ok(Some(need)) => need,
@@ -91,7 +91,7 @@ impl Filter {
         let (upstream, request) = token_request(&need);
         if let Err(e) = cx.http_call(&upstream, &request, TokenCall { provider: index }) {
             self.state
-                .with_tokens(&provider.name, |c| c.fail(inc.now_unix));
+                .with_tokens(&provider.name, |c| c.fail(inc.now_unix()));
             cx.log(
                 LogLevel::Warn,
                 &format!(
@@ -145,11 +145,11 @@ impl Filter {
             }
         };
         let inc = Incoming {
-            now_unix: now,
+            now_ns: host.now_nanos().unwrap_or(0),
             ..inc
         };
         let action = match prepare(&self.config, &self.state, &inc, &body) {
-            Ok(p) => self.send(host, p, size),
+            Ok(p) => self.send(host, p, size, inc.now_ns),
             Err(e) => self.reject(host, &e),
         };
         match action {
