@@ -6,7 +6,10 @@
 //! cumulative output usage; `message_stop` yields the final usage-only chunk. `ping` and
 //! `content_block_stop` add nothing; `error` events become [`HubEvent::Error`].
 
+use std::borrow::Cow;
+
 use aigw_shared::stream::sse::{SseDecoder, SseEnd};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::str_of;
@@ -29,6 +32,31 @@ pub fn usage_to_hub(u: &Value) -> Usage {
         n("cache_creation_input_tokens"),
         n("output_tokens"),
     )
+}
+
+/// A `content_block_delta` event, read borrowed: most events of a stream are these, so they skip
+/// building a `serde_json::Value`.
+#[derive(Deserialize)]
+struct BlockDeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow)]
+    delta: Option<BlockDelta<'a>>,
+}
+
+/// The `delta` of a [`BlockDeltaEvent`].
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partial_json: Option<Cow<'a, str>>,
 }
 
 /// The stateful translator.
@@ -71,11 +99,20 @@ impl AnthropicSseToHub {
     }
 
     fn on_event(&mut self, data: &str, out: &mut Vec<HubEvent>) -> Result<(), TranslateError> {
+        if data.contains("\"content_block_delta\"") {
+            if let Ok(e) = serde_json::from_str::<BlockDeltaEvent<'_>>(data) {
+                if e.kind == "content_block_delta" {
+                    self.block_delta(&e, out);
+                    return Ok(());
+                }
+            }
+        }
         let v = kit::parse_event(data)?;
         match str_of(&v, "type") {
             "message_start" => self.message_start(&v, out),
             "content_block_start" => self.block_start(&v, out),
-            "content_block_delta" => self.block_delta(&v, out),
+            // Read typed above; one whose fields do not fit carries nothing usable.
+            "content_block_delta" => {}
             "message_delta" => {
                 self.merge_usage(v.get("usage"));
                 let reason = v
@@ -130,15 +167,15 @@ impl AnthropicSseToHub {
         }
     }
 
-    fn block_delta(&mut self, v: &Value, out: &mut Vec<HubEvent>) {
-        let d = v.get("delta").unwrap_or(&Value::Null);
-        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let delta = match str_of(d, "type") {
-            "text_delta" => kit::text_delta(str_of(d, "text").to_owned()),
-            "thinking_delta" => kit::reasoning_delta(str_of(d, "thinking").to_owned()),
+    fn block_delta(&mut self, e: &BlockDeltaEvent<'_>, out: &mut Vec<HubEvent>) {
+        let Some(d) = &e.delta else { return };
+        let text = |t: &Option<Cow<'_, str>>| t.as_deref().unwrap_or("").to_owned();
+        let delta = match d.kind.as_ref() {
+            "text_delta" => kit::text_delta(text(&d.text)),
+            "thinking_delta" => kit::reasoning_delta(text(&d.thinking)),
             "input_json_delta" => {
-                let part = str_of(d, "partial_json");
-                let Some(tool_index) = self.tools.get(index) else {
+                let part = d.partial_json.as_deref().unwrap_or("");
+                let Some(tool_index) = self.tools.get(e.index) else {
                     return;
                 };
                 if part.is_empty() {
