@@ -191,7 +191,7 @@ impl SseDecoder {
                 rest = tail;
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             let (line, after) = rest.split_at(pos);
             let mut after = after.get(1..).unwrap_or_default();
             if rest.get(pos) == Some(&b'\r') {
@@ -313,7 +313,7 @@ impl SseDecoder {
         if line.first() == Some(&b':') {
             return;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = line.get(colon.saturating_add(1)..).unwrap_or_default();
                 (
