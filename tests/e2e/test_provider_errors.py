@@ -1,11 +1,13 @@
 """Provider failures through the full chain reach each unmodified SDK as a clear error in its own
 protocol, never as a success and never as a hung stream: Azure's content-filter refusal, an
-upstream 5xx, a stream the provider cuts short, and a bad request the gateway answers itself.
+upstream 5xx, a stream the provider cuts short, a bad request the gateway answers itself, and a provider
+`cluster` Envoy does not have (named in the error).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import time
 import urllib.error
@@ -15,7 +17,8 @@ import anthropic
 import openai
 import pytest
 
-from conftest import Sim
+import aigw_gateway as gateway
+from conftest import Sim, start_gateway
 from test_full_chain import CLIENT_KEY, PROVIDERS, Provider, chain_gateway, chain_sim  # noqa: F401
 
 TIMEOUT = 20.0
@@ -127,3 +130,78 @@ def post(gw: Any, path: str, body: bytes) -> tuple[int, bytes]:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+# ---- a provider `cluster` Envoy does not have ----
+
+GHOST_PROVIDERS = (
+    '{"name": "ghost", "type": "openai", "cluster": "no-such-cluster", "apiKeys": ["sk-ghost"]},\n'
+    '                        {"name": "ghost-claude", "type": "anthropic", "cluster": "no-such-claude",'
+    ' "apiKeys": ["sk-ghost"]},\n                        ')
+GHOST_RULES = ('{"match": "ghost-gpt", "provider": "ghost"}, '
+               '{"match": "ghost-claude", "provider": "ghost-claude"},\n                        ')
+
+
+def edited_chain(edits: list[tuple[str, str]], workdir: Path) -> Path:
+    """full-chain.yaml with each `(anchor, text)` inserted before its (unique) anchor."""
+    text = (gateway.ENVOY_CONFIGS / "full-chain.yaml").read_text(encoding="utf-8")
+    for anchor, inserted in edits:
+        assert text.count(anchor) == 1, f"full-chain.yaml no longer has exactly one {anchor!r}"
+        text = text.replace(anchor, inserted + anchor)
+    template = workdir / "full-chain-variant.yaml"
+    template.write_text(text, encoding="utf-8")
+    return template
+
+
+@pytest.fixture(scope="module")
+def variant_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
+    """The full chain plus two providers whose clusters Envoy lacks (`ghost-gpt` -> OpenAI type,
+    `ghost-claude` -> Anthropic type)."""
+    template = edited_chain([
+        ('{"name": "openai", "type": "openai", "cluster": "openai"', GHOST_PROVIDERS),
+        ('{"match": "sim-model", "provider": "openai"}', GHOST_RULES),
+    ], tmp_path_factory.mktemp("variant-template"))
+    yield from start_gateway(str(template), tmp_path_factory)
+
+
+def envoy_log_lines(gw: Any, needle: str) -> list[str]:
+    """Envoy's log lines holding `needle`."""
+    text = gw.envoy.log.read_text(encoding="utf-8", errors="replace")
+    return [line for line in text.splitlines() if needle in line]
+
+
+def wait_for_log(gw: Any, needle: str, count: int) -> list[str]:
+    """Envoy's log lines holding `needle`, once there are `count` of them (or after 5 s)."""
+    deadline = time.monotonic() + 5
+    lines = envoy_log_lines(gw, needle)
+    while len(lines) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines = envoy_log_lines(gw, needle)
+    return lines
+
+
+def test_a_provider_cluster_envoy_lacks_is_named_in_each_sdks_error(variant_gateway: Any) -> None:
+    needle = "Envoy has no cluster `no-such-cluster` (provider `ghost`)"
+    before = len(envoy_log_lines(variant_gateway, needle))
+    with pytest.raises(openai.InternalServerError) as raised:
+        oai(variant_gateway).chat.completions.create(
+            model="ghost-gpt", messages=[{"role": "user", "content": "hi"}])
+    assert raised.value.status_code == 503, raised.value
+    assert raised.value.code == "cluster_not_found", raised.value.body
+    assert needle in str(raised.value.body), raised.value.body
+    # Logged once at warning, with the cluster's name.
+    logged = wait_for_log(variant_gateway, needle, before + 1)
+    assert len(logged) == before + 1 and "[warning]" in logged[-1], logged
+
+    # Translated routes and the Anthropic SDK get the same news in their own shape.
+    with pytest.raises(openai.InternalServerError) as raised:
+        oai(variant_gateway).chat.completions.create(
+            model="ghost-claude", messages=[{"role": "user", "content": "hi"}])
+    assert "cluster `no-such-claude` (provider `ghost-claude`)" in str(raised.value.body)
+    with pytest.raises(anthropic.InternalServerError) as raised_a:
+        claude(variant_gateway).messages.create(
+            model="ghost-claude", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    body = raised_a.value.body
+    assert isinstance(body, dict) and body["type"] == "error", body
+    assert body["error"]["type"] == "api_error", body
+    assert "Envoy has no cluster `no-such-claude`" in body["error"]["message"], body

@@ -8,8 +8,8 @@
 )]
 
 use ai_proxy::Proxy;
-use aigw_shared::host::Capabilities;
-use aigw_shared::mock::{Exchange, Gateway, Outcome, UpstreamReply};
+use aigw_shared::host::{Action, Capabilities, Direction, LogLevel, MapKind};
+use aigw_shared::mock::{Exchange, Gateway, MockHost, Outcome, UpstreamReply};
 
 const OPENAI_ANSWER: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
 
@@ -351,4 +351,129 @@ fn a_deeply_nested_body_is_the_same_400_on_every_route() {
     let out = Exchange::post_json("/v1/chat/completions", &body).run::<Proxy>(METRICS_CONFIG);
     assert!(out.local_response.is_none(), "{:?}", out.local_response);
     assert_eq!(out.upstream_body, body.as_bytes());
+}
+
+// ---- a provider `cluster` Envoy does not have (filter/response.rs) ----
+
+const GHOST_CONFIG: &str = r#"{"providers": [
+    {"name": "ghost", "type": "openai", "cluster": "no-such-cluster", "apiKeys": ["sk-ghost"]},
+    {"name": "ghost-claude", "type": "anthropic", "cluster": "no-such-claude", "apiKeys": ["sk-ghost"]}],
+  "models": [{"match": "gpt-*", "provider": "ghost"}, {"match": "claude-*", "provider": "ghost-claude"}]}"#;
+
+/// One request through ai-proxy whose upstream answers `status` with headers only, on a host
+/// whose `response.code_details` is `details` (driven by hand: `Exchange` cannot set
+/// properties). Returns the host after `on_log`.
+fn bodiless_answer(path: &str, body: &str, status: u16, details: Option<&str>) -> MockHost {
+    let mut drv = aigw_shared::mock::driver::<Proxy>(GHOST_CONFIG, Capabilities::FULL);
+    let host = MockHost::new(Capabilities::FULL);
+    {
+        let mut st = host.state.borrow_mut();
+        st.request_headers = [
+            (":method", "POST"),
+            (":path", path),
+            (":authority", "gateway.local"),
+            ("content-type", "application/json"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+        .collect();
+        st.gate.open(MapKind::RequestHeaders);
+    }
+    assert_eq!(drv.on_request_headers(&host, false), Action::Pause);
+    host.state.borrow_mut().request_body = body.as_bytes().to_vec();
+    drv.on_request_body(&host, body.len(), true);
+    {
+        let mut st = host.state.borrow_mut();
+        assert!(st.local_response.is_none(), "{:?}", st.local_response);
+        st.gate.release(Direction::Request);
+        st.response_headers = vec![(":status".into(), status.to_string().into_bytes())];
+        st.gate.open(MapKind::ResponseHeaders);
+        if let Some(d) = details {
+            let key = vec!["response".to_owned(), "code_details".to_owned()];
+            st.properties.insert(key, d.as_bytes().to_vec());
+        }
+    }
+    drv.on_response_headers(&host, true);
+    drv.on_log(&host);
+    host
+}
+
+#[test]
+fn envoys_cluster_not_found_reply_names_the_cluster_in_the_callers_shape() {
+    for (path, body, cluster, provider, anthropic) in [
+        // same protocol, translated, and an Anthropic client
+        (
+            "/v1/chat/completions",
+            chat("gpt-4o"),
+            "no-such-cluster",
+            "ghost",
+            false,
+        ),
+        (
+            "/v1/chat/completions",
+            chat("claude-x"),
+            "no-such-claude",
+            "ghost-claude",
+            false,
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"claude-x","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#
+                .to_owned(),
+            "no-such-claude",
+            "ghost-claude",
+            true,
+        ),
+    ] {
+        let host = bodiless_answer(path, &body, 503, Some("cluster_not_found"));
+        let reply = host.state.borrow().local_response.clone().unwrap();
+        assert_eq!(reply.status, 503, "{path} {body}");
+        let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("cluster `{cluster}`"))
+                && message.contains(&format!("provider `{provider}`")),
+            "{v}"
+        );
+        if anthropic {
+            assert_eq!(v["type"], "error", "{v}");
+            assert_eq!(v["error"]["type"], "api_error", "{v}");
+        } else {
+            assert_eq!(v["error"]["code"], "cluster_not_found", "{v}");
+            assert_eq!(v["error"]["type"], "server_error", "{v}");
+        }
+        // One warning, naming the cluster; not the generic one.
+        let warnings = host.logs_at_least(LogLevel::Warn);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains(cluster), "{warnings:?}");
+    }
+    // Envoy's route may answer a missing cluster with another status: it is kept.
+    let host = bodiless_answer(
+        "/v1/chat/completions",
+        &chat("gpt-4o"),
+        404,
+        Some("cluster_not_found"),
+    );
+    let reply = host.state.borrow().local_response.clone().unwrap();
+    assert_eq!(reply.status, 404);
+    assert!(reply.body_text().contains("no-such-cluster"), "{reply:?}");
+}
+
+#[test]
+fn a_providers_own_bodiless_error_does_not_blame_a_cluster() {
+    for details in [None, Some("via_upstream")] {
+        let host = bodiless_answer("/v1/chat/completions", &chat("gpt-4o"), 503, details);
+        let reply = host.state.borrow().local_response.clone().unwrap();
+        assert_eq!(reply.status, 503);
+        let text = reply.body_text();
+        assert!(
+            text.contains("empty body") && !text.contains("cluster"),
+            "{text}"
+        );
+        let warnings = host.logs_at_least(LogLevel::Warn);
+        assert!(
+            warnings.iter().all(|w| !w.contains("cluster")),
+            "{warnings:?}"
+        );
+    }
 }

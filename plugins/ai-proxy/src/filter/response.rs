@@ -10,7 +10,9 @@
 //!   finally gets: 200 with the translated answer, or the error's status (502 for a body that
 //!   cannot be understood, for a 3xx, and for a body over the limit) with an error body.
 //! * Upstream errors (and non-JSON same-protocol errors) are rewritten in the caller's shape, with
-//!   every secret redacted; one without a body gets a proper error body (a local reply).
+//!   every secret redacted; one without a body gets a proper error body (a local reply). When
+//!   that bodiless error is Envoy's own answer for a cluster it does not have
+//!   (`response.code_details` `cluster_not_found`), the error names the cluster and the provider.
 //! * Same-protocol JSON errors keep the provider's shape; they are read whole too, only to redact
 //!   a secret the provider may have quoted; one over [`MAX_ERROR_BODY`] becomes a generic 502 in
 //!   the caller's shape (never a cut, invalid JSON).
@@ -37,6 +39,10 @@ use crate::translate::{self, errors, ClientEncoder, ResponseHead, ResponseTransl
 pub const MAX_ERROR_BODY: usize = 1 << 20;
 /// The largest translated JSON answer (or embeddings answer) held (larger ones become a 502).
 pub const MAX_HELD_ANSWER: usize = 32 << 20;
+
+/// `response.code_details` of the local reply Envoy's router sends when the route's cluster
+/// does not exist.
+const CLUSTER_NOT_FOUND: &[u8] = b"cluster_not_found";
 
 /// What the response needs.
 enum Work {
@@ -210,6 +216,12 @@ impl Responding {
                 return (Action::Continue, None);
             }
             Work::MapError { .. } | Work::Scrub { .. } => {
+                if let Some(e) = self.missing_cluster(config, host, status) {
+                    send_error(host, "ai-proxy", self.plan.protocol, &e);
+                    self.stats.status(metrics, host, e.status);
+                    self.stats.finish(metrics, host);
+                    return (Action::Pause, None);
+                }
                 metrics.count(host, metric::UPSTREAM_ERRORS, 1);
                 let mut e = errors::from_upstream(status, b"");
                 e.message = config.redact_also(
@@ -228,6 +240,46 @@ impl Responding {
         self.stats.status(metrics, host, error.status);
         self.stats.finish(metrics, host);
         (Action::Pause, None)
+    }
+
+    /// A bodiless error that is Envoy's own answer to a route whose cluster does not exist
+    /// (`response.code_details` = `cluster_not_found`; 503 unless the route's
+    /// `cluster_not_found_response_code` says otherwise): an error naming the cluster, logged once
+    /// at WARN. The property is read only here, never on the success path.
+    fn missing_cluster(
+        &self,
+        config: &Config,
+        host: &dyn Host,
+        status: u16,
+    ) -> Option<ClientError> {
+        let details = host
+            .property(&["response", "code_details"])
+            .ok()
+            .flatten()?;
+        if details != CLUSTER_NOT_FOUND {
+            return None;
+        }
+        let provider = self.plan.provider.as_str();
+        let cluster = config
+            .providers
+            .iter()
+            .find(|p| p.name == provider)
+            .map_or(provider, |p| p.cluster.as_str());
+        let message = format!(
+            "Envoy has no cluster `{cluster}` (provider `{provider}`): add it to the bootstrap, \
+             or fix the provider's `cluster`"
+        );
+        host.log(LogLevel::Warn, &format!("ai-proxy: {message}"));
+        let status = if (400..=599).contains(&status) {
+            status
+        } else {
+            503
+        };
+        Some(
+            ClientError::new(ErrorKind::Internal, message)
+                .with_status(status)
+                .with_code("cluster_not_found"),
+        )
     }
 
     /// A held body is complete (its last chunk or trailers came): rewrite it and fix the held
@@ -306,7 +358,8 @@ impl Responding {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let now = host.now_nanos().unwrap_or(0);
+        // Only usage is read from an untouched answer, no timings: no clock reading per chunk.
+        let now = 0;
         let metrics = &state.metrics;
         let out = match &mut self.work {
             Work::Untouched(observer) => {
