@@ -1,7 +1,8 @@
 """Provider failures through the full chain reach each unmodified SDK as a clear error in its own
 protocol, never as a success and never as a hung stream: Azure's content-filter refusal, an
-upstream 5xx, a stream the provider cuts short, a bad request the gateway answers itself, and a provider
-`cluster` Envoy does not have (named in the error).
+upstream 5xx, a stream the provider cuts short, a bad request the gateway answers itself, a provider
+`cluster` Envoy does not have (named in the error), and a held answer the provider breaks off
+mid-body (a 502; in the SDK's shape with the connection manager's local reply mapper).
 """
 
 from __future__ import annotations
@@ -132,7 +133,29 @@ def post(gw: Any, path: str, body: bytes) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-# ---- a provider `cluster` Envoy does not have ----
+# ---- a provider `cluster` Envoy does not have; a held answer the provider breaks mid-body ----
+
+# Envoy's router answers an upstream reset that comes after the response headers with a local
+# reply. When ai-proxy holds those headers (a translated JSON answer, an error body), that reply
+# bypasses every filter and goes straight to the client as text/plain: no plugin can shape it.
+# The connection manager's local reply mapper is the one place that can (ai-proxy README, "Envoy").
+RESET_REPLY_MAPPER = """\
+local_reply_config:
+  mappers:
+  - filter:
+      extension_filter:
+        name: envoy.access_loggers.extension_filters.cel
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter
+          expression: "response.code_details.startsWith('upstream_reset_after_response_started')"
+    status_code: 502
+    body_format_override:
+      json_format:
+        type: error
+        error:
+          type: api_error
+          message: "the provider broke its answer off (%RESPONSE_CODE_DETAILS%)"
+"""
 
 GHOST_PROVIDERS = (
     '{"name": "ghost", "type": "openai", "cluster": "no-such-cluster", "apiKeys": ["sk-ghost"]},\n'
@@ -156,10 +179,13 @@ def edited_chain(edits: list[tuple[str, str]], workdir: Path) -> Path:
 @pytest.fixture(scope="module")
 def variant_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
     """The full chain plus two providers whose clusters Envoy lacks (`ghost-gpt` -> OpenAI type,
-    `ghost-claude` -> Anthropic type)."""
+    `ghost-claude` -> Anthropic type), and the local reply mapper above."""
+    hcm_fields = "          route_config:\n"
+    mapper = "".join(f"          {line}\n" for line in RESET_REPLY_MAPPER.splitlines())
     template = edited_chain([
         ('{"name": "openai", "type": "openai", "cluster": "openai"', GHOST_PROVIDERS),
         ('{"match": "sim-model", "provider": "openai"}', GHOST_RULES),
+        (hcm_fields, mapper),
     ], tmp_path_factory.mktemp("variant-template"))
     yield from start_gateway(str(template), tmp_path_factory)
 
@@ -205,3 +231,54 @@ def test_a_provider_cluster_envoy_lacks_is_named_in_each_sdks_error(variant_gate
     assert isinstance(body, dict) and body["type"] == "error", body
     assert body["error"]["type"] == "api_error", body
     assert "Envoy has no cluster `no-such-claude`" in body["error"]["message"], body
+
+
+# (client, model) pairs whose answer ai-proxy translates and holds until it is complete.
+HELD = [("openai", "claude-haiku-4-5"), ("openai", "bedrock-nova"), ("anthropic", "gpt-4o-mini")]
+
+
+def held_request(gw: Any, client: str, model: str, **headers: str) -> Any:
+    if client == "openai":
+        return oai(gw, **headers).chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "one two three four five"}])
+    return claude(gw, **headers).messages.create(
+        model=model, max_tokens=50, messages=[{"role": "user", "content": "one two three four five"}])
+
+
+@pytest.mark.parametrize("client,model", HELD, ids=[f"{c}-{m}" for c, m in HELD])
+def test_a_held_answer_broken_off_mid_body_is_a_502_never_a_success(
+        chain_gateway: Any, client: str, model: str) -> None:  # noqa: F811
+    # The shipped configs (no local reply mapper): the best Envoy allows without one is its own
+    # text/plain 502, quickly; the half answer never reaches the SDK as a success.
+    started = time.monotonic()
+    with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)) as raised:
+        held_request(chain_gateway, client, model, **{"x-sim-reset-after-bytes": "20"})
+    assert raised.value.status_code == 502, raised.value
+    assert time.monotonic() - started < TIMEOUT / 2
+    reply = raised.value.response
+    assert reply.headers["content-type"] == "text/plain", reply.headers
+    assert reply.text.startswith("upstream connect error or disconnect/reset before headers"), reply.text
+
+
+@pytest.mark.parametrize("client,model", HELD, ids=[f"{c}-{m}" for c, m in HELD])
+def test_with_the_local_reply_mapper_a_held_answer_broken_off_is_an_error_in_the_sdks_shape(
+        variant_gateway: Any, client: str, model: str) -> None:
+    with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)) as raised:
+        held_request(variant_gateway, client, model, **{"x-sim-reset-after-bytes": "20"})
+    error = raised.value
+    assert error.status_code == 502, error
+    assert error.response.headers["content-type"] == "application/json", error.response.headers
+    if client == "openai":
+        # The OpenAI SDK reads `error` (message, type); the extra top-level `type` is ignored.
+        assert isinstance(error, openai.InternalServerError), repr(error)
+        assert isinstance(error.body, dict), error.body
+        assert error.body["message"].startswith("the provider broke its answer off"), error.body
+        assert error.body["type"] == "api_error", error.body
+    else:
+        assert isinstance(error, anthropic.InternalServerError), repr(error)
+        body = error.body
+        assert isinstance(body, dict) and body["type"] == "error", body
+        assert body["error"]["type"] == "api_error", body
+        assert "upstream_reset_after_response_started" in body["error"]["message"], body
+    # Answers that are not broken are untouched by the mapper.
+    assert held_request(variant_gateway, client, model) is not None

@@ -22,6 +22,9 @@ pub const H_TRUNCATE: &str = "x-sim-truncate-after";
 /// Header: end a streamed answer normally (a complete HTTP body) after this many events, before
 /// its terminator: a provider that stops early without breaking the connection.
 pub const H_END: &str = "x-sim-end-after";
+/// Header: send the response head and the first N bytes of the body, then close the connection
+/// with a TCP reset: a provider (or a network) that breaks mid-body, whole answers included.
+pub const H_RESET_AFTER_BYTES: &str = "x-sim-reset-after-bytes";
 
 /// Timing defaults that apply to every request unless a header overrides them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +56,8 @@ pub struct Knobs {
     pub truncate_after: Option<u64>,
     /// Number of stream events to send before ending the body early (but cleanly).
     pub end_after: Option<u64>,
+    /// Number of body bytes to send before resetting the connection.
+    pub reset_after_bytes: Option<u64>,
 }
 
 impl Knobs {
@@ -108,6 +113,7 @@ pub fn from_headers(headers: &HeaderMap, defaults: &Defaults) -> Result<Knobs, S
         reset,
         truncate_after: number(headers, H_TRUNCATE)?,
         end_after: number(headers, H_END)?,
+        reset_after_bytes: number(headers, H_RESET_AFTER_BYTES)?,
     })
 }
 

@@ -1,12 +1,14 @@
 //! Sends a planned event stream at the simulated speed: time to first token, then one token event
 //! per `1/tokens-per-second`, and cuts the stream early when `x-sim-truncate-after` asks for it (or ends it early but
-//! cleanly for `x-sim-end-after`).
+//! cleanly for `x-sim-end-after`); [`cut_after`] breaks any body after a number of bytes
+//! (`x-sim-reset-after-bytes`).
 
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
-use crate::body::{Chunk, StreamCut};
+use crate::body::{Chunk, SimBody, StreamCut};
 use crate::knobs::Knobs;
 use crate::plan::{Event, EventKind};
 
@@ -48,4 +50,25 @@ pub async fn pace(events: Vec<Event>, knobs: Knobs, tx: mpsc::Sender<Chunk>) {
         }
         sent = sent.saturating_add(1);
     }
+}
+
+/// Forwards the first `limit` bytes of `body` into `tx` (fewer when the body is shorter), then
+/// cuts it: the connection closes mid-body.
+pub async fn cut_after(mut body: SimBody, limit: u64, tx: mpsc::Sender<Chunk>) {
+    let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
+    while left > 0 {
+        let Some(Ok(frame)) = body.frame().await else {
+            break;
+        };
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        data.truncate(left);
+        left -= data.len();
+        if tx.send(Ok(data)).await.is_err() {
+            return;
+        }
+    }
+    tokio::time::sleep(CUT_GRACE).await;
+    let _ = tx.send(Err(StreamCut)).await;
 }

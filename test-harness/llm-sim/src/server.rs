@@ -266,6 +266,10 @@ async fn model_endpoint(
         ..*ctx
     };
     let plan = (route.handler)(sim, &ctx);
+    if knobs.reset_after_bytes.is_some() {
+        // The body is cut by `pacing::cut_after`; the connection then closes with a reset.
+        reset.store(true, Ordering::SeqCst);
+    }
     if let Plan::Full {
         tokens,
         status: 200,
@@ -292,6 +296,7 @@ fn finish(
     note: &str,
 ) -> Response<SimBody> {
     let status = plan.status();
+    let reset_after = knobs.reset_after_bytes;
     let (content_type, body, kind, headers) = match plan {
         Plan::Full {
             content_type,
@@ -309,8 +314,31 @@ fn finish(
             (content_type, SimBody::Channel(rx), "stream", headers)
         }
     };
+    // A whole body keeps its declared length, so the cut is seen as a body that ended early.
+    let (body, length) = match reset_after {
+        None => (body, None),
+        Some(limit) => {
+            let length = match &body {
+                SimBody::Full(Some(b)) => Some(b.len()),
+                _ => None,
+            };
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(pacing::cut_after(body, limit, tx));
+            (SimBody::Channel(rx), length)
+        }
+    };
+    let note = match reset_after {
+        Some(limit) => format!("{note}, reset after {limit} bytes"),
+        None => note.to_string(),
+    };
     log(state, method, path, &format!("{status} {kind} {note}"));
     let mut resp = Response::new(body);
+    if let Some(length) = length {
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_LENGTH,
+            hyper::header::HeaderValue::from(length),
+        );
+    }
     *resp.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {

@@ -184,6 +184,72 @@ fn truncate_beyond_the_last_event_still_withholds_done() {
     assert!(payloads.iter().all(|p| p != "[DONE]"));
 }
 
+/// Everything the server sends on a fresh connection for one request, until it closes it, and
+/// how it closed (`None`: a clean end of file, `Some(kind)`: a read error such as a reset).
+fn raw_exchange(
+    sim: &common::TestServer,
+    headers: &str,
+    body: &[u8],
+) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(sim.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {CHAT} HTTP/1.1\r\nhost: sim\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(body).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return (got, Some(e.kind())),
+        }
+    }
+}
+
+#[test]
+fn reset_after_bytes_sends_the_head_and_part_of_a_whole_body_then_resets() {
+    let sim = TestServer::start();
+    let whole = sim.post_json(CHAT, PLAIN_BODY);
+    let full_len = whole.body.len();
+    let (got, end) = raw_exchange(&sim, "x-sim-reset-after-bytes: 10\r\n", PLAIN_BODY);
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The declared length is the whole answer's; only its first 10 bytes come.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {full_len}")),
+        "{head}"
+    );
+    assert_eq!(body.as_bytes(), &whole.body[..10]);
+    assert_eq!(end, Some(std::io::ErrorKind::ConnectionReset), "{text}");
+    // The server keeps serving.
+    assert_eq!(sim.post_json(CHAT, PLAIN_BODY).status, 200);
+}
+
+#[test]
+fn reset_after_bytes_cuts_a_stream_too() {
+    let sim = TestServer::start();
+    let (got, end) = raw_exchange(&sim, "x-sim-reset-after-bytes: 40\r\n", STREAM_BODY);
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert!(
+        !body.contains("[DONE]") && !body.ends_with("0\r\n\r\n"),
+        "{body}"
+    );
+    assert_eq!(end, Some(std::io::ErrorKind::ConnectionReset), "{text}");
+}
+
 #[test]
 fn journal_records_requests_and_clears_without_recording_itself() {
     let sim = TestServer::start();
