@@ -4,8 +4,54 @@
 
 use aigw_shared::error::{ClientError, ClientProtocol};
 
-use crate::hub::HubEvent;
+use crate::hub::{ChatChunk, HubEvent};
 use crate::translate::ClientEncoder;
+
+/// Append `s` as a JSON string (serde_json's escaping).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+/// The common chunk of a stream — one choice whose delta is only text, nothing extra — written
+/// directly, byte for byte what serde writes for it, without serde's map-mode serialisation
+/// (the hub types carry flattened extras). `false`: not such a chunk; nothing was written.
+fn write_text_chunk(chunk: &ChatChunk, out: &mut Vec<u8>) -> bool {
+    let [choice] = chunk.choices.as_slice() else {
+        return false;
+    };
+    let d = &choice.delta;
+    let simple = chunk.usage.is_none()
+        && chunk.extra.is_empty()
+        && choice.extra.is_empty()
+        && d.extra.is_empty()
+        && d.role.is_none()
+        && d.reasoning_content.is_none()
+        && d.tool_calls.is_none();
+    let Some(content) = d.content.as_deref().filter(|_| simple) else {
+        return false;
+    };
+    out.extend_from_slice(b"data: {\"id\":");
+    json_str(out, &chunk.id);
+    out.extend_from_slice(b",\"object\":");
+    json_str(out, &chunk.object);
+    out.extend_from_slice(b",\"created\":");
+    out.extend_from_slice(chunk.created.to_string().as_bytes());
+    out.extend_from_slice(b",\"model\":");
+    json_str(out, &chunk.model);
+    out.extend_from_slice(b",\"choices\":[{\"index\":");
+    out.extend_from_slice(choice.index.to_string().as_bytes());
+    out.extend_from_slice(b",\"delta\":{\"content\":");
+    json_str(out, content);
+    out.extend_from_slice(b"},\"finish_reason\":");
+    match &choice.finish_reason {
+        Some(r) => json_str(out, r),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}]}\n\n");
+    true
+}
 
 /// Encoder for an OpenAI client.
 #[derive(Debug)]
@@ -75,6 +121,10 @@ impl ClientEncoder for OpenAiEncoder {
                     }
                     chunk.usage = None;
                 }
+                if self.stream && write_text_chunk(&chunk, out) {
+                    self.wrote = true;
+                    return;
+                }
                 self.write_json(&chunk, out);
             }
             HubEvent::Response(resp) => self.write_json(&resp, out),
@@ -89,5 +139,60 @@ impl ClientEncoder for OpenAiEncoder {
         if self.stream && !self.failed {
             out.extend_from_slice(b"data: [DONE]\n\n");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{ChunkChoice, Delta};
+
+    fn chunk(content: &str, finish: Option<&str>) -> ChatChunk {
+        ChatChunk {
+            id: "msg_\"1\"".into(),
+            object: "chat.completion.chunk".into(),
+            created: 1_700_000_000,
+            model: "claude-\u{e9}".into(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta: Delta {
+                    content: Some(content.into()),
+                    ..Delta::default()
+                },
+                finish_reason: finish.map(str::to_owned),
+                ..ChunkChoice::default()
+            }],
+            ..ChatChunk::default()
+        }
+    }
+
+    #[test]
+    fn a_text_chunk_written_directly_is_byte_for_byte_what_serde_writes() {
+        for (text, finish) in [
+            ("Hello", None),
+            ("line\nbreak \"quoted\" \\ tab\t \u{1} \u{1F600}", None),
+            ("", Some("stop")),
+        ] {
+            let c = chunk(text, finish);
+            let mut direct = Vec::new();
+            assert!(write_text_chunk(&c, &mut direct));
+            let mut serde = b"data: ".to_vec();
+            serde_json::to_writer(&mut serde, &c).unwrap();
+            serde.extend_from_slice(b"\n\n");
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn other_chunks_go_through_serde() {
+        let mut c = chunk("x", None);
+        c.choices[0].delta.role = Some("assistant".into());
+        assert!(!write_text_chunk(&c, &mut Vec::new()));
+        let mut two = chunk("x", None);
+        two.choices.push(two.choices[0].clone());
+        assert!(!write_text_chunk(&two, &mut Vec::new()));
     }
 }

@@ -197,17 +197,19 @@ impl AnthropicSseToHub {
 
 impl ResponseTranslator for AnthropicSseToHub {
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<HubEvent>) -> Result<(), TranslateError> {
-        let mut events: Vec<String> = Vec::new();
-        self.decoder
-            .feed(chunk, |ev| events.push(ev.data.to_owned()))
-            .map_err(|e| TranslateError::Upstream(e.to_string()))?;
-        for data in events {
-            if self.done {
-                break;
+        // The decoder is moved out for the call so each event is read in place (no copy).
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let mut failure = None;
+        let framed = decoder.feed(chunk, |ev| {
+            if failure.is_none() && !self.done {
+                failure = self.on_event(ev.data, out).err();
             }
-            self.on_event(&data, out)?;
+        });
+        self.decoder = decoder;
+        if let Some(e) = failure {
+            return Err(e);
         }
-        Ok(())
+        framed.map_err(|e| TranslateError::Upstream(e.to_string()))
     }
 
     fn finish(&mut self, out: &mut Vec<HubEvent>) -> Result<(), TranslateError> {
