@@ -138,7 +138,8 @@ def post(gw: Any, path: str, body: bytes) -> tuple[int, bytes]:
 # Envoy's router answers an upstream reset that comes after the response headers with a local
 # reply. When ai-proxy holds those headers (a translated JSON answer, an error body), that reply
 # bypasses every filter and goes straight to the client as text/plain: no plugin can shape it.
-# The connection manager's local reply mapper is the one place that can (ai-proxy README, "Envoy").
+# The connection manager's local reply mapper is the one place that can (ai-proxy README, "Envoy");
+# the shipped configs carry this one.
 RESET_REPLY_MAPPER = """\
 local_reply_config:
   mappers:
@@ -179,13 +180,10 @@ def edited_chain(edits: list[tuple[str, str]], workdir: Path) -> Path:
 @pytest.fixture(scope="module")
 def variant_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
     """The full chain plus two providers whose clusters Envoy lacks (`ghost-gpt` -> OpenAI type,
-    `ghost-claude` -> Anthropic type), and the local reply mapper above."""
-    hcm_fields = "          route_config:\n"
-    mapper = "".join(f"          {line}\n" for line in RESET_REPLY_MAPPER.splitlines())
+    `ghost-claude` -> Anthropic type)."""
     template = edited_chain([
         ('{"name": "openai", "type": "openai", "cluster": "openai"', GHOST_PROVIDERS),
         ('{"match": "sim-model", "provider": "openai"}', GHOST_RULES),
-        (hcm_fields, mapper),
     ], tmp_path_factory.mktemp("variant-template"))
     yield from start_gateway(str(template), tmp_path_factory)
 
@@ -246,25 +244,14 @@ def held_request(gw: Any, client: str, model: str, **headers: str) -> Any:
 
 
 @pytest.mark.parametrize("client,model", HELD, ids=[f"{c}-{m}" for c, m in HELD])
-def test_a_held_answer_broken_off_mid_body_is_a_502_never_a_success(
+def test_a_held_answer_broken_off_mid_body_is_a_502_in_the_sdks_shape(
         chain_gateway: Any, client: str, model: str) -> None:  # noqa: F811
-    # The shipped configs (no local reply mapper): the best Envoy allows without one is its own
-    # text/plain 502, quickly; the half answer never reaches the SDK as a success.
+    # The shipped configs carry the local reply mapper (RESET_REPLY_MAPPER): without it Envoy's
+    # own text/plain 502 reaches the client.
     started = time.monotonic()
     with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)) as raised:
         held_request(chain_gateway, client, model, **{"x-sim-reset-after-bytes": "20"})
-    assert raised.value.status_code == 502, raised.value
     assert time.monotonic() - started < TIMEOUT / 2
-    reply = raised.value.response
-    assert reply.headers["content-type"] == "text/plain", reply.headers
-    assert reply.text.startswith("upstream connect error or disconnect/reset before headers"), reply.text
-
-
-@pytest.mark.parametrize("client,model", HELD, ids=[f"{c}-{m}" for c, m in HELD])
-def test_with_the_local_reply_mapper_a_held_answer_broken_off_is_an_error_in_the_sdks_shape(
-        variant_gateway: Any, client: str, model: str) -> None:
-    with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)) as raised:
-        held_request(variant_gateway, client, model, **{"x-sim-reset-after-bytes": "20"})
     error = raised.value
     assert error.status_code == 502, error
     assert error.response.headers["content-type"] == "application/json", error.response.headers
@@ -281,4 +268,12 @@ def test_with_the_local_reply_mapper_a_held_answer_broken_off_is_an_error_in_the
         assert body["error"]["type"] == "api_error", body
         assert "upstream_reset_after_response_started" in body["error"]["message"], body
     # Answers that are not broken are untouched by the mapper.
-    assert held_request(variant_gateway, client, model) is not None
+    assert held_request(chain_gateway, client, model) is not None
+
+
+def test_the_shipped_configs_carry_the_reset_reply_mapper() -> None:
+    for name in ("full-chain.yaml", "ai-proxy.yaml"):
+        text = (gateway.ENVOY_CONFIGS / name).read_text(encoding="utf-8")
+        lines = [line.strip() for line in text.splitlines()]
+        for wanted in RESET_REPLY_MAPPER.splitlines():
+            assert wanted.strip() in lines, f"{name} lacks {wanted.strip()!r}"
