@@ -9,6 +9,7 @@ pub mod callout;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod genai;
 pub mod host;
 pub mod kv;
 pub mod llm;

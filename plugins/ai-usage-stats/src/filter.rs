@@ -1,0 +1,426 @@
+//! One request: observed as it passes, never held, recorded once when the response ends.
+//!
+//! Host calls per request: one `headers()` each way, one body read per chunk, the clock until
+//! the first token, and at the end two properties (route, upstream cluster), the clock, the
+//! metrics, and (when sampled) one log line and one filter-state write.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use aigw_shared::genai::{label_value, Labels, UNKNOWN};
+use aigw_shared::host::{Action, BufferKind, LogLevel, MapKind};
+use aigw_shared::llm::{Api, DeltaKind, RequestView, ResponseFormat, ResponseObserver};
+use aigw_shared::plugin::{Ctx, HttpFilter, Plugin};
+use aigw_shared::tokens::TokenCount;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::record::{self, AuditRecord};
+use crate::redact;
+use crate::stats::Finished;
+use crate::{State, UsageStats};
+
+/// Where the request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not an LLM API: nothing is observed.
+    Ignored,
+    /// The request body is arriving.
+    Request,
+    /// The request has ended; waiting for the response.
+    Waiting,
+    /// The response body is arriving.
+    Response,
+    /// Recorded.
+    Done,
+}
+
+/// The request's own facts, read at the end of its body.
+#[derive(Debug, Default)]
+struct Asked {
+    model: String,
+    stream: bool,
+}
+
+/// The per-request observer.
+pub struct Filter {
+    config: Rc<Config>,
+    state: Rc<State>,
+    phase: Phase,
+    api: Api,
+    start_ns: Option<u64>,
+    consumer: Option<String>,
+    request_id: Option<String>,
+    /// The request body as it passed, up to `maxRequestBodyBytes`.
+    body: Vec<u8>,
+    body_over: bool,
+    asked: Asked,
+    observer: Option<ResponseObserver>,
+    status: u16,
+    /// The last clock reading.
+    clock_ns: u64,
+    /// Answer text, when captured.
+    answer: String,
+}
+
+impl Filter {
+    /// A filter for one request.
+    pub fn new(config: Rc<Config>, state: Rc<State>) -> Self {
+        Self {
+            config,
+            state,
+            phase: Phase::Ignored,
+            api: Api::Other,
+            start_ns: None,
+            consumer: None,
+            request_id: None,
+            body: Vec::new(),
+            body_over: false,
+            asked: Asked::default(),
+            observer: None,
+            status: 0,
+            clock_ns: 0,
+            answer: String::new(),
+        }
+    }
+
+    fn end_request(&mut self) {
+        if self.phase != Phase::Request {
+            return;
+        }
+        self.phase = Phase::Waiting;
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow, default)]
+            model: Option<Cow<'a, str>>,
+            #[serde(default)]
+            stream: Option<bool>,
+        }
+        if let Ok(h) = serde_json::from_slice::<Head<'_>>(&self.body) {
+            self.asked = Asked {
+                model: h.model.map(Cow::into_owned).unwrap_or_default(),
+                stream: h.stream.unwrap_or(false),
+            };
+        }
+    }
+
+    fn observer(&mut self) -> &mut ResponseObserver {
+        let (api, max) = (self.api, self.config.max_response_body_bytes);
+        self.observer.get_or_insert_with(|| {
+            ResponseObserver::new(api, ResponseFormat::Auto).with_max_json_bytes(max)
+        })
+    }
+
+    fn feed(&mut self, chunk: &[u8], now: u64) {
+        let capture = self.config.audit.capture_answer;
+        let limit = self.config.audit.max_capture_bytes.saturating_add(64);
+        let mut answer = std::mem::take(&mut self.answer);
+        self.observer().feed(chunk, now, |d| {
+            if capture && d.kind == DeltaKind::Content && answer.len() < limit {
+                answer.push_str(d.text);
+            }
+        });
+        self.answer = answer;
+    }
+
+    fn input_estimate(&self) -> TokenCount {
+        if self.body_over {
+            return TokenCount {
+                tokens: 0,
+                estimated: true,
+            };
+        }
+        RequestView::parse(self.api, &self.body)
+            .map(|v| v.estimate_input_tokens())
+            .unwrap_or(TokenCount {
+                tokens: 0,
+                estimated: true,
+            })
+    }
+
+    fn prompt(&self) -> Option<String> {
+        if self.body_over {
+            return None;
+        }
+        let view = RequestView::parse(self.api, &self.body).ok()?;
+        view.last_user_text().or_else(|| {
+            (!view.inputs.is_empty()).then(|| {
+                view.inputs
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        })
+    }
+
+    /// Record the request: metrics, and the audit record when sampled. `finished`: the response
+    /// reached its end (false when the stream is logged before that).
+    fn finish(&mut self, cx: &mut Ctx<'_, ()>, finished: bool) {
+        if matches!(self.phase, Phase::Ignored | Phase::Done) {
+            return;
+        }
+        self.end_request();
+        self.phase = Phase::Done;
+        let end_ns = cx.now_nanos();
+        let capture = self.config.audit.capture_answer;
+        let limit = self.config.audit.max_capture_bytes.saturating_add(64);
+        let mut answer = std::mem::take(&mut self.answer);
+        let mut obs = match self.observer.take() {
+            Some(o) => o,
+            None => ResponseObserver::new(self.api, ResponseFormat::Auto),
+        };
+        obs.finish(end_ns.unwrap_or(self.clock_ns), |d| {
+            if capture && d.kind == DeltaKind::Content && answer.len() < limit {
+                answer.push_str(d.text);
+            }
+        });
+        let summary = obs.summary();
+        let format = obs.format();
+        let status = self.status;
+        let error_type = record::error_type(status, summary, format, finished);
+        let billable = (200..400).contains(&status) && summary.error.is_none();
+        let tokens = record::tokens(summary, billable, || self.input_estimate());
+        let timings = record::timings(
+            self.start_ns,
+            end_ns,
+            summary.first_token_ns,
+            tokens.output,
+            format == ResponseFormat::Sse,
+        );
+        let rates = self
+            .config
+            .prices
+            .for_request(summary.model.as_deref(), &self.asked.model);
+        let cost_pico = record::cost_pico(rates, &tokens);
+
+        let route = cx.property_str(&["xds", "route_name"]).unwrap_or_default();
+        let cluster = cx
+            .property_str(&["xds", "cluster_name"])
+            .unwrap_or_default();
+        let provider = match self.config.providers.get(&cluster) {
+            Some(p) => p.clone(),
+            None => label_value(&cluster),
+        };
+        let consumer = self.consumer.as_deref().unwrap_or("");
+        let state = Rc::clone(&self.state);
+        let model = self.asked.model.as_str();
+        let series = state
+            .series
+            .get([&provider, model, &route, consumer], || Labels {
+                provider: provider.clone(),
+                model: state.models.label(model),
+                route: label_value(&route),
+                consumer: state.consumers.label(consumer),
+            });
+        series.record(
+            &state.metrics,
+            cx.host,
+            &Finished {
+                tokens,
+                timings,
+                cost_pico,
+                error_type: error_type.as_deref(),
+            },
+        );
+
+        let audit = &self.config.audit;
+        if audit.enabled
+            && (audit.log || audit.filter_state.is_some())
+            && state.sample(audit.sample_rate)
+        {
+            let prompt = if audit.capture_prompt {
+                self.prompt()
+                    .map(|p| redact::capture(&p, audit.max_capture_bytes, audit.redact_pii))
+            } else {
+                None
+            };
+            let answer = capture
+                .then(|| redact::capture(&answer, audit.max_capture_bytes, audit.redact_pii));
+            let record = AuditRecord {
+                request_id: self.request_id.as_deref(),
+                start_ms: self.start_ns.map(|s| s / 1_000_000),
+                api: self.api.as_str(),
+                route: if route.is_empty() { UNKNOWN } else { &route },
+                consumer: if consumer.is_empty() {
+                    UNKNOWN
+                } else {
+                    consumer
+                },
+                provider: &provider,
+                original_model: model,
+                request_model: model,
+                response_model: summary.model.as_deref(),
+                stream: self.asked.stream,
+                status,
+                error_type: error_type.as_deref(),
+                finish_reason: summary.finish_reason.map(|f| f.as_str()),
+                usage: tokens,
+                timings,
+                cost_usd: cost_pico.map(record::usd),
+                prompt: prompt.as_ref().map(|p| p.0.as_str()),
+                prompt_truncated: prompt.as_ref().map(|p| p.1),
+                answer: answer.as_ref().map(|a| a.0.as_str()),
+                answer_truncated: answer.as_ref().map(|a| a.1),
+            };
+            emit(cx, audit, &record);
+        }
+        self.body = Vec::new();
+    }
+}
+
+fn emit(cx: &mut Ctx<'_, ()>, audit: &crate::config::Audit, record: &AuditRecord<'_>) {
+    let json = record.to_json();
+    if audit.log {
+        cx.log(LogLevel::Info, &format!("{}: {json}", UsageStats::NAME));
+    }
+    if let Some(key) = &audit.filter_state {
+        if let Err(e) = cx.set_property(&[key.as_str()], json.as_bytes()) {
+            cx.log(
+                LogLevel::Debug,
+                &format!(
+                    "{}: audit record not stored as filter state: {e}",
+                    UsageStats::NAME
+                ),
+            );
+        }
+    }
+}
+
+impl HttpFilter for Filter {
+    type Call = ();
+
+    fn protocol(&self) -> aigw_shared::error::ClientProtocol {
+        self.api.protocol()
+    }
+
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+        let Ok(headers) = cx.headers(MapKind::RequestHeaders) else {
+            return Action::Continue;
+        };
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        let api = Api::from_path(
+            text(get(":method")).unwrap_or(""),
+            text(get(":path")).unwrap_or(""),
+        );
+        if !(api.is_generation() || api == Api::Embeddings) {
+            return Action::Continue;
+        }
+        self.api = api;
+        self.phase = Phase::Request;
+        self.start_ns = cx.now_nanos();
+        self.clock_ns = self.start_ns.unwrap_or(0);
+        self.consumer = self.config.consumer.identify(get).map(|c| c.name);
+        self.request_id = text(get("x-request-id")).map(str::to_owned);
+        if end_of_stream {
+            self.end_request();
+        }
+        Action::Continue
+    }
+
+    fn on_request_body(
+        &mut self,
+        cx: &mut Ctx<'_, ()>,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        if self.phase != Phase::Request {
+            return Action::Continue;
+        }
+        if !self.body_over && body_size > 0 {
+            if self.body.len().saturating_add(body_size) > self.config.max_request_body_bytes {
+                self.body_over = true;
+                self.body = Vec::new();
+            } else if let Ok(Some(chunk)) = cx.body(BufferKind::RequestBody, 0, body_size) {
+                self.body.extend_from_slice(&chunk);
+            }
+        }
+        if end_of_stream {
+            self.end_request();
+        }
+        Action::Continue
+    }
+
+    fn on_request_trailers(&mut self, _cx: &mut Ctx<'_, ()>) -> Action {
+        self.end_request();
+        Action::Continue
+    }
+
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+        if matches!(self.phase, Phase::Ignored | Phase::Done) {
+            return Action::Continue;
+        }
+        self.end_request();
+        let headers = cx.headers(MapKind::ResponseHeaders).unwrap_or_default();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        self.status = get(":status")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let format = ResponseFormat::from_content_type(get("content-type"));
+        self.observer = Some(
+            ResponseObserver::new(self.api, format)
+                .with_max_json_bytes(self.config.max_response_body_bytes),
+        );
+        self.phase = Phase::Response;
+        if end_of_stream {
+            self.finish(cx, true);
+        }
+        Action::Continue
+    }
+
+    fn on_response_body(
+        &mut self,
+        cx: &mut Ctx<'_, ()>,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        if self.phase != Phase::Response {
+            return Action::Continue;
+        }
+        if body_size > 0 {
+            if let Ok(Some(chunk)) = cx.body(BufferKind::ResponseBody, 0, body_size) {
+                // The clock is read until the first token arrived; later chunks need no time.
+                if self
+                    .observer
+                    .as_ref()
+                    .is_none_or(|o| o.summary().first_token_ns.is_none())
+                {
+                    if let Some(now) = cx.now_nanos() {
+                        self.clock_ns = now;
+                    }
+                }
+                self.feed(&chunk, self.clock_ns);
+            }
+        }
+        if end_of_stream {
+            self.finish(cx, true);
+        }
+        Action::Continue
+    }
+
+    fn on_response_trailers(&mut self, cx: &mut Ctx<'_, ()>) -> Action {
+        if self.phase == Phase::Response {
+            self.finish(cx, true);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self, cx: &mut Ctx<'_, ()>) {
+        self.finish(cx, false);
+    }
+}
+
+fn text(v: Option<&[u8]>) -> Option<&str> {
+    v.and_then(|v| std::str::from_utf8(v).ok())
+}

@@ -1,0 +1,436 @@
+//! The accounting of whole requests on a mock worker: exact metric values, timings on a virtual
+//! clock, the audit record, and configuration refused with the field's path.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use ai_usage_stats::UsageStats;
+use aigw_shared::host::Capabilities;
+use aigw_shared::llm::{Api, RequestView};
+use aigw_shared::plugin::PluginConfig;
+use common::{fixture, Call, Worker};
+use serde_json::json;
+
+const PRICED: &str = r#"{"prices": {"gpt-4o-mini*": {"input": 0.15, "output": 0.6, "cachedInput": 0.075},
+                                     "claude-*": {"input": 3, "output": 15}}}"#;
+const MS: Duration = Duration::from_millis(1);
+
+fn chat(model: &str, stream: bool) -> Vec<u8> {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello to the world"}]})
+        .to_string()
+        .into_bytes()
+}
+
+fn input_estimate(body: &[u8]) -> u64 {
+    RequestView::parse(Api::ChatCompletions, body)
+        .unwrap()
+        .estimate_input_tokens()
+        .tokens
+}
+
+#[test]
+fn a_json_answer_counts_reported_tokens_cost_and_duration() {
+    let mut w = Worker::new(PRICED);
+    let body = chat("gpt-4o-mini", false);
+    w.run(&Call::chat(&body).json(200, &fixture("openai-chat-cached.response.json")));
+    let l = "openai/gpt-4o-mini/chat/unknown";
+    assert_eq!(w.counter(l, "requests_total"), Some(1));
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(1000));
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(40));
+    assert_eq!(w.counter(l, "token_type.cached.tokens_total"), Some(600));
+    assert_eq!(w.counter(l, "token_type.reasoning.tokens_total"), Some(25));
+    // 400 fresh × 0.15 + 600 cached × 0.075 + 40 × 0.6 USD per million = 129 µUSD.
+    assert_eq!(w.counter(l, "cost_micro_usd_total"), Some(129));
+    assert_eq!(w.counter(l, "usage_estimated_total"), None);
+    assert_eq!(w.samples(l, "server_request_duration_ms"), [100]);
+    assert_eq!(w.samples(l, "token_type.input.client_token_usage"), [1000]);
+    assert_eq!(w.samples(l, "token_type.output.client_token_usage"), [40]);
+    assert!(
+        w.samples(l, "server_time_to_first_token_ms").is_empty(),
+        "a JSON answer has no time to first token"
+    );
+    let rec = &w.audit_lines()[0];
+    assert_eq!(
+        rec["usage"],
+        json!({"input": 1000, "output": 40, "total": 1040, "cached": 600, "reasoning": 25, "estimated": false})
+    );
+    assert_eq!(rec["responseModel"], "gpt-4o-mini-2024-07-18");
+    assert_eq!(rec["originalModel"], "gpt-4o-mini");
+    assert_eq!(rec["finishReason"], "stop");
+    assert_eq!(rec["costUsd"], 0.000129);
+    assert_eq!(rec["status"], 200);
+    assert_eq!(
+        rec["timings"],
+        json!({"durationMs": 100, "ttftMs": null, "tpotUs": null})
+    );
+}
+
+#[test]
+fn a_stream_without_usage_is_estimated_and_timed_from_its_first_content_token() {
+    let mut w = Worker::new(PRICED);
+    let body = chat("gpt-4o-mini", true);
+    // Headers at 100 ms; events every 10 ms: role-only chunk (110), "Hello" (120), " world"
+    // (130), "!" (140), [DONE] (150).
+    w.run(&Call::chat(&body).sse(&fixture("openai-stream-no-usage.sse"), 10 * MS));
+    let l = "openai/gpt-4o-mini/chat/unknown";
+    let input = input_estimate(&body);
+    assert_eq!(
+        w.counter(l, "token_type.input.tokens_total"),
+        Some(input as i64)
+    );
+    assert_eq!(
+        w.counter(l, "token_type.output.tokens_total"),
+        Some(3),
+        "\"Hello world!\""
+    );
+    assert_eq!(w.counter(l, "usage_estimated_total"), Some(1));
+    assert_eq!(w.samples(l, "server_time_to_first_token_ms"), [120]);
+    assert_eq!(w.samples(l, "server_request_duration_ms"), [150]);
+    // (150 - 120) ms over 3 - 1 tokens.
+    assert_eq!(w.samples(l, "server_time_per_output_token_us"), [15_000]);
+    let rec = &w.audit_lines()[0];
+    assert_eq!(rec["usage"]["estimated"], true);
+    assert_eq!(rec["stream"], true);
+    assert_eq!(
+        rec["timings"],
+        json!({"durationMs": 150, "ttftMs": 120, "tpotUs": 15000})
+    );
+}
+
+#[test]
+fn a_recorded_openai_stream_takes_usage_from_its_final_usage_chunk() {
+    let mut w = Worker::new("{}");
+    let body = fixture("providers/openai-chat-stream-usage.request.json");
+    w.run(&Call::chat(&body).sse(&fixture("providers/openai-chat-stream-usage.sse"), MS));
+    let l = "openai/gpt-5-nano/chat/unknown";
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(12));
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(100));
+    assert_eq!(w.counter(l, "token_type.reasoning.tokens_total"), Some(100));
+    assert_eq!(w.counter(l, "usage_estimated_total"), None);
+    assert_eq!(w.counter(l, "cost_micro_usd_total"), None, "no price");
+    assert_eq!(w.counter(l, "errors_total"), None);
+}
+
+#[test]
+fn a_recorded_anthropic_stream_is_read_from_message_start_and_message_delta() {
+    let mut w = Worker::new(PRICED);
+    let body = json!({"model": "claude-3-opus-latest", "max_tokens": 64, "stream": true,
+                      "messages": [{"role": "user", "content": "Hi"}]})
+    .to_string();
+    let call = Call::chat(body.as_bytes())
+        .path("/v1/messages")
+        .cluster(Some("anthropic"))
+        .sse(&fixture("providers/anthropic-messages-stream.sse"), 5 * MS);
+    w.run(&call);
+    let l = "anthropic/claude-3-opus-latest/chat/unknown";
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(11));
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(6));
+    // 11 × 3 + 6 × 15 USD per million = 123 µUSD.
+    assert_eq!(w.counter(l, "cost_micro_usd_total"), Some(123));
+    // message_start (105), content_block_start (110), ping (115), "Hello" (120).
+    assert_eq!(w.samples(l, "server_time_to_first_token_ms"), [120]);
+    assert_eq!(w.audit_lines()[0]["api"], "messages");
+    assert_eq!(w.audit_lines()[0]["finishReason"], "stop");
+}
+
+#[test]
+fn an_error_status_counts_an_error_by_status_and_no_tokens() {
+    let mut w = Worker::new(PRICED);
+    w.run(
+        &Call::chat(&chat("gpt-4o-mini", false))
+            .json(429, &fixture("openai-error-429.response.json")),
+    );
+    let l = "openai/gpt-4o-mini/chat/unknown";
+    assert_eq!(w.counter(l, "requests_total"), Some(1));
+    assert_eq!(w.counter(l, "error_type.429.errors_total"), Some(1));
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), None);
+    assert_eq!(
+        w.counter(l, "cost_micro_usd_total"),
+        None,
+        "zero cost is not counted"
+    );
+    assert!(w
+        .samples(l, "token_type.input.client_token_usage")
+        .is_empty());
+    assert_eq!(
+        w.samples(l, "server_request_duration_ms"),
+        [100],
+        "errors are timed too"
+    );
+    assert_eq!(w.audit_lines()[0]["errorType"], "429");
+}
+
+#[test]
+fn in_band_errors_cut_streams_and_abandoned_requests_are_errors_too() {
+    let mut w = Worker::new("{}");
+    let body = chat("m", true);
+    w.run(&Call::chat(&body).sse(&fixture("openai-stream-error-event.sse"), MS));
+    w.run(&Call::chat(&body).sse(&fixture("openai-stream-cut.sse"), MS));
+    w.run(
+        &Call::chat(&body)
+            .sse(&fixture("openai-stream-no-usage.sse"), MS)
+            .unfinished(),
+    );
+    let l = "openai/m/chat/unknown";
+    assert_eq!(w.counter(l, "requests_total"), Some(3));
+    assert_eq!(
+        w.counter(l, "error_type.upstream_error.errors_total"),
+        Some(1)
+    );
+    assert_eq!(w.counter(l, "error_type.incomplete.errors_total"), Some(2));
+    let types: Vec<_> = w
+        .audit_lines()
+        .iter()
+        .map(|r| r["errorType"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            json!("upstream_error"),
+            json!("incomplete"),
+            json!("incomplete")
+        ]
+    );
+}
+
+#[test]
+fn other_paths_are_not_observed() {
+    let mut w = Worker::new("{}");
+    w.run(
+        &Call::chat(b"{}")
+            .path("/v1/models")
+            .json(200, b"{\"data\":[]}"),
+    );
+    w.run(&Call::chat(b"{}").path("/healthz").json(200, b"{}"));
+    assert!(w.host.state.borrow().metrics.is_empty());
+    assert!(w.audit_lines().is_empty());
+}
+
+#[test]
+fn consumers_come_from_the_configured_header_or_the_key_map() {
+    let hash = aigw_shared::consumer::key_hash_hex("sk-team-b");
+    let cfg = format!(
+        r#"{{"consumer": {{"header": "x-aigw-consumer", "keys": {{"{hash}": "team-b"}}}}}}"#
+    );
+    let mut w = Worker::new(&cfg);
+    let ok = fixture("openai-chat-cached.response.json");
+    let body = chat("m", false);
+    w.run(
+        &Call::chat(&body)
+            .header("x-aigw-consumer", "team-a")
+            .json(200, &ok),
+    );
+    w.run(
+        &Call::chat(&body)
+            .header("authorization", "Bearer sk-team-b")
+            .json(200, &ok),
+    );
+    w.run(
+        &Call::chat(&body)
+            .header("authorization", "Bearer sk-nobody")
+            .json(200, &ok),
+    );
+    for c in ["team-a", "team-b", "unknown"] {
+        assert_eq!(
+            w.counter(&format!("openai/m/chat/{c}"), "requests_total"),
+            Some(1),
+            "{c}"
+        );
+    }
+    assert_eq!(w.audit_lines()[1]["consumer"], "team-b");
+}
+
+#[test]
+fn providers_are_named_by_the_cluster_map_and_routes_by_the_route_name() {
+    let mut w = Worker::new(r#"{"providers": {"outbound|443||api.openai.com": "openai"}}"#);
+    let ok = fixture("openai-chat-cached.response.json");
+    let body = chat("m", false);
+    w.run(
+        &Call::chat(&body)
+            .cluster(Some("outbound|443||api.openai.com"))
+            .json(200, &ok),
+    );
+    w.run(
+        &Call::chat(&body)
+            .cluster(Some("vllm.pool"))
+            .route(Some("r.1"))
+            .json(200, &ok),
+    );
+    w.run(&Call::chat(&body).cluster(None).route(None).json(200, &ok));
+    assert_eq!(
+        w.counter("openai/m/chat/unknown", "requests_total"),
+        Some(1)
+    );
+    assert_eq!(
+        w.counter("vllm_pool/m/r_1/unknown", "requests_total"),
+        Some(1)
+    );
+    assert_eq!(
+        w.counter("unknown/m/unknown/unknown", "requests_total"),
+        Some(1)
+    );
+}
+
+#[test]
+fn model_labels_are_bounded_per_worker_and_oversized_requests_have_no_model() {
+    let mut w = Worker::new(r#"{"maxModelLabels": 2, "maxRequestBodyBytes": 200}"#);
+    let ok = fixture("openai-chat-cached.response.json");
+    for m in ["a", "b", "c", "d"] {
+        w.run(&Call::chat(&chat(m, false)).json(200, &ok));
+    }
+    let long = json!({"model": "a", "messages": [{"role": "user", "content": "x".repeat(300)}]})
+        .to_string();
+    w.run(&Call::chat(long.as_bytes()).json(200, &ok));
+    assert_eq!(
+        w.counter("openai/a/chat/unknown", "requests_total"),
+        Some(1)
+    );
+    assert_eq!(
+        w.counter("openai/b/chat/unknown", "requests_total"),
+        Some(1)
+    );
+    assert_eq!(
+        w.counter("openai/other/chat/unknown", "requests_total"),
+        Some(2)
+    );
+    assert_eq!(
+        w.counter("openai/unknown/chat/unknown", "requests_total"),
+        Some(1)
+    );
+    assert_eq!(w.root.state().series_count(), 5);
+}
+
+#[test]
+fn audit_records_are_sampled_and_stored_as_filter_state() {
+    let mut w = Worker::new(r#"{"audit": {"sampleRate": 0.5}}"#);
+    let ok = fixture("openai-chat-cached.response.json");
+    for _ in 0..4 {
+        w.run(
+            &Call::chat(&chat("m", false))
+                .header("x-request-id", "req-7")
+                .json(200, &ok),
+        );
+    }
+    let lines = w.audit_lines();
+    assert_eq!(lines.len(), 2);
+    let state = w
+        .filter_state("aigw_usage_stats")
+        .expect("the last request was sampled");
+    assert_eq!(state, lines[1]);
+    assert_eq!(state["requestId"], "req-7");
+    assert_eq!(
+        w.counter("openai/m/chat/unknown", "requests_total"),
+        Some(4),
+        "metrics are not sampled"
+    );
+}
+
+#[test]
+fn captured_prompts_and_answers_are_redacted_and_cut() {
+    let cfg = r#"{"audit": {"capturePrompt": true, "captureAnswer": true, "maxCaptureBytes": 60}}"#;
+    let mut w = Worker::new(cfg);
+    let body = fixture("pii-chat.request.json");
+    w.run(&Call::chat(&body).sse(&fixture("openai-stream-no-usage.sse"), MS));
+    let rec = &w.audit_lines()[0];
+    assert_eq!(
+        rec["prompt"],
+        "My mail is [EMAIL], my card [CARD] and my key [KEY]. What is"
+    );
+    assert_eq!(rec["promptTruncated"], true);
+    assert_eq!(rec["answer"], "Hello world!");
+    assert_eq!(rec["answerTruncated"], false);
+    let mut off = Worker::new("{}");
+    off.run(&Call::chat(&body).sse(&fixture("openai-stream-no-usage.sse"), MS));
+    let rec = &off.audit_lines()[0];
+    assert!(
+        rec.get("prompt").is_none() && rec.get("answer").is_none(),
+        "off by default"
+    );
+}
+
+#[test]
+fn without_a_clock_tokens_are_still_counted_but_nothing_is_timed() {
+    let mut w = Worker::with_caps("{}", Capabilities::APISIX);
+    let body = chat("m", true);
+    w.run(&Call::chat(&body).sse(&fixture("openai-stream-no-usage.sse"), MS));
+    let l = "openai/m/chat/unknown";
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(3));
+    assert!(w.samples(l, "server_request_duration_ms").is_empty());
+    assert!(w.samples(l, "server_time_to_first_token_ms").is_empty());
+    assert_eq!(
+        w.audit_lines()[0]["timings"],
+        json!({"durationMs": null, "ttftMs": null, "tpotUs": null})
+    );
+}
+
+#[test]
+fn embeddings_count_input_tokens() {
+    let mut w = Worker::new("{}");
+    let body = fixture("providers/openai-embeddings.request.json");
+    let call = Call::chat(&body)
+        .path("/v1/embeddings")
+        .json(200, &fixture("providers/openai-embeddings.response.json"));
+    w.run(&call);
+    let l = "openai/text-embedding-3-small/chat/unknown";
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(7));
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), None);
+}
+
+#[test]
+fn cost_below_a_micro_dollar_adds_up_over_requests() {
+    let mut w = Worker::new(r#"{"prices": {"m": {"input": 0.1, "output": 0.1}}}"#);
+    let ok = fixture("openai-chat-cached.response.json");
+    // 1040 tokens × 0.1 USD per million = 104 µUSD per request: exact.
+    for _ in 0..3 {
+        w.run(&Call::chat(&chat("m", false)).json(200, &ok));
+    }
+    assert_eq!(
+        w.counter("openai/m/chat/unknown", "cost_micro_usd_total"),
+        Some(312)
+    );
+    let mut small = Worker::new(r#"{"prices": {"m": {"input": 0.0004}}}"#);
+    for _ in 0..10 {
+        small.run(&Call::chat(&chat("m", false)).json(200, &ok));
+    }
+    // 1000 input tokens × 0.0004 = 0.4 µUSD each: 4 µUSD after ten.
+    assert_eq!(
+        small.counter("openai/m/chat/unknown", "cost_micro_usd_total"),
+        Some(4)
+    );
+}
+
+#[test]
+fn bad_configurations_are_refused_with_the_fields_path() {
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_slice(&fixture("bad-configs.json")).unwrap();
+    for case in cases {
+        let raw = case["config"].to_string();
+        let err = match PluginConfig::<UsageStats>::parse(raw.as_bytes()) {
+            Ok(_) => panic!("accepted: {raw}"),
+            Err(e) => e,
+        };
+        let want = case["path"].as_str().unwrap();
+        assert!(
+            err.path().starts_with(want),
+            "{raw}: path {:?}, want {want:?} ({err})",
+            err.path()
+        );
+    }
+}
+
+#[test]
+fn a_good_configuration_with_rules_is_accepted() {
+    let raw = r#"{"prices": {"gpt-*": {"input": 1, "output": 2}},
+                 "providers": {"openai": "openai"},
+                 "consumer": {"header": "x-aigw-consumer"},
+                 "audit": {"sampleRate": 0.1, "capturePrompt": true, "filterState": null},
+                 "_rules_": [{"_match_route_": ["internal"], "audit": {"enabled": false}}]}"#;
+    assert!(PluginConfig::<UsageStats>::parse(raw.as_bytes()).is_ok());
+}
