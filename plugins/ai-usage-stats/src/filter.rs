@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::rc::Rc;
 
 use aigw_shared::genai::{label_value, Labels, UNKNOWN};
-use aigw_shared::host::{Action, BufferKind, LogLevel, MapKind};
+use aigw_shared::host::{Action, BufferKind, Capabilities, LogLevel, MapKind};
 use aigw_shared::llm::{Api, DeltaKind, RequestView, ResponseFormat, ResponseObserver};
 use aigw_shared::plugin::{Ctx, HttpFilter, Plugin};
 use aigw_shared::tokens::TokenCount;
@@ -61,11 +61,13 @@ pub struct Filter {
     clock_ns: u64,
     /// Answer text, when captured.
     answer: String,
+    /// APISIX (wasm-nginx-module): body callbacks only run for streams that ask for them.
+    apisix: bool,
 }
 
 impl Filter {
     /// A filter for one request.
-    pub fn new(config: Rc<Config>, state: Rc<State>) -> Self {
+    pub fn new(config: Rc<Config>, state: Rc<State>, caps: Capabilities) -> Self {
         Self {
             config,
             state,
@@ -81,6 +83,7 @@ impl Filter {
             status: 0,
             clock_ns: 0,
             answer: String::new(),
+            apisix: caps == Capabilities::APISIX,
         }
     }
 
@@ -317,6 +320,13 @@ impl HttpFilter for Filter {
         self.clock_ns = self.start_ns.unwrap_or(0);
         self.consumer = self.config.consumer.identify(get).map(|c| c.name);
         self.request_id = text(get("x-request-id")).map(str::to_owned);
+        // wasm-nginx-module calls every headers callback with end_of_stream set.
+        let end_of_stream = end_of_stream && !self.apisix;
+        if self.apisix {
+            // wasm-nginx-module calls on_request_body (with the whole body) only when asked.
+            let asked = cx.set_property(&["wasm_process_req_body"], b"true");
+            cx.check(asked, "ask APISIX for the request body");
+        }
         if end_of_stream {
             self.end_request();
         }
@@ -373,6 +383,11 @@ impl HttpFilter for Filter {
                 .with_max_json_bytes(self.config.max_response_body_bytes),
         );
         self.phase = Phase::Response;
+        let end_of_stream = end_of_stream && !self.apisix;
+        if self.apisix {
+            let asked = cx.set_property(&["wasm_process_resp_body"], b"true");
+            cx.check(asked, "ask APISIX for the response body");
+        }
         if end_of_stream {
             self.finish(cx, true);
         }

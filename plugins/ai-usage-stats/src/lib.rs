@@ -95,8 +95,8 @@ impl Plugin for UsageStats {
         State::new(config.global())
     }
 
-    fn new_filter(config: Rc<Config>, state: Rc<State>, _env: &FilterEnv) -> Filter {
-        Filter::new(config, state)
+    fn new_filter(config: Rc<Config>, state: Rc<State>, env: &FilterEnv) -> Filter {
+        Filter::new(config, state, env.capabilities)
     }
 
     fn host_limitations(_config: &Config, caps: Capabilities) -> Vec<String> {

@@ -15,6 +15,7 @@ mod ai_proxy;
 mod ai_proxy_bedrock;
 mod ai_proxy_cases;
 mod ai_proxy_vertex;
+mod ai_usage_stats;
 mod chain;
 mod example_plugin;
 mod failures;
