@@ -83,6 +83,11 @@ Anthropic Python SDK (.venv/bin/python):
 llm-sim answers "sim: " plus the last user message, which is the decorator's appended one;
 what llm-sim received (path, provider credential, decorated body): curl -s {gw.sim_url}/_sim/requests
 Metrics: curl -s {gw.admin_url}/stats/prometheus | grep aigw
+Usage (ai-usage-stats; tokens, cost, errors, latency by provider/model/route/consumer; send
+  -H 'x-aigw-consumer: team-a' to name the caller; histograms appear after the next stats flush, 5 s):
+  curl -s {gw.admin_url}/stats/prometheus | grep -E '^aigw_gen_ai_(requests|tokens|cost_micro_usd|errors)_total'
+  curl -s {gw.admin_url}/stats/prometheus | grep aigw_gen_ai_server_time_to_first_token_ms_sum
+  audit records (one JSON line per request): grep 'ai-usage-stats: {{' {gw.workdir}/envoy.log
 Press Ctrl-C to stop.
 """
 

@@ -222,3 +222,35 @@ def test_the_audit_record_carries_the_prompt_redacted_and_reaches_the_access_log
     assert usage_gateway.envoy is not None
     log = usage_gateway.envoy.log_tail(10_000_000)
     assert "jane.doe" not in log and "sk-proj-0123" not in log
+
+
+@pytest.fixture(scope="module")
+def chain_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
+    yield from start_gateway("full-chain.yaml", tmp_path_factory)
+
+
+def test_in_the_full_chain_the_provider_is_the_cluster_ai_proxy_chose(
+        chain_gateway: gateway.Gateway) -> None:
+    client = oai(chain_gateway, "chain-team")
+    # An OpenAI client calling a Claude model: ai-proxy translates it to Anthropic's API; this
+    # plugin, first in the chain, sees the OpenAI request and the translated OpenAI answer.
+    reply = client.chat.completions.create(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": PROMPT}])
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], stream=True,
+        stream_options={"include_usage": True})
+    streamed = [c.usage for c in stream if c.usage][-1]
+    assert reply.usage is not None
+    claude = series("anthropic", "claude-haiku-4-5", "llm", "chain-team")
+    gpt = series("openai", "gpt-4o-mini", "llm", "chain-team")
+    got = wait_for(chain_gateway, lambda m: ("aigw_gen_ai_requests_total", gpt) in m
+                   and ("aigw_gen_ai_requests_total", claude) in m)
+    assert got[("aigw_gen_ai_requests_total", claude)] == 1
+    assert got[("aigw_gen_ai_tokens_total", claude | {("token_type", "input")})] \
+        == reply.usage.prompt_tokens
+    assert got[("aigw_gen_ai_tokens_total", claude | {("token_type", "output")})] \
+        == reply.usage.completion_tokens
+    assert got[("aigw_gen_ai_cost_micro_usd_total", claude)] == micro_usd(
+        "claude-haiku-4-5", reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    assert got[("aigw_gen_ai_tokens_total", gpt | {("token_type", "output")})] \
+        == streamed.completion_tokens
