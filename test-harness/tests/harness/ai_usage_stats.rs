@@ -355,3 +355,29 @@ fn a_bad_config_is_refused_at_load_with_the_field_named() {
         assert!(err.contains(path), "{config}: {err}");
     }
 }
+
+#[test]
+fn a_request_costs_a_bounded_number_of_host_calls() {
+    let env = Env::new();
+    let mut chain = Chain::new(&env).with(spec(PRICED)).unwrap();
+    let answer = fixture("openai-chat-cached.response.json");
+    let req = Request::post_json("/v1/chat/completions", chat("gpt-4o-mini", false));
+    let mut up = |_: &UpstreamRequest| UpstreamResponse::json(200, &answer);
+    chain.run(&req, &mut up).unwrap(); // warm-up: metric ids defined once per worker
+    let before = chain.plugin(0).unwrap().worker(0).trace().len();
+    chain.run(&req, &mut up).unwrap();
+    let vm = chain.plugin(0).unwrap().worker(0);
+    let calls: Vec<&str> = vm.trace()[before..].iter().map(|t| t.function).collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for c in &calls {
+        *counts.entry(*c).or_insert(0) += 1;
+    }
+    eprintln!("{} host calls: {counts:?}", calls.len());
+    assert_eq!(counts.get("proxy_define_metric"), None, "ids are cached");
+    assert_eq!(
+        counts.get("proxy_get_header_map_value"),
+        None,
+        "headers read once per direction"
+    );
+    assert!(calls.len() <= 24, "{} host calls: {counts:?}", calls.len());
+}
