@@ -314,6 +314,46 @@ fn under_higress_the_cluster_name_is_mapped_to_a_provider() {
 }
 
 #[test]
+fn the_higress_build_counts_the_same_under_higress() {
+    let standard = wasm();
+    let path = standard
+        .parent()
+        .unwrap()
+        .join("higress")
+        .join(standard.file_name().unwrap());
+    assert!(
+        path.is_file(),
+        "{} missing: run `make build` (it builds the Higress variant too)",
+        path.display()
+    );
+    let env = Env::new();
+    let s = PluginSpec::new(path)
+        .config(PRICED)
+        .profile(Profile::Higress)
+        .cluster_name("outbound|443||api.openai.com")
+        .route_name("ai-route");
+    let mut chain = Chain::new(&env).with(s).unwrap();
+    let sse = fixture("providers/openai-chat-stream-usage.sse");
+    let req = Request::post_json("/v1/chat/completions", chat("gpt-4o-mini", true))
+        .header("x-aigw-consumer", "team-h");
+    let out = chain
+        .run(&req, &mut |_: &UpstreamRequest| {
+            UpstreamResponse::sse([&sse]).rechunk(50)
+        })
+        .unwrap();
+    assert_eq!(out.body, sse);
+    let l = "openai/gpt-4o-mini/ai-route/team-h";
+    assert_eq!(
+        counter(&env, l, "token_type.output.tokens_total"),
+        Some(100)
+    );
+    assert_eq!(
+        counter(&env, l, "token_type.reasoning.tokens_total"),
+        Some(100)
+    );
+}
+
+#[test]
 fn under_apisix_nothing_traps_and_the_audit_line_still_counts_tokens() {
     let env = Env::new();
     let s = PluginSpec::new(wasm())
