@@ -3,6 +3,11 @@
 //! Host calls per request: one `headers()` each way, one body read per chunk, the clock until
 //! the first token, and at the end two properties (route, upstream cluster), the clock, the
 //! metrics, and (when sampled) one log line and one filter-state write.
+//!
+//! Memory: the request body is kept only while it arrives (up to `maxRequestBodyBytes`, counted
+//! in the VM's body budget); at its end the model is read, and what the record may need later
+//! (the input estimate of a stream that will carry no usage, the captured prompt of a sampled
+//! request) is taken from it before it is let go, so a long stream holds no copy of its prompt.
 
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -10,6 +15,7 @@ use std::rc::Rc;
 use aigw_shared::genai::{label_value, Labels, UNKNOWN};
 use aigw_shared::host::{Action, BufferKind, Capabilities, LogLevel, MapKind};
 use aigw_shared::llm::{Api, DeltaKind, RequestView, ResponseFormat, ResponseObserver};
+use aigw_shared::plugin::budget::Reservation;
 use aigw_shared::plugin::{Ctx, HttpFilter, Plugin};
 use aigw_shared::tokens::TokenCount;
 use serde::Deserialize;
@@ -40,6 +46,7 @@ enum Phase {
 struct Asked {
     model: String,
     stream: bool,
+    include_usage: bool,
 }
 
 /// The per-request observer.
@@ -51,14 +58,28 @@ pub struct Filter {
     start_ns: Option<u64>,
     consumer: Option<String>,
     request_id: Option<String>,
-    /// The request body as it passed, up to `maxRequestBodyBytes`.
+    /// The request body as it passed, up to `maxRequestBodyBytes`; let go at its end.
     body: Vec<u8>,
     body_over: bool,
+    /// `body` in the VM's body budget.
+    body_held: Reservation,
+    /// Request body bytes seen.
+    body_seen: usize,
     asked: Asked,
+    /// The input estimate, taken at the end of a request whose answer will carry no usage.
+    input_estimate: Option<TokenCount>,
+    /// This request gets an audit record (decided when it starts).
+    sampled: bool,
+    /// The captured prompt and whether it was cut.
+    prompt: Option<(String, bool)>,
     observer: Option<ResponseObserver>,
     status: u16,
     /// The last clock reading.
     clock_ns: u64,
+    /// JSON answer bytes the observer buffers, in the VM's body budget.
+    response_held: Reservation,
+    /// The budget refused more of the JSON answer: it is no longer read.
+    response_over: bool,
     /// Answer text, when captured.
     answer: String,
     /// APISIX (wasm-nginx-module): body callbacks only run for streams that ask for them.
@@ -78,10 +99,17 @@ impl Filter {
             request_id: None,
             body: Vec::new(),
             body_over: false,
+            body_held: Reservation::default(),
+            body_seen: 0,
             asked: Asked::default(),
+            input_estimate: None,
+            sampled: false,
+            prompt: None,
             observer: None,
             status: 0,
             clock_ns: 0,
+            response_held: Reservation::default(),
+            response_over: false,
             answer: String::new(),
             apisix: caps == Capabilities::APISIX,
         }
@@ -93,18 +121,51 @@ impl Filter {
         }
         self.phase = Phase::Waiting;
         #[derive(Deserialize)]
+        struct StreamOptions {
+            #[serde(default)]
+            include_usage: Option<bool>,
+        }
+        #[derive(Deserialize)]
         struct Head<'a> {
             #[serde(borrow, default)]
             model: Option<Cow<'a, str>>,
             #[serde(default)]
             stream: Option<bool>,
+            #[serde(default)]
+            stream_options: Option<StreamOptions>,
         }
         if let Ok(h) = serde_json::from_slice::<Head<'_>>(&self.body) {
             self.asked = Asked {
                 model: h.model.map(Cow::into_owned).unwrap_or_default(),
                 stream: h.stream.unwrap_or(false),
+                include_usage: h
+                    .stream_options
+                    .and_then(|o| o.include_usage)
+                    .unwrap_or(false),
             };
         }
+        if !self.body_over {
+            // Only an OpenAI-style stream without `include_usage` is answered without usage.
+            let usage_expected = !self.asked.stream
+                || self.asked.include_usage
+                || self.api == Api::AnthropicMessages;
+            let audit = &self.config.audit;
+            let capture = self.sampled && audit.capture_prompt;
+            if !usage_expected || capture {
+                if let Ok(view) = RequestView::parse(self.api, &self.body) {
+                    if !usage_expected {
+                        self.input_estimate = Some(view.estimate_input_tokens());
+                    }
+                    if capture {
+                        self.prompt = prompt_text(&view).map(|p| {
+                            redact::capture(&p, audit.max_capture_bytes, audit.redact_pii)
+                        });
+                    }
+                }
+            }
+        }
+        self.body = Vec::new();
+        self.body_held.resize(0);
     }
 
     fn observer(&mut self) -> &mut ResponseObserver {
@@ -114,8 +175,30 @@ impl Filter {
         })
     }
 
+    /// Feed a response chunk; a JSON answer's bytes (which the observer buffers up to
+    /// `maxResponseBodyBytes`) are counted in the VM's body budget, and past it no longer read.
+    fn feed_counted(&mut self, chunk: &[u8]) {
+        if self.response_over {
+            return;
+        }
+        if self.observer().format() != ResponseFormat::Sse {
+            let held = self
+                .response_held
+                .bytes()
+                .saturating_add(chunk.len())
+                .min(self.config.max_response_body_bytes);
+            if !self.response_held.resize(held) {
+                self.response_over = true;
+                self.observer = None;
+                self.response_held.resize(0);
+                return;
+            }
+        }
+        self.feed(chunk, self.clock_ns);
+    }
+
     fn feed(&mut self, chunk: &[u8], now: u64) {
-        let capture = self.config.audit.capture_answer;
+        let capture = self.sampled && self.config.audit.capture_answer;
         let limit = self.config.audit.max_capture_bytes.saturating_add(64);
         let mut answer = std::mem::take(&mut self.answer);
         self.observer().feed(chunk, now, |d| {
@@ -126,34 +209,12 @@ impl Filter {
         self.answer = answer;
     }
 
+    /// The input estimate when the answer carried no usage: taken at the end of the request
+    /// when that was foreseeable, else the request's size in bytes / 4.
     fn input_estimate(&self) -> TokenCount {
-        if self.body_over {
-            return TokenCount {
-                tokens: 0,
-                estimated: true,
-            };
-        }
-        RequestView::parse(self.api, &self.body)
-            .map(|v| v.estimate_input_tokens())
-            .unwrap_or(TokenCount {
-                tokens: 0,
-                estimated: true,
-            })
-    }
-
-    fn prompt(&self) -> Option<String> {
-        if self.body_over {
-            return None;
-        }
-        let view = RequestView::parse(self.api, &self.body).ok()?;
-        view.last_user_text().or_else(|| {
-            (!view.inputs.is_empty()).then(|| {
-                view.inputs
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+        self.input_estimate.unwrap_or(TokenCount {
+            tokens: u64::try_from(self.body_seen.div_ceil(4)).unwrap_or(u64::MAX),
+            estimated: true,
         })
     }
 
@@ -166,7 +227,7 @@ impl Filter {
         self.end_request();
         self.phase = Phase::Done;
         let end_ns = cx.now_nanos();
-        let capture = self.config.audit.capture_answer;
+        let capture = self.sampled && self.config.audit.capture_answer;
         let limit = self.config.audit.max_capture_bytes.saturating_add(64);
         let mut answer = std::mem::take(&mut self.answer);
         let mut obs = match self.observer.take() {
@@ -228,16 +289,8 @@ impl Filter {
         );
 
         let audit = &self.config.audit;
-        if audit.enabled
-            && (audit.log || audit.filter_state.is_some())
-            && state.sample(audit.sample_rate)
-        {
-            let prompt = if audit.capture_prompt {
-                self.prompt()
-                    .map(|p| redact::capture(&p, audit.max_capture_bytes, audit.redact_pii))
-            } else {
-                None
-            };
+        if self.sampled {
+            let prompt = self.prompt.take();
             let answer = capture
                 .then(|| redact::capture(&answer, audit.max_capture_bytes, audit.redact_pii));
             let record = AuditRecord {
@@ -268,8 +321,22 @@ impl Filter {
             };
             emit(cx, audit, &record);
         }
-        self.body = Vec::new();
+        self.response_held.resize(0);
     }
+}
+
+/// The text a prompt capture keeps: the last user message, else (completions, embeddings) the
+/// inputs.
+fn prompt_text(view: &RequestView<'_>) -> Option<String> {
+    view.last_user_text().or_else(|| {
+        (!view.inputs.is_empty()).then(|| {
+            view.inputs
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    })
 }
 
 fn emit(cx: &mut Ctx<'_, ()>, audit: &crate::config::Audit, record: &AuditRecord<'_>) {
@@ -320,6 +387,10 @@ impl HttpFilter for Filter {
         self.clock_ns = self.start_ns.unwrap_or(0);
         self.consumer = self.config.consumer.identify(get).map(|c| c.name);
         self.request_id = text(get("x-request-id")).map(str::to_owned);
+        let audit = &self.config.audit;
+        self.sampled = audit.enabled
+            && (audit.log || audit.filter_state.is_some())
+            && self.state.sample(audit.sample_rate);
         // wasm-nginx-module calls every headers callback with end_of_stream set.
         let end_of_stream = end_of_stream && !self.apisix;
         if self.apisix {
@@ -342,10 +413,14 @@ impl HttpFilter for Filter {
         if self.phase != Phase::Request {
             return Action::Continue;
         }
+        self.body_seen = self.body_seen.saturating_add(body_size);
         if !self.body_over && body_size > 0 {
-            if self.body.len().saturating_add(body_size) > self.config.max_request_body_bytes {
+            let len = self.body.len().saturating_add(body_size);
+            // Over the limit, or over the VM's body budget: the model is not read.
+            if len > self.config.max_request_body_bytes || !self.body_held.resize(len) {
                 self.body_over = true;
                 self.body = Vec::new();
+                self.body_held.resize(0);
             } else if let Ok(Some(chunk)) = cx.body(BufferKind::RequestBody, 0, body_size) {
                 self.body.extend_from_slice(&chunk);
             }
@@ -415,7 +490,7 @@ impl HttpFilter for Filter {
                         self.clock_ns = now;
                     }
                 }
-                self.feed(&chunk, self.clock_ns);
+                self.feed_counted(&chunk);
             }
         }
         if end_of_stream {

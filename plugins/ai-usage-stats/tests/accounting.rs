@@ -434,3 +434,37 @@ fn a_good_configuration_with_rules_is_accepted() {
                  "_rules_": [{"_match_route_": ["internal"], "audit": {"enabled": false}}]}"#;
     assert!(PluginConfig::<UsageStats>::parse(raw.as_bytes()).is_ok());
 }
+
+#[test]
+fn request_bodies_count_in_the_vms_body_budget_and_are_let_go_at_their_end() {
+    use aigw_shared::plugin::budget;
+    let mut w = Worker::new("{}");
+    let ok = fixture("openai-chat-cached.response.json");
+    budget::set_budget(100);
+    let long = json!({"model": "big", "messages": [{"role": "user", "content": "x".repeat(300)}]})
+        .to_string();
+    w.run(&Call::chat(long.as_bytes()).json(200, &ok));
+    budget::set_budget(budget::DEFAULT_BUDGET);
+    assert_eq!(
+        w.counter("openai/unknown/chat/unknown", "requests_total"),
+        Some(1),
+        "over the budget the model is not read"
+    );
+    w.run(&Call::chat(&chat("m", true)).sse(&fixture("openai-stream-no-usage.sse"), MS));
+    assert_eq!(budget::held(), 0, "nothing is held once requests ended");
+}
+
+#[test]
+fn an_answer_that_unexpectedly_lacks_usage_estimates_input_from_the_request_size() {
+    let mut w = Worker::new("{}");
+    let body = chat("m", false);
+    let answer = br#"{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello world!"},"finish_reason":"stop"}]}"#;
+    w.run(&Call::chat(&body).json(200, answer));
+    let l = "openai/m/chat/unknown";
+    assert_eq!(
+        w.counter(l, "token_type.input.tokens_total"),
+        Some(body.len().div_ceil(4) as i64)
+    );
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(3));
+    assert_eq!(w.counter(l, "usage_estimated_total"), Some(1));
+}
