@@ -468,3 +468,27 @@ fn an_answer_that_unexpectedly_lacks_usage_estimates_input_from_the_request_size
     assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(3));
     assert_eq!(w.counter(l, "usage_estimated_total"), Some(1));
 }
+
+#[test]
+fn anthropic_cache_reads_are_cached_input_and_priced_as_such() {
+    let mut w = Worker::new(PRICED);
+    let body = json!({"model": "claude-haiku-4-5", "max_tokens": 64,
+                      "messages": [{"role": "user", "content": "Capital of France?"}]})
+    .to_string();
+    let call = Call::chat(body.as_bytes())
+        .path("/v1/messages")
+        .cluster(Some("anthropic"))
+        .json(200, &fixture("anthropic-cached.response.json"));
+    w.run(&call);
+    let l = "anthropic/claude-haiku-4-5/chat/unknown";
+    // input = 20 + 100 written to the cache + 880 read from it.
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(1000));
+    assert_eq!(w.counter(l, "token_type.cached.tokens_total"), Some(880));
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(12));
+    // claude-* is 3 / 15 USD per million, cached input at the input price (no cachedInput):
+    // 1000 × 3 + 12 × 15 = 3180 µUSD.
+    assert_eq!(w.counter(l, "cost_micro_usd_total"), Some(3180));
+    let rec = &w.audit_lines()[0];
+    assert_eq!(rec["responseModel"], "claude-haiku-4-5-20251001");
+    assert_eq!(rec["usage"]["total"], 1012);
+}
