@@ -95,6 +95,8 @@ pub mod token_type {
     pub const OUTPUT: &str = "output";
     /// Input tokens read from the provider's prompt cache (a part of `input`).
     pub const CACHED: &str = "cached";
+    /// Input tokens written to the provider's prompt cache (Anthropic; a part of `input`).
+    pub const CACHE_WRITE: &str = "cache_write";
     /// Hidden reasoning tokens (a part of `output`).
     pub const REASONING: &str = "reasoning";
 }

@@ -55,6 +55,8 @@ struct RawPrice {
     output: f64,
     #[serde(default)]
     cached_input: Option<f64>,
+    #[serde(default)]
+    cache_write_input: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +223,10 @@ impl Config {
                 output: rate(path("output"), p.output)?,
                 cached_input: match p.cached_input {
                     Some(c) => rate(path("cachedInput"), c)?,
+                    None => input,
+                },
+                cache_write_input: match p.cache_write_input {
+                    Some(c) => rate(path("cacheWriteInput"), c)?,
                     None => input,
                 },
             };

@@ -17,6 +17,8 @@ pub struct Rates {
     pub output: u64,
     /// Input tokens read from the prompt cache.
     pub cached_input: u64,
+    /// Input tokens written to the prompt cache (Anthropic).
+    pub cache_write_input: u64,
 }
 
 /// Token counts a cost is computed from.
@@ -26,6 +28,8 @@ pub struct Billed {
     pub input: u64,
     /// Of which read from the cache.
     pub cached: u64,
+    /// Of which written to the cache.
+    pub cache_write: u64,
     /// Output tokens.
     pub output: u64,
 }
@@ -34,10 +38,12 @@ impl Rates {
     /// The cost of `t` in pico-dollars (saturating).
     pub fn cost_pico(&self, t: Billed) -> u64 {
         let cached = t.cached.min(t.input);
-        let fresh = t.input - cached;
+        let written = t.cache_write.min(t.input - cached);
+        let fresh = t.input - cached - written;
         let part = |n: u64, rate: u64| u128::from(n).saturating_mul(u128::from(rate));
         let sum = part(fresh, self.input)
             .saturating_add(part(cached, self.cached_input))
+            .saturating_add(part(written, self.cache_write_input))
             .saturating_add(part(t.output, self.output));
         u64::try_from(sum).unwrap_or(u64::MAX)
     }
@@ -99,6 +105,7 @@ mod tests {
             input,
             output: 2 * input,
             cached_input: input / 2,
+            cache_write_input: input * 2,
         }
     }
 
@@ -125,16 +132,22 @@ mod tests {
             input: 150_000,
             output: 600_000,
             cached_input: 75_000,
+            cache_write_input: 187_500,
         };
         let t = Billed {
             input: 1000,
             cached: 400,
+            cache_write: 100,
             output: 10,
         };
-        assert_eq!(r.cost_pico(t), 600 * 150_000 + 400 * 75_000 + 10 * 600_000);
+        assert_eq!(
+            r.cost_pico(t),
+            500 * 150_000 + 400 * 75_000 + 100 * 187_500 + 10 * 600_000
+        );
         let over = Billed {
             input: 1,
             cached: 5,
+            cache_write: 5,
             output: 0,
         };
         assert_eq!(r.cost_pico(over), 75_000, "cached never exceeds input");
@@ -146,10 +159,12 @@ mod tests {
             input: u64::MAX,
             output: u64::MAX,
             cached_input: 0,
+            cache_write_input: 0,
         };
         let t = Billed {
             input: u64::MAX,
             cached: 0,
+            cache_write: 0,
             output: u64::MAX,
         };
         assert_eq!(r.cost_pico(t), u64::MAX);

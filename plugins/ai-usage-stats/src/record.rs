@@ -19,6 +19,8 @@ pub struct Tokens {
     pub total: u64,
     /// Input tokens read from the prompt cache.
     pub cached: u64,
+    /// Input tokens written to the prompt cache (Anthropic).
+    pub cache_write: u64,
     /// Reasoning tokens.
     pub reasoning: u64,
     /// The provider reported no usage: the counts are estimates (`aigw_shared::tokens`).
@@ -33,6 +35,7 @@ impl Tokens {
             output: u.output_tokens,
             total: u.total_tokens,
             cached: u.cached_input_tokens.unwrap_or(0),
+            cache_write: u.cache_creation_input_tokens.unwrap_or(0),
             reasoning: u.reasoning_tokens.unwrap_or(0),
             estimated: false,
         }
@@ -45,6 +48,7 @@ impl Tokens {
             output: output.tokens,
             total: input.tokens.saturating_add(output.tokens),
             cached: 0,
+            cache_write: 0,
             reasoning: 0,
             estimated: true,
         }
@@ -55,6 +59,7 @@ impl Tokens {
         Billed {
             input: self.input,
             cached: self.cached,
+            cache_write: self.cache_write,
             output: self.output,
         }
     }
@@ -234,6 +239,7 @@ mod tests {
                 output: 40,
                 total: 140,
                 cached: 60,
+                cache_write: 0,
                 reasoning: 25,
                 estimated: false
             }

@@ -71,6 +71,7 @@ pub struct Series {
     tokens_input: Slot,
     tokens_output: Slot,
     tokens_cached: Slot,
+    tokens_cache_write: Slot,
     tokens_reasoning: Slot,
     usage_input: Slot,
     usage_output: Slot,
@@ -98,6 +99,7 @@ impl Series {
             tokens_input: typed(token_type::INPUT, metric::TOKENS_TOTAL, Counter),
             tokens_output: typed(token_type::OUTPUT, metric::TOKENS_TOTAL, Counter),
             tokens_cached: typed(token_type::CACHED, metric::TOKENS_TOTAL, Counter),
+            tokens_cache_write: typed(token_type::CACHE_WRITE, metric::TOKENS_TOTAL, Counter),
             tokens_reasoning: typed(token_type::REASONING, metric::TOKENS_TOTAL, Counter),
             usage_input: typed(token_type::INPUT, metric::CLIENT_TOKEN_USAGE, Histogram),
             usage_output: typed(token_type::OUTPUT, metric::CLIENT_TOKEN_USAGE, Histogram),
@@ -146,6 +148,7 @@ impl Series {
         self.tokens_input.count(metrics, host, t.input);
         self.tokens_output.count(metrics, host, t.output);
         self.tokens_cached.count(metrics, host, t.cached);
+        self.tokens_cache_write.count(metrics, host, t.cache_write);
         self.tokens_reasoning.count(metrics, host, t.reasoning);
         if t.estimated {
             self.estimated.count(metrics, host, 1);
@@ -236,6 +239,7 @@ mod tests {
                 output: 5,
                 total: 15,
                 cached: 4,
+                cache_write: 0,
                 reasoning: 0,
                 estimated: false,
             },

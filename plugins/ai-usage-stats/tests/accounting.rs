@@ -59,7 +59,7 @@ fn a_json_answer_counts_reported_tokens_cost_and_duration() {
     let rec = &w.audit_lines()[0];
     assert_eq!(
         rec["usage"],
-        json!({"input": 1000, "output": 40, "total": 1040, "cached": 600, "reasoning": 25, "estimated": false})
+        json!({"input": 1000, "output": 40, "total": 1040, "cached": 600, "cacheWrite": 0, "reasoning": 25, "estimated": false})
     );
     assert_eq!(rec["responseModel"], "gpt-4o-mini-2024-07-18");
     assert_eq!(rec["originalModel"], "gpt-4o-mini");
@@ -470,8 +470,10 @@ fn an_answer_that_unexpectedly_lacks_usage_estimates_input_from_the_request_size
 }
 
 #[test]
-fn anthropic_cache_reads_are_cached_input_and_priced_as_such() {
-    let mut w = Worker::new(PRICED);
+fn anthropic_cache_reads_and_writes_are_counted_and_priced_apart() {
+    let mut w = Worker::new(
+        r#"{"prices": {"claude-*": {"input": 3, "output": 15, "cachedInput": 0.3, "cacheWriteInput": 3.75}}}"#,
+    );
     let body = json!({"model": "claude-haiku-4-5", "max_tokens": 64,
                       "messages": [{"role": "user", "content": "Capital of France?"}]})
     .to_string();
@@ -484,10 +486,13 @@ fn anthropic_cache_reads_are_cached_input_and_priced_as_such() {
     // input = 20 + 100 written to the cache + 880 read from it.
     assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(1000));
     assert_eq!(w.counter(l, "token_type.cached.tokens_total"), Some(880));
+    assert_eq!(
+        w.counter(l, "token_type.cache_write.tokens_total"),
+        Some(100)
+    );
     assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(12));
-    // claude-* is 3 / 15 USD per million, cached input at the input price (no cachedInput):
-    // 1000 × 3 + 12 × 15 = 3180 µUSD.
-    assert_eq!(w.counter(l, "cost_micro_usd_total"), Some(3180));
+    // 20 × 3 + 880 × 0.3 + 100 × 3.75 + 12 × 15 = 60 + 264 + 375 + 180 = 879 µUSD.
+    assert_eq!(w.counter(l, "cost_micro_usd_total"), Some(879));
     let rec = &w.audit_lines()[0];
     assert_eq!(rec["responseModel"], "claude-haiku-4-5-20251001");
     assert_eq!(rec["usage"]["total"], 1012);
