@@ -183,7 +183,8 @@ def test_an_anthropic_stream_is_labelled_with_its_provider_and_route(
     assert got[("aigw_gen_ai_cost_micro_usd_total", s)] == micro_usd(
         "claude-haiku-4-5", final.usage.input_tokens, final.usage.output_tokens)
     rec = wait_records(usage_gateway, "team-claude", 1)[0]
-    assert (rec["api"], rec["provider"], rec["route"]) == ("messages", "anthropic", "messages")
+    assert (rec["api"], rec["provider"], rec["cluster"], rec["route"]) \
+        == ("messages", "anthropic", "llm-anthropic", "messages")
     assert rec["finishReason"] == "stop"
 
 

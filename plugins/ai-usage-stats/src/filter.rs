@@ -304,6 +304,11 @@ impl Filter {
                     consumer
                 },
                 provider: &provider,
+                cluster: if cluster.is_empty() {
+                    UNKNOWN
+                } else {
+                    &cluster
+                },
                 original_model: model,
                 request_model: model,
                 response_model: summary.model.as_deref(),

@@ -159,8 +159,10 @@ pub struct AuditRecord<'a> {
     pub route: &'a str,
     /// The caller (consumer), `unknown` when not identified.
     pub consumer: &'a str,
-    /// The provider (from the upstream cluster).
+    /// The provider (its label: from the upstream cluster through `providers`).
     pub provider: &'a str,
+    /// The upstream cluster as Envoy named it (`unknown` when none was chosen).
+    pub cluster: &'a str,
     /// The model the client asked for.
     pub original_model: &'a str,
     /// The model asked of the provider (the same as `originalModel` until a later filter
@@ -320,6 +322,7 @@ mod tests {
             route: "chat",
             consumer: "team-a",
             provider: "openai",
+            cluster: "openai",
             original_model: "gpt-4o-mini",
             request_model: "gpt-4o-mini",
             response_model: None,

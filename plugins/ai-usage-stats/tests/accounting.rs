@@ -276,6 +276,29 @@ fn providers_are_named_by_the_cluster_map_and_routes_by_the_route_name() {
         w.counter("unknown/m/unknown/unknown", "requests_total"),
         Some(1)
     );
+    let recs = w.audit_lines();
+    let picked: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["provider"].clone(),
+                r["cluster"].clone(),
+                r["route"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        picked,
+        [
+            (
+                json!("openai"),
+                json!("outbound|443||api.openai.com"),
+                json!("chat")
+            ),
+            (json!("vllm_pool"), json!("vllm.pool"), json!("r.1")),
+            (json!("unknown"), json!("unknown"), json!("unknown")),
+        ]
+    );
 }
 
 #[test]
