@@ -220,13 +220,14 @@ impl Filter {
 
     /// Record the request: metrics, and the audit record when sampled. `finished`: the response
     /// reached its end (false when the stream is logged before that).
-    fn finish(&mut self, cx: &mut Ctx<'_, ()>, finished: bool) {
+    /// `now`: a clock reading taken in the same callback, if any (spares a host call).
+    fn finish(&mut self, cx: &mut Ctx<'_, ()>, finished: bool, now: Option<u64>) {
         if matches!(self.phase, Phase::Ignored | Phase::Done) {
             return;
         }
         self.end_request();
         self.phase = Phase::Done;
-        let end_ns = cx.now_nanos();
+        let end_ns = now.or_else(|| cx.now_nanos());
         let capture = self.sampled && self.config.audit.capture_answer;
         let limit = self.config.audit.max_capture_bytes.saturating_add(64);
         let mut answer = std::mem::take(&mut self.answer);
@@ -469,7 +470,7 @@ impl HttpFilter for Filter {
             cx.check(asked, "ask APISIX for the response body");
         }
         if end_of_stream {
-            self.finish(cx, true);
+            self.finish(cx, true, None);
         }
         Action::Continue
     }
@@ -483,6 +484,7 @@ impl HttpFilter for Filter {
         if self.phase != Phase::Response {
             return Action::Continue;
         }
+        let mut now = None;
         if body_size > 0 {
             if let Ok(Some(chunk)) = cx.body(BufferKind::ResponseBody, 0, body_size) {
                 // The clock is read until the first token arrived; later chunks need no time.
@@ -491,7 +493,8 @@ impl HttpFilter for Filter {
                     .as_ref()
                     .is_none_or(|o| o.summary().first_token_ns.is_none())
                 {
-                    if let Some(now) = cx.now_nanos() {
+                    now = cx.now_nanos();
+                    if let Some(now) = now {
                         self.clock_ns = now;
                     }
                 }
@@ -499,20 +502,20 @@ impl HttpFilter for Filter {
             }
         }
         if end_of_stream {
-            self.finish(cx, true);
+            self.finish(cx, true, now);
         }
         Action::Continue
     }
 
     fn on_response_trailers(&mut self, cx: &mut Ctx<'_, ()>) -> Action {
         if self.phase == Phase::Response {
-            self.finish(cx, true);
+            self.finish(cx, true, None);
         }
         Action::Continue
     }
 
     fn on_log(&mut self, cx: &mut Ctx<'_, ()>) {
-        self.finish(cx, false);
+        self.finish(cx, false, None);
     }
 }
 

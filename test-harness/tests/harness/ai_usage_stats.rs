@@ -419,5 +419,5 @@ fn a_request_costs_a_bounded_number_of_host_calls() {
         None,
         "headers read once per direction"
     );
-    assert!(calls.len() <= 24, "{} host calls: {counts:?}", calls.len());
+    assert!(calls.len() <= 19, "{} host calls: {counts:?}", calls.len());
 }
