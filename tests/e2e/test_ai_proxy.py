@@ -186,3 +186,32 @@ def test_without_allow_on_headers_stop_iteration_a_request_gets_a_500_naming_the
                                    messages=[{"role": "user", "content": PROMPT}])
         assert "allow_on_headers_stop_iteration: true" in str(raised.value), raised.value
         assert Sim(gw.sim_url).requests() == [], "nothing reached the provider"
+
+
+def test_a_revoked_pool_key_sits_out_on_every_worker_after_one_401(tmp_path: Any) -> None:
+    # The OpenAI pool holds a key llm-sim refuses (401) before the good one: the first request
+    # sent with it fails, the key is taken out in shared data, and no later request on either
+    # Envoy worker uses it (round robin would otherwise send every second request with it).
+    original = gateway.ENVOY_CONFIGS / "ai-proxy.yaml"
+    text = original.read_text(encoding="utf-8")
+    pool = '"apiKeys": ["sk-sim-openai"]'
+    assert text.count(pool) == 1
+    template = tmp_path / "ai-proxy-key-pool.yaml"
+    template.write_text(text.replace(pool, '"apiKeys": ["sk-revoked", "sk-sim-openai"]'), encoding="utf-8")
+    with gateway.Gateway(template, tmp_path / "run", sim_args=gateway.template_sim_args(original)) as gw:
+        client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="k", max_retries=0)
+        failures = 0
+        for _ in range(12):
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}])
+            except openai.AuthenticationError:
+                failures += 1
+        assert failures == 1, failures
+        seen = Sim(gw.sim_url).requests()
+        used = [r["headers"].get("authorization") for r in seen]
+        assert used.count("Bearer sk-revoked") == 1, used
+        _, stats = gateway.http_get(f"{gw.admin_url}/stats?filter=key_ejections")
+        assert "key_ejections: 1" in stats, stats
+        log = gw.envoy.log.read_text(encoding="utf-8", errors="replace")
+        assert "sits out for 60 s after a 401" in log
+        assert "sk-revoked" not in log

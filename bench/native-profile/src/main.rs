@@ -209,12 +209,7 @@ fn main() {
         "ai-proxy: `prepare::prepare`, OpenAI→OpenAI (peek + route + patch_model + auth)",
         time(|| {
             black_box(
-                prepare(
-                    &proxy_cfg,
-                    &state,
-                    &incoming,
-                    black_box(oai_chat.as_bytes()),
-                )
+                prepare(&proxy_cfg, &state, &incoming, black_box(oai_chat.as_bytes()), &|_| Default::default())
                 .unwrap(),
             );
         }),
@@ -222,19 +217,14 @@ fn main() {
     row(
         "ai-proxy: `prepare::prepare`, OpenAI→Anthropic (peek + hub parse + Anthropic encode + auth)",
         time(|| {
-            black_box(prepare(&proxy_cfg, &state, &incoming, black_box(ant_chat.as_bytes())).unwrap());
+            black_box(prepare(&proxy_cfg, &state, &incoming, black_box(ant_chat.as_bytes()), &|_| Default::default()).unwrap());
         }),
     );
     row(
         "ai-proxy: `prepare::prepare`, OpenAI→Anthropic stream",
         time(|| {
             black_box(
-                prepare(
-                    &proxy_cfg,
-                    &state,
-                    &incoming,
-                    black_box(ant_stream.as_bytes()),
-                )
+                prepare(&proxy_cfg, &state, &incoming, black_box(ant_stream.as_bytes()), &|_| Default::default())
                 .unwrap(),
             );
         }),

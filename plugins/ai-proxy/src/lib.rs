@@ -9,6 +9,7 @@
 pub mod config;
 pub mod filter;
 pub mod hub;
+pub mod keys;
 pub mod models;
 pub mod prepare;
 pub mod provider;

@@ -6,6 +6,7 @@ use aigw_shared::llm::Api;
 
 use crate::config::{Config, CredentialPolicy};
 use crate::hub::ChatRequest;
+use crate::keys::{self, Ejections};
 use crate::provider::{ApiCall, UpstreamCall};
 use crate::state::State;
 use crate::translate::backend::bedrock::embed as bedrock_embed;
@@ -30,6 +31,9 @@ pub struct Plan {
     pub provider: String,
     /// The model sent upstream (after mapping; empty when the rule keeps the client's).
     pub backend_model: String,
+    /// The hash of the pool key the request was sent with (none for a client's own key or a
+    /// fetched token): the key an ejecting status takes out.
+    pub pool_key: Option<u64>,
     /// Fields dropped under `unsupportedFields: ignore`.
     pub dropped: Vec<String>,
     /// Embeddings translated for a non-OpenAI backend: how to translate the answer back.
@@ -285,12 +289,14 @@ pub fn routed_provider(config: &Config, inc: &Incoming, body: &[u8]) -> Option<u
     config.route(&model.unwrap_or_default()).map(|r| r.provider)
 }
 
-/// Build the upstream call for a complete request body.
+/// Build the upstream call for a complete request body; `ejected` reads a provider's key
+/// ejections (the host's shared data), asked only for a pool of two or more keys.
 pub fn prepare(
     config: &Config,
     state: &State,
     inc: &Incoming,
     body: &[u8],
+    ejected: &dyn Fn(&str) -> Ejections,
 ) -> Result<Prepared, ClientError> {
     let protocol = inc.api.protocol();
     if inc.json {
@@ -369,9 +375,22 @@ pub fn prepare(
             .encode_request(&hub, &mut ctx)
             .map_err(|e| translate_err(&e))?
     };
-    let pooled = || {
-        let token = || state.access_token(&provider.name, inc.now_unix());
-        state.next_key(provider).map(str::to_owned).or_else(token)
+    let mut pool_key = None;
+    let mut pooled = || {
+        // Only a pool of two or more keys has one to skip: read the ejections then.
+        let ejections = if provider.key_hashes().len() > 1 {
+            ejected(&provider.name)
+        } else {
+            Ejections::default()
+        };
+        let consumer = inc.client_key.as_ref().map(|k| keys::key_hash(&k.0));
+        match state.next_key(provider, &ejections, consumer, inc.now_unix()) {
+            Some((index, key)) => {
+                pool_key = provider.key_hashes().get(index).copied();
+                Some(key.to_owned())
+            }
+            None => state.access_token(&provider.name, inc.now_unix()),
+        }
     };
     let client_secret = match config.client_credential {
         CredentialPolicy::PassThrough => inc.client_key.clone(),
@@ -395,6 +414,7 @@ pub fn prepare(
         body_changed: call.body != body,
         call,
         plan: Plan {
+            pool_key,
             backend_model: route.model.clone(),
             protocol,
             translate_from: translated.then_some(schema),

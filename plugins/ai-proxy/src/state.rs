@@ -11,6 +11,7 @@ use std::time::Duration;
 use aigw_shared::metrics::Metrics;
 
 use crate::config::Config;
+use crate::keys::{self, Ejections, Pick};
 use crate::provider::auth::TokenCache;
 use crate::provider::Provider;
 use crate::stats::{ModelLabels, SeriesCache};
@@ -44,6 +45,7 @@ pub struct State {
     /// Per-request metric series by provider and model, made once.
     pub series: SeriesCache,
     turns: RefCell<HashMap<String, usize>>,
+    rng: std::cell::Cell<u64>,
     tokens: RefCell<HashMap<String, TokenCache>>,
     /// Providers that fetch tokens, one per name (refreshed on the tick).
     pub token_providers: Vec<TokenProvider>,
@@ -72,8 +74,16 @@ impl State {
         }
     }
 
-    /// The next key of `provider`'s pool (round robin per worker).
-    pub fn next_key<'p>(&self, provider: &'p Provider) -> Option<&'p str> {
+    /// The key of `provider`'s pool for this request: its index and value, by the pool's
+    /// selection, skipping the keys in `ejections` at `now_unix`; `consumer` is the client key's
+    /// hash (for `consumer` selection).
+    pub fn next_key<'p>(
+        &self,
+        provider: &'p Provider,
+        ejections: &Ejections,
+        consumer: Option<u64>,
+        now_unix: i64,
+    ) -> Option<(usize, &'p str)> {
         if !provider.has_keys() {
             return None;
         }
@@ -82,9 +92,34 @@ impl State {
             Some(t) => t,
             None => turns.entry(provider.name.clone()).or_default(),
         };
-        let key = provider.key(*turn);
+        let how = Pick {
+            turn: *turn,
+            random: self.random(now_unix),
+            consumer,
+        };
         *turn = turn.wrapping_add(1);
-        key
+        let index = keys::pick(
+            provider.key_hashes(),
+            provider.selection,
+            ejections,
+            now_unix,
+            how,
+        )?;
+        Some((index, provider.key(index)?))
+    }
+
+    /// A random number (xorshift per worker, seeded from the clock at its first use: spread,
+    /// not secrecy).
+    fn random(&self, now_unix: i64) -> u64 {
+        let mut x = self.rng.get();
+        if x == 0 {
+            x = now_unix.unsigned_abs() ^ 0x9E37_79B9_7F4A_7C15;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
     }
 
     /// Run `f` on `provider`'s token cache.

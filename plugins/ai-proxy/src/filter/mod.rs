@@ -28,9 +28,11 @@ use crate::config::Config;
 use crate::prepare::{Incoming, Plan};
 use crate::state::State;
 use crate::stats::RequestStats;
+pub(crate) use key_health::ejected_keys;
 use response::Responding;
 pub use token::TokenCall;
 
+mod key_health;
 mod relay;
 mod request;
 mod response;

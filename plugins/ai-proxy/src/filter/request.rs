@@ -6,7 +6,7 @@ use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, WholeBody};
 
-use super::{logged, metric, Filter, Phase, TokenCall};
+use super::{ejected_keys, logged, metric, Filter, Phase, TokenCall};
 use crate::prepare::{api_endpoint, api_suffix, check_path, prepare, Incoming, Prepared, Secret};
 use crate::stats::RequestStats;
 
@@ -161,7 +161,8 @@ impl Filter {
         if let Some(action) = self.token_first(cx, &inc, body) {
             return action;
         }
-        match prepare(&self.config, &self.state, &inc, body) {
+        let ejected = |provider: &str| ejected_keys(cx.host, provider);
+        match prepare(&self.config, &self.state, &inc, body, &ejected) {
             Ok(p) => self.send(cx.host, p, body.len(), inc.now_ns),
             Err(e) => self.reject(cx.host, &e),
         }

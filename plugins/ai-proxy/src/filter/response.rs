@@ -117,6 +117,9 @@ impl Responding {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let ok = (200..300).contains(&status);
+        if !ok {
+            super::key_health::after_status(config, state, host, &plan, status);
+        }
         let translated = plan.translate_from.is_some() || plan.embed.is_some();
         let work = if !ok && (translated || !content_type.contains("json")) {
             logged(

@@ -129,6 +129,12 @@ pub struct Provider {
     /// Path prefix.
     pub base_path: String,
     keys: Vec<String>,
+    /// The keys' hashes (their names in shared data, logs and metrics).
+    key_hashes: Vec<u64>,
+    /// How the pool picks a key.
+    pub selection: crate::keys::Selection,
+    /// When a key sits out.
+    pub key_health: crate::keys::KeyHealth,
     /// The type's behaviour.
     pub vendor: Box<dyn Vendor>,
 }
@@ -146,14 +152,14 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    /// Key number `turn` of the pool (round robin: the caller counts turns), if the pool is
-    /// not empty.
-    pub fn key(&self, turn: usize) -> Option<&str> {
-        let n = self.keys.len();
-        if n == 0 {
-            return None;
-        }
-        self.keys.get(turn % n).map(String::as_str)
+    /// Key number `index` of the pool.
+    pub fn key(&self, index: usize) -> Option<&str> {
+        self.keys.get(index).map(String::as_str)
+    }
+
+    /// The pool's key hashes, in config order.
+    pub fn key_hashes(&self) -> &[u64] {
+        &self.key_hashes
     }
 
     /// Whether the provider has a key pool.
@@ -188,6 +194,10 @@ struct RawProvider {
     base_path: Option<String>,
     #[serde(default)]
     api_keys: Vec<String>,
+    #[serde(default)]
+    key_selection: crate::keys::Selection,
+    #[serde(default)]
+    key_health: crate::keys::KeyHealth,
     #[serde(default)]
     options: Map<String, Value>,
 }
@@ -269,7 +279,14 @@ pub fn build(value: &Value) -> Result<Provider, ConfigError> {
         base_path: base_path.trim_end_matches('/').to_owned(),
         name: raw.name,
         kind: raw.kind,
+        key_hashes: raw
+            .api_keys
+            .iter()
+            .map(|k| crate::keys::key_hash(k))
+            .collect(),
         keys: raw.api_keys,
+        selection: raw.key_selection,
+        key_health: raw.key_health,
         vendor,
     })
 }
