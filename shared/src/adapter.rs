@@ -377,8 +377,9 @@ impl<P: Plugin> Root<P> {
     }
 
     /// Answer the streams whose held headers never saw a body: the host lacks Envoy's
-    /// `allow_on_headers_stop_iteration`. Once a body is seen, the tick returns to the plugin's.
-    fn check_watchdog(&mut self, now: u64) {
+    /// `allow_on_headers_stop_iteration`. Once a body is seen, the tick returns to the plugin's
+    /// period, switched in a tick that ran the plugin's (`plugin_ran`) so its phase is kept.
+    fn check_watchdog(&mut self, now: u64, plugin_ran: bool) {
         if !self.watching {
             return;
         }
@@ -401,9 +402,12 @@ impl<P: Plugin> Root<P> {
             let _ = hostcalls::set_effective_context(self.id);
         }
         if !watchdog(|w| w.armed()) {
+            match self.plugin_tick {
+                None => self.set_tick(Duration::ZERO),
+                Some((period, _)) if plugin_ran => self.set_tick(Duration::from_nanos(period)),
+                Some(_) => return,
+            }
             self.watching = false;
-            let period = self.plugin_tick.map(|(p, _)| Duration::from_nanos(p));
-            self.set_tick(period.unwrap_or(Duration::ZERO));
         }
     }
 }
@@ -556,7 +560,7 @@ impl<P: Plugin> RootContext for Root<P> {
                 d.on_tick(&self.host);
             }
         }
-        self.check_watchdog(now);
+        self.check_watchdog(now, due);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
