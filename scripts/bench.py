@@ -12,7 +12,8 @@ One run starts a static upstream (nginx + Lua, scripts/bench_upstream.py) and on
   decorator        | envoy-configs/ai-prompt-decorator.yaml
   ai-proxy oai→oai | envoy-configs/ai-proxy.yaml, model gpt-4o-mini (same protocol)
   ai-proxy oai→ant | envoy-configs/ai-proxy.yaml, model claude-haiku-4-5 (translated)
-  chain            | envoy-configs/full-chain.yaml (`make run`: decorator + ai-proxy), gpt-4o-mini
+  ai-usage-stats   | envoy-configs/ai-usage-stats.yaml
+  chain            | envoy-configs/full-chain.yaml (`make run`: ai-usage-stats + decorator + ai-proxy), gpt-4o-mini
 
 Each is driven by wrk (1 thread, fixed connections, fixed duration after a warm-up) with
 bench/wrk/chat.lua posting a ~1 KB OpenAI chat request, non-streaming ("chat") and streaming
@@ -127,7 +128,8 @@ TARGETS = [
     Target("proxy-oai", "ai-proxy OpenAI→OpenAI", template=gateway.ENVOY_CONFIGS / "ai-proxy.yaml"),
     Target("proxy-ant", "ai-proxy OpenAI→Anthropic (translated)", model="claude-haiku-4-5",
            template=gateway.ENVOY_CONFIGS / "ai-proxy.yaml", shares_envoy_with="proxy-oai"),
-    Target("chain", "`make run` chain (decorator + ai-proxy), OpenAI",
+    Target("usage", "ai-usage-stats", template=gateway.ENVOY_CONFIGS / "ai-usage-stats.yaml"),
+    Target("chain", "`make run` chain (ai-usage-stats + decorator + ai-proxy), OpenAI",
            template=gateway.ENVOY_CONFIGS / "full-chain.yaml"),
 ]
 
