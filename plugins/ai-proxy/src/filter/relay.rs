@@ -99,7 +99,13 @@ impl Relay {
         let n = usize::try_from(release_to.saturating_sub(self.released))
             .unwrap_or(usize::MAX)
             .min(pending.len());
-        let rest = pending.split_off(n);
+        // Nothing complete yet: the partial event keeps growing in place (splitting at 0 would
+        // copy all of it per chunk, quadratic in a large event sent in small chunks).
+        let rest = if n == 0 {
+            std::mem::take(&mut pending)
+        } else {
+            pending.split_off(n)
+        };
         self.released = self.released.saturating_add(n as u64);
         let mut out = pending;
         if close {
@@ -225,6 +231,24 @@ mod tests {
         );
         assert!(out.contains("memory budget"), "{out}");
         assert!(r.broken());
+    }
+
+    #[test]
+    fn a_large_event_in_small_chunks_is_released_whole_at_its_end() {
+        let mut r = relay(Api::ChatCompletions);
+        let event = format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+            "x".repeat(256 << 10)
+        );
+        let mut out = Vec::new();
+        for piece in event.as_bytes().chunks(64) {
+            match r.feed(piece, 1, false) {
+                Relayed::Unchanged => out.extend_from_slice(piece),
+                Relayed::Replace(bytes) => out.extend_from_slice(&bytes),
+            }
+        }
+        assert_eq!(out, event.as_bytes());
+        assert!(!r.broken());
     }
 
     #[test]
