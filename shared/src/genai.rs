@@ -168,6 +168,16 @@ pub fn label_value(raw: &str) -> String {
         .collect()
 }
 
+/// The part of `raw` that [`label_value`] reads: its first [`MAX_LABEL_LEN`] characters. Values
+/// that agree on it get the same label, so a cache keyed by it stays small however long the
+/// client's text is.
+pub fn label_source(raw: &str) -> &str {
+    match raw.char_indices().nth(MAX_LABEL_LEN) {
+        Some((i, _)) => &raw[..i],
+        None => raw,
+    }
+}
+
 /// The Envoy `stats_tags` regex that extracts label `key` from these names (and from every
 /// `aigw.<plugin>[.<key>.<value>]*.<metric>` name of the suite): `{tag_name: <key>, regex: '<this>'}`.
 pub fn stats_tag_regex(key: &str) -> String {
@@ -269,6 +279,15 @@ mod tests {
         let long = "é".repeat(200);
         assert_eq!(label_value(&long).chars().count(), MAX_LABEL_LEN);
         assert_eq!(label_value(""), UNKNOWN);
+    }
+
+    #[test]
+    fn the_label_source_is_what_the_label_reads() {
+        let long = format!("{}x", "é".repeat(MAX_LABEL_LEN));
+        assert_eq!(label_source(&long), "é".repeat(MAX_LABEL_LEN));
+        assert_eq!(label_value(label_source(&long)), label_value(&long));
+        assert_eq!(label_source("gpt-4o"), "gpt-4o");
+        assert_eq!(label_source(""), "");
     }
 
     #[test]

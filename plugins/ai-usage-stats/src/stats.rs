@@ -199,8 +199,10 @@ pub struct SeriesCache {
 
 impl SeriesCache {
     /// The series for these raw values; `labels` makes the (bounded) label set on a miss.
+    /// Each value is keyed by the part its label reads ([`genai::label_source`]), so a client's
+    /// megabyte-long model name is not kept (up to [`MAX_CACHED_SERIES`] times) in the key.
     pub fn get(&self, raw: [&str; 4], labels: impl FnOnce() -> Labels) -> Rc<Series> {
-        let key = raw.join("\u{0}");
+        let key = raw.map(genai::label_source).join("\u{0}");
         if let Some(s) = self.by_key.borrow().get(&key) {
             return Rc::clone(s);
         }
@@ -327,5 +329,16 @@ mod tests {
             cache.get(["p", &format!("m{i}"), "r", "c"], labels);
         }
         assert_eq!(cache.len(), MAX_CACHED_SERIES);
+    }
+
+    #[test]
+    fn the_cache_keeps_no_more_of_a_long_value_than_its_label_reads() {
+        let cache = SeriesCache::default();
+        let long = |tail: &str| format!("{}{tail}", "m".repeat(1 << 20));
+        let a = cache.get(["p", &long("a"), "r", "c"], labels);
+        let b = cache.get(["p", &long("b"), "r", "c"], || panic!("same label: cached"));
+        assert!(Rc::ptr_eq(&a, &b));
+        let key_bytes: usize = cache.by_key.borrow().keys().map(String::len).sum();
+        assert!(key_bytes < 4 * genai::MAX_LABEL_LEN + 3, "{key_bytes}");
     }
 }
