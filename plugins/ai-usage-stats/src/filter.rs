@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use aigw_shared::genai::{label_value, Labels, UNKNOWN};
 use aigw_shared::host::{Action, BufferKind, Capabilities, LogLevel, MapKind};
-use aigw_shared::llm::{Api, DeltaKind, RequestView, ResponseFormat, ResponseObserver};
+use aigw_shared::llm::{Api, Delta, DeltaKind, RequestView, ResponseFormat, ResponseObserver};
 use aigw_shared::plugin::budget::Reservation;
 use aigw_shared::plugin::{Ctx, HttpFilter, Plugin};
 use aigw_shared::tokens::TokenCount;
@@ -198,15 +198,18 @@ impl Filter {
     }
 
     fn feed(&mut self, chunk: &[u8], now: u64) {
-        let capture = self.sampled && self.config.audit.capture_answer;
-        let limit = self.config.audit.max_capture_bytes.saturating_add(64);
+        let limit = self.answer_limit();
         let mut answer = std::mem::take(&mut self.answer);
-        self.observer().feed(chunk, now, |d| {
-            if capture && d.kind == DeltaKind::Content && answer.len() < limit {
-                answer.push_str(d.text);
-            }
-        });
+        self.observer()
+            .feed(chunk, now, |d| keep_answer(&mut answer, limit, d));
         self.answer = answer;
+    }
+
+    /// How much answer text to keep (the capture limit and some slack for the cut), when this
+    /// request captures it.
+    fn answer_limit(&self) -> Option<usize> {
+        let audit = &self.config.audit;
+        (self.sampled && audit.capture_answer).then(|| audit.max_capture_bytes.saturating_add(64))
     }
 
     /// The input estimate when the answer carried no usage: taken at the end of the request
@@ -228,17 +231,14 @@ impl Filter {
         self.end_request();
         self.phase = Phase::Done;
         let end_ns = now.or_else(|| cx.now_nanos());
-        let capture = self.sampled && self.config.audit.capture_answer;
-        let limit = self.config.audit.max_capture_bytes.saturating_add(64);
+        let limit = self.answer_limit();
         let mut answer = std::mem::take(&mut self.answer);
-        let mut obs = match self.observer.take() {
-            Some(o) => o,
-            None => ResponseObserver::new(self.api, ResponseFormat::Auto),
-        };
+        let mut obs = self
+            .observer
+            .take()
+            .unwrap_or_else(|| ResponseObserver::new(self.api, ResponseFormat::Auto));
         obs.finish(end_ns.unwrap_or(self.clock_ns), |d| {
-            if capture && d.kind == DeltaKind::Content && answer.len() < limit {
-                answer.push_str(d.text);
-            }
+            keep_answer(&mut answer, limit, d)
         });
         let summary = obs.summary();
         let format = obs.format();
@@ -292,8 +292,8 @@ impl Filter {
         let audit = &self.config.audit;
         if self.sampled {
             let prompt = self.prompt.take();
-            let answer = capture
-                .then(|| redact::capture(&answer, audit.max_capture_bytes, audit.redact_pii));
+            let answer =
+                limit.map(|_| redact::capture(&answer, audit.max_capture_bytes, audit.redact_pii));
             let record = AuditRecord {
                 request_id: self.request_id.as_deref(),
                 start_ms: self.start_ns.map(|s| s / 1_000_000),
@@ -329,6 +329,21 @@ impl Filter {
         }
         self.response_held.resize(0);
     }
+}
+
+/// Append a content delta to the captured answer while it is under `limit` (`None`: not captured).
+fn keep_answer(answer: &mut String, limit: Option<usize>, d: Delta<'_>) {
+    if d.kind == DeltaKind::Content && limit.is_some_and(|l| answer.len() < l) {
+        answer.push_str(d.text);
+    }
+}
+
+/// The first value of header `name` in `headers` (lowercase names).
+fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 /// The text a prompt capture keeps: the last user message, else (completions, embeddings) the
@@ -374,12 +389,7 @@ impl HttpFilter for Filter {
         let Ok(headers) = cx.headers(MapKind::RequestHeaders) else {
             return Action::Continue;
         };
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_slice())
-        };
+        let get = |name: &str| header(&headers, name);
         let api = Api::from_path(
             text(get(":method")).unwrap_or(""),
             text(get(":path")).unwrap_or(""),
@@ -448,12 +458,7 @@ impl HttpFilter for Filter {
         }
         self.end_request();
         let headers = cx.headers(MapKind::ResponseHeaders).unwrap_or_default();
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_slice())
-        };
+        let get = |name: &str| header(&headers, name);
         self.status = get(":status")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse().ok())
