@@ -520,3 +520,42 @@ fn anthropic_cache_reads_and_writes_are_counted_and_priced_apart() {
     assert_eq!(rec["responseModel"], "claude-haiku-4-5-20251001");
     assert_eq!(rec["usage"]["total"], 1012);
 }
+
+#[test]
+fn client_text_in_a_model_name_stays_inside_its_label_and_its_record_field() {
+    let mut w = Worker::new(r#"{"maxRequestBodyBytes": 4194304}"#);
+    let ok = fixture("openai-chat-cached.response.json");
+    let long = "m".repeat(1 << 20);
+    for tail in ["a", "b"] {
+        let mut call = Call::chat(&chat(&format!("{long}{tail}"), false)).json(200, &ok);
+        call.request_chunk = 1 << 16;
+        w.run(&call);
+    }
+    let evil = "gpt\r\nx-evil: 1/../a.b";
+    w.run(&Call::chat(&chat(evil, false)).json(200, &ok));
+    let cut = "m".repeat(64);
+    assert_eq!(
+        w.counter(&format!("openai/{cut}/chat/unknown"), "requests_total"),
+        Some(2),
+        "a label reads the first 64 characters"
+    );
+    assert_eq!(
+        w.counter(
+            "openai/gpt__x-evil__1____a_b/chat/unknown",
+            "requests_total"
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        w.root.state().series_count(),
+        2,
+        "names that share a label share a series"
+    );
+    let st = w.host.state.borrow();
+    assert!(st
+        .logs
+        .iter()
+        .all(|(_, m)| !m.contains('\n') && !m.contains('\r')));
+    drop(st);
+    assert_eq!(w.audit_lines()[2]["originalModel"], evil);
+}
