@@ -306,6 +306,18 @@ mod tests {
             stats_tag_regex("token_type"),
             r"^wasmcustom\.aigw\.[^.]+\.(?:[^.]+\.[^.]+\.)*?(token_type\.([^.]+)\.)"
         );
-        assert_eq!(key::ALL.len(), 6);
+        let prefix = Labels::new("p", "m", "r", "c").prefix();
+        let mut at = 0;
+        for k in &key::ALL[..4] {
+            let i = prefix
+                .find(&format!(".{k}."))
+                .expect("a label key of the prefix");
+            assert!(i >= at, "{k} out of order in {prefix}");
+            at = i;
+        }
+        let mut keys = key::ALL.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), key::ALL.len(), "every key once");
     }
 }
