@@ -492,12 +492,11 @@ impl HttpFilter for Filter {
         let mut now = None;
         if body_size > 0 {
             if let Ok(Some(chunk)) = cx.body(BufferKind::ResponseBody, 0, body_size) {
-                // The clock is read until the first token arrived; later chunks need no time.
-                if self
-                    .observer
-                    .as_ref()
-                    .is_none_or(|o| o.summary().first_token_ns.is_none())
-                {
+                // The clock is read until a stream's first token arrived; later chunks, and
+                // a JSON answer's (timed once, at its end), need no time.
+                if self.observer.as_ref().is_none_or(|o| {
+                    o.format() != ResponseFormat::Json && o.summary().first_token_ns.is_none()
+                }) {
                     now = cx.now_nanos();
                     if let Some(now) = now {
                         self.clock_ns = now;

@@ -559,3 +559,18 @@ fn client_text_in_a_model_name_stays_inside_its_label_and_its_record_field() {
     drop(st);
     assert_eq!(w.audit_lines()[2]["originalModel"], evil);
 }
+
+#[test]
+fn a_json_answer_in_chunks_is_timed_to_its_last_chunk() {
+    let mut w = Worker::new("{}");
+    let ok = fixture("openai-chat-cached.response.json");
+    let mut call = Call::chat(&chat("m", false)).json(200, &ok);
+    call.chunks = ok
+        .chunks(ok.len().div_ceil(3))
+        .map(|c| (10 * MS, c.to_vec()))
+        .collect();
+    w.run(&call);
+    let l = "openai/m/chat/unknown";
+    assert_eq!(w.samples(l, "server_request_duration_ms"), [130]);
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(40));
+}
