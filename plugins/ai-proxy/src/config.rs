@@ -148,6 +148,11 @@ impl Config {
         })
     }
 
+    /// The provider named `name`.
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
     /// The provider and backend model for a client model.
     pub fn route(&self, model: &str) -> Option<Route> {
         models::resolve(&self.rules, self.default_provider, model)

@@ -167,17 +167,21 @@ pub fn pick(
     if hashes.is_empty() {
         return None;
     }
-    let healthy: Vec<usize> = if ejections.is_empty() {
-        (0..hashes.len()).collect()
-    } else {
-        (0..hashes.len())
-            .filter(|&i| {
-                hashes
-                    .get(i)
-                    .is_some_and(|h| ejections.until(*h, now_unix).is_none())
-            })
-            .collect()
+    let slot = |n: usize| match (selection, how.consumer) {
+        (Selection::Consumer, Some(c)) => usize::try_from(c % n as u64).unwrap_or(0),
+        (Selection::Random, _) => usize::try_from(how.random % n as u64).unwrap_or(0),
+        _ => how.turn % n,
     };
+    if ejections.is_empty() {
+        return Some(slot(hashes.len()));
+    }
+    let healthy: Vec<usize> = (0..hashes.len())
+        .filter(|&i| {
+            hashes
+                .get(i)
+                .is_some_and(|h| ejections.until(*h, now_unix).is_none())
+        })
+        .collect();
     if healthy.is_empty() {
         return (0..hashes.len()).min_by_key(|&i| {
             hashes
@@ -186,13 +190,7 @@ pub fn pick(
                 .unwrap_or(i64::MIN)
         });
     }
-    let n = healthy.len();
-    let slot = match (selection, how.consumer) {
-        (Selection::Consumer, Some(c)) => usize::try_from(c % n as u64).unwrap_or(0),
-        (Selection::Random, _) => usize::try_from(how.random % n as u64).unwrap_or(0),
-        _ => how.turn % n,
-    };
-    healthy.get(slot).copied()
+    healthy.get(slot(healthy.len())).copied()
 }
 
 /// A `Retry-After` value in seconds from `now_unix`: delta-seconds or an HTTP date

@@ -289,8 +289,9 @@ pub fn routed_provider(config: &Config, inc: &Incoming, body: &[u8]) -> Option<u
     config.route(&model.unwrap_or_default()).map(|r| r.provider)
 }
 
-/// Build the upstream call for a complete request body; `ejected` reads a provider's key
-/// ejections (the host's shared data), asked only for a pool of two or more keys.
+/// Build the upstream call for a complete request body; `ejected` reads the key ejections
+/// recorded under a provider's `ejections_key` (the host's shared data), asked only for a pool
+/// of two or more keys.
 pub fn prepare(
     config: &Config,
     state: &State,
@@ -379,11 +380,14 @@ pub fn prepare(
     let mut pooled = || {
         // Only a pool of two or more keys has one to skip: read the ejections then.
         let ejections = if provider.key_hashes().len() > 1 {
-            ejected(&provider.name)
+            ejected(&provider.ejections_key)
         } else {
             Ejections::default()
         };
-        let consumer = inc.client_key.as_ref().map(|k| keys::key_hash(&k.0));
+        // The client key's hash only for consumer selection (a SHA-256 per request otherwise).
+        let consumer = (provider.selection == keys::Selection::Consumer)
+            .then(|| inc.client_key.as_ref().map(|k| keys::key_hash(&k.0)))
+            .flatten();
         match state.next_key(provider, &ejections, consumer, inc.now_unix()) {
             Some((index, key)) => {
                 pool_key = provider.key_hashes().get(index).copied();

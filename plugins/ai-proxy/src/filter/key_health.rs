@@ -4,16 +4,18 @@
 use aigw_shared::host::{Host, LogLevel, MapKind};
 
 use crate::config::Config;
-use crate::keys::{self, Ejections};
+use crate::keys::Ejections;
 use crate::prepare::Plan;
 use crate::state::State;
 
 /// How often a lost compare-and-swap is retried before the ejection is given up (logged).
 const CAS_ATTEMPTS: usize = 4;
 
-/// `provider`'s ejected keys (none when the host has no shared data or no record).
-pub(crate) fn ejected_keys(host: &dyn Host, provider: &str) -> Ejections {
-    match host.shared_data(&keys::shared_key(provider)) {
+/// The ejected keys recorded under `shared_key` (a provider's
+/// [`Provider::ejections_key`](crate::provider::Provider::ejections_key); none when the host has
+/// no shared data or no record).
+pub(crate) fn ejected_keys(host: &dyn Host, shared_key: &str) -> Ejections {
+    match host.shared_data(shared_key) {
         Ok((Some(bytes), _)) => Ejections::parse(&bytes),
         _ => Ejections::default(),
     }
@@ -29,7 +31,7 @@ pub(crate) fn after_status(
     status: u16,
 ) {
     let Some(hash) = plan.pool_key else { return };
-    let Some(provider) = config.providers.iter().find(|p| p.name == plan.provider) else {
+    let Some(provider) = config.provider(&plan.provider) else {
         return;
     };
     if provider.key_hashes().len() < 2 || !provider.key_health.eject_on.contains(&status) {
@@ -50,14 +52,14 @@ pub(crate) fn after_status(
         return;
     };
     let until = now.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX));
-    let key = keys::shared_key(&provider.name);
+    let key = provider.ejections_key.as_str();
     for _ in 0..CAS_ATTEMPTS {
-        let (mut ejections, cas) = match host.shared_data(&key) {
+        let (mut ejections, cas) = match host.shared_data(key) {
             Ok((bytes, cas)) => (bytes.map(|b| Ejections::parse(&b)).unwrap_or_default(), cas),
             Err(_) => (Ejections::default(), None),
         };
         ejections.eject(hash, until, now);
-        match host.set_shared_data(&key, &ejections.encode(), cas) {
+        match host.set_shared_data(key, &ejections.encode(), cas) {
             Ok(()) => {
                 let name = format!(
                     "aigw.ai_proxy.provider.{}.key_ejections",

@@ -161,7 +161,7 @@ impl Filter {
         if let Some(action) = self.token_first(cx, &inc, body) {
             return action;
         }
-        let ejected = |provider: &str| ejected_keys(cx.host, provider);
+        let ejected = |key: &str| ejected_keys(cx.host, key);
         match prepare(&self.config, &self.state, &inc, body, &ejected) {
             Ok(p) => self.send(cx.host, p, body.len(), inc.now_ns),
             Err(e) => self.reject(cx.host, &e),

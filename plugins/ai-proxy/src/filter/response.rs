@@ -90,6 +90,14 @@ fn encoder_for(plan: &Plan) -> Box<dyn ClientEncoder> {
     }
 }
 
+/// The tokens an observer read from an untouched answer.
+fn observed_tokens(u: &aigw_shared::llm::Usage) -> Tokens {
+    Tokens {
+        input: u.input_tokens,
+        output: u.output_tokens,
+    }
+}
+
 fn tokens_of(usage: &Usage) -> Tokens {
     Tokens {
         input: usage.prompt_tokens,
@@ -264,9 +272,7 @@ impl Responding {
         }
         let provider = self.plan.provider.as_str();
         let cluster = config
-            .providers
-            .iter()
-            .find(|p| p.name == provider)
+            .provider(provider)
             .map_or(provider, |p| p.cluster.as_str());
         let message = format!(
             "Envoy has no cluster `{cluster}` (provider `{provider}`): add it to the bootstrap, \
@@ -361,31 +367,25 @@ impl Responding {
             .ok()
             .flatten()
             .unwrap_or_default();
-        // Only usage is read from an untouched answer, no timings: no clock reading per chunk.
-        let now = 0;
+        // Only usage is read from an untouched answer, no timings: no clock reading per chunk
+        // (the observers get 0 for "now").
         let metrics = &state.metrics;
         let out = match &mut self.work {
             Work::Untouched(observer) => {
-                observer.feed_quiet(&chunk, now);
+                observer.feed_quiet(&chunk, 0);
                 if eos {
-                    if let Some(u) = observer.finish(now, |_| {}).usage {
-                        self.stats.usage(Tokens {
-                            input: u.input_tokens,
-                            output: u.output_tokens,
-                        });
+                    if let Some(u) = observer.finish(0, |_| {}).usage {
+                        self.stats.usage(observed_tokens(&u));
                     }
                     self.stats.finish(metrics, host);
                 }
                 return Action::Continue;
             }
             Work::Relay(relay) => {
-                let out = relay.feed(&chunk, now, eos);
+                let out = relay.feed(&chunk, 0, eos);
                 if eos {
                     if let Some(u) = relay.usage() {
-                        self.stats.usage(Tokens {
-                            input: u.input_tokens,
-                            output: u.output_tokens,
-                        });
+                        self.stats.usage(observed_tokens(&u));
                     }
                     if relay.broken() {
                         metrics.count(host, metric::BROKEN_STREAMS, 1);

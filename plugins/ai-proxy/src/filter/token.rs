@@ -148,7 +148,7 @@ impl Filter {
             now_ns: host.now_nanos().unwrap_or(0),
             ..inc
         };
-        let ejected = |provider: &str| super::ejected_keys(host, provider);
+        let ejected = |key: &str| super::ejected_keys(host, key);
         let action = match prepare(&self.config, &self.state, &inc, &body, &ejected) {
             Ok(p) => self.send(host, p, size, inc.now_ns),
             Err(e) => self.reject(host, &e),

@@ -135,6 +135,8 @@ pub struct Provider {
     pub selection: crate::keys::Selection,
     /// When a key sits out.
     pub key_health: crate::keys::KeyHealth,
+    /// The shared-data key of this provider's key ejections (made once).
+    pub ejections_key: String,
     /// The type's behaviour.
     pub vendor: Box<dyn Vendor>,
 }
@@ -277,6 +279,7 @@ pub fn build(value: &Value) -> Result<Provider, ConfigError> {
             .authority
             .or_else(|| vendor.default_authority().map(str::to_owned)),
         base_path: base_path.trim_end_matches('/').to_owned(),
+        ejections_key: crate::keys::shared_key(&raw.name),
         name: raw.name,
         kind: raw.kind,
         key_hashes: raw

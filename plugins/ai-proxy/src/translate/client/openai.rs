@@ -2,6 +2,8 @@
 //! with `data: [DONE]`. The final usage chunk is sent only when the client asked for it
 //! (`stream_options.include_usage`); usage is otherwise stripped from chunks, as OpenAI does.
 
+use std::io::Write;
+
 use aigw_shared::error::{ClientError, ClientProtocol};
 
 use crate::hub::{ChatChunk, HubEvent};
@@ -37,11 +39,11 @@ fn write_text_chunk(chunk: &ChatChunk, out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(b",\"object\":");
     json_str(out, &chunk.object);
     out.extend_from_slice(b",\"created\":");
-    out.extend_from_slice(chunk.created.to_string().as_bytes());
+    let _ = write!(out, "{}", chunk.created);
     out.extend_from_slice(b",\"model\":");
     json_str(out, &chunk.model);
     out.extend_from_slice(b",\"choices\":[{\"index\":");
-    out.extend_from_slice(choice.index.to_string().as_bytes());
+    let _ = write!(out, "{}", choice.index);
     out.extend_from_slice(b",\"delta\":{\"content\":");
     json_str(out, content);
     out.extend_from_slice(b"},\"finish_reason\":");
