@@ -184,6 +184,17 @@ fn truncate_beyond_the_last_event_still_withholds_done() {
     assert!(payloads.iter().all(|p| p != "[DONE]"));
 }
 
+#[test]
+fn end_after_ends_the_body_cleanly_after_n_events_without_done() {
+    let sim = TestServer::start();
+    let resp = sim.send("POST", CHAT, &[("x-sim-end-after", "3")], STREAM_BODY);
+    assert_eq!(resp.status, 200);
+    assert!(resp.complete, "the chunked body is terminated normally");
+    let payloads = sse_payloads(&resp.text());
+    assert_eq!(payloads.len(), 3);
+    assert!(!resp.text().contains("[DONE]"));
+}
+
 /// Everything the server sends on a fresh connection for one request, until it closes it, and
 /// how it closed (`None`: a clean end of file, `Some(kind)`: a read error such as a reset).
 fn raw_exchange(
