@@ -1,7 +1,7 @@
 //! One request: observed as it passes, never held, recorded once when the response ends.
 //!
-//! Host calls per request: one `headers()` each way, one body read per chunk, the clock until
-//! the first token, and at the end two properties (route, upstream cluster), the clock, the
+//! Host calls per request: one `headers()` each way, one body read per chunk, the clock per
+//! stream chunk until the first token, and at the end two properties (route, upstream cluster), the clock, the
 //! metrics, and (when sampled) one log line and one filter-state write.
 //!
 //! Memory: the request body is kept only while it arrives (up to `maxRequestBodyBytes`, counted
