@@ -1,8 +1,8 @@
 //! One request: observed as it passes, never held, recorded once when the response ends.
 //!
 //! Host calls per request: one `headers()` each way, one body read per chunk, the clock per
-//! stream chunk until the first token, and at the end two properties (route, upstream cluster), the clock, the
-//! metrics, and (when sampled) one log line and one filter-state write.
+//! stream chunk until the first token, and at the end two properties (route, upstream cluster),
+//! the clock, the metrics, and (when sampled) one log line and one filter-state write.
 //!
 //! Memory: the request body is kept only while it arrives (up to `maxRequestBodyBytes`, counted
 //! in the VM's body budget); at its end the model is read, and what the record may need later
