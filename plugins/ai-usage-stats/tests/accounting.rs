@@ -574,3 +574,27 @@ fn a_json_answer_in_chunks_is_timed_to_its_last_chunk() {
     assert_eq!(w.samples(l, "server_request_duration_ms"), [130]);
     assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(40));
 }
+
+#[test]
+fn a_stream_that_ends_with_trailers_is_recorded_once_complete_and_timed_to_them() {
+    let mut w = Worker::new("{}");
+    let body = fixture("providers/openai-chat-stream-usage.request.json");
+    let sse = fixture("providers/openai-chat-stream-usage.sse");
+    w.run(&Call::chat(&body).sse(&sse, MS));
+    w.run(&Call::chat(&body).sse(&sse, MS).with_trailers());
+    let l = "openai/gpt-5-nano/chat/unknown";
+    assert_eq!(w.counter(l, "requests_total"), Some(2));
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(200));
+    assert_eq!(w.counter(l, "errors_total"), None);
+    let d = w.samples(l, "server_request_duration_ms");
+    assert_eq!(d.len(), 2);
+    assert_eq!(
+        d[1],
+        d[0] + 100,
+        "the trailers came 100 ms after the last chunk"
+    );
+    let lines = w.audit_lines();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["errorType"], serde_json::Value::Null);
+    assert_eq!(lines[1]["usage"], lines[0]["usage"]);
+}

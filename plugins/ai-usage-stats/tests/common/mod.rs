@@ -38,6 +38,8 @@ pub struct Call {
     pub ends: bool,
     pub route: Option<String>,
     pub cluster: Option<String>,
+    /// Both directions end with trailers instead of a last body chunk.
+    pub trailers: bool,
 }
 
 impl Call {
@@ -54,6 +56,7 @@ impl Call {
             ends: true,
             route: Some("chat".into()),
             cluster: Some("openai".into()),
+            trailers: false,
         }
     }
 
@@ -92,6 +95,11 @@ impl Call {
 
     pub fn route(mut self, r: Option<&str>) -> Self {
         self.route = r.map(str::to_owned);
+        self
+    }
+
+    pub fn with_trailers(mut self) -> Self {
+        self.trailers = true;
         self
     }
 
@@ -157,14 +165,17 @@ impl Worker {
             st.gate.open(MapKind::RequestHeaders);
         }
         let mut drv = self.root.new_stream();
-        let a = drv.on_request_headers(host, call.body.is_empty());
+        let a = drv.on_request_headers(host, call.body.is_empty() && !call.trailers);
         assert_eq!(a, aigw_shared::host::Action::Continue, "never holds");
         host.state.borrow_mut().gate.release(Direction::Request);
         let chunks: Vec<&[u8]> = call.body.chunks(call.request_chunk.max(1)).collect();
         for (i, c) in chunks.iter().enumerate() {
             host.state.borrow_mut().request_body = c.to_vec();
-            let a = drv.on_request_body(host, c.len(), i + 1 == chunks.len());
+            let a = drv.on_request_body(host, c.len(), i + 1 == chunks.len() && !call.trailers);
             assert_eq!(a, aigw_shared::host::Action::Continue, "never holds");
+        }
+        if call.trailers {
+            drv.on_request_trailers(host);
         }
         self.advance(call.wait);
         {
@@ -178,15 +189,20 @@ impl Worker {
             ];
             st.gate.open(MapKind::ResponseHeaders);
         }
-        let a = drv.on_response_headers(host, call.chunks.is_empty() && call.ends);
+        let a =
+            drv.on_response_headers(host, call.chunks.is_empty() && call.ends && !call.trailers);
         assert_eq!(a, aigw_shared::host::Action::Continue, "never holds");
         host.state.borrow_mut().gate.release(Direction::Response);
         let n = call.chunks.len();
         for (i, (gap, c)) in call.chunks.iter().enumerate() {
             self.advance(*gap);
             host.state.borrow_mut().response_body = c.clone();
-            let a = drv.on_response_body(host, c.len(), call.ends && i + 1 == n);
+            let a = drv.on_response_body(host, c.len(), call.ends && i + 1 == n && !call.trailers);
             assert_eq!(a, aigw_shared::host::Action::Continue, "never holds");
+        }
+        if call.ends && call.trailers {
+            self.advance(call.wait);
+            drv.on_response_trailers(host);
         }
         drv.on_log(host);
     }
