@@ -598,3 +598,27 @@ fn a_stream_that_ends_with_trailers_is_recorded_once_complete_and_timed_to_them(
     assert_eq!(lines[1]["errorType"], serde_json::Value::Null);
     assert_eq!(lines[1]["usage"], lines[0]["usage"]);
 }
+
+#[test]
+fn a_json_answer_over_its_limit_or_the_body_budget_is_counted_estimated_and_let_go() {
+    use aigw_shared::plugin::budget;
+    let ok = fixture("openai-chat-cached.response.json");
+    let mut call = Call::chat(&chat("m", false)).json(200, &ok);
+    call.chunks = ok.chunks(64).map(|c| (MS, c.to_vec())).collect();
+    let mut w = Worker::new(r#"{"maxResponseBodyBytes": 100}"#);
+    w.run(&call);
+    budget::set_budget(budget::DEFAULT_BUDGET);
+    let held_before = budget::held();
+    let mut v = Worker::new("{}");
+    budget::set_budget(held_before + 300);
+    v.run(&call);
+    budget::set_budget(budget::DEFAULT_BUDGET);
+    for w in [&w, &v] {
+        let l = "openai/m/chat/unknown";
+        assert_eq!(w.counter(l, "requests_total"), Some(1));
+        assert_eq!(w.counter(l, "usage_estimated_total"), Some(1));
+        assert_eq!(w.counter(l, "errors_total"), None);
+        assert_eq!(w.audit_lines()[0]["usage"]["estimated"], true);
+    }
+    assert_eq!(budget::held(), held_before, "nothing stays held");
+}
