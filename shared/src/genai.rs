@@ -156,16 +156,7 @@ pub fn label_value(raw: &str) -> String {
     if raw.is_empty() {
         return UNKNOWN.to_owned();
     }
-    raw.chars()
-        .take(MAX_LABEL_LEN)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::metrics::label(label_source(raw))
 }
 
 /// The part of `raw` that [`label_value`] reads: its first [`MAX_LABEL_LEN`] characters. Values
