@@ -111,8 +111,13 @@ impl AnthropicSseToHub {
         match str_of(&v, "type") {
             "message_start" => self.message_start(&v, out),
             "content_block_start" => self.block_start(&v, out),
-            // Read typed above; one whose fields do not fit carries nothing usable.
-            "content_block_delta" => {}
+            // Read typed above unless the event repeats a key (the typed parse refuses that;
+            // the value keeps the last one, as JSON parsers do): read again from the value.
+            "content_block_delta" => {
+                if let Ok(e) = serde_json::from_str::<BlockDeltaEvent<'_>>(&v.to_string()) {
+                    self.block_delta(&e, out);
+                }
+            }
             "message_delta" => {
                 self.merge_usage(v.get("usage"));
                 let reason = v
@@ -229,5 +234,39 @@ impl ResponseTranslator for AnthropicSseToHub {
 
     fn complete(&self) -> bool {
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(events: &[HubEvent]) -> String {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                HubEvent::Chunk(c) => c.choices.first()?.delta.content.clone(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_delta_event_with_a_repeated_key_is_still_read() {
+        let head = ResponseHead {
+            status: 200,
+            content_type: "text/event-stream".into(),
+            stream: true,
+            model: "m".into(),
+            created: 1,
+        };
+        let mut t = AnthropicSseToHub::new(&head);
+        let mut out = Vec::new();
+        let body = "event: content_block_delta\n\
+            data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"one\"}}\n\n\
+            event: content_block_delta\n\
+            data: {\"type\":\"x\",\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" two\",\"text\":\" 2\"}}\n\n";
+        t.feed(body.as_bytes(), &mut out).unwrap_or_default();
+        assert_eq!(text_of(&out), "one 2", "the last of a repeated key wins");
     }
 }
