@@ -322,6 +322,7 @@ impl State {
             && !data.contains("\"usage\"")
             && !data.contains("\"error\"")
             && !matches!(ev.event, Some("message_stop"))
+            && !data.contains("\"message_stop\"")
         {
             return;
         }

@@ -286,6 +286,16 @@ mod tests {
     }
 
     #[test]
+    fn a_message_stop_without_an_event_line_still_completes_the_stream() {
+        let stream =
+            b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":1}}}\n\n\
+            data: {\"type\":\"message_stop\"}\n\n";
+        let mut r = relay(Api::AnthropicMessages);
+        assert_eq!(client_bytes(&mut r, &[stream, b""]), stream.to_vec());
+        assert!(!r.broken());
+    }
+
+    #[test]
     fn an_upstream_error_event_ends_the_stream_as_it_is() {
         let stream =
             b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n";
