@@ -157,7 +157,8 @@ impl Filter {
                         self.input_estimate = Some(view.estimate_input_tokens());
                     }
                     if capture {
-                        self.prompt = prompt_text(&view).map(|p| {
+                        let enough = redact::window(audit.max_capture_bytes);
+                        self.prompt = prompt_text(&view, enough).map(|p| {
                             redact::capture(&p, audit.max_capture_bytes, audit.redact_pii)
                         });
                     }
@@ -205,11 +206,10 @@ impl Filter {
         self.answer = answer;
     }
 
-    /// How much answer text to keep (the capture limit and some slack for the cut), when this
-    /// request captures it.
+    /// How much answer text to keep ([`redact::window`]), when this request captures it.
     fn answer_limit(&self) -> Option<usize> {
         let audit = &self.config.audit;
-        (self.sampled && audit.capture_answer).then(|| audit.max_capture_bytes.saturating_add(64))
+        (self.sampled && audit.capture_answer).then(|| redact::window(audit.max_capture_bytes))
     }
 
     /// The input estimate when the answer carried no usage: taken at the end of the request
@@ -347,16 +347,20 @@ fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> 
 }
 
 /// The text a prompt capture keeps: the last user message, else (completions, embeddings) the
-/// inputs.
-fn prompt_text(view: &RequestView<'_>) -> Option<String> {
+/// inputs, one a line, joined only until they are longer than `enough` bytes (the capture cuts
+/// there, and still sees that there was more).
+fn prompt_text(view: &RequestView<'_>, enough: usize) -> Option<String> {
     view.last_user_text().or_else(|| {
-        (!view.inputs.is_empty()).then(|| {
-            view.inputs
-                .iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        let (first, rest) = view.inputs.split_first()?;
+        let mut text = first.as_str().to_owned();
+        for t in rest {
+            if text.len() > enough {
+                break;
+            }
+            text.push('\n');
+            text.push_str(t.as_str());
+        }
+        Some(text)
     })
 }
 
@@ -525,4 +529,27 @@ impl HttpFilter for Filter {
 
 fn text(v: Option<&[u8]>) -> Option<&str> {
     v.and_then(|v| std::str::from_utf8(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_inputs_are_joined_only_as_far_as_the_capture_looks() {
+        let body = serde_json::json!({"model": "e", "input": vec!["abcd"; 1000]}).to_string();
+        let view = RequestView::parse(Api::Embeddings, body.as_bytes()).unwrap();
+        assert_eq!(prompt_text(&view, 10).unwrap(), "abcd\nabcd\nabcd");
+        let all = prompt_text(&view, usize::MAX).unwrap();
+        assert_eq!(all.len(), 1000 * 5 - 1);
+        for max in [6, 100] {
+            let short = prompt_text(&view, redact::window(max)).unwrap();
+            assert!(short.len() <= redact::window(max) + 5, "{}", short.len());
+            assert_eq!(
+                redact::capture(&short, max, true),
+                redact::capture(&all, max, true),
+                "the capture is the same"
+            );
+        }
+    }
 }

@@ -12,12 +12,16 @@
 //!
 //! It is a best effort for audit logs, not a data-loss-prevention filter.
 
+/// The bytes of text [`capture`] looks at for a limit of `max_bytes`: what may be kept, plus a
+/// margin so a secret cut at the limit is still recognised as one. Collecting more is wasted.
+pub fn window(max_bytes: usize) -> usize {
+    max_bytes.saturating_add(64)
+}
+
 /// Redact (when `redact`) and cut `text` to at most `max_bytes` bytes on a character boundary.
 /// Returns the text and whether it was cut.
 pub fn capture(text: &str, max_bytes: usize, redact: bool) -> (String, bool) {
-    // Redaction only looks at what may be kept, plus a margin so a secret cut at the limit is
-    // still recognised as one.
-    let window = cut(text, max_bytes.saturating_add(64));
+    let window = cut(text, window(max_bytes));
     let redacted = if redact {
         redact_pii(window)
     } else {
