@@ -264,16 +264,16 @@ impl Filter {
             .property_str(&["xds", "cluster_name"])
             .unwrap_or_default();
         let provider = match self.config.providers.get(&cluster) {
-            Some(p) => p.clone(),
-            None => label_value(&cluster),
+            Some(p) => Cow::Borrowed(p.as_str()),
+            None => Cow::Owned(label_value(&cluster)),
         };
         let consumer = self.consumer.as_deref().unwrap_or("");
-        let state = Rc::clone(&self.state);
+        let state = &self.state;
         let model = self.asked.model.as_str();
         let series = state
             .series
             .get([&provider, model, &route, consumer], || Labels {
-                provider: provider.clone(),
+                provider: provider.clone().into_owned(),
                 model: state.models.label(model),
                 route: label_value(&route),
                 consumer: state.consumers.label(consumer),
