@@ -13,6 +13,7 @@ use aigw_shared::callout::{CalloutRequest, Upstream};
 use aigw_shared::config::{from_value, ConfigError};
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, LogLevel};
+use aigw_shared::llm::Api;
 use aigw_shared::plugin::{
     Ctx, FilterEnv, HttpFilter, Next, Plugin, PluginConfig, Reply, WholeBody,
 };
@@ -135,12 +136,17 @@ pub struct Filter {
 }
 
 impl Filter {
+    fn refusal(&self) -> ClientError {
+        let msg = format!("model {:?} is not offered here", self.model);
+        ClientError::new(ErrorKind::NotFound, msg).with_param("model")
+    }
+
     fn verdict(&self, allowed: bool) -> Next {
         if allowed {
-            return Next::Resume;
+            Next::Resume
+        } else {
+            Next::Fail(self.refusal())
         }
-        let msg = format!("model {:?} is not offered here", self.model);
-        Next::Fail(ClientError::new(ErrorKind::NotFound, msg).with_param("model"))
     }
 }
 
@@ -153,15 +159,14 @@ impl HttpFilter for Filter {
     }
 
     fn on_request_headers(&mut self, cx: &mut Ctx<'_, ()>, eos: bool) -> Action {
-        let path = cx
-            .request_header(":path")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        if !eos && (path.ends_with(b"/chat/completions") || path.ends_with(b"/messages")) {
-            if path.ends_with(b"/messages") {
-                self.protocol = ClientProtocol::Anthropic;
-            }
+        let text = |name| {
+            let value = cx.request_header(name).ok().flatten().unwrap_or_default();
+            String::from_utf8(value).unwrap_or_default()
+        };
+        // The shared classifier: a query string or a trailing `/` is still chat.
+        let api = Api::from_path(&text(":method"), &text(":path"));
+        if !eos && matches!(api, Api::ChatCompletions | Api::AnthropicMessages) {
+            self.protocol = api.protocol();
             cx.read_whole_request(WholeBody::up_to(1 << 20).holding_headers());
         }
         Action::Continue
@@ -179,10 +184,13 @@ impl HttpFilter for Filter {
         match self.state.allows(&self.model) {
             Some(true) => Action::Continue,
             None if list_models(cx, &self.config.models_cluster, (), true) => Action::Pause,
-            _ => {
-                if let Next::Fail(e) = self.verdict(false) {
-                    aigw_shared::reply::send_error(cx.host, Allowlist::NAME, self.protocol, &e);
-                }
+            known => {
+                // A list that could not be fetched is a 503, as when its callout fails.
+                let e = match known {
+                    None => ClientError::new(ErrorKind::Overloaded, "model list unavailable"),
+                    Some(_) => self.refusal(),
+                };
+                aigw_shared::reply::send_error(cx.host, Allowlist::NAME, self.protocol, &e);
                 Action::Pause
             }
         }

@@ -197,3 +197,16 @@ fn a_declared_length_over_the_limit_is_refused_before_any_body_arrives() {
         reply.body_text()
     );
 }
+
+#[test]
+fn a_query_string_or_a_trailing_slash_does_not_skip_the_check() {
+    let mut gw = worker(Rc::new(Cell::new(0)));
+    for path in ["/v1/chat/completions?x=1", "/v1/chat/completions/"] {
+        let out = gw.run(Exchange::post_json(
+            path,
+            r#"{"model":"b","messages":[{"role":"user","content":"hi"}]}"#,
+        ));
+        assert_eq!(out.local_response.map(|r| r.status), Some(404), "{path}");
+        assert!(out.upstream_headers.is_none(), "{path}");
+    }
+}
