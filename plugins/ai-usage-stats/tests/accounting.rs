@@ -622,3 +622,24 @@ fn a_json_answer_over_its_limit_or_the_body_budget_is_counted_estimated_and_let_
     }
     assert_eq!(budget::held(), held_before, "nothing stays held");
 }
+
+#[test]
+fn json_nested_ten_thousand_deep_is_counted_without_usage_and_overflows_nothing() {
+    let mut w = Worker::new(r#"{"audit": {"capturePrompt": true, "captureAnswer": true}}"#);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let body = format!(r#"{{"model": "m", "stream": true, "messages": {deep}}}"#);
+    let mut call =
+        Call::chat(body.as_bytes()).json(200, format!(r#"{{"usage": {deep}}}"#).as_bytes());
+    call.request_chunk = 4096;
+    w.run(&call);
+    let sse = format!("data: {{\"choices\": {deep}}}\n\ndata: [DONE]\n\n");
+    w.run(&Call::chat(body.as_bytes()).sse(sse.as_bytes(), MS));
+    let l = "openai/m/chat/unknown";
+    assert_eq!(w.counter(l, "requests_total"), Some(2));
+    assert_eq!(
+        w.counter(l, "usage_estimated_total"),
+        Some(2),
+        "no usage read from either answer"
+    );
+    assert_eq!(w.audit_lines().len(), 2);
+}
