@@ -453,6 +453,10 @@ impl ResponseObserver {
                         .parse_error
                         .get_or_insert_with(|| e.to_string());
                 }
+                if !state.malformed {
+                    // Comments and blank lines between events (keep-alives) are whole too.
+                    state.clean_end = state.clean_end.max(sse.boundary());
+                }
             }
             ResponseFormat::Json | ResponseFormat::Auto => self.buffer_json(chunk),
         }

@@ -131,6 +131,8 @@ pub struct SseDecoder {
     retry: Option<u64>,
     in_event: bool,
     offset: u64,
+    /// Where (in bytes fed) the last event or comment ended: everything before it is whole.
+    boundary: u64,
     max_event_bytes: usize,
     failed: bool,
 }
@@ -162,6 +164,7 @@ impl SseDecoder {
             retry: None,
             in_event: false,
             offset: 0,
+            boundary: 0,
             max_event_bytes: limit,
             failed: false,
         }
@@ -170,6 +173,12 @@ impl SseDecoder {
     /// Total bytes fed so far.
     pub fn bytes_fed(&self) -> u64 {
         self.offset
+    }
+
+    /// Where (in bytes fed) the last complete event, blank line or comment line outside an
+    /// event ended: the bytes before it hold no partial event (keep-alive comments included).
+    pub fn boundary(&self) -> u64 {
+        self.boundary
     }
 
     /// Decode one chunk, calling `on_event` for every event it completes.
@@ -308,9 +317,13 @@ impl SseDecoder {
                 });
             }
             self.reset_event();
+            self.boundary = end_offset;
             return;
         }
         if line.first() == Some(&b':') {
+            if !self.in_event {
+                self.boundary = end_offset;
+            }
             return;
         }
         let (field, value) = match memchr::memchr(b':', line) {

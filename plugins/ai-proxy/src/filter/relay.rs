@@ -126,6 +126,11 @@ impl Relay {
         } else if !eos {
             self.held = rest;
         }
+        if eos {
+            // The stream is over: nothing stays held or counted in the budget.
+            self.held = Vec::new();
+            self.reserved.resize(0);
+        }
         Relayed::Replace(out)
     }
 }
@@ -252,6 +257,20 @@ mod tests {
     }
 
     #[test]
+    fn the_end_of_the_stream_gives_its_budget_back() {
+        let before = aigw_shared::plugin::budget::held();
+        let mut r = relay(Api::ChatCompletions);
+        r.feed(b"data: {\"choices\":[]}\n\ndata: [DO", 1, false);
+        assert!(
+            aigw_shared::plugin::budget::held() > before,
+            "the partial event is counted"
+        );
+        r.feed(b"NE]", 2, true);
+        assert_eq!(aigw_shared::plugin::budget::held(), before);
+        assert!(!r.broken());
+    }
+
+    #[test]
     fn garbage_ends_the_stream_where_it_starts() {
         let mut r = relay(Api::ChatCompletions);
         let first = b"data: {\"choices\":[]}\n\n";
@@ -292,6 +311,19 @@ mod tests {
             data: {\"type\":\"message_stop\"}\n\n";
         let mut r = relay(Api::AnthropicMessages);
         assert_eq!(client_bytes(&mut r, &[stream, b""]), stream.to_vec());
+        assert!(!r.broken());
+    }
+
+    #[test]
+    fn keep_alive_comments_pass_at_once() {
+        let mut r = relay(Api::ChatCompletions);
+        assert_eq!(
+            r.feed(b"data: {\"choices\":[]}\n\n", 1, false),
+            Relayed::Unchanged
+        );
+        assert_eq!(r.feed(b": PROCESSING\n\n", 2, false), Relayed::Unchanged);
+        assert_eq!(r.feed(b": still here\n", 3, false), Relayed::Unchanged);
+        assert_eq!(r.feed(b"data: [DONE]\n\n", 4, true), Relayed::Unchanged);
         assert!(!r.broken());
     }
 
