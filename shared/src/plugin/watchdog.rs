@@ -58,10 +58,10 @@ impl Watchdog {
 
     /// A stream's headers were held for its body at `since_ns`.
     pub fn held(&mut self, context: u32, since_ns: u64, protocol: ClientProtocol) {
+        // A stream is held once (the adapter marks it watched), so no search for it here.
         if self.body_seen {
             return;
         }
-        self.held.retain(|h| h.context != context);
         self.held.push(Held {
             context,
             since_ns,
