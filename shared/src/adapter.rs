@@ -352,6 +352,13 @@ impl<P: Plugin> Root<P> {
     }
 
     fn set_tick(&self, period: Duration) {
+        // The host counts whole milliseconds: a shorter period (not zero) must not become 0,
+        // which stops the tick.
+        let period = if period.is_zero() {
+            period
+        } else {
+            period.max(Duration::from_millis(1))
+        };
         if let Err(e) = hostcalls::set_tick_period(period) {
             self.host.log(
                 LogLevel::Warn,
