@@ -20,7 +20,10 @@ bench/wrk/chat.lua posting a ~1 KB OpenAI chat request, non-streaming ("chat") a
 ("stream"); the configurations run interleaved, in rotated order, for several rounds and the
 table shows medians. Envoy CPU per request comes from /proc/<pid>/stat (utime + stime) before
 and after each measured run. Stream time to first byte is measured at idle by a sequential
-keep-alive probe (median of N). Everything started here is stopped by pid at the end, also on
+keep-alive probe (median of N). Access logs are taken out of the rendered configs
+(`without_access_log`): bare Envoy has none, and writing a log line is Envoy's work that a user
+opts into, not the plugin's (ai-usage-stats still builds its audit record and sets it as
+filter state). Everything started here is stopped by pid at the end, also on
 failure or Ctrl-C.
 
 Environment: BENCH_ROUNDS (3), BENCH_DURATION (10 s), BENCH_WARMUP (3 s), BENCH_CONNECTIONS (32),
@@ -177,6 +180,24 @@ def connects(port: int) -> bool:
         return False
 
 
+def without_access_log(config: Path) -> None:
+    """Remove every `access_log:` block (the key line and the lines indented deeper) in place."""
+    out: list[str] = []
+    skip_indent: int | None = None
+    for line in config.read_text(encoding="utf-8").splitlines(keepends=True):
+        indent = len(line) - len(line.lstrip())
+        if skip_indent is not None:
+            if not line.strip() or indent > skip_indent or line.lstrip().startswith("- ") \
+                    and indent == skip_indent:
+                continue
+            skip_indent = None
+        if line.lstrip().startswith("access_log:"):
+            skip_indent = indent
+            continue
+        out.append(line)
+    config.write_text("".join(out), encoding="utf-8")
+
+
 class Bench:
     """Owns every process of one run; stop() stops them all by pid."""
 
@@ -201,6 +222,7 @@ class Bench:
             listen, admin = gateway.free_ports(2)
             values = gateway.envoy_values(self.upstream_port, listen, admin) | target.values
             config = gateway.render_template(target.template, RUN / f"{target.key}.yaml", values)
+            without_access_log(config)
             argv = [str(gateway.envoy_binary()), "-c", str(config), "--concurrency",
                     str(gateway.ENVOY_WORKERS), "--base-id", str(gateway.unique_base_id()),
                     "--disable-hot-restart", "--log-level", "warn"]

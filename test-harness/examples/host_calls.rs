@@ -126,6 +126,14 @@ fn decorator_spec() -> PluginSpec {
         .log_level(3)
 }
 
+fn usage_spec() -> PluginSpec {
+    PluginSpec::new(wasm_path("ai_usage_stats").unwrap())
+        .config(envoy_config("ai-usage-stats.yaml", "ai-usage-stats"))
+        .root_id("ai-usage-stats")
+        .vm_id("ai-usage-stats")
+        .log_level(3)
+}
+
 fn proxy_spec(file: &str) -> PluginSpec {
     PluginSpec::new(wasm_path("ai_proxy").unwrap())
         .config(envoy_config(file, "ai-proxy"))
@@ -333,6 +341,13 @@ fn cases() -> Vec<Case> {
             label: "ai-proxy OpenAI→Anthropic",
             spec: || proxy_spec("ai-proxy.yaml"),
             model: "claude-haiku-4-5",
+            stream,
+        });
+        v.push(Case {
+            key: if stream { "usage/stream" } else { "usage/chat" },
+            label: "ai-usage-stats",
+            spec: usage_spec,
+            model: "gpt-4o-mini",
             stream,
         });
     }
