@@ -30,6 +30,19 @@ fn set_once(slot: &mut Option<String>, value: Option<&Text<'_>>) {
     }
 }
 
+/// True when `data` holds the string `"usage"`, `"error"` or `"message_stop"` (as a key or a
+/// value). One pass over the quotes (found with memchr) instead of a substring search per word:
+/// wasm has no SIMD substring search, and this runs on every event of a usage-only stream.
+fn names_usage_error_or_stop(data: &str) -> bool {
+    let bytes = data.as_bytes();
+    memchr::memchr_iter(b'"', bytes).any(|at| {
+        let rest = bytes.get(at.saturating_add(1)..).unwrap_or_default();
+        [&b"usage\""[..], b"error\"", b"message_stop\""]
+            .iter()
+            .any(|word| rest.starts_with(word))
+    })
+}
+
 /// State updated by events; separate from the decoder so both can be borrowed at once.
 #[derive(Debug, Default)]
 struct State {
@@ -319,10 +332,8 @@ impl State {
         // but the ones that end the stream or report an error.
         if self.usage_only
             && !done
-            && !data.contains("\"usage\"")
-            && !data.contains("\"error\"")
             && !matches!(ev.event, Some("message_stop"))
-            && !data.contains("\"message_stop\"")
+            && !names_usage_error_or_stop(data)
         {
             return;
         }
@@ -522,5 +533,34 @@ impl ResponseObserver {
             _ => {}
         }
         &self.state.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_usage_error_or_stop;
+
+    #[test]
+    fn the_usage_only_prefilter_finds_the_three_words_only_as_whole_strings() {
+        for hit in [
+            r#"{"choices":[],"usage":{"prompt_tokens":3}}"#,
+            r#"{"error":{"message":"x"}}"#,
+            r#"{"type":"message_stop"}"#,
+            r#"{"type": "message_delta", "usage": {"output_tokens": 9}}"#,
+            r#""usage""#,
+        ] {
+            assert!(names_usage_error_or_stop(hit), "{hit}");
+        }
+        for miss in [
+            r#"{"choices":[{"delta":{"content":"usage error"}}]}"#,
+            r#"{"x":"usages","y":"errors","z":"message_stopped"}"#,
+            r#"{"type":"content_block_delta"}"#,
+            r#"{"a":"\"usag"}"#,
+            "",
+            "\"",
+            "\"usage",
+        ] {
+            assert!(!names_usage_error_or_stop(miss), "{miss}");
+        }
     }
 }
