@@ -27,6 +27,12 @@
 //! | `gen_ai.server.time_to_first_token` | [`metric::SERVER_TIME_TO_FIRST_TOKEN`] (histogram) | ms |
 //! | `gen_ai.server.time_per_output_token` | [`metric::SERVER_TIME_PER_OUTPUT_TOKEN`] (histogram) | µs |
 //! | – | [`metric::REQUESTS_TOTAL`], [`metric::ERRORS_TOTAL`] (`error_type`), [`metric::COST_TOTAL`], [`metric::ESTIMATED_TOTAL`] (counters) | requests, µUSD |
+//! | – | ai-proxy's view of the provider call: [`metric::UPSTREAM_REQUESTS_TOTAL`], [`metric::UPSTREAM_ERRORS_TOTAL`], [`metric::UPSTREAM_TOKENS_TOTAL`] (counters), [`metric::UPSTREAM_REQUEST_DURATION`] (histogram) | requests, tokens, ms |
+//!
+//! ai-usage-stats reports the request as the client saw it (its `model` is the model asked for);
+//! ai-proxy reports the call it made (`upstream_*`: its `model` is the model sent after mapping,
+//! its `consumer` is [`UNKNOWN`], as ai-proxy does not identify callers). Same namespace and
+//! labels, so one dashboard filters both by provider, model and route.
 //!
 //! Example: `wasmcustom.aigw.gen_ai.provider.openai.model.gpt-4o-mini.route.chat.consumer.team-a.token_type.input.tokens_total`
 //! is exported as
@@ -67,6 +73,16 @@ pub mod metric {
     pub const COST_TOTAL: &str = "cost_micro_usd_total";
     /// Requests whose token counts were estimated because the provider reported none (counter).
     pub const ESTIMATED_TOTAL: &str = "usage_estimated_total";
+    /// ai-proxy: requests sent to a provider (counter; `model` is the model sent upstream).
+    pub const UPSTREAM_REQUESTS_TOTAL: &str = "upstream_requests_total";
+    /// ai-proxy: answers with a 4xx or 5xx status for the client, by `error_type` `4xx` / `5xx`
+    /// (counter).
+    pub const UPSTREAM_ERRORS_TOTAL: &str = "upstream_errors_total";
+    /// ai-proxy: tokens the provider reported, by `token_type` `input` / `output` (counter).
+    pub const UPSTREAM_TOKENS_TOTAL: &str = "upstream_tokens_total";
+    /// ai-proxy: milliseconds from sending the request to the end of the provider's answer
+    /// (histogram).
+    pub const UPSTREAM_REQUEST_DURATION: &str = "upstream_request_duration_ms";
 }
 
 /// Label keys.

@@ -25,7 +25,7 @@ use ai_prompt_decorator::PromptDecorator;
 use ai_proxy::hub::HubEvent;
 use ai_proxy::prepare::{prepare, Incoming};
 use ai_proxy::state::State;
-use ai_proxy::stats::{series, ModelLabels, RequestStats};
+use ai_proxy::stats::{ModelLabels, RequestStats};
 use ai_proxy::translate::client::openai::OpenAiEncoder;
 use ai_proxy::translate::{self, passthrough, ClientEncoder, ResponseHead, Schema};
 use ai_proxy::Proxy;
@@ -236,12 +236,12 @@ fn main() {
         "ai-proxy: stats per request (`ModelLabels::label`, `RequestStats::new`, 5 names formatted, 5 id look-ups + mock host calls)",
         time(|| {
             let label = labels.label("gpt-4o-mini");
-            let mut s = RequestStats::new("openai", &label, Some(1));
+            let mut s = RequestStats::new("openai", &label, "chat", Some(1));
             s.sent(&metrics, &metrics_host);
             s.status(&metrics, &metrics_host, 200);
             s.usage(ai_proxy::stats::Tokens { input: 230, output: 20 });
             s.finish(&metrics, &metrics_host);
-            black_box(s.name(series::REQUESTS));
+            black_box(s.name(None, aigw_shared::genai::metric::UPSTREAM_REQUESTS_TOTAL));
         }),
     );
     let mock_only = MockHost::default();

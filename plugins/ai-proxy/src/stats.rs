@@ -1,17 +1,19 @@
-//! Metrics: plugin-wide counters and per-request series labelled by provider and model.
+//! Metrics: plugin-wide counters and per-request series labelled by provider, model and route.
 //!
-//! Per-request names follow `aigw_shared::metrics`' convention,
-//! `aigw.ai_proxy.provider.<provider>.model.<model>.<metric>`, so the `stats_tags` in
-//! `envoy-configs/` turn them into the `provider` and `model` Prometheus labels. The model label is
-//! the backend model (after mapping). Label values come from the config (provider names) and from
-//! routed requests (model names); a VM keeps at most [`MAX_MODEL_LABELS`] distinct model labels and
-//! reports the rest as `other`, so clients cannot grow the metric set without bound. Credentials
-//! never appear in names.
+//! Per-request names follow the suite's GenAI scheme ([`aigw_shared::genai`]),
+//! `aigw.gen_ai.provider.<p>.model.<m>.route.<r>.consumer.unknown[.<key>.<value>].upstream_<metric>`,
+//! the same namespace and labels as ai-usage-stats' series, so one dashboard reads both. Here the
+//! model label is the backend model (after mapping), the route is Envoy's route name, and the
+//! consumer is always `unknown` (ai-proxy does not identify callers; ai-usage-stats does). Label
+//! values come from the config (provider names), Envoy (route names) and routed requests (model
+//! names); a VM keeps at most [`MAX_MODEL_LABELS`] distinct model labels and reports the rest as
+//! `other`, so clients cannot grow the metric set without bound. Credentials never appear in names.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
+use aigw_shared::genai::{self, key, token_type, Labels, OTHER, UNKNOWN};
 use aigw_shared::host::{Host, MetricKind};
 use aigw_shared::metrics::{label, Metrics};
 
@@ -29,20 +31,6 @@ pub mod metric {
     pub const UPSTREAM_ERRORS: &str = "aigw.ai_proxy.upstream_errors";
     /// Upstream bodies that ended early or could not be translated.
     pub const BROKEN_STREAMS: &str = "aigw.ai_proxy.broken_streams";
-}
-
-/// Per-request metric names after the `provider.<p>.model.<m>.` labels.
-pub mod series {
-    /// Requests sent to the provider (counter).
-    pub const REQUESTS: &str = "requests_total";
-    /// Responses with status 4xx or 5xx, after `status.<class>.` (counter).
-    pub const ERRORS: &str = "errors_total";
-    /// Input (prompt) tokens the provider reported (counter).
-    pub const INPUT_TOKENS: &str = "input_tokens_total";
-    /// Output (completion) tokens the provider reported (counter).
-    pub const OUTPUT_TOKENS: &str = "output_tokens_total";
-    /// Milliseconds from sending the request to the end of the response body (histogram).
-    pub const DURATION: &str = "upstream_duration_ms";
 }
 
 /// The most distinct model labels one VM reports; later models count as `other`.
@@ -63,7 +51,7 @@ impl ModelLabels {
     /// once the set is full.
     pub fn label(&self, model: &str) -> String {
         let safe = if model.is_empty() {
-            "none".to_owned()
+            UNKNOWN.to_owned()
         } else {
             label(model).chars().take(MAX_LABEL_LEN).collect()
         };
@@ -72,7 +60,7 @@ impl ModelLabels {
             return safe;
         }
         if seen.len() >= MAX_MODEL_LABELS {
-            return "other".to_owned();
+            return OTHER.to_owned();
         }
         seen.insert(safe.clone());
         safe
@@ -87,9 +75,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(prefix: &str, metric: &str) -> Self {
+    fn new(prefix: &str, extra: Option<(&str, &str)>, metric: &str) -> Self {
         Self {
-            name: format!("{prefix}{metric}"),
+            name: genai::name(prefix, extra, metric),
             id: Cell::new(None),
         }
     }
@@ -119,8 +107,8 @@ impl Slot {
     }
 }
 
-/// The per-request series of one provider × model: names formatted and ids defined once per
-/// worker, not per request.
+/// The per-request series of one provider × model × route: names formatted and ids defined once
+/// per worker, not per request.
 #[derive(Debug)]
 pub struct Series {
     prefix: String,
@@ -133,54 +121,91 @@ pub struct Series {
 }
 
 impl Series {
-    /// The series of `provider` and `model_label` (a label from [`ModelLabels`]).
-    pub fn new(provider: &str, model_label: &str) -> Self {
-        let prefix = format!(
-            "aigw.ai_proxy.provider.{}.model.{model_label}.",
-            label(provider)
-        );
+    /// The series of `provider`, `model_label` (a label from [`ModelLabels`]) and `route`
+    /// (Envoy's route name; empty: `unknown`).
+    pub fn new(provider: &str, model_label: &str, route: &str) -> Self {
+        let prefix = Labels {
+            provider: genai::label_value(provider),
+            model: model_label.to_owned(),
+            route: genai::label_value(route),
+            consumer: UNKNOWN.to_owned(),
+        }
+        .prefix();
+        use genai::metric::{
+            UPSTREAM_ERRORS_TOTAL, UPSTREAM_REQUESTS_TOTAL, UPSTREAM_REQUEST_DURATION,
+            UPSTREAM_TOKENS_TOTAL,
+        };
         Self {
-            requests: Slot::new(&prefix, series::REQUESTS),
-            errors_4xx: Slot::new(&prefix, &format!("status.4xx.{}", series::ERRORS)),
-            errors_5xx: Slot::new(&prefix, &format!("status.5xx.{}", series::ERRORS)),
-            input: Slot::new(&prefix, series::INPUT_TOKENS),
-            output: Slot::new(&prefix, series::OUTPUT_TOKENS),
-            duration: Slot::new(&prefix, series::DURATION),
+            requests: Slot::new(&prefix, None, UPSTREAM_REQUESTS_TOTAL),
+            errors_4xx: Slot::new(
+                &prefix,
+                Some((key::ERROR_TYPE, "4xx")),
+                UPSTREAM_ERRORS_TOTAL,
+            ),
+            errors_5xx: Slot::new(
+                &prefix,
+                Some((key::ERROR_TYPE, "5xx")),
+                UPSTREAM_ERRORS_TOTAL,
+            ),
+            input: Slot::new(
+                &prefix,
+                Some((key::TOKEN_TYPE, token_type::INPUT)),
+                UPSTREAM_TOKENS_TOTAL,
+            ),
+            output: Slot::new(
+                &prefix,
+                Some((key::TOKEN_TYPE, token_type::OUTPUT)),
+                UPSTREAM_TOKENS_TOTAL,
+            ),
+            duration: Slot::new(&prefix, None, UPSTREAM_REQUEST_DURATION),
             prefix,
         }
     }
+
+    /// The full name of one of this series' metrics (for tests and docs).
+    pub fn name(&self, extra: Option<(&str, &str)>, metric: &str) -> String {
+        genai::name(&self.prefix, extra, metric)
+    }
 }
 
-/// The most provider × model series a worker keeps made; past it, a request's series is made for
-/// it alone (the model labels are bounded, but the raw model names that map to `other` are not).
+/// The most provider × model × route series a worker keeps made; past it, a request's series is
+/// made for it alone (the model labels are bounded, but the raw model names that map to `other`
+/// are not).
 pub const MAX_CACHED_SERIES: usize = 256;
 
-/// A worker's [`Series`] by provider and backend model.
+/// A worker's [`Series`] by provider, route and backend model.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    by_provider: RefCell<HashMap<String, HashMap<String, Rc<Series>>>>,
+    by_provider: RefCell<HashMap<String, HashMap<(String, String), Rc<Series>>>>,
     size: Cell<usize>,
 }
 
 impl SeriesCache {
-    /// The series for `provider` and `model`, labelled through `labels`.
-    pub fn get(&self, labels: &ModelLabels, provider: &str, model: &str) -> Rc<Series> {
+    /// The series for `provider`, `route` and `model`, the model labelled through `labels`.
+    pub fn get(
+        &self,
+        labels: &ModelLabels,
+        provider: &str,
+        route: &str,
+        model: &str,
+    ) -> Rc<Series> {
+        let route = genai::label_source(route);
         if let Some(s) = self
             .by_provider
             .borrow()
             .get(provider)
-            .and_then(|m| m.get(model))
+            .and_then(|m| m.get(&(route.to_owned(), model.to_owned())))
         {
             return Rc::clone(s);
         }
-        let series = Rc::new(Series::new(provider, &labels.label(model)));
+        let series = Rc::new(Series::new(provider, &labels.label(model), route));
         if self.size.get() < MAX_CACHED_SERIES {
             self.size.set(self.size.get().saturating_add(1));
             self.by_provider
                 .borrow_mut()
                 .entry(provider.to_owned())
                 .or_default()
-                .insert(model.to_owned(), Rc::clone(&series));
+                .insert((route.to_owned(), model.to_owned()), Rc::clone(&series));
         }
         series
     }
@@ -205,10 +230,10 @@ pub struct RequestStats {
 }
 
 impl RequestStats {
-    /// Series for a request to `provider` for `model` (a label from [`ModelLabels`]), sent at
-    /// `sent_ns` (when the host has a clock).
-    pub fn new(provider: &str, model_label: &str, sent_ns: Option<u64>) -> Self {
-        Self::with_series(Rc::new(Series::new(provider, model_label)), sent_ns)
+    /// Series for a request to `provider` for `model` (a label from [`ModelLabels`]) on `route`,
+    /// sent at `sent_ns` (when the host has a clock).
+    pub fn new(provider: &str, model_label: &str, route: &str, sent_ns: Option<u64>) -> Self {
+        Self::with_series(Rc::new(Series::new(provider, model_label, route)), sent_ns)
     }
 
     /// Stats on a worker's cached `series`.
@@ -221,9 +246,9 @@ impl RequestStats {
         }
     }
 
-    /// The full name of a series (`metric` from [`series`]).
-    pub fn name(&self, metric: &str) -> String {
-        format!("{}{metric}", self.series.prefix)
+    /// The full name of one of the request's metrics.
+    pub fn name(&self, extra: Option<(&str, &str)>, metric: &str) -> String {
+        self.series.name(extra, metric)
     }
 
     /// Count the request.
@@ -265,15 +290,27 @@ impl RequestStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aigw_shared::genai::metric::{
+        UPSTREAM_ERRORS_TOTAL, UPSTREAM_REQUESTS_TOTAL, UPSTREAM_REQUEST_DURATION,
+        UPSTREAM_TOKENS_TOTAL,
+    };
     use aigw_shared::mock::MockHost;
 
+    const P: &str = "aigw.gen_ai.provider.p.model.m.route.chat.consumer.unknown.";
+
     #[test]
-    fn series_names_carry_safe_provider_and_model_labels() {
+    fn series_names_follow_the_genai_scheme_with_safe_labels() {
         let labels = ModelLabels::default();
-        let s = RequestStats::new("aws.east", &labels.label("amazon.nova-micro-v1:0"), None);
+        let s = RequestStats::new(
+            "aws.east",
+            &labels.label("amazon.nova-micro-v1:0"),
+            "",
+            None,
+        );
         assert_eq!(
-            s.name(series::REQUESTS),
-            "aigw.ai_proxy.provider.aws_east.model.amazon_nova-micro-v1_0.requests_total"
+            s.name(None, UPSTREAM_REQUESTS_TOTAL),
+            "aigw.gen_ai.provider.aws_east.model.amazon_nova-micro-v1_0.route.unknown\
+             .consumer.unknown.upstream_requests_total"
         );
     }
 
@@ -303,7 +340,7 @@ mod tests {
     fn errors_are_counted_by_status_class_and_tokens_once() {
         let host = MockHost::default();
         let m = Metrics::new();
-        let mut s = RequestStats::new("p", "m", host.now_nanos());
+        let mut s = RequestStats::new("p", "m", "chat", host.now_nanos());
         s.status(&m, &host, 200);
         s.status(&m, &host, 429);
         s.status(&m, &host, 503);
@@ -313,14 +350,26 @@ mod tests {
         });
         s.finish(&m, &host);
         s.finish(&m, &host);
-        let v = |n: &str| host.metric_value(&format!("aigw.ai_proxy.provider.p.model.m.{n}"));
-        assert_eq!(v("status.4xx.errors_total"), Some(1));
-        assert_eq!(v("status.5xx.errors_total"), Some(1));
-        assert_eq!(v("input_tokens_total"), Some(7));
-        assert_eq!(v("output_tokens_total"), Some(3));
+        let v = |n: &str| host.metric_value(&format!("{P}{n}"));
+        assert_eq!(
+            v(&format!("error_type.4xx.{UPSTREAM_ERRORS_TOTAL}")),
+            Some(1)
+        );
+        assert_eq!(
+            v(&format!("error_type.5xx.{UPSTREAM_ERRORS_TOTAL}")),
+            Some(1)
+        );
+        assert_eq!(
+            v(&format!("token_type.input.{UPSTREAM_TOKENS_TOTAL}")),
+            Some(7)
+        );
+        assert_eq!(
+            v(&format!("token_type.output.{UPSTREAM_TOKENS_TOTAL}")),
+            Some(3)
+        );
         let st = host.state.borrow();
         assert_eq!(
-            st.metrics["aigw.ai_proxy.provider.p.model.m.upstream_duration_ms"].samples,
+            st.metrics[&format!("{P}{UPSTREAM_REQUEST_DURATION}")].samples,
             vec![0]
         );
     }
@@ -333,21 +382,26 @@ mod tests {
             ModelLabels::default(),
             SeriesCache::default(),
         );
-        let a = cache.get(&labels, "p", "gpt-4o");
-        let b = cache.get(&labels, "p", "gpt-4o");
+        let a = cache.get(&labels, "p", "chat", "m");
+        let b = cache.get(&labels, "p", "chat", "m");
         assert!(Rc::ptr_eq(&a, &b), "the same series object");
+        let other_route = cache.get(&labels, "p", "messages", "m");
+        assert!(
+            !Rc::ptr_eq(&a, &other_route),
+            "routes have their own series"
+        );
         for _ in 0..3 {
             RequestStats::with_series(Rc::clone(&a), None).sent(&m, &host);
         }
         assert_eq!(
-            host.metric_value("aigw.ai_proxy.provider.p.model.gpt-4o.requests_total"),
+            host.metric_value(&format!("{P}{UPSTREAM_REQUESTS_TOTAL}")),
             Some(3)
         );
         for i in 0..2 * MAX_CACHED_SERIES {
-            cache.get(&labels, "p", &format!("m{i}"));
+            cache.get(&labels, "p", "chat", &format!("m{i}"));
         }
         assert_eq!(cache.size.get(), MAX_CACHED_SERIES);
-        let other = cache.get(&labels, "p", "not-cached");
-        assert!(other.prefix.ends_with(".model.other."), "{}", other.prefix);
+        let other = cache.get(&labels, "p", "chat", "not-cached");
+        assert!(other.prefix.contains(".model.other."), "{}", other.prefix);
     }
 }

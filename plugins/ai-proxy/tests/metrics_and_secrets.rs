@@ -42,7 +42,7 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> UpstreamReply {
 }
 
 fn counter(out: &Outcome, name: &str) -> Option<i64> {
-    out.host.metric_value(&format!("aigw.ai_proxy.{name}"))
+    out.host.metric_value(&format!("aigw.gen_ai.{name}"))
 }
 
 #[test]
@@ -54,18 +54,27 @@ fn a_translated_answer_counts_the_request_and_its_tokens_under_provider_and_back
             sample("anthropic-messages-tooluse.response.json"),
         ))
         .run::<Proxy>(&config());
-    let series = "provider.claude.model.claude-haiku-4-5";
-    assert_eq!(counter(&out, &format!("{series}.requests_total")), Some(1));
+    let series = "provider.claude.model.claude-haiku-4-5.route.unknown.consumer.unknown";
     assert_eq!(
-        counter(&out, &format!("{series}.input_tokens_total")),
+        counter(&out, &format!("{series}.upstream_requests_total")),
+        Some(1)
+    );
+    assert_eq!(
+        counter(
+            &out,
+            &format!("{series}.token_type.input.upstream_tokens_total")
+        ),
         Some(656)
     );
     assert_eq!(
-        counter(&out, &format!("{series}.output_tokens_total")),
+        counter(
+            &out,
+            &format!("{series}.token_type.output.upstream_tokens_total")
+        ),
         Some(74)
     );
     let st = out.host.state.borrow();
-    let hist = &st.metrics[&format!("aigw.ai_proxy.{series}.upstream_duration_ms")];
+    let hist = &st.metrics[&format!("aigw.gen_ai.{series}.upstream_request_duration_ms")];
     assert_eq!(hist.samples.len(), 1, "one duration sample per request");
 }
 
@@ -77,14 +86,23 @@ fn a_passthrough_stream_is_observed_for_its_usage_without_being_changed() {
         .reply(reply(200, "text/event-stream", upstream.clone()))
         .run::<Proxy>(&config());
     assert_eq!(out.response_body, upstream);
-    let series = "provider.oai.model.gpt-5-nano";
-    assert_eq!(counter(&out, &format!("{series}.requests_total")), Some(1));
+    let series = "provider.oai.model.gpt-5-nano.route.unknown.consumer.unknown";
     assert_eq!(
-        counter(&out, &format!("{series}.input_tokens_total")),
+        counter(&out, &format!("{series}.upstream_requests_total")),
+        Some(1)
+    );
+    assert_eq!(
+        counter(
+            &out,
+            &format!("{series}.token_type.input.upstream_tokens_total")
+        ),
         Some(12)
     );
     assert_eq!(
-        counter(&out, &format!("{series}.output_tokens_total")),
+        counter(
+            &out,
+            &format!("{series}.token_type.output.upstream_tokens_total")
+        ),
         Some(100)
     );
 }
@@ -98,16 +116,22 @@ fn upstream_errors_are_counted_by_status_class() {
             sample("anthropic-error-429.response.json"),
         ))
         .run::<Proxy>(&config());
-    let series = "provider.claude.model.claude-haiku-4-5";
+    let series = "provider.claude.model.claude-haiku-4-5.route.unknown.consumer.unknown";
     assert_eq!(
-        counter(&out, &format!("{series}.status.4xx.errors_total")),
+        counter(
+            &out,
+            &format!("{series}.error_type.4xx.upstream_errors_total")
+        ),
         Some(1)
     );
     let out = Exchange::post_json("/v1/chat/completions", CHAT_GPT4O)
         .reply(reply(200, "application/json", b"{broken".to_vec()))
         .run::<Proxy>(&config());
     assert_eq!(
-        counter(&out, &format!("{series}.status.5xx.errors_total")),
+        counter(
+            &out,
+            &format!("{series}.error_type.5xx.upstream_errors_total")
+        ),
         Some(1),
         "an untranslatable 200 is a 502 for the client and counts as one"
     );

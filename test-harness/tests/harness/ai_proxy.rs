@@ -251,13 +251,13 @@ fn per_request_metrics_carry_provider_and_backend_model() {
         reply.clone()
     })
     .unwrap();
-    let series = "aigw.ai_proxy.provider.claude.model.claude-haiku-4-5";
+    let series = "aigw.gen_ai.provider.claude.model.claude-haiku-4-5.route.unknown.consumer.unknown";
     assert_eq!(
-        env.metric(&format!("{series}.requests_total")),
+        env.metric(&format!("{series}.upstream_requests_total")),
         Some(MetricValue::Counter(1))
     );
     assert_eq!(
-        env.metric(&format!("{series}.input_tokens_total")),
+        env.metric(&format!("{series}.token_type.input.upstream_tokens_total")),
         Some(MetricValue::Counter(656))
     );
     for name in env.metric_names() {

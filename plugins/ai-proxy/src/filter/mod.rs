@@ -27,7 +27,6 @@ use aigw_shared::reply::send_error;
 use crate::config::Config;
 use crate::prepare::{Incoming, Plan};
 use crate::state::State;
-use crate::stats::RequestStats;
 pub(crate) use key_health::ejected_keys;
 use response::Responding;
 pub use token::TokenCall;
@@ -60,8 +59,9 @@ enum Phase {
     Collecting(Incoming),
     /// The complete request (its header facts and body size) waits for a token callout.
     AwaitingToken(Incoming, usize),
-    /// Sent upstream; waiting for the response.
-    Sent(Plan, RequestStats),
+    /// Sent upstream at this clock reading (ns, if the host has a clock); waiting for the
+    /// response.
+    Sent(Plan, Option<u64>),
     /// Handling the response.
     Responding(Box<Responding>),
 }
@@ -164,7 +164,15 @@ impl HttpFilter for Filter {
         let host = cx.host;
         match &mut self.phase {
             Phase::Responding(r) => r.finish(&self.state, host),
-            Phase::Sent(_, stats) => stats.finish(&self.state.metrics, host),
+            Phase::Sent(..) => {
+                // No response: the request is counted, with its duration until now.
+                if let Phase::Sent(plan, sent_ns) =
+                    std::mem::replace(&mut self.phase, Phase::PassThrough)
+                {
+                    self.request_stats(host, &plan, sent_ns)
+                        .finish(&self.state.metrics, host);
+                }
+            }
             _ => {}
         }
     }

@@ -7,7 +7,9 @@ use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, WholeBody};
 
 use super::{ejected_keys, logged, metric, Filter, Phase, TokenCall};
-use crate::prepare::{api_endpoint, api_suffix, check_path, prepare, Incoming, Prepared, Secret};
+use crate::prepare::{
+    api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret,
+};
 use crate::stats::RequestStats;
 
 /// Request headers a routed request loses: the client's credentials (the provider's go instead),
@@ -222,14 +224,30 @@ impl Filter {
             metric::FORWARDED
         };
         self.state.metrics.count(host, m, 1);
+        self.phase = Phase::Sent(p.plan, (now_ns > 0).then_some(now_ns));
+        Action::Continue
+    }
+
+    /// The metric series of a sent request, counted as sent. Made when its response starts (or
+    /// when it ends without one), not when it is sent: the route label is Envoy's route name,
+    /// and the route is only final once ai-proxy's upstream header has re-routed the request.
+    pub(super) fn request_stats(
+        &self,
+        host: &dyn Host,
+        plan: &Plan,
+        sent_ns: Option<u64>,
+    ) -> RequestStats {
+        let route = host
+            .property_str(&["xds", "route_name"])
+            .unwrap_or_default();
         let series = self.state.series.get(
             &self.state.model_labels,
-            &p.plan.provider,
-            &p.plan.backend_model,
+            &plan.provider,
+            &route,
+            &plan.backend_model,
         );
-        let stats = RequestStats::with_series(series, (now_ns > 0).then_some(now_ns));
+        let stats = RequestStats::with_series(series, sent_ns);
         stats.sent(&self.state.metrics, host);
-        self.phase = Phase::Sent(p.plan, stats);
-        Action::Continue
+        stats
     }
 }

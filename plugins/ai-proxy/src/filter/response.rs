@@ -551,10 +551,11 @@ impl Responding {
 
 impl Filter {
     pub(super) fn response_head(&mut self, cx: &mut Ctx<'_, TokenCall>, eos: bool) -> Action {
-        let Phase::Sent(plan, stats) = std::mem::replace(&mut self.phase, Phase::PassThrough)
+        let Phase::Sent(plan, sent_ns) = std::mem::replace(&mut self.phase, Phase::PassThrough)
         else {
             return Action::Continue;
         };
+        let stats = self.request_stats(cx.host, &plan, sent_ns);
         let (responding, action, whole) = Responding::start(
             &self.config,
             &self.state,
