@@ -263,12 +263,14 @@ def envoy_argv(config: Path, base_id: int) -> list[str]:
             "--log-level", "warn", "--component-log-level", "wasm:debug"]
 
 
-def validate_envoy_config(config: Path) -> tuple[bool, str]:
-    """Run `envoy --mode validate` on a rendered config; returns (ok, Envoy's output)."""
+def validate_envoy_config(config: Path, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """Run `envoy --mode validate` on a rendered config (with `env` added to the environment:
+    validation configures the wasm plugins, and some read their keys from it); returns
+    (ok, Envoy's output)."""
     argv = [str(envoy_binary()), "--mode", "validate", "-c", str(config),
             "--concurrency", str(ENVOY_WORKERS), "--disable-hot-restart", "--log-level", "warn"]
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=120, check=False, env={**os.environ, **(env or {})})
     return done.returncode == 0, done.stdout + done.stderr
 
 

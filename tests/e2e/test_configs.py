@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -28,12 +29,31 @@ def wasm_filter_names(template: Path) -> list[str]:
             if f["typed_config"]["@type"].endswith("envoy.extensions.filters.http.wasm.v3.Wasm")]
 
 
+def host_env_keys(template: Path) -> list[str]:
+    """The environment variables a template passes into its wasm VMs (`host_env_keys`)."""
+    keys = []
+    for found in re.findall(r"host_env_keys: \[([^\]]*)\]", template.read_text(encoding="utf-8")):
+        keys += [k.strip() for k in found.split(",") if k.strip()]
+    return keys
+
+
 @pytest.mark.parametrize("template", TEMPLATES, ids=[t.name for t in TEMPLATES])
 def test_envoy_config_passes_envoy_validate(template: Path, tmp_path: Path) -> None:
     rendered = gateway.render_template(template, tmp_path / template.name,
                                        gateway.envoy_values(*gateway.free_ports(3)))
-    ok, output = gateway.validate_envoy_config(rendered)
+    # Validation configures the plugins: keys read from the environment need a value.
+    env = {key: f"validate-{key.lower()}" for key in host_env_keys(template)}
+    ok, output = gateway.validate_envoy_config(rendered, env)
     assert ok, output
+
+
+def test_the_real_provider_config_keeps_its_keys_out_of_the_file() -> None:
+    template = gateway.ENVOY_CONFIGS / "real-providers.yaml"
+    keys = host_env_keys(template)
+    assert {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} <= set(keys), keys
+    text = template.read_text(encoding="utf-8")
+    assert '"apiKeys"' not in text and "sk-" not in text
+    assert text.count("UpstreamTlsContext") == text.count("type: LOGICAL_DNS") >= 4
 
 
 def test_plugins_with_an_envoy_config_run_alone_there() -> None:
@@ -59,3 +79,24 @@ def test_other_gateway_configs_are_valid_yaml(folder: str) -> None:
     assert files
     for path in files:
         assert list(yaml.safe_load_all(path.read_text(encoding="utf-8"))), path
+
+
+def test_make_run_keeps_only_the_real_providers_whose_key_is_set(tmp_path: Path) -> None:
+    import real_providers  # scripts/, on the path like aigw_gateway
+
+    assert real_providers.template_for(tmp_path, {}) is None, "no key: llm-sim"
+    found = real_providers.template_for(tmp_path, {"ANTHROPIC_API_KEY": "sk-ant-x",
+                                                   "GEMINI_API_KEY": " "})
+    assert found is not None
+    template, providers = found
+    assert providers == ["anthropic"], "a blank variable counts as unset"
+    rendered = gateway.render_template(template, tmp_path / "rendered.yaml",
+                                       gateway.envoy_values(*gateway.free_ports(3)))
+    text = rendered.read_text(encoding="utf-8")
+    assert '"claude-*"' in text and '"gpt-*"' not in text and "OPENAI_API_KEY\"" not in text
+    assert "sk-ant-x" not in text, "keys stay in the environment"
+    # Envoy configures ai-proxy with just that key set, and refuses it without.
+    ok, output = gateway.validate_envoy_config(rendered, {"ANTHROPIC_API_KEY": "sk-ant-x"})
+    assert ok, output
+    ok, output = gateway.validate_envoy_config(rendered, {"ANTHROPIC_API_KEY": ""})
+    assert not ok and "apiKeysFromEnv[0]" in output, output

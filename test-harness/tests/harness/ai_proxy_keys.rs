@@ -64,3 +64,24 @@ fn a_key_rate_limited_on_one_worker_sits_out_on_the_other_until_its_retry_after(
     let back: Vec<String> = (0..2).map(|_| exchange(&mut p, 1, "200", None)).collect();
     assert!(back.contains(&"Bearer sk-a".to_owned()), "{back:?}");
 }
+
+/// `apiKeysFromEnv`: the built module reads its keys from the VM's environment (WASI `environ_get`;
+/// Envoy fills it from `vm_config.environment_variables`), and refuses its config, naming the
+/// field, when a listed variable is not there.
+#[test]
+fn keys_come_from_the_vm_environment_and_a_missing_variable_refuses_the_config() {
+    const FROM_ENV: &str = r#"{"providers": [{"name": "oai", "type": "openai", "cluster": "openai",
+      "apiKeysFromEnv": ["OPENAI_API_KEY"]}], "models": [{"match": "*", "provider": "oai"}]}"#;
+    let env = Env::new();
+    let wasm = wasm_path("ai_proxy").unwrap_or_else(|e| panic!("{e}"));
+    let mut spec = PluginSpec::new(&wasm)
+        .config(FROM_ENV)
+        .headers_stop_iteration(true);
+    spec.env_vars = vec![("OPENAI_API_KEY".to_owned(), "sk-from-env".to_owned())];
+    let mut p = Plugin::load(&env, spec).unwrap();
+    assert_eq!(exchange(&mut p, 0, "200", None), "Bearer sk-from-env");
+
+    let bare = PluginSpec::new(&wasm).config(FROM_ENV);
+    let err = Plugin::load(&env, bare).unwrap_err().to_string();
+    assert!(err.contains("apiKeysFromEnv[0]") && err.contains("OPENAI_API_KEY"), "{err}");
+}

@@ -197,6 +197,8 @@ struct RawProvider {
     #[serde(default)]
     api_keys: Vec<String>,
     #[serde(default)]
+    api_keys_from_env: Vec<String>,
+    #[serde(default)]
     key_selection: crate::keys::Selection,
     #[serde(default)]
     key_health: crate::keys::KeyHealth,
@@ -250,12 +252,34 @@ fn vendor(kind: &str, options: &Value) -> Result<Box<dyn Vendor>, ConfigError> {
 
 /// Validate one provider object (errors are relative to it).
 pub fn build(value: &Value) -> Result<Provider, ConfigError> {
-    let raw: RawProvider = from_value(value)?;
+    build_with_env(value, &|name| std::env::var(name).ok())
+}
+
+/// [`build`] with `env` answering for the VM's environment variables (`apiKeysFromEnv`).
+pub(crate) fn build_with_env(
+    value: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Provider, ConfigError> {
+    let mut raw: RawProvider = from_value(value)?;
     if raw.name.is_empty() {
         return Err(ConfigError::invalid("name", "must not be empty"));
     }
     if raw.api_keys.iter().any(String::is_empty) {
         return Err(ConfigError::invalid("apiKeys", "keys must not be empty"));
+    }
+    for (i, var) in raw.api_keys_from_env.iter().enumerate() {
+        let key = env(var).map(|k| k.trim().to_owned()).unwrap_or_default();
+        if key.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("apiKeysFromEnv[{i}]"),
+                format!(
+                    "environment variable {var:?} is not set or empty in the plugin's VM \
+                     (Envoy: list it in vm_config.environment_variables.host_env_keys)"
+                ),
+            ));
+        }
+        header_safe(&format!("apiKeysFromEnv[{i}]"), &key)?;
+        raw.api_keys.push(key);
     }
     for (i, k) in raw.api_keys.iter().enumerate() {
         header_safe(&format!("apiKeys[{i}]"), k)?;
@@ -390,6 +414,28 @@ mod registry_tests {
             if let Err(e) = build(&serde_json::json!({"name": "x", "type": n})) {
                 assert!(!e.to_string().contains("unknown provider type"), "{n}: {e}");
             }
+        }
+    }
+
+    #[test]
+    fn keys_from_the_environment_join_the_pool_and_a_missing_one_is_refused_by_path() {
+        let env = |name: &str| match name {
+            "OPENAI_KEY_A" => Some("sk-env-a\n".to_owned()),
+            "EMPTY" => Some(" ".to_owned()),
+            _ => None,
+        };
+        let cfg = serde_json::json!({"name": "oai", "type": "openai",
+            "apiKeys": ["sk-inline"], "apiKeysFromEnv": ["OPENAI_KEY_A"]});
+        let p = build_with_env(&cfg, &env).unwrap();
+        assert_eq!(p.keys, ["sk-inline", "sk-env-a"], "trimmed, after the inline keys");
+        assert_eq!(p.key_hashes.len(), 2);
+        for missing in ["NOT_SET", "EMPTY"] {
+            let cfg = serde_json::json!({"name": "oai", "type": "openai",
+                "apiKeysFromEnv": ["OPENAI_KEY_A", missing]});
+            let err = build_with_env(&cfg, &env).unwrap_err().to_string();
+            assert!(err.contains("apiKeysFromEnv[1]"), "{err}");
+            assert!(err.contains(missing) && err.contains("host_env_keys"), "{err}");
+            assert!(!err.contains("sk-env-a"), "no key in the message: {err}");
         }
     }
 }

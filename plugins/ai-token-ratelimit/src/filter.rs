@@ -1,0 +1,491 @@
+//! One request: key values read from the headers, the body read whole (headers held) to estimate
+//! the reservation, the reservation taken or refused, then the response observed as it passes
+//! (never held) and the reservation settled when it ends, or when the stream is logged.
+//!
+//! Host calls on an admitted request: one `headers()` each way, properties only for the keys
+//! that need them (`clientIp`, `route`), the clock twice, one read and one compare-and-swap write
+//! per record at admission and again at settlement, one body read per response chunk, up to six
+//! response header writes and a few counters.
+
+use std::rc::Rc;
+
+use aigw_shared::consumer::key_hash_hex;
+use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
+use aigw_shared::host::{Action, BufferKind, Capabilities, HostError, LogLevel, MapKind};
+use aigw_shared::llm::{Api, RequestView, ResponseFormat, ResponseObserver};
+use aigw_shared::plugin::{Ctx, HttpFilter, Plugin, WholeBody};
+
+use crate::bucket::Short;
+use crate::config::{Config, FailureMode};
+use crate::headers::{duration_text, pairs, retry_after};
+use crate::keys::{first_forwarded, query_param, strip_port, Source};
+use crate::limiter::{counter_key, reserve, settle, Held, Plan, Status, Verdict};
+use crate::measure::{amount, Tokens, Weights};
+use crate::{Metric, State, TokenRateLimit};
+
+/// Where the request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not limited (not an LLM API, no rule applies, shadow-refused, backend failed open).
+    Passed,
+    /// Waiting for the whole request body.
+    Reading,
+    /// The reservation is held; no response yet.
+    Admitted,
+    /// The response is passing.
+    Responding,
+    /// Answered locally, or settled.
+    Done,
+}
+
+/// The per-request state machine.
+pub struct Filter {
+    config: Rc<Config>,
+    state: Rc<State>,
+    phase: Phase,
+    api: Api,
+    /// One value per [`Config::sources`] entry (`None`: absent from this request).
+    facts: Vec<Option<String>>,
+    reserved: Tokens,
+    weights: Weights,
+    held: Vec<Held>,
+    status: Status,
+    http_status: u16,
+    observer: Option<ResponseObserver>,
+    caps: Capabilities,
+}
+
+fn text(v: Option<&[u8]>) -> Option<&str> {
+    v.and_then(|v| std::str::from_utf8(v).ok())
+}
+
+fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+impl Filter {
+    /// A filter for one request.
+    pub fn new(config: Rc<Config>, state: Rc<State>, caps: Capabilities) -> Self {
+        Self {
+            config,
+            state,
+            phase: Phase::Passed,
+            api: Api::Other,
+            facts: Vec::new(),
+            reserved: Tokens::default(),
+            weights: Weights::default(),
+            held: Vec::new(),
+            status: Status::default(),
+            http_status: 0,
+            observer: None,
+            caps,
+        }
+    }
+
+    /// The values of every key source the headers can give (the model comes with the body).
+    fn read_facts(&mut self, cx: &Ctx<'_, ()>, headers: &[(String, Vec<u8>)], path: &str) {
+        let get = |name: &str| header(headers, name);
+        let config = Rc::clone(&self.config);
+        self.facts = config
+            .sources
+            .iter()
+            .map(|source| match source {
+                Source::Consumer => config.consumer.identify(get).map(|c| c.name),
+                Source::ApiKey => config
+                    .consumer
+                    .presented_key(get)
+                    .map(|k| key_hash_hex(&String::from_utf8_lossy(k))),
+                Source::Header(name) => get(name).map(|v| String::from_utf8_lossy(v).into_owned()),
+                Source::Query(name) => query_param(path, name).map(str::to_owned),
+                Source::ClientIp => cx
+                    .property_str(&["source", "address"])
+                    .map(|a| strip_port(&a).to_owned()),
+                Source::ClientIpFrom(name) => {
+                    text(get(name)).and_then(first_forwarded).map(str::to_owned)
+                }
+                Source::Route => cx
+                    .property_str(&["xds", "route_name"])
+                    .or_else(|| cx.property_str(&["route_name"])),
+                Source::Model => None,
+            })
+            .collect();
+    }
+
+    /// Some rule may apply: all of its keys are known, or only wait for the model.
+    fn some_rule_may_apply(&self) -> bool {
+        self.config.rules.iter().any(|r| {
+            r.keys.iter().all(|&k| {
+                self.facts.get(k).is_some_and(Option::is_some)
+                    || self.config.sources.get(k) == Some(&Source::Model)
+            })
+        })
+    }
+
+    /// What each applicable rule takes from which record.
+    fn plans(&self) -> Vec<Plan> {
+        let mut plans = Vec::new();
+        for (r, rule) in self.config.rules.iter().enumerate() {
+            let values: Option<Vec<&str>> = rule
+                .keys
+                .iter()
+                .map(|&k| self.facts.get(k).and_then(|v| v.as_deref()))
+                .collect();
+            let Some(values) = values else { continue };
+            let set = rule.select(&values);
+            let Some(limits) = rule.sets.get(set).map(|s| &s.limits) else {
+                continue;
+            };
+            if limits.is_empty() {
+                continue;
+            }
+            let amounts = limits
+                .iter()
+                .map(|l| amount(l.measure, &self.reserved, &self.weights))
+                .collect();
+            plans.push(Plan {
+                rule: r,
+                set,
+                key: counter_key(rule, set, &values),
+                amounts,
+            });
+        }
+        plans
+    }
+
+    /// Take the reservation; answer the request when it is refused.
+    fn admit(&mut self, cx: &mut Ctx<'_, ()>) -> Action {
+        let plans = self.plans();
+        if plans.is_empty() {
+            self.phase = Phase::Passed;
+            return Action::Continue;
+        }
+        let verdict = match cx.now_nanos() {
+            Some(now) => reserve(cx.host, &self.config, now, plans),
+            None => Err(HostError::Unsupported),
+        };
+        match verdict {
+            Ok(Verdict::Admitted { held, status }) => {
+                self.held = held;
+                self.status = status;
+                self.phase = Phase::Admitted;
+                self.state.count(cx.host, Metric::Allowed, 1);
+                let tokens = self.reserved.input.saturating_add(self.reserved.output);
+                self.state.count(cx.host, Metric::ReservedTokens, tokens);
+                Action::Continue
+            }
+            Ok(Verdict::Refused {
+                rule,
+                short,
+                status,
+            }) => self.refuse(cx, rule, short, &status),
+            Err(e) => self.backend_failed(cx, Some(&e)),
+        }
+    }
+
+    fn refuse(
+        &mut self,
+        cx: &mut Ctx<'_, ()>,
+        rule: usize,
+        short: Short,
+        status: &Status,
+    ) -> Action {
+        let Some(rule) = self.config.rules.get(rule) else {
+            self.phase = Phase::Passed;
+            return Action::Continue;
+        };
+        let asked = self.reserved.input.saturating_add(self.reserved.output);
+        let message = match short {
+            Short::Wait(ns) => format!(
+                "rate limit `{}` reached: this request reserves about {asked} tokens; try \
+                 again in {}",
+                rule.name,
+                duration_text(ns)
+            ),
+            Short::Never => format!(
+                "request too large for rate limit `{}`: it reserves about {asked} tokens (prompt \
+                 estimate + max output tokens), more than the limit allows at once; lower \
+                 max_tokens",
+                rule.name
+            ),
+        };
+        if self.config.shadow {
+            cx.log(
+                LogLevel::Info,
+                &format!(
+                    "{}: shadow mode, forwarded: {message}",
+                    TokenRateLimit::NAME
+                ),
+            );
+            self.state.count(cx.host, Metric::ShadowRefused, 1);
+            self.state.count_rule(cx.host, &rule.refused_metric);
+            self.phase = Phase::Passed;
+            return Action::Continue;
+        }
+        self.state.count(cx.host, Metric::Refused, 1);
+        self.state.count_rule(cx.host, &rule.refused_metric);
+        let error =
+            ClientError::new(ErrorKind::RateLimited, message).with_code("rate_limit_exceeded");
+        let rendered = error.render(self.protocol());
+        let mut owned = pairs(status);
+        if let Short::Wait(ns) = short {
+            owned.push(("retry-after", retry_after(ns)));
+        }
+        let mut list: Vec<(&str, &[u8])> = vec![("content-type", rendered.content_type.as_bytes())];
+        list.extend(owned.iter().map(|(k, v)| (*k, v.as_bytes())));
+        if let Err(e) = cx.send_local_response(rendered.status, &list, &rendered.body) {
+            cx.log(
+                LogLevel::Error,
+                &format!("{}: cannot send the 429: {e}", TokenRateLimit::NAME),
+            );
+        }
+        self.phase = Phase::Done;
+        Action::Pause
+    }
+
+    /// The counters failed (`error`), or this host has none (`None`): the failure mode decides.
+    fn backend_failed(&mut self, cx: &mut Ctx<'_, ()>, error: Option<&HostError>) -> Action {
+        self.state.count(cx.host, Metric::BackendError, 1);
+        if let Some(e) = error {
+            cx.log(
+                LogLevel::Warn,
+                &format!("{}: counters unavailable: {e}", TokenRateLimit::NAME),
+            );
+        }
+        match self.config.failure_mode {
+            FailureMode::Open => {
+                self.phase = Phase::Passed;
+                Action::Continue
+            }
+            FailureMode::Closed => {
+                let error = ClientError::new(
+                    ErrorKind::Overloaded,
+                    "the rate limiter cannot count requests now",
+                );
+                aigw_shared::reply::send_error(
+                    cx.host,
+                    TokenRateLimit::NAME,
+                    self.protocol(),
+                    &error,
+                );
+                self.phase = Phase::Done;
+                Action::Pause
+            }
+        }
+    }
+
+    /// The body was read: estimate, then admit or refuse.
+    fn on_body(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+        let view = match RequestView::parse(self.api, body) {
+            Ok(v) => v,
+            Err(e) => {
+                let error = e.to_client_error();
+                aigw_shared::reply::send_error(
+                    cx.host,
+                    TokenRateLimit::NAME,
+                    self.protocol(),
+                    &error,
+                );
+                self.phase = Phase::Done;
+                return Action::Pause;
+            }
+        };
+        let model = view.model_str();
+        for (slot, source) in self.facts.iter_mut().zip(&self.config.sources) {
+            if *source == Source::Model && !model.is_empty() {
+                *slot = Some(model.to_owned());
+            }
+        }
+        self.weights = self.config.weights.lookup(model);
+        let output = if self.api.is_generation() {
+            self.config.output_reservation(view.max_tokens)
+        } else {
+            0
+        };
+        self.reserved = Tokens {
+            input: view.estimate_input_tokens().tokens,
+            cached: 0,
+            output,
+        };
+        self.admit(cx)
+    }
+
+    /// The response ended (`completed`) or the stream is logged before that: settle.
+    fn finish(&mut self, cx: &mut Ctx<'_, ()>, completed: bool) {
+        if !matches!(self.phase, Phase::Admitted | Phase::Responding) {
+            return;
+        }
+        self.phase = Phase::Done;
+        let mut actual = Tokens::default();
+        if let Some(mut obs) = self.observer.take() {
+            let summary = obs.finish(0, |_| {});
+            let produced = summary.output_estimate.estimate().tokens;
+            let ok = (200..300).contains(&self.http_status);
+            if let Some(u) = summary.usage {
+                actual = Tokens {
+                    input: u.input_tokens,
+                    cached: u.cached_input_tokens.unwrap_or(0),
+                    output: if summary.completed {
+                        u.output_tokens
+                    } else {
+                        u.output_tokens.max(produced)
+                    },
+                };
+            } else if summary.deltas > 0 || (ok && completed && summary.completed) {
+                // No usage in the answer: the prompt estimate and the produced text's.
+                actual = Tokens {
+                    input: self.reserved.input,
+                    cached: 0,
+                    output: produced,
+                };
+                self.state.count(cx.host, Metric::UsageEstimated, 1);
+            }
+        }
+        let charged = actual.input.saturating_add(actual.output);
+        self.state.count(cx.host, Metric::ChargedTokens, charged);
+        let Some(now) = cx.now_nanos() else { return };
+        let config = Rc::clone(&self.config);
+        let weights = self.weights;
+        let held = std::mem::take(&mut self.held);
+        let result = settle(cx.host, &config, now, &held, |h, i| {
+            config
+                .rules
+                .get(h.rule)
+                .and_then(|r| r.sets.get(h.set))
+                .and_then(|s| s.limits.get(i))
+                .map_or(0, |l| amount(l.measure, &actual, &weights))
+        });
+        if let Err(e) = result {
+            self.state.count(cx.host, Metric::BackendError, 1);
+            cx.log(
+                LogLevel::Warn,
+                &format!("{}: reservation not settled: {e}", TokenRateLimit::NAME),
+            );
+        }
+    }
+}
+
+impl HttpFilter for Filter {
+    type Call = ();
+
+    fn protocol(&self) -> ClientProtocol {
+        self.api.protocol()
+    }
+
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+        if self.config.rules.is_empty() {
+            return Action::Continue;
+        }
+        let Ok(headers) = cx.headers(MapKind::RequestHeaders) else {
+            return Action::Continue;
+        };
+        let path = text(header(&headers, ":path")).unwrap_or("");
+        let api = Api::from_path(text(header(&headers, ":method")).unwrap_or(""), path);
+        if !(api.is_generation() || api == Api::Embeddings) {
+            return Action::Continue;
+        }
+        self.api = api;
+        if !(self.caps.shared_data && self.caps.clock) {
+            // APISIX: nothing to count with (said once at configure time); decided here,
+            // before any body is asked for.
+            return self.backend_failed(cx, None);
+        }
+        self.read_facts(cx, &headers, path);
+        if !self.some_rule_may_apply() {
+            return Action::Continue;
+        }
+        if !self.config.needs_body {
+            return self.admit(cx);
+        }
+        if end_of_stream {
+            return self.on_body(cx, &[]);
+        }
+        self.phase = Phase::Reading;
+        let declared = text(header(&headers, "content-length")).and_then(|v| v.trim().parse().ok());
+        cx.read_whole_request(
+            WholeBody::up_to(self.config.max_request_body_bytes)
+                .holding_headers()
+                .declared_length(declared),
+        );
+        Action::Continue
+    }
+
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+        if self.phase != Phase::Reading {
+            return Action::Continue;
+        }
+        self.on_body(cx, body)
+    }
+
+    fn on_error_reply(&mut self, _cx: &mut Ctx<'_, ()>, _error: &ClientError) {
+        // The driver answered (oversized body): nothing was reserved yet.
+        if self.phase == Phase::Reading {
+            self.phase = Phase::Done;
+        }
+    }
+
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+        if self.phase != Phase::Admitted {
+            return Action::Continue;
+        }
+        let headers = cx.headers(MapKind::ResponseHeaders).unwrap_or_default();
+        self.http_status = text(header(&headers, ":status"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if self.config.response_headers {
+            for (name, value) in pairs(&self.status) {
+                let r = cx.set_header(MapKind::ResponseHeaders, name, value.as_bytes());
+                cx.check(r, "add an x-ratelimit header");
+            }
+        }
+        if !self.config.needs_body {
+            // Only request counts: nothing to reconcile, so the answer is not read.
+            self.phase = Phase::Done;
+            return Action::Continue;
+        }
+        let format = ResponseFormat::from_content_type(header(&headers, "content-type"));
+        self.observer = Some(
+            ResponseObserver::new(self.api, format)
+                .with_max_json_bytes(self.config.max_response_body_bytes),
+        );
+        self.phase = Phase::Responding;
+        if end_of_stream {
+            self.finish(cx, true);
+        }
+        Action::Continue
+    }
+
+    fn on_response_body(
+        &mut self,
+        cx: &mut Ctx<'_, ()>,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        if self.phase != Phase::Responding {
+            return Action::Continue;
+        }
+        if body_size > 0 {
+            if let (Ok(Some(chunk)), Some(obs)) = (
+                cx.body(BufferKind::ResponseBody, 0, body_size),
+                self.observer.as_mut(),
+            ) {
+                obs.feed_quiet(&chunk, 0);
+            }
+        }
+        if end_of_stream {
+            self.finish(cx, true);
+        }
+        Action::Continue
+    }
+
+    fn on_response_trailers(&mut self, cx: &mut Ctx<'_, ()>) -> Action {
+        self.finish(cx, true);
+        Action::Continue
+    }
+
+    fn on_log(&mut self, cx: &mut Ctx<'_, ()>) {
+        self.finish(cx, false);
+    }
+}

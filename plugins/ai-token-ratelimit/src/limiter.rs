@@ -1,0 +1,390 @@
+//! Reservations against the `local` backend: each (rule, limit set, key value) is one
+//! shared-data record holding one bucket per limit, updated with compare-and-swap
+//! ([`aigw_shared::kv::update`]) so every worker VM of the Envoy sees the same levels.
+//!
+//! A request takes its reservation from each record it falls under, in rule order. If one
+//! refuses, what was taken from the earlier ones is given back: another request may briefly see
+//! less room than there is (a refusal that a single atomic step would have avoided), never more.
+//! After the response [`settle`] gives back (or takes) the difference to the real usage.
+
+use aigw_shared::consumer::key_hash_hex;
+use aigw_shared::host::{Host, HostError};
+use aigw_shared::kv;
+
+use crate::bucket::{decode, encode, take_all, Bucket, Short, Spec};
+use crate::config::{Config, Limit, Rule};
+
+/// Key values joined longer than this are replaced by their SHA-256 in the counter key.
+const MAX_PLAIN_KEY: usize = 128;
+
+/// The counter key of `values` under `rule`'s limit set `set`.
+pub fn counter_key<S: AsRef<str>>(rule: &Rule, set: usize, values: &[S]) -> String {
+    let mut joined = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            joined.push('\u{1f}');
+        }
+        joined.push_str(v.as_ref());
+    }
+    if joined.len() > MAX_PLAIN_KEY {
+        joined = key_hash_hex(&joined);
+    }
+    format!("{}{set}:{joined}", rule.prefix)
+}
+
+/// Amounts a request wants from one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The rule.
+    pub rule: usize,
+    /// Its limit set for this request's key values.
+    pub set: usize,
+    /// The record.
+    pub key: String,
+    /// Milli-units per limit of the set.
+    pub amounts: Vec<i64>,
+}
+
+/// Numbers for one family of `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauge {
+    /// The bucket's capacity (limit + burst), in units.
+    pub limit: u64,
+    /// Units left.
+    pub remaining: u64,
+    /// Nanoseconds until the bucket is full again.
+    pub reset_ns: u64,
+}
+
+/// The most constraining limit of each family among those a request touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Tokens and cost.
+    pub tokens: Option<Gauge>,
+    /// Requests.
+    pub requests: Option<Gauge>,
+}
+
+impl Status {
+    fn fold(&mut self, limit: &Limit, bucket: &Bucket, spec: &Spec) {
+        let g = Gauge {
+            limit: limit.capacity,
+            remaining: bucket.remaining(),
+            reset_ns: bucket.reset_ns(spec),
+        };
+        let slot = if limit.measure.is_token_family() {
+            &mut self.tokens
+        } else {
+            &mut self.requests
+        };
+        *slot = Some(tighter(*slot, g));
+    }
+
+    fn merge(&mut self, other: Status) {
+        if let Some(g) = other.tokens {
+            self.tokens = Some(tighter(self.tokens, g));
+        }
+        if let Some(g) = other.requests {
+            self.requests = Some(tighter(self.requests, g));
+        }
+    }
+}
+
+fn tighter(a: Option<Gauge>, b: Gauge) -> Gauge {
+    match a {
+        Some(a)
+            if (a.remaining, std::cmp::Reverse(a.reset_ns))
+                <= (b.remaining, std::cmp::Reverse(b.reset_ns)) =>
+        {
+            a
+        }
+        _ => b,
+    }
+}
+
+/// What a request holds in one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The rule.
+    pub rule: usize,
+    /// Its limit set.
+    pub set: usize,
+    /// The record.
+    pub key: String,
+    /// Milli-units taken per limit.
+    pub reserved: Vec<i64>,
+}
+
+/// The outcome of [`reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything was taken.
+    Admitted {
+        /// What to settle later.
+        held: Vec<Held>,
+        /// For the response headers.
+        status: Status,
+    },
+    /// A record refused; nothing is held.
+    Refused {
+        /// The rule that refused.
+        rule: usize,
+        /// How long until it would fit, or never.
+        short: Short,
+        /// For the refusal's headers.
+        status: Status,
+    },
+}
+
+/// Take every plan's amounts at `now`, all or nothing.
+pub fn reserve(
+    host: &dyn Host,
+    config: &Config,
+    now: u64,
+    plans: Vec<Plan>,
+) -> Result<Verdict, HostError> {
+    let mut held: Vec<Held> = Vec::with_capacity(plans.len());
+    let mut status = Status::default();
+    for plan in plans {
+        let Some(set) = config
+            .rules
+            .get(plan.rule)
+            .and_then(|r| r.sets.get(plan.set))
+        else {
+            continue;
+        };
+        let result = kv::update(host, &plan.key, |current| {
+            let mut buckets = decode(current, &set.specs, now);
+            let taken = take_all(&mut buckets, &set.specs, now, &plan.amounts);
+            let mut st = Status::default();
+            for ((limit, b), spec) in set.limits.iter().zip(&buckets).zip(&set.specs) {
+                st.fold(limit, b, spec);
+            }
+            (
+                encode(&buckets),
+                taken.map(|()| st).map_err(|(_, s)| (s, st)),
+            )
+        });
+        match result {
+            Ok(Ok(st)) => {
+                status.merge(st);
+                held.push(Held {
+                    rule: plan.rule,
+                    set: plan.set,
+                    key: plan.key,
+                    reserved: plan.amounts,
+                });
+            }
+            Ok(Err((short, st))) => {
+                status.merge(st);
+                // Best effort: a failed give-back only leaves the earlier records fuller
+                // than they should be until the refill catches up.
+                let _ = settle(host, config, now, &held, |_, _| 0);
+                return Ok(Verdict::Refused {
+                    rule: plan.rule,
+                    short,
+                    status,
+                });
+            }
+            Err(e) => {
+                let _ = settle(host, config, now, &held, |_, _| 0);
+                return Err(e);
+            }
+        }
+    }
+    Ok(Verdict::Admitted { held, status })
+}
+
+/// Settle what a request holds: `actual(held, limit index)` is what it really used of each
+/// limit (milli-units); the difference to the reservation is given back (or taken) at `now`.
+pub fn settle(
+    host: &dyn Host,
+    config: &Config,
+    now: u64,
+    held: &[Held],
+    actual: impl Fn(&Held, usize) -> i64,
+) -> Result<(), HostError> {
+    let mut first_error = None;
+    for h in held {
+        let Some(set) = config.rules.get(h.rule).and_then(|r| r.sets.get(h.set)) else {
+            continue;
+        };
+        let deltas: Vec<i64> = h
+            .reserved
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.saturating_sub(actual(h, i)))
+            .collect();
+        if deltas.iter().all(|d| *d == 0) {
+            continue;
+        }
+        let result = kv::update(host, &h.key, |current| {
+            let mut buckets = decode(current, &set.specs, now);
+            for ((b, spec), d) in buckets.iter_mut().zip(&set.specs).zip(&deltas) {
+                b.add(spec, now, *d);
+            }
+            (encode(&buckets), ())
+        });
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket::MILLI;
+    use aigw_shared::mock::MockHost;
+
+    const NOW: u64 = 1_700_000_000_000_000_000;
+
+    fn config(json: &str) -> Config {
+        Config::from_json(&serde_json::from_str(json).unwrap()).unwrap()
+    }
+
+    fn plan(c: &Config, rule: usize, value: &str, amounts: &[i64]) -> Plan {
+        Plan {
+            rule,
+            set: 0,
+            key: counter_key(&c.rules[rule], 0, &[value]),
+            amounts: amounts.to_vec(),
+        }
+    }
+
+    fn level(host: &MockHost, c: &Config, key: &str) -> Vec<i64> {
+        let bytes = host.shared.borrow().get(key).map(|v| v.0.clone());
+        let specs = &c.rules[0].sets[0].specs;
+        decode(bytes.as_deref(), specs, NOW)
+            .iter()
+            .map(|b| b.level)
+            .collect()
+    }
+
+    const TWO_LIMITS: &str = r#"{"rules": [{"name": "r", "keys": ["consumer"],
+        "limits": [{"tokens": 100, "per": "minute"}, {"requests": 3, "per": "minute"}]}]}"#;
+
+    #[test]
+    fn counter_keys_join_values_and_hash_long_ones() {
+        let c = config(TWO_LIMITS);
+        let r = &c.rules[0];
+        assert_eq!(counter_key(r, 0, &["a", "b"]), "aigw-trl:r:0:a\u{1f}b");
+        let long = "x".repeat(200);
+        let key = counter_key(r, 2, &[long.as_str()]);
+        assert_eq!(key.len(), "aigw-trl:r:2:".len() + 64);
+    }
+
+    #[test]
+    fn a_reservation_is_taken_and_reported_then_settled_to_the_real_usage() {
+        let c = config(TWO_LIMITS);
+        let host = MockHost::default();
+        let p = plan(&c, 0, "team", &[60 * MILLI, MILLI]);
+        let key = p.key.clone();
+        let Verdict::Admitted { held, status } = reserve(&host, &c, NOW, vec![p]).unwrap() else {
+            panic!("refused")
+        };
+        assert_eq!(
+            status.tokens,
+            Some(Gauge {
+                limit: 100,
+                remaining: 40,
+                reset_ns: 36_000_000_000
+            })
+        );
+        assert_eq!(status.requests.unwrap().remaining, 2);
+        // Used 25 of the 60 reserved: 35 come back; the request stays counted.
+        settle(&host, &c, NOW, &held, |_, i| [25 * MILLI, MILLI][i]).unwrap();
+        assert_eq!(level(&host, &c, &key), vec![75 * MILLI, 2 * MILLI]);
+    }
+
+    #[test]
+    fn a_refusal_says_how_long_to_wait_and_takes_nothing() {
+        let c = config(TWO_LIMITS);
+        let host = MockHost::default();
+        let p = || plan(&c, 0, "team", &[60 * MILLI, MILLI]);
+        assert!(matches!(
+            reserve(&host, &c, NOW, vec![p()]).unwrap(),
+            Verdict::Admitted { .. }
+        ));
+        let v = reserve(&host, &c, NOW, vec![p()]).unwrap();
+        // 20 tokens short at 100 per minute: 12 s.
+        assert_eq!(
+            v,
+            Verdict::Refused {
+                rule: 0,
+                short: Short::Wait(12_000_000_000),
+                status: Status {
+                    tokens: Some(Gauge {
+                        limit: 100,
+                        remaining: 40,
+                        reset_ns: 36_000_000_000
+                    }),
+                    requests: Some(Gauge {
+                        limit: 3,
+                        remaining: 2,
+                        reset_ns: 20_000_000_000
+                    }),
+                },
+            }
+        );
+        assert_eq!(level(&host, &c, &p().key), vec![40 * MILLI, 2 * MILLI]);
+    }
+
+    #[test]
+    fn a_later_rule_refusing_gives_back_what_earlier_rules_took() {
+        let c = config(
+            r#"{"rules": [
+                {"name": "wide", "limits": [{"tokens": 1000, "per": "minute"}]},
+                {"name": "narrow", "keys": ["consumer"], "limits": [{"tokens": 10, "per": "minute"}]}]}"#,
+        );
+        let host = MockHost::default();
+        let wide = Plan {
+            rule: 0,
+            set: 0,
+            key: counter_key(&c.rules[0], 0, &[] as &[&str]),
+            amounts: vec![50 * MILLI],
+        };
+        let narrow = plan(&c, 1, "t", &[50 * MILLI]);
+        let v = reserve(&host, &c, NOW, vec![wide.clone(), narrow]).unwrap();
+        assert!(matches!(
+            v,
+            Verdict::Refused {
+                rule: 1,
+                short: Short::Never,
+                ..
+            }
+        ));
+        assert_eq!(level(&host, &c, &wide.key), vec![1000 * MILLI]);
+    }
+
+    #[test]
+    fn two_workers_sharing_the_store_never_admit_more_than_the_capacity() {
+        let c = config(TWO_LIMITS);
+        let a = MockHost::default();
+        let b = MockHost {
+            shared: a.shared.clone(),
+            ..MockHost::default()
+        };
+        let mut admitted = 0;
+        for i in 0..10 {
+            let host = if i % 2 == 0 { &a } else { &b };
+            let p = plan(&c, 0, "team", &[30 * MILLI, MILLI]);
+            if let Verdict::Admitted { .. } = reserve(host, &c, NOW, vec![p]).unwrap() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 3, "100 tokens hold three reservations of 30");
+    }
+
+    #[test]
+    fn without_shared_data_the_error_reaches_the_caller() {
+        let c = config(TWO_LIMITS);
+        let host = MockHost::new(aigw_shared::host::Capabilities::APISIX);
+        let p = plan(&c, 0, "t", &[MILLI, MILLI]);
+        assert_eq!(
+            reserve(&host, &c, NOW, vec![p]),
+            Err(HostError::Unsupported)
+        );
+    }
+}
