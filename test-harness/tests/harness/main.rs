@@ -16,6 +16,7 @@ mod ai_proxy_bedrock;
 mod ai_proxy_cases;
 mod ai_proxy_keys;
 mod ai_proxy_vertex;
+mod ai_token_ratelimit;
 mod ai_usage_stats;
 mod chain;
 mod example_plugin;
