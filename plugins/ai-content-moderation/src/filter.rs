@@ -1,0 +1,373 @@
+//! The per-request state machine.
+//!
+//! Request: a chat or messages request's body is read whole (the driver enforces
+//! `limits.maxBodyBytes` with a 413 in the caller's protocol), checked once, and then refused,
+//! rewritten with its masked values, or let go untouched. Answer: only when this request had
+//! values masked, or output rules are configured, is the answer looked at — a JSON answer read
+//! whole, a stream rewritten event by event; otherwise nothing is held or copied.
+
+use std::rc::Rc;
+
+use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
+use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel, MapKind};
+use aigw_shared::llm::{Api, ResponseFormat};
+use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, WholeBody};
+use aigw_shared::reply::send_error;
+
+use crate::answer;
+use crate::config::{BlockMode, Config, PiiAction};
+use crate::json::Top;
+use crate::metric;
+use crate::output::{fix_json, Tally};
+use crate::request::{self, BlockedBy, Checked, Scratch};
+use crate::stream::StreamFix;
+use crate::vault::Vault;
+use crate::State;
+
+const NAME: &str = "ai-content-moderation";
+
+/// Where the request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not ours (another API, or a host that cannot rewrite bodies): nothing is looked at.
+    PassThrough,
+    /// The request body is being read.
+    Buffering,
+    /// The request went on; the answer may be looked at.
+    Forwarded,
+    /// Answered by the plugin or by the driver.
+    Done,
+}
+
+/// How the answer is handled.
+#[derive(Debug)]
+enum Answer {
+    /// Not at all.
+    Untouched,
+    /// A JSON answer, read whole.
+    Json,
+    /// A stream, rewritten as it passes.
+    Stream(Box<StreamFix>),
+}
+
+/// One request.
+pub struct Filter {
+    config: Rc<Config>,
+    state: Rc<State>,
+    env: FilterEnv,
+    phase: Phase,
+    protocol: ClientProtocol,
+    vault: Vault,
+    answer: Answer,
+}
+
+impl Filter {
+    /// A filter for one request.
+    pub fn new(config: Rc<Config>, state: Rc<State>, env: FilterEnv) -> Self {
+        Self {
+            config,
+            state,
+            env,
+            phase: Phase::PassThrough,
+            protocol: ClientProtocol::OpenAi,
+            vault: Vault::default(),
+            answer: Answer::Untouched,
+        }
+    }
+
+    fn count(&self, host: &dyn Host, name: &str, n: u64) {
+        self.state.metrics.count(host, name, n);
+    }
+
+    fn restoring(&self) -> Option<&Vault> {
+        (self.config.restore && !self.vault.is_empty()).then_some(&self.vault)
+    }
+
+    /// Metrics and log lines for what a check found (never the values themselves).
+    fn report(&self, host: &dyn Host, checked: &Checked) {
+        for &i in &checked.logged {
+            if let Some(rule) = self.config.input.rules.get(i) {
+                self.count(host, &rule.logged_metric, 1);
+                host.log(
+                    LogLevel::Info,
+                    &format!("{NAME}: request matched rule {} (log only)", rule.name),
+                );
+            }
+        }
+        for (kind, action) in &checked.pii {
+            let Some(names) = self.state.kind(*kind) else {
+                continue;
+            };
+            let name = match action {
+                PiiAction::Mask => &names.masked,
+                PiiAction::Hash => &names.hashed,
+                PiiAction::Log => &names.seen,
+                PiiAction::Block | PiiAction::Off => continue,
+            };
+            self.count(host, name, 1);
+        }
+    }
+
+    fn block(&mut self, host: &dyn Host, by: BlockedBy, top: Top, body: &[u8]) -> Action {
+        let (rule, metric_name): (String, &str) = match by {
+            BlockedBy::Rule(i) => match self.config.input.rules.get(i) {
+                Some(r) => (r.name.clone(), r.blocked_metric.as_str()),
+                None => ("rule".into(), metric::INVALID),
+            },
+            BlockedBy::Pii(kind) => (
+                format!("pii:{}", kind.name()),
+                self.state
+                    .kind(kind)
+                    .map_or(metric::INVALID, |k| k.blocked.as_str()),
+            ),
+            BlockedBy::InputChars => ("size:input_chars".into(), metric::SIZE_CHARS),
+        };
+        self.state.metrics.count(host, metric_name, 1);
+        host.log(
+            LogLevel::Info,
+            &format!("{NAME}: request blocked by rule {rule}"),
+        );
+        let ob = &self.config.on_block;
+        let message = if ob.name_rule {
+            format!("{} (rule: {rule})", ob.message)
+        } else {
+            ob.message.clone()
+        };
+        match ob.mode {
+            BlockMode::Error => {
+                let err = ClientError::new(ErrorKind::from_status(ob.status), message)
+                    .with_status(ob.status)
+                    .with_code("content_filter");
+                send_error(host, NAME, self.protocol, &err);
+            }
+            BlockMode::Refusal => {
+                let model = top
+                    .model
+                    .and_then(|(s, e)| body.get(s..e))
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                let created = host.now_nanos().unwrap_or(0) / 1_000_000_000;
+                let (content_type, reply) = if top.stream {
+                    (
+                        "text/event-stream",
+                        answer::refusal_stream(self.protocol, &model, &message, created),
+                    )
+                } else {
+                    (
+                        "application/json",
+                        answer::refusal_json(self.protocol, &model, &message, created, None),
+                    )
+                };
+                let headers = [("content-type", content_type.as_bytes())];
+                if let Err(e) = host.send_local_response(200, &headers, &reply) {
+                    host.log(
+                        LogLevel::Error,
+                        &format!("{NAME}: cannot send the refusal: {e}"),
+                    );
+                }
+            }
+        }
+        self.phase = Phase::Done;
+        Action::Pause
+    }
+
+    /// Metrics and log lines at the end of an answer.
+    fn answered(&self, host: &dyn Host, tally: &Tally, cut: Option<usize>) {
+        self.count(host, metric::RESTORED, tally.restored as u64);
+        for &i in &tally.logged {
+            if let Some(rule) = self.config.output.rules.get(i) {
+                self.count(host, &rule.logged_metric, 1);
+            }
+        }
+        if let Some(rule) = cut.and_then(|i| self.config.output.rules.get(i)) {
+            self.count(host, &rule.cut_metric, 1);
+            host.log(
+                LogLevel::Info,
+                &format!("{NAME}: answer cut by output rule {}", rule.name),
+            );
+        }
+    }
+}
+
+impl HttpFilter for Filter {
+    type Call = ();
+
+    fn protocol(&self) -> ClientProtocol {
+        self.protocol
+    }
+
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+        let host = cx.host;
+        let method = host
+            .request_header(":method")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let path = host
+            .request_header(":path")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let api = Api::from_path(
+            std::str::from_utf8(&method).unwrap_or(""),
+            std::str::from_utf8(&path).unwrap_or(""),
+        );
+        if !matches!(api, Api::ChatCompletions | Api::AnthropicMessages) {
+            return Action::Continue;
+        }
+        self.protocol = api.protocol();
+        if !self.env.capabilities.body_write {
+            return Action::Continue;
+        }
+        self.phase = Phase::Forwarded;
+        if end_of_stream || !self.config.checks_requests() {
+            return Action::Continue;
+        }
+        self.phase = Phase::Buffering;
+        self.count(host, metric::CHECKED, 1);
+        cx.read_whole_request(WholeBody::up_to(self.config.max_body_bytes).rewriting());
+        Action::Continue
+    }
+
+    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, ()>, direction: Direction) {
+        if direction == Direction::Request {
+            self.count(cx.host, metric::SIZE_BODY, 1);
+            cx.log(
+                LogLevel::Info,
+                &format!("{NAME}: request blocked by rule size:body"),
+            );
+        } else {
+            // Answers over the limit pass unread (nothing restored or checked).
+            self.answer = Answer::Untouched;
+        }
+    }
+
+    fn on_error_reply(&mut self, _cx: &mut Ctx<'_, ()>, _error: &ClientError) {
+        self.phase = Phase::Done;
+    }
+
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+        let host = cx.host;
+        if self.phase != Phase::Buffering {
+            return Action::Continue;
+        }
+        let mut scratch = Scratch::default();
+        let checked = match request::check(&self.config, body, &mut self.vault, &mut scratch) {
+            Ok(c) => c,
+            Err(_) => {
+                self.count(host, metric::INVALID, 1);
+                let err = ClientError::invalid_request("the request body is not a JSON object");
+                send_error(host, NAME, self.protocol, &err);
+                self.phase = Phase::Done;
+                return Action::Pause;
+            }
+        };
+        self.report(host, &checked);
+        if let Some(by) = checked.blocked {
+            return self.block(host, by, checked.top, body);
+        }
+        if let Some(new_body) = &checked.body {
+            let written = host.replace_body(BufferKind::RequestBody, body.len(), new_body);
+            if !cx.check(written, "cannot write the masked body") {
+                // Fail closed: the values must not reach the model unmasked.
+                let err = ClientError::new(
+                    ErrorKind::Internal,
+                    "the gateway could not mask the request",
+                );
+                send_error(host, NAME, self.protocol, &err);
+                self.phase = Phase::Done;
+                return Action::Pause;
+            }
+        }
+        self.phase = Phase::Forwarded;
+        Action::Continue
+    }
+
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+        if self.phase != Phase::Forwarded
+            || end_of_stream
+            || (self.restoring().is_none() && !self.config.checks_answers())
+        {
+            return Action::Continue;
+        }
+        let host = cx.host;
+        let status = host
+            .response_header(":status")
+            .ok()
+            .flatten()
+            .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u16>().ok())
+            .unwrap_or(0);
+        if !(200..300).contains(&status) {
+            return Action::Continue;
+        }
+        let content_type = host.response_header("content-type").ok().flatten();
+        if ResponseFormat::from_content_type(content_type.as_deref()) == ResponseFormat::Sse {
+            // The rewritten stream has another length.
+            let removed = host.remove_header(MapKind::ResponseHeaders, "content-length");
+            cx.check(removed, "cannot remove content-length");
+            self.answer = Answer::Stream(Box::new(StreamFix::new(self.protocol)));
+        } else {
+            self.answer = Answer::Json;
+            cx.read_whole_response(
+                WholeBody::up_to(self.config.max_response_body_bytes)
+                    .rewriting()
+                    .pass_oversize(),
+            );
+        }
+        Action::Continue
+    }
+
+    fn on_response_body(
+        &mut self,
+        cx: &mut Ctx<'_, ()>,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let host = cx.host;
+        let Answer::Stream(fix) = &mut self.answer else {
+            return Action::Continue;
+        };
+        let chunk = host
+            .body(BufferKind::ResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let vault = (self.config.restore && !self.vault.is_empty()).then_some(&self.vault);
+        let out = fix.feed(&self.config, vault, &chunk, end_of_stream);
+        if out != chunk {
+            let written = host.replace_body(BufferKind::ResponseBody, body_size, &out);
+            cx.check(written, "cannot rewrite the answer");
+        }
+        if end_of_stream {
+            let tally = std::mem::take(&mut fix.tally);
+            let cut = fix.cut;
+            self.answered(host, &tally, cut);
+            self.answer = Answer::Untouched;
+        }
+        Action::Continue
+    }
+
+    fn on_response_whole(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+        let host = cx.host;
+        if !matches!(self.answer, Answer::Json) {
+            return Action::Continue;
+        }
+        let mut tally = Tally::default();
+        let created = host.now_nanos().unwrap_or(0) / 1_000_000_000;
+        let fix = fix_json(
+            &self.config,
+            self.restoring(),
+            self.protocol,
+            body,
+            created,
+            &mut tally,
+        );
+        if let Some(new_body) = &fix.body {
+            let written = host.replace_body(BufferKind::ResponseBody, body.len(), new_body);
+            cx.check(written, "cannot rewrite the answer");
+        }
+        self.answered(host, &tally, fix.cut);
+        self.answer = Answer::Untouched;
+        Action::Continue
+    }
+}

@@ -1,0 +1,347 @@
+//! The answer side: output rules and the restore of masked values, over one text channel at a
+//! time (a streamed choice's content, a tool call's arguments, an Anthropic content block), and
+//! over a whole JSON answer.
+//!
+//! A channel holds back what it cannot release yet: with output rules, the last
+//! `holdBackChars` characters (a match may still grow there); with masked values, a `[` that may
+//! become a placeholder. Everything before is released, placeholders put back. The rules see the
+//! held text plus a tail of what was released, so a match across two pieces is found; a match
+//! longer than the window may be found only after part of it went out.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::json;
+use crate::rules::{RuleAction, Rules};
+use crate::vault::Vault;
+
+/// Work buffers and running results shared by the channels of one answer.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Log-only output rules that matched.
+    pub logged: Vec<usize>,
+    /// Values put back.
+    pub restored: usize,
+    folded: String,
+    window: String,
+    hits: Vec<usize>,
+}
+
+impl Tally {
+    /// Check `text` against `rules`: the first blocking rule, log-only ones noted.
+    fn check(&mut self, rules: &Rules, text: &str) -> Option<usize> {
+        self.hits.clear();
+        rules.check(text, &mut self.folded, &mut self.hits);
+        let mut block = None;
+        for &h in &self.hits {
+            match rules.rules.get(h).map(|r| r.action) {
+                Some(RuleAction::Block) => {
+                    block.get_or_insert(h);
+                }
+                _ => {
+                    if !self.logged.contains(&h) {
+                        self.logged.push(h);
+                    }
+                }
+            }
+        }
+        block
+    }
+}
+
+/// What a channel does with its text.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// Output rules to check (content channels with rules only).
+    pub rules: Option<&'a Rules>,
+    /// Values to put back (when restoring).
+    pub vault: Option<&'a Vault>,
+    /// Characters held back for the rules.
+    pub hold_back: usize,
+    /// The text is JSON (tool arguments): values are put back escaped.
+    pub json_inner: bool,
+}
+
+/// One text channel of a streamed answer.
+#[derive(Debug, Default)]
+pub struct Channel {
+    pending: String,
+    context: String,
+}
+
+impl Channel {
+    /// Take `piece`; the text that can go out now (maybe empty), or the blocking rule.
+    pub fn feed(&mut self, p: Policy<'_>, piece: &str, tally: &mut Tally) -> Result<String, usize> {
+        self.pending.push_str(piece);
+        let mut limit = self.pending.len();
+        if let Some(rules) = p.rules {
+            let mut window = std::mem::take(&mut tally.window);
+            window.clear();
+            window.push_str(&self.context);
+            window.push_str(&self.pending);
+            let blocked = tally.check(rules, &window);
+            tally.window = window;
+            if let Some(rule) = blocked {
+                return Err(rule);
+            }
+            limit = if p.hold_back == 0 {
+                limit
+            } else {
+                self.pending
+                    .char_indices()
+                    .rev()
+                    .nth(p.hold_back - 1)
+                    .map_or(0, |(i, _)| i)
+            };
+        }
+        if let Some(vault) = p.vault {
+            limit = vault.safe_cut(&self.pending, limit);
+        }
+        if limit == 0 {
+            return Ok(String::new());
+        }
+        let rest = self.pending.split_off(limit);
+        let released = std::mem::replace(&mut self.pending, rest);
+        if let Some(rules) = p.rules {
+            self.context.push_str(&released);
+            let keep = p
+                .hold_back
+                .saturating_mul(4)
+                .saturating_add(rules.longest_literal)
+                .saturating_add(64);
+            if self.context.len() > keep {
+                let mut cut = self.context.len() - keep;
+                while !self.context.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                self.context.drain(..cut);
+            }
+        }
+        Ok(self.put_back(p, released, tally))
+    }
+
+    /// The channel ends: everything held goes out.
+    pub fn flush(&mut self, p: Policy<'_>, tally: &mut Tally) -> String {
+        let held = std::mem::take(&mut self.pending);
+        self.put_back(p, held, tally)
+    }
+
+    fn put_back(&self, p: Policy<'_>, text: String, tally: &mut Tally) -> String {
+        match p.vault {
+            Some(vault) => {
+                let (restored, n) = vault.restore(&text, p.json_inner);
+                tally.restored += n;
+                if n == 0 {
+                    text
+                } else {
+                    restored.into_owned()
+                }
+            }
+            None => text,
+        }
+    }
+}
+
+/// What happened to a whole JSON answer.
+#[derive(Debug, Default)]
+pub struct JsonFix {
+    /// The new body, when it changed.
+    pub body: Option<Vec<u8>>,
+    /// The output rule that replaced the answer with the safe message.
+    pub cut: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+/// Check and restore a whole JSON answer of `protocol`.
+pub fn fix_json(
+    config: &Config,
+    vault: Option<&Vault>,
+    protocol: aigw_shared::error::ClientProtocol,
+    body: &[u8],
+    created: u64,
+    tally: &mut Tally,
+) -> JsonFix {
+    let mut out = JsonFix::default();
+    let mut spans = Vec::new();
+    if json::walk(body, |s| spans.push(s)).is_err() {
+        return out;
+    }
+    if config.checks_answers() {
+        for s in &spans {
+            let answer_text = (s.top_is(body, b"choices") && s.key_is(body, b"content"))
+                || (s.top_is(body, b"content") && s.key_is(body, b"text"));
+            if !answer_text {
+                continue;
+            }
+            let Some(text) = s.text(body) else { continue };
+            if let Some(rule) = tally.check(&config.output, &text) {
+                let head: Option<Head> = serde_json::from_slice(body).ok();
+                let (model, usage) = head.map(|h| (h.model, h.usage)).unwrap_or_default();
+                out.cut = Some(rule);
+                out.body = Some(crate::answer::refusal_json(
+                    protocol,
+                    model.as_deref().unwrap_or(""),
+                    &config.safe_message,
+                    created,
+                    usage.filter(|u| u.is_object()),
+                ));
+                return out;
+            }
+        }
+    }
+    let Some(vault) = vault.filter(|v| !v.is_empty()) else {
+        return out;
+    };
+    let mut patched = Vec::new();
+    let mut copied = 0;
+    for s in &spans {
+        let raw = body.get(s.start..s.end).unwrap_or_default();
+        if memchr::memchr(b'[', raw).is_none() {
+            continue;
+        }
+        let Some(text) = s.text(body) else { continue };
+        let inner = s.key_is(body, b"arguments");
+        let (restored, n) = vault.restore(&text, inner);
+        if n == 0 {
+            continue;
+        }
+        tally.restored += n;
+        patched.extend_from_slice(body.get(copied..s.start).unwrap_or_default());
+        json::escape_into(&mut patched, &restored);
+        copied = s.end;
+    }
+    if copied > 0 {
+        patched.extend_from_slice(body.get(copied..).unwrap_or_default());
+        out.body = Some(patched);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Kind;
+    use aigw_shared::error::ClientProtocol;
+    use serde_json::json;
+
+    fn vault() -> Vault {
+        let mut v = Vault::default();
+        v.placeholder(Kind::Email, "ann@corp.example", b"");
+        v
+    }
+
+    fn rules_config() -> Config {
+        Config::build(&json!({"output": {"denyWords": [{"name": "bad", "words": ["kaboom"]}], "holdBackChars": 8}}))
+            .unwrap()
+    }
+
+    /// Feed `pieces` through one channel; the released text, or the cutting rule.
+    fn through(p: Policy<'_>, pieces: &[&str]) -> Result<String, usize> {
+        let mut ch = Channel::default();
+        let mut tally = Tally::default();
+        let mut out = String::new();
+        for piece in pieces {
+            out.push_str(&ch.feed(p, piece, &mut tally)?);
+        }
+        out.push_str(&ch.flush(p, &mut tally));
+        Ok(out)
+    }
+
+    #[test]
+    fn placeholders_split_anywhere_are_restored() {
+        let v = vault();
+        let p = Policy {
+            rules: None,
+            vault: Some(&v),
+            hold_back: 0,
+            json_inner: false,
+        };
+        let text = "write to [EMAIL_1] today, not [EMAIL_2] or [link]";
+        for cut in 0..=text.len() {
+            let (a, b) = text.split_at(cut);
+            assert_eq!(
+                through(p, &[a, b]).unwrap(),
+                "write to ann@corp.example today, not [EMAIL_2] or [link]",
+                "cut at {cut}"
+            );
+        }
+        let pieces: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        assert_eq!(
+            through(p, &refs).unwrap(),
+            "write to ann@corp.example today, not [EMAIL_2] or [link]"
+        );
+    }
+
+    #[test]
+    fn output_rules_cut_a_match_split_across_pieces_and_hold_back_only_the_window() {
+        let c = rules_config();
+        let p = Policy {
+            rules: Some(&c.output),
+            vault: None,
+            hold_back: c.hold_back_chars,
+            json_inner: false,
+        };
+        assert_eq!(
+            through(p, &["all ", "is ", "ka", "bo", "om", " now"]),
+            Err(0)
+        );
+        let mut ch = Channel::default();
+        let mut tally = Tally::default();
+        let first = ch.feed(p, "a long harmless sentence", &mut tally).unwrap();
+        assert_eq!(
+            first, "a long harmless ",
+            "all but the last 8 characters go out"
+        );
+        assert_eq!(ch.flush(p, &mut tally), "sentence");
+        assert_eq!(through(p, &["fine ", "text"]).unwrap(), "fine text");
+    }
+
+    #[test]
+    fn json_answers_are_restored_in_text_and_tool_arguments() {
+        let c = Config::build(&json!({"pii": {"email": "mask"}})).unwrap();
+        let v = vault();
+        let body = json!({"choices": [{"message": {"content": "hi [EMAIL_1]", "tool_calls": [
+            {"function": {"name": "send", "arguments": "{\"to\":\"[EMAIL_1]\"}"}}]}}]});
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let mut tally = Tally::default();
+        let fix = fix_json(&c, Some(&v), ClientProtocol::OpenAi, &bytes, 0, &mut tally);
+        let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
+        assert_eq!(
+            new["choices"][0]["message"]["content"],
+            "hi ann@corp.example"
+        );
+        assert_eq!(
+            new["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"to\":\"ann@corp.example\"}"
+        );
+        assert_eq!(tally.restored, 2);
+    }
+
+    #[test]
+    fn a_json_answer_breaking_an_output_rule_becomes_the_safe_message_with_its_usage() {
+        let c = rules_config();
+        let body = br#"{"model":"m","content":[{"type":"text","text":"KABOOM!"}],"usage":{"input_tokens":3,"output_tokens":1}}"#;
+        let mut tally = Tally::default();
+        let fix = fix_json(&c, None, ClientProtocol::Anthropic, body, 0, &mut tally);
+        assert_eq!(fix.cut, Some(0));
+        let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
+        assert_eq!(new["stop_reason"], "refusal");
+        assert_eq!(new["content"][0]["text"], c.safe_message);
+        assert_eq!(new["usage"]["input_tokens"], 3);
+        let fine = br#"{"model":"m","content":[{"type":"text","text":"ok"}]}"#;
+        assert!(
+            fix_json(&c, None, ClientProtocol::Anthropic, fine, 0, &mut tally)
+                .body
+                .is_none()
+        );
+    }
+}
