@@ -253,6 +253,16 @@ def test_models_are_listed_from_the_proxy_config(oai: openai.OpenAI) -> None:
     assert {"gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova", "gemini-2.0-flash"} <= set(ids), ids
 
 
+def test_models_are_listed_in_the_anthropic_shape_for_the_anthropic_sdk(
+        claude: anthropic.Anthropic) -> None:
+    ids = [m.id for m in claude.models.list()]
+    assert {"gpt-4o-mini", "claude-haiku-4-5", "bedrock-nova"} <= set(ids), ids
+    one = claude.models.retrieve("claude-haiku-4-5")
+    assert (one.id, one.type) == ("claude-haiku-4-5", "model")
+    with pytest.raises(anthropic.NotFoundError):
+        claude.models.retrieve("no-such-model")
+
+
 def prometheus(gw: gateway.Gateway) -> str:
     status, text = gateway.http_get(f"{gw.admin_url}/stats/prometheus")
     assert status == 200

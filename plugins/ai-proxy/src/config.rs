@@ -198,12 +198,45 @@ impl Config {
 
     /// The `GET /v1/models` body.
     pub fn models_body(&self) -> Vec<u8> {
-        let data: Vec<Value> = self
-            .listed_models
-            .iter()
-            .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
-            .collect();
-        serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
-            .unwrap_or_else(|_| b"{\"object\":\"list\",\"data\":[]}".to_vec())
+        self.models_answer(None, ModelsShape::OpenAi)
+            .unwrap_or_else(|| b"{\"object\":\"list\",\"data\":[]}".to_vec())
     }
+
+    /// `GET /v1/models` (`id`: `None`) or `GET /v1/models/{id}` answered from the configured
+    /// models in the client's shape; `None` when `id` is not one of them.
+    pub fn models_answer(&self, id: Option<&str>, shape: ModelsShape) -> Option<Vec<u8>> {
+        let entry = |(id, owner): &(String, String)| match shape {
+            ModelsShape::OpenAi => {
+                serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
+            }
+            // The Anthropic SDK parses `created_at` as a date: the config has none, so the epoch.
+            ModelsShape::Anthropic => serde_json::json!({"type": "model", "id": id,
+                "display_name": id, "created_at": "1970-01-01T00:00:00Z"}),
+        };
+        let body = match id {
+            Some(id) => entry(self.listed_models.iter().find(|(m, _)| m == id)?),
+            None => {
+                let data: Vec<Value> = self.listed_models.iter().map(entry).collect();
+                match shape {
+                    ModelsShape::OpenAi => serde_json::json!({"object": "list", "data": data}),
+                    ModelsShape::Anthropic => serde_json::json!({
+                        "data": data,
+                        "has_more": false,
+                        "first_id": self.listed_models.first().map(|(m, _)| m),
+                        "last_id": self.listed_models.last().map(|(m, _)| m),
+                    }),
+                }
+            }
+        };
+        serde_json::to_vec(&body).ok()
+    }
+}
+
+/// The shape of a model list: OpenAI's (`object: list`) or Anthropic's (`has_more`, `type: model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelsShape {
+    /// OpenAI `GET /v1/models`.
+    OpenAi,
+    /// Anthropic `GET /v1/models` (the Anthropic SDK's `client.models.list()`).
+    Anthropic,
 }

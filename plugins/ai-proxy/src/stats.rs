@@ -173,10 +173,13 @@ impl Series {
 /// are not).
 pub const MAX_CACHED_SERIES: usize = 256;
 
+/// A provider's series by route and backend model.
+type ByRouteAndModel = HashMap<(String, String), Rc<Series>>;
+
 /// A worker's [`Series`] by provider, route and backend model.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    by_provider: RefCell<HashMap<String, HashMap<(String, String), Rc<Series>>>>,
+    by_provider: RefCell<HashMap<String, ByRouteAndModel>>,
     size: Cell<usize>,
 }
 

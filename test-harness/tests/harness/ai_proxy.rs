@@ -194,6 +194,19 @@ fn models_and_bad_requests_are_answered_locally_without_a_trap() {
         "{}",
         out.body_text()
     );
+    // An Anthropic client gets Anthropic's shape; an unknown model is its 404.
+    let anthropic = |path: &str| {
+        Request::get(path)
+            .header("x-api-key", "k")
+            .header("anthropic-version", "2023-06-01")
+    };
+    let out = c.run(&anthropic("/v1/models"), &mut never).unwrap();
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!((out.status, &v["has_more"]), (200, &Value::Bool(false)));
+    assert_eq!(v["data"][0]["type"], "model");
+    let out = c.run(&anthropic("/v1/models/nope"), &mut never).unwrap();
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!((out.status, &v["error"]["type"]), (404, &Value::from("not_found_error")));
     let out = c
         .run(&Request::post_json("/v1/messages", "{not json"), &mut never)
         .unwrap();

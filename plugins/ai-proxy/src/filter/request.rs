@@ -1,12 +1,13 @@
 //! The request side: hold the headers, decide whether the request is ours, read the body whole,
 //! prepare the upstream call and rewrite the request for it.
 
-use aigw_shared::error::{ClientError, ErrorKind};
+use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, WholeBody};
 
 use super::{ejected_keys, logged, metric, Filter, Phase, TokenCall};
+use crate::config::ModelsShape;
 use crate::prepare::{
     api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret,
 };
@@ -62,6 +63,14 @@ impl RequestHead {
     }
 }
 
+/// The `{id}` of `/models/{id}` (percent-decoding not needed: ids are plain names); `None` for
+/// the list.
+fn model_id(suffix: &str) -> Option<&str> {
+    let suffix = suffix.split(['?', '#']).next().unwrap_or(suffix);
+    let id = suffix.strip_prefix("/models/")?.trim_end_matches('/');
+    (!id.is_empty()).then_some(id)
+}
+
 impl Filter {
     pub(super) fn headers_in(
         &mut self,
@@ -92,7 +101,27 @@ impl Filter {
         }
         let routed = match api {
             Api::Models => {
-                let body = self.config.models_body();
+                // Anthropic clients send `anthropic-version` (or only `x-api-key`).
+                let anthropic = head.has("anthropic-version")
+                    || (head.has("x-api-key") && !head.has("authorization"));
+                let (shape, protocol) = if anthropic {
+                    (ModelsShape::Anthropic, ClientProtocol::Anthropic)
+                } else {
+                    (ModelsShape::OpenAi, ClientProtocol::OpenAi)
+                };
+                self.protocol = protocol;
+                let id = model_id(suffix);
+                let Some(body) = self.config.models_answer(id, shape) else {
+                    let err = ClientError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "the model `{}` is not served by this gateway",
+                            id.unwrap_or_default().chars().take(200).collect::<String>()
+                        ),
+                    )
+                    .with_code("model_not_found");
+                    return self.reject(host, &err);
+                };
                 cx.check(
                     host.send_local_response(200, &[("content-type", b"application/json")], &body),
                     "cannot answer /v1/models",
