@@ -206,7 +206,10 @@ fn models_and_bad_requests_are_answered_locally_without_a_trap() {
     assert_eq!(v["data"][0]["type"], "model");
     let out = c.run(&anthropic("/v1/models/nope"), &mut never).unwrap();
     let v: Value = serde_json::from_slice(&out.body).unwrap();
-    assert_eq!((out.status, &v["error"]["type"]), (404, &Value::from("not_found_error")));
+    assert_eq!(
+        (out.status, &v["error"]["type"]),
+        (404, &Value::from("not_found_error"))
+    );
     let out = c
         .run(&Request::post_json("/v1/messages", "{not json"), &mut never)
         .unwrap();
@@ -264,7 +267,8 @@ fn per_request_metrics_carry_provider_and_backend_model() {
         reply.clone()
     })
     .unwrap();
-    let series = "aigw.gen_ai.provider.claude.model.claude-haiku-4-5.route.unknown.consumer.unknown";
+    let series =
+        "aigw.gen_ai.provider.claude.model.claude-haiku-4-5.route.unknown.consumer.unknown";
     assert_eq!(
         env.metric(&format!("{series}.upstream_requests_total")),
         Some(MetricValue::Counter(1))
