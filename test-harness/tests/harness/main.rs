@@ -10,6 +10,7 @@
 mod common;
 
 mod abi_basics;
+mod ai_content_moderation;
 mod ai_prompt_decorator;
 mod ai_proxy;
 mod ai_proxy_bedrock;
