@@ -88,6 +88,14 @@ Usage (ai-usage-stats; tokens, cost, errors, latency by provider/model/route/con
   curl -s {gw.admin_url}/stats/prometheus | grep -E '^aigw_gen_ai_(requests|tokens|cost_micro_usd|errors)_total'
   curl -s {gw.admin_url}/stats/prometheus | grep aigw_gen_ai_server_time_to_first_token_ms_sum
   audit records (one JSON line per request): grep 'ai-usage-stats: {{' {gw.workdir}/envoy.log
+Token rate limit (ai-token-ratelimit): consumer demo-limited has 300 tokens a minute (5 a second);
+  each request reserves its prompt estimate + max_tokens (here 256) and gets back what it did not
+  use, so the first of these is admitted and the next get 429 with Retry-After until the refill
+  makes room again (every answer carries x-ratelimit-* headers):
+  for i in 1 2 3; do curl -s -o /dev/null -D - {url}/v1/chat/completions \\
+    -H 'x-aigw-consumer: demo-limited' -H 'content-type: application/json' \\
+    -d '{{"model": "gpt-4o-mini", "max_tokens": 250, "messages": [{{"role": "user", "content": "Hello!"}}]}}' \\
+    | grep -i -E '^HTTP|x-ratelimit-remaining-tokens|retry-after'; done
 Press Ctrl-C to stop.
 """
 
