@@ -33,7 +33,7 @@ pub fn duration_text(ns: u64) -> String {
     let hours = ms / 3_600_000;
     let minutes = ms % 3_600_000 / 60_000;
     let sec_ms = ms % 60_000;
-    let secs = if sec_ms % 1000 == 0 {
+    let secs = if sec_ms.is_multiple_of(1000) {
         (sec_ms / 1000).to_string()
     } else {
         let text = format!("{}.{:03}", sec_ms / 1000, sec_ms % 1000);

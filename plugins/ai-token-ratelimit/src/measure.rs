@@ -74,7 +74,7 @@ impl WeightTable {
         match pattern.strip_suffix('*') {
             Some(prefix) => {
                 self.prefixes.push((prefix.to_owned(), weights));
-                self.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
             }
             None => {
                 self.exact.insert(pattern.to_owned(), weights);

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aigw_harness::{
-    header_value, headers, wasm_path, Action, Chain, Env, MetricValue, Plugin, PluginSpec,
-    Profile, Request, StreamId, UpstreamRequest, UpstreamResponse,
+    header_value, headers, wasm_path, Action, Chain, Env, MetricValue, Plugin, PluginSpec, Profile,
+    Request, StreamId, UpstreamRequest, UpstreamResponse,
 };
 use serde_json::Value;
 
@@ -68,7 +68,11 @@ fn begin(p: &mut Plugin, w: usize, team: &str) -> Option<StreamId> {
         ("x-team", team),
     ]);
     let step = vm.request_headers(id, h, false).unwrap();
-    assert_eq!(step.action, Some(Action::Pause), "held until the body is read");
+    assert_eq!(
+        step.action,
+        Some(Action::Pause),
+        "held until the body is read"
+    );
     let step = vm
         .request_body(id, &fixture("chat.request.json"), true)
         .unwrap();
@@ -144,7 +148,12 @@ fn two_workers_hammering_one_key_never_admit_more_than_the_bucket() {
         counter(&env, "aigw.ai_token_ratelimit.kind.charged.tokens_total"),
         Some(charged)
     );
-    assert!(counter(&env, "aigw.ai_token_ratelimit.outcome.refused.requests_total") >= Some(6));
+    assert!(
+        counter(
+            &env,
+            "aigw.ai_token_ratelimit.outcome.refused.requests_total"
+        ) >= Some(6)
+    );
     assert!(
         counter(&env, "aigw.ai_token_ratelimit.rule.team.refused_total") >= Some(6),
         "{:?}",
@@ -178,7 +187,10 @@ fn on_the_virtual_clock_admitted_tokens_stay_within_capacity_plus_refill() {
         );
     }
     assert!(refused > 0, "the limit acted");
-    assert!(charged >= 600 + 10 * 40 - 2 * 209, "{charged}: the refill is used");
+    assert!(
+        charged >= 600 + 10 * 40 - 2 * 209,
+        "{charged}: the refill is used"
+    );
 }
 
 #[test]
@@ -195,16 +207,31 @@ fn a_refusal_carries_retry_after_and_the_rate_limit_headers() {
     let first = chain.run(&req, &mut up).unwrap();
     assert_eq!(first.status, 200);
     assert_eq!(first.body, json, "the answer passes untouched");
-    assert_eq!(first.header("x-ratelimit-limit-tokens").as_deref(), Some("300"));
-    assert_eq!(first.header("x-ratelimit-remaining-tokens").as_deref(), Some("91"));
-    assert_eq!(first.header("x-ratelimit-remaining-requests").as_deref(), Some("999"));
+    assert_eq!(
+        first.header("x-ratelimit-limit-tokens").as_deref(),
+        Some("300")
+    );
+    assert_eq!(
+        first.header("x-ratelimit-remaining-tokens").as_deref(),
+        Some("91")
+    );
+    assert_eq!(
+        first.header("x-ratelimit-remaining-requests").as_deref(),
+        Some("999")
+    );
     chain.run(&req, &mut up).unwrap();
     let third = chain.run(&req, &mut up).unwrap();
     assert_eq!(third.status, 429);
     assert!(third.upstream.is_none());
     assert_eq!(third.header("retry-after").as_deref(), Some("2"));
-    assert_eq!(third.header("x-ratelimit-remaining-tokens").as_deref(), Some("200"));
-    assert_eq!(third.header("x-ratelimit-reset-tokens").as_deref(), Some("20s"));
+    assert_eq!(
+        third.header("x-ratelimit-remaining-tokens").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        third.header("x-ratelimit-reset-tokens").as_deref(),
+        Some("20s")
+    );
     let body: Value = serde_json::from_slice(&third.body).unwrap();
     assert_eq!(body["error"]["type"], "rate_limit_error");
     // Anthropic callers get Anthropic's shape.
@@ -245,7 +272,10 @@ fn a_streamed_answer_is_charged_its_usage_split_anywhere() {
                 UpstreamResponse::json(200, &json)
             })
             .unwrap();
-        assert_eq!(next.header("x-ratelimit-remaining-tokens").as_deref(), Some("679"));
+        assert_eq!(
+            next.header("x-ratelimit-remaining-tokens").as_deref(),
+            Some("679")
+        );
     }
 }
 
@@ -281,7 +311,9 @@ fn under_apisix_nothing_traps_and_requests_pass_unlimited() {
     }
     let p = chain.plugin(0).unwrap();
     assert!(
-        p.logs().iter().any(|l| l.message.contains("no shared data")),
+        p.logs()
+            .iter()
+            .any(|l| l.message.contains("no shared data")),
         "the limitation is logged at configure time"
     );
 }
@@ -327,7 +359,11 @@ fn an_admitted_request_costs_a_bounded_number_of_host_calls() {
     }
     eprintln!("{} host calls: {counts:?}", calls.len());
     assert_eq!(counts.get("proxy_define_metric"), None, "ids are cached");
-    assert_eq!(counts.get("proxy_get_shared_data"), Some(&2), "one read to reserve, one to settle");
+    assert_eq!(
+        counts.get("proxy_get_shared_data"),
+        Some(&2),
+        "one read to reserve, one to settle"
+    );
     assert!(calls.len() <= 30, "{} host calls: {counts:?}", calls.len());
     assert!(header_value(&out.headers, "x-ratelimit-remaining-tokens").is_some());
 }
