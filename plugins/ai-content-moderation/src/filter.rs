@@ -1,8 +1,9 @@
 //! The per-request state machine.
 //!
-//! Request: a chat or messages request's body is read whole (the driver enforces
-//! `limits.maxBodyBytes` with a 413 in the caller's protocol), checked once, and then refused,
-//! rewritten with its masked values, or let go untouched. Answer: only when this request had
+//! Request: a chat or messages request's body is read whole with its headers held (the driver
+//! enforces `limits.maxBodyBytes` with a 413 in the caller's protocol), checked once, and then
+//! refused (the upstream never sees the request), rewritten with its masked values, or let go
+//! untouched. Answer: only when this request had
 //! values masked, or output rules are configured, is the answer looked at — a JSON answer read
 //! whole, a stream rewritten event by event; otherwise nothing is held or copied.
 
@@ -225,7 +226,12 @@ impl HttpFilter for Filter {
         }
         self.phase = Phase::Buffering;
         self.count(host, metric::CHECKED, 1);
-        cx.read_whole_request(WholeBody::up_to(self.config.max_body_bytes).rewriting());
+        // The headers wait for the verdict: a refused request never reaches the upstream.
+        cx.read_whole_request(
+            WholeBody::up_to(self.config.max_body_bytes)
+                .rewriting()
+                .holding_headers(),
+        );
         Action::Continue
     }
 

@@ -27,7 +27,10 @@ fn wasm() -> PathBuf {
 }
 
 fn chain(env: &Env, config: &str, profile: Profile) -> Chain {
-    let spec = PluginSpec::new(wasm()).config(config).profile(profile);
+    let spec = PluginSpec::new(wasm())
+        .config(config)
+        .profile(profile)
+        .headers_stop_iteration(true);
     Chain::new(env).with(spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
