@@ -13,6 +13,7 @@ One run starts a static upstream (nginx + Lua, scripts/bench_upstream.py) and on
   ai-proxy oai→oai | envoy-configs/ai-proxy.yaml, model gpt-4o-mini (same protocol)
   ai-proxy oai→ant | envoy-configs/ai-proxy.yaml, model claude-haiku-4-5 (translated)
   ai-usage-stats   | envoy-configs/ai-usage-stats.yaml
+  moderation       | envoy-configs/ai-content-moderation.yaml (rules, PII masking, output rules)
   ai-token-ratelimit | envoy-configs/ai-token-ratelimit.yaml (a reservation per request in one shared bucket)
   chain            | envoy-configs/full-chain.yaml (`make run`: ai-usage-stats + decorator + ai-proxy), gpt-4o-mini
 
@@ -133,6 +134,8 @@ TARGETS = [
     Target("proxy-ant", "ai-proxy OpenAI→Anthropic (translated)", model="claude-haiku-4-5",
            template=gateway.ENVOY_CONFIGS / "ai-proxy.yaml", shares_envoy_with="proxy-oai"),
     Target("usage", "ai-usage-stats", template=gateway.ENVOY_CONFIGS / "ai-usage-stats.yaml"),
+    Target("moderation", "ai-content-moderation",
+           template=gateway.ENVOY_CONFIGS / "ai-content-moderation.yaml"),
     Target("ratelimit", "ai-token-ratelimit", template=gateway.ENVOY_CONFIGS / "ai-token-ratelimit.yaml"),
     Target("chain", "`make run` chain (ai-usage-stats + decorator + ai-proxy), OpenAI",
            template=gateway.ENVOY_CONFIGS / "full-chain.yaml"),

@@ -82,6 +82,11 @@ Anthropic Python SDK (.venv/bin/python):
 
 llm-sim answers "sim: " plus the last user message, which is the decorator's appended one;
 what llm-sim received (path, provider credential, decorated body): curl -s {gw.sim_url}/_sim/requests
+Moderation (ai-content-moderation): "forbidden-word" is refused (400, rule deny:demo), a card
+  number too; an e-mail address reaches the model as [EMAIL_1] (see llm-sim's journal) and any
+  placeholder in the answer is put back:
+  curl -sS {url}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "say forbidden-word"}}]}}'
 Metrics: curl -s {gw.admin_url}/stats/prometheus | grep aigw
 Usage (ai-usage-stats; tokens, cost, errors, latency by provider/model/route/consumer; send
   -H 'x-aigw-consumer: team-a' to name the caller; histograms appear after the next stats flush, 5 s):
