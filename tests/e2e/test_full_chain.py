@@ -263,6 +263,21 @@ def test_models_are_listed_in_the_anthropic_shape_for_the_anthropic_sdk(
         claude.models.retrieve("no-such-model")
 
 
+def test_the_anthropic_sdk_counts_tokens_at_the_provider_or_by_the_gateways_estimate(
+        claude: anthropic.Anthropic) -> None:
+    messages = [{"role": "user", "content": "The quick brown fox jumps over the lazy dog"}]
+    # An Anthropic model: counted by the provider (llm-sim counts words, as its usage does).
+    counted = claude.messages.with_raw_response.count_tokens(model="claude-haiku-4-5",
+                                                            messages=messages)
+    assert counted.parse().input_tokens == 9
+    assert counted.headers.get("x-aigw-token-count") is None
+    # A model on a provider without a counting API: the gateway's estimate, marked as one.
+    estimated = claude.messages.with_raw_response.count_tokens(model="gpt-4o-mini",
+                                                              messages=messages)
+    assert estimated.parse().input_tokens > 0
+    assert estimated.headers.get("x-aigw-token-count") == "estimated"
+
+
 def prometheus(gw: gateway.Gateway) -> str:
     status, text = gateway.http_get(f"{gw.admin_url}/stats/prometheus")
     assert status == 200

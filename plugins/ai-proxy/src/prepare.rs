@@ -168,6 +168,7 @@ pub const API_PATHS: &[&str] = &[
     "/completions",
     "/embeddings",
     "/messages",
+    COUNT_TOKENS,
     "/audio/transcriptions",
     "/audio/translations",
     "/audio/speech",
@@ -175,6 +176,10 @@ pub const API_PATHS: &[&str] = &[
     "/images/edits",
     "/images/variations",
 ];
+
+/// Anthropic's token counting endpoint (after `/v1`): passed to Anthropic providers, estimated
+/// by the gateway for the others.
+pub const COUNT_TOKENS: &str = "/messages/count_tokens";
 
 /// The longest `model` accepted (longer names are a 400).
 pub const MAX_MODEL_LEN: usize = 256;

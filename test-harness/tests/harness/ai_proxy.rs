@@ -394,3 +394,39 @@ fn under_apisix_the_module_does_not_trap_lists_models_and_passes_requests_unchan
         "the limitation must be logged: {logs:?}"
     );
 }
+
+#[test]
+fn count_tokens_goes_to_an_anthropic_provider_and_is_estimated_for_the_others() {
+    let body = r#"{"model":"claude-x","messages":[{"role":"user","content":"one two three"}]}"#;
+    let req = Request::post_json("/v1/messages/count_tokens", body)
+        .header("x-api-key", "client")
+        .header("anthropic-version", "2023-06-01");
+    let (out, up) = run(&req, UpstreamResponse::json(200, br#"{"input_tokens":7}"#));
+    assert_eq!(
+        up.header(":path").as_deref(),
+        Some("/v1/messages/count_tokens")
+    );
+    assert_eq!(up.header("x-api-key").as_deref(), Some("sk-ant-test"));
+    assert_eq!(
+        (out.status, out.body_text()),
+        (200, r#"{"input_tokens":7}"#.to_owned())
+    );
+
+    let env = Env::new();
+    let mut c = chain(&env);
+    let mut never =
+        |_: &UpstreamRequest| -> UpstreamResponse { panic!("must not reach the upstream") };
+    let req = Request::post_json(
+        "/v1/messages/count_tokens",
+        &body.replace("claude-x", "gpt-5-nano"),
+    )
+    .header("x-api-key", "client");
+    let out = c.run(&req, &mut never).unwrap();
+    assert_eq!(out.status, 200);
+    assert_eq!(
+        out.header("x-aigw-token-count").as_deref(),
+        Some("estimated")
+    );
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert!(v["input_tokens"].as_u64().unwrap() >= 3, "{v}");
+}

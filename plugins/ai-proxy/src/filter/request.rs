@@ -9,7 +9,7 @@ use aigw_shared::plugin::{Ctx, WholeBody};
 use super::{ejected_keys, logged, metric, Filter, Phase, TokenCall};
 use crate::config::ModelsShape;
 use crate::prepare::{
-    api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret,
+    api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret, COUNT_TOKENS,
 };
 use crate::stats::RequestStats;
 
@@ -129,6 +129,10 @@ impl Filter {
                 self.state.metrics.count(host, metric::MODELS, 1);
                 return Action::Pause;
             }
+            Api::Other if suffix.split('?').next() == Some(COUNT_TOKENS) => {
+                self.protocol = ClientProtocol::Anthropic;
+                method.eq_ignore_ascii_case("POST")
+            }
             Api::Other => {
                 method.eq_ignore_ascii_case("POST")
                     && (suffix.starts_with("/audio") || suffix.starts_with("/images"))
@@ -189,6 +193,11 @@ impl Filter {
             now_ns: cx.host.now_nanos().unwrap_or(0),
             ..inc.clone()
         };
+        if inc.suffix == COUNT_TOKENS {
+            if let Some(action) = self.count_tokens_here(cx.host, body) {
+                return action;
+            }
+        }
         if let Some(action) = self.token_first(cx, &inc, body) {
             return action;
         }
@@ -278,5 +287,48 @@ impl Filter {
         let stats = RequestStats::with_series(series, sent_ns);
         stats.sent(&self.state.metrics, host);
         stats
+    }
+
+    /// `POST /v1/messages/count_tokens` for a model whose provider has no such API: answered
+    /// here with the suite's estimate, marked `x-aigw-token-count: estimated`. `None`: the
+    /// provider speaks Anthropic and counts itself (the request is forwarded).
+    fn count_tokens_here(&mut self, host: &dyn Host, body: &[u8]) -> Option<Action> {
+        let model = match crate::translate::passthrough::peek(body) {
+            Ok((model, _)) => model.unwrap_or_default(),
+            Err(e) => {
+                let err = ClientError::invalid_request(format!("request body is not valid: {e}"));
+                return Some(self.reject(host, &err));
+            }
+        };
+        let route = self.config.route(&model)?;
+        let provider = self.config.providers.get(route.provider)?;
+        if provider.vendor.schema_for(&route.model) == crate::translate::Schema::Anthropic {
+            return None;
+        }
+        let view = match aigw_shared::llm::RequestView::parse(Api::AnthropicMessages, body) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = ClientError::invalid_request(format!("request body is not valid: {e}"));
+                return Some(self.reject(host, &err));
+            }
+        };
+        let tokens = view.estimate_input_tokens().tokens;
+        let answer = format!("{{\"input_tokens\":{tokens}}}");
+        let sent = host.send_local_response(
+            200,
+            &[
+                ("content-type", b"application/json"),
+                ("x-aigw-token-count", b"estimated"),
+            ],
+            answer.as_bytes(),
+        );
+        if let Err(e) = sent {
+            host.log(
+                LogLevel::Warn,
+                &format!("ai-proxy: cannot answer count_tokens: {e}"),
+            );
+        }
+        self.phase = Phase::PassThrough;
+        Some(Action::Pause)
     }
 }

@@ -60,6 +60,9 @@ impl Vendor for Anthropic {
     fn path(&self, base: &str, call: &ApiCall<'_>) -> Result<String, ClientError> {
         match call.api {
             Api::ChatCompletions | Api::AnthropicMessages => Ok(format!("{base}/messages")),
+            Api::Other if call.suffix == crate::prepare::COUNT_TOKENS => {
+                Ok(format!("{base}{}", crate::prepare::COUNT_TOKENS))
+            }
             _ => {
                 let api = call.suffix.split('?').next().unwrap_or(call.suffix);
                 Err(ClientError::invalid_request(format!(

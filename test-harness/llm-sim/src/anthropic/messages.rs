@@ -162,6 +162,27 @@ pub fn handle(req: &SimRequest, ctx: &Ctx<'_>) -> Plan {
         .with_header("request-id", format!("req_{id}"))
 }
 
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`, N counted as a Messages call with the
+/// same body reports its `usage.input_tokens` (the body has no `max_tokens`).
+pub fn count_tokens(req: &SimRequest, _ctx: &Ctx<'_>) -> Plan {
+    let mut value: Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error::invalid(&format!("There was an error parsing the body: {e}"));
+        }
+    };
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("max_tokens").or_insert(Value::from(1));
+    }
+    let body = serde_json::to_vec(&value).unwrap_or_default();
+    let parsed = match parse(&body) {
+        Ok(p) => p,
+        Err(plan) => return *plan,
+    };
+    let tokens = derive_reply(&parsed.conversation).prompt_tokens;
+    Plan::json(format!("{{\"input_tokens\":{tokens}}}").into_bytes())
+}
+
 /// Validates a Messages request body for the fields the simulator reads, with the messages the
 /// API uses (`model: Field required`, `messages.0.role: Field required`, …).
 pub fn parse(body: &[u8]) -> Result<MessagesRequest, Box<Plan>> {

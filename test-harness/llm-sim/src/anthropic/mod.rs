@@ -1,5 +1,5 @@
 //! The Anthropic Messages API: `POST /v1/messages` (JSON and named-event SSE streams), tool use,
-//! and Anthropic's error shape.
+//! `POST /v1/messages/count_tokens`, and Anthropic's error shape.
 
 pub mod error;
 pub mod messages;
@@ -10,11 +10,20 @@ use crate::router::{Kind, Route};
 
 /// The Anthropic routes.
 pub fn routes() -> Vec<Route> {
-    vec![Route {
-        method: "POST",
-        pattern: "/v1/messages",
-        handler: messages::handle,
-        kind: Kind::Model(error::shaped),
-        auth: Some(auth::anthropic),
-    }]
+    vec![
+        Route {
+            method: "POST",
+            pattern: "/v1/messages",
+            handler: messages::handle,
+            kind: Kind::Model(error::shaped),
+            auth: Some(auth::anthropic),
+        },
+        Route {
+            method: "POST",
+            pattern: "/v1/messages/count_tokens",
+            handler: messages::count_tokens,
+            kind: Kind::Model(error::shaped),
+            auth: Some(auth::anthropic),
+        },
+    ]
 }

@@ -1,0 +1,140 @@
+//! Anthropic's `POST /v1/messages/count_tokens`: forwarded to an Anthropic provider (model
+//! mapped, the provider's key and version), answered by the gateway's estimate for a model whose
+//! provider has no counting API (marked `x-aigw-token-count: estimated`), errors in Anthropic's
+//! shape. Driven by the real samples in `testdata/providers/`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::PathBuf;
+
+use ai_proxy::Proxy;
+use aigw_shared::mock::{Exchange, UpstreamReply};
+use serde_json::Value;
+
+const CONFIG: &str = r#"{
+  "providers": [
+    {"name": "claude", "type": "anthropic", "cluster": "anthropic", "apiKeys": ["sk-ant-pool"]},
+    {"name": "oai", "type": "openai", "cluster": "openai", "apiKeys": ["sk-oai-pool"]}
+  ],
+  "models": [
+    {"match": "claude-sonnet-4-5", "provider": "claude", "target": "claude-sonnet-4-5-20250929"},
+    {"match": "claude-*", "provider": "claude"},
+    {"match": "gpt-*", "provider": "oai"}
+  ]
+}"#;
+
+fn sample(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/providers")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn count(body: &[u8]) -> Exchange {
+    Exchange::post_json(
+        "/v1/messages/count_tokens?beta=true",
+        std::str::from_utf8(body).unwrap(),
+    )
+    .header("x-api-key", "sk-client")
+    .header("anthropic-version", "2023-06-01")
+}
+
+fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+#[test]
+fn an_anthropic_model_is_counted_by_anthropic_with_the_pool_key() {
+    for (request, answer) in [
+        (
+            "anthropic-messages-count-tokens.request.json",
+            "anthropic-messages-count-tokens.response.json",
+        ),
+        (
+            "anthropic-messages-count-tokens-tools.request.json",
+            "anthropic-messages-count-tokens-tools.response.json",
+        ),
+    ] {
+        let reply = UpstreamReply {
+            status: 200,
+            headers: vec![("content-type".into(), b"application/json".to_vec())],
+            chunks: vec![sample(answer)],
+        };
+        let out = count(&sample(request)).reply(reply).run::<Proxy>(CONFIG);
+        let sent = out.upstream_headers.as_ref().expect("forwarded");
+        assert_eq!(header(sent, ":path"), Some("/v1/messages/count_tokens"));
+        assert_eq!(header(sent, "x-api-key"), Some("sk-ant-pool"));
+        assert_eq!(header(sent, "x-aigw-upstream"), Some("anthropic"));
+        assert!(header(sent, "anthropic-version").is_some());
+        let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+        let asked: Value = serde_json::from_slice(&sample(request)).unwrap();
+        assert_eq!(
+            body["messages"], asked["messages"],
+            "the rest of the body unchanged"
+        );
+        assert_eq!(
+            out.response_body,
+            sample(answer),
+            "{request}: the answer passes as is"
+        );
+    }
+    let out = count(&sample("anthropic-messages-count-tokens.request.json"))
+        .reply(UpstreamReply {
+            status: 200,
+            headers: vec![],
+            chunks: vec![b"{}".to_vec()],
+        })
+        .run::<Proxy>(CONFIG);
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    assert_eq!(body["model"], "claude-sonnet-4-5-20250929", "mapped");
+}
+
+#[test]
+fn a_model_without_a_counting_api_gets_the_gateways_estimate() {
+    let short = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#;
+    let long = serde_json::json!({"model": "gpt-4o-mini", "system": "Be brief.",
+        "messages": [{"role": "user", "content": "The quick brown fox jumps over the lazy dog. ".repeat(20)}]})
+    .to_string();
+    let mut counts = Vec::new();
+    for body in [&short[..], long.as_bytes()] {
+        let out = count(body).run::<Proxy>(CONFIG);
+        let local = out
+            .local_response
+            .as_ref()
+            .expect("answered by the gateway");
+        assert!(out.upstream_headers.is_none());
+        assert_eq!(local.status, 200);
+        assert_eq!(
+            header(&local.headers, "x-aigw-token-count"),
+            Some("estimated")
+        );
+        let v: Value = serde_json::from_slice(&local.body).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1, "only input_tokens: {v}");
+        counts.push(v["input_tokens"].as_u64().unwrap());
+    }
+    assert!(counts[0] >= 1 && counts[1] > 10 * counts[0], "{counts:?}");
+}
+
+#[test]
+fn bad_counting_requests_are_answered_in_anthropics_shape() {
+    for (body, status) in [
+        (&b"{not json"[..], 400),
+        (br#"{"model":"nobody-serves-this","messages":[]}"#, 404),
+    ] {
+        let out = count(body).run::<Proxy>(CONFIG);
+        let local = out
+            .local_response
+            .as_ref()
+            .expect("answered by the gateway");
+        assert_eq!(local.status, status);
+        let v: Value = serde_json::from_slice(&local.body).unwrap();
+        assert_eq!(v["type"], "error", "{v}");
+    }
+}
