@@ -99,5 +99,23 @@ fn main() {
     measure("all 13 detectors, clean text", &detectors, &clean);
     measure("all 13 detectors, text with PII", &detectors, &mixed);
     measure("deny words + 2 regex + injection", &rules, &clean);
+    for (name, v) in [
+        (
+            "deny words (9)",
+            json!({"denyWords": [{"name": "demo", "words": ["forbidden-word", "napalm recipe", "credit card dump",
+            "wire the money", "炸弹", "secret sauce", "jailbreak", "kill switch"]},
+            {"name": "sub", "words": ["xx-internal-xx"], "match": "substring"}]}),
+        ),
+        (
+            "2 regex rules",
+            json!({"regexRules": [{"name": "ticket", "pattern": "TICKET-[0-9]{6}"},
+                       {"name": "codename", "pattern": "(?i)project (falcon|osprey)"}]}),
+        ),
+        ("injection heuristics", json!({"injection": {}})),
+    ] {
+        if let Ok(c) = Config::build(&v) {
+            measure(name, &c, &clean);
+        }
+    }
     measure("typical mix (rules + 8 detectors)", &all, &mixed);
 }

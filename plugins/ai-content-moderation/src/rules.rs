@@ -4,8 +4,10 @@
 //! * Deny words are matched in the folded text ([`crate::normalize`]): case, width, diacritics,
 //!   hidden characters and look-alike letters do not help to slip a word past. Each list matches
 //!   whole words (not inside a longer word) or substrings.
-//! * Regex rules run on the text as written (`regex-lite`: the `regex` syntax without its Unicode
-//!   tables, a fraction of the `.wasm` size; `(?i)` for case-insensitive).
+//! * Regex rules run on the text as written, with the `regex` crate (linear time, literal
+//!   prefilters and a lazy DFA: over 1 GB/s natively where `regex-lite` managed 22 MB/s on the
+//!   same rules), built with Unicode case folding and Perl classes but without the Unicode
+//!   property and script tables (`\p{Han}` is refused at load); `(?i)` for case-insensitive.
 //! * Injection heuristics, on the folded text: an instruction to ignore earlier instructions (a
 //!   verb such as *ignore*, *disregard*, *forget*, *override* followed within six words by a
 //!   qualifier such as *previous*, *all*, *your*, *system* and a noun such as *instructions*,
@@ -131,7 +133,7 @@ pub struct Rules {
     /// The rules, indexed by what [`Rules::check`] reports.
     pub rules: Vec<Rule>,
     words: Vec<Word>,
-    regexes: Vec<(regex_lite::Regex, usize)>,
+    regexes: Vec<(regex::Regex, usize)>,
     heuristics: Option<Heuristics>,
     /// The longest deny word or marker, in bytes of folded text.
     pub longest_literal: usize,
@@ -276,7 +278,7 @@ impl Rules {
         for (i, r) in regex.into_iter().enumerate() {
             let p = at(&format!("regexRules[{i}]"));
             check_name(&r.name, &format!("{p}.name"))?;
-            let re = regex_lite::Regex::new(&r.pattern)
+            let re = regex::Regex::new(&r.pattern)
                 .map_err(|e| ConfigError::invalid(format!("{p}.pattern"), e.to_string()))?;
             if re.is_match("") {
                 return Err(ConfigError::invalid(
@@ -595,6 +597,17 @@ mod tests {
         assert!(err(json!({"regexRules": [{"name": "a", "pattern": "("}]}))
             .starts_with("output.regexRules[0].pattern"));
         assert!(err(json!({"regexRules": [{"name": "a", "pattern": "x*"}]})).contains("empty text"));
+        assert!(
+            err(json!({"regexRules": [{"name": "a", "pattern": "\\p{Han}"}]}))
+                .starts_with("output.regexRules[0].pattern"),
+            "no Unicode script tables in the build"
+        );
+        let r = rules(json!({"regexRules": [{"name": "w", "pattern": "(?i)^\\w+ é$"}]}));
+        assert_eq!(
+            names(&r, "Größe É"),
+            ["regex:w"],
+            "Unicode case folding and \\w"
+        );
         assert!(err(json!({"denyWords": [{"name": "a b", "words": ["x"]}]}))
             .starts_with("output.denyWords[0].name"));
         assert!(err(json!({"denyWords": [{"name": "a", "words": []}]}))
