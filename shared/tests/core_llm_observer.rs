@@ -419,3 +419,62 @@ fn a_usage_only_observer_reads_the_same_usage_from_every_recorded_stream() {
     }
     assert!(with_usage >= 3, "the samples carry usage ({with_usage})");
 }
+
+/// `light_after_first_token` on every OpenAI and Anthropic stream sample, fed whole and one
+/// byte at a time: the same id, model, first-token time, finish reason, usage, error and
+/// completion as a full reading, and an output estimate within a token or 5 % of it (the light
+/// reading adds raw string values, escapes included, instead of parsed text).
+#[test]
+fn a_light_reading_after_the_first_token_agrees_with_a_full_one() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(providers_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let api = if name.starts_with("openai-chat") {
+            Api::ChatCompletions
+        } else if name.starts_with("anthropic-messages") {
+            Api::AnthropicMessages
+        } else {
+            continue;
+        };
+        if !name.ends_with(".sse") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for split in [bytes.len(), 1] {
+            let read = |light: bool| {
+                let mut obs = ResponseObserver::new(api, ResponseFormat::Sse);
+                if light {
+                    obs = obs.light_after_first_token();
+                }
+                for (i, chunk) in bytes.chunks(split).enumerate() {
+                    obs.feed_quiet(chunk, 100 + i as u64);
+                }
+                obs.finish(1_000_000, |_| {}).clone()
+            };
+            let (full, light) = (read(false), read(true));
+            assert_eq!(light.id, full.id, "{name}");
+            assert_eq!(light.model, full.model, "{name}");
+            assert_eq!(light.first_token_ns, full.first_token_ns, "{name}");
+            assert_eq!(light.finish_reason_raw, full.finish_reason_raw, "{name}");
+            assert_eq!(light.usage, full.usage, "{name}");
+            assert_eq!(light.error.is_some(), full.error.is_some(), "{name}");
+            assert_eq!(
+                (light.completed, light.truncated),
+                (full.completed, full.truncated),
+                "{name}"
+            );
+            let (l, f) = (
+                light.output_estimate.estimate().tokens,
+                full.output_estimate.estimate().tokens,
+            );
+            assert!(
+                l.abs_diff(f) <= 1.max(f / 20),
+                "{name}: estimate {l} vs {f}"
+            );
+            assert!(f == 0 || l > 0, "{name}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} stream samples");
+}

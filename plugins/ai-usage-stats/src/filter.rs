@@ -170,10 +170,25 @@ impl Filter {
     }
 
     fn observer(&mut self) -> &mut ResponseObserver {
-        let (api, max) = (self.api, self.config.max_response_body_bytes);
-        self.observer.get_or_insert_with(|| {
-            ResponseObserver::new(api, ResponseFormat::Auto).with_max_json_bytes(max)
-        })
+        let obs = match self.observer.take() {
+            Some(o) => o,
+            None => self.new_observer(ResponseFormat::Auto),
+        };
+        self.observer.insert(obs)
+    }
+
+    /// An observer for this response: it reads every event only until the first token unless
+    /// the answer's text is captured, and then only until the capture is full (the record needs
+    /// the first-token time, usage or its estimate, the finish reason and errors, not every
+    /// delta).
+    fn new_observer(&self, format: ResponseFormat) -> ResponseObserver {
+        let obs = ResponseObserver::new(self.api, format)
+            .with_max_json_bytes(self.config.max_response_body_bytes);
+        if self.answer_limit().is_some() {
+            obs
+        } else {
+            obs.light_after_first_token()
+        }
     }
 
     /// Feed a response chunk; a JSON answer's bytes (which the observer buffers up to
@@ -201,8 +216,12 @@ impl Filter {
     fn feed(&mut self, chunk: &[u8], now: u64) {
         let limit = self.answer_limit();
         let mut answer = std::mem::take(&mut self.answer);
-        self.observer()
-            .feed(chunk, now, |d| keep_answer(&mut answer, limit, d));
+        let obs = self.observer();
+        obs.feed(chunk, now, |d| keep_answer(&mut answer, limit, d));
+        if limit.is_some_and(|l| answer.len() >= l) {
+            // The capture is full: the rest of the stream needs no more text.
+            obs.lighten();
+        }
         self.answer = answer;
     }
 
@@ -468,10 +487,7 @@ impl HttpFilter for Filter {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         let format = ResponseFormat::from_content_type(get("content-type"));
-        self.observer = Some(
-            ResponseObserver::new(self.api, format)
-                .with_max_json_bytes(self.config.max_response_body_bytes),
-        );
+        self.observer = Some(self.new_observer(format));
         self.phase = Phase::Response;
         let end_of_stream = end_of_stream && !self.apisix;
         if self.apisix {

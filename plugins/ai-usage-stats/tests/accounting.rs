@@ -643,3 +643,23 @@ fn json_nested_ten_thousand_deep_is_counted_without_usage_and_overflows_nothing(
     );
     assert_eq!(w.audit_lines().len(), 2);
 }
+
+#[test]
+fn once_the_answer_capture_is_full_the_rest_of_the_stream_is_still_counted_the_same() {
+    let body = fixture("providers/openai-chat-stream.request.json");
+    let stream = fixture("providers/openai-chat-stream.sse");
+    let mut capturing = Worker::new(r#"{"audit": {"captureAnswer": true, "maxCaptureBytes": 8}}"#);
+    capturing.run(&Call::chat(&body).sse(&stream, MS));
+    let mut plain = Worker::new("{}");
+    plain.run(&Call::chat(&body).sse(&stream, MS));
+    let rec = &capturing.audit_lines()[0];
+    assert_eq!(rec["answerTruncated"], true);
+    let answer = rec["answer"].as_str().unwrap();
+    assert!(!answer.is_empty() && answer.len() <= 8 + 3, "{answer}");
+    let (a, b) = (
+        &capturing.audit_lines()[0]["usage"],
+        &plain.audit_lines()[0]["usage"],
+    );
+    assert_eq!(a, b, "the same usage whether the text is captured or not");
+    assert!(a["output"].as_u64().unwrap() > 1, "{a}");
+}

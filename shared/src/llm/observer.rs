@@ -43,6 +43,57 @@ fn names_usage_error_or_stop(data: &str) -> bool {
     })
 }
 
+/// True when `data` has a `"finish_reason"` whose value is not `null` (OpenAI's last delta).
+fn names_a_finish_reason(data: &str) -> bool {
+    let bytes = data.as_bytes();
+    memchr::memmem::find_iter(bytes, b"\"finish_reason\"").any(|at| {
+        let rest = bytes.get(at.saturating_add(15)..).unwrap_or_default();
+        let rest = rest.trim_ascii_start();
+        let Some(rest) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        !rest.trim_ascii_start().starts_with(b"null")
+    })
+}
+
+/// The keys whose string values are generated text in delta events (OpenAI chunks, Anthropic
+/// `content_block_start` and `content_block_delta`; `name`: a tool's).
+const TEXT_KEYS: [&[u8]; 9] = [
+    b"content\"",
+    b"name\"",
+    b"reasoning_content\"",
+    b"reasoning\"",
+    b"refusal\"",
+    b"arguments\"",
+    b"text\"",
+    b"thinking\"",
+    b"partial_json\"",
+];
+
+/// The raw string values (escapes left as they are) of [`TEXT_KEYS`] in a JSON event.
+fn delta_texts(data: &str) -> impl Iterator<Item = &str> + '_ {
+    let bytes = data.as_bytes();
+    memchr::memchr_iter(b'"', bytes).filter_map(move |at| {
+        let rest = bytes.get(at.saturating_add(1)..)?;
+        let key = TEXT_KEYS.iter().find(|k| rest.starts_with(k))?;
+        let after = rest.get(key.len()..)?.trim_ascii_start();
+        let value = after
+            .strip_prefix(b":")?
+            .trim_ascii_start()
+            .strip_prefix(b"\"")?;
+        let start = bytes.len() - value.len();
+        let mut i = 0;
+        while let Some(&b) = value.get(i) {
+            match b {
+                b'\\' => i += 2,
+                b'"' => return data.get(start..start + i),
+                _ => i += 1,
+            }
+        }
+        None
+    })
+}
+
 /// State updated by events; separate from the decoder so both can be borrowed at once.
 #[derive(Debug, Default)]
 struct State {
@@ -50,6 +101,9 @@ struct State {
     anthropic_usage: AnthropicUsage,
     /// Only usage is wanted: SSE events that cannot carry it are counted, not parsed.
     usage_only: bool,
+    /// After the first token, events that carry only deltas are scanned for their text (for the
+    /// output estimate), not parsed: see [`ResponseObserver::light_after_first_token`].
+    light: bool,
     /// Where (in bytes fed) the last event ended, up to the first malformed one.
     clean_end: u64,
     /// A malformed event (not JSON, or over the decoder's size limit) was met at `clean_end`.
@@ -330,11 +384,15 @@ impl State {
         // Usage travels in events that name it (OpenAI's last chunk; Anthropic's message_start
         // and message_delta); a plain substring test skips the JSON parse of every other event
         // but the ones that end the stream or report an error.
-        if self.usage_only
-            && !done
-            && !matches!(ev.event, Some("message_stop"))
-            && !names_usage_error_or_stop(data)
-        {
+        let light = self.light && self.summary.first_token_ns.is_some();
+        let must_parse = done
+            || matches!(ev.event, Some("message_stop"))
+            || names_usage_error_or_stop(data)
+            || (light && names_a_finish_reason(data));
+        if (self.usage_only || light) && !must_parse {
+            if light {
+                self.rough_deltas(data, now_ns);
+            }
             return;
         }
         if api == Api::AnthropicMessages {
@@ -349,6 +407,30 @@ impl State {
                 Ok(r) => self.on_openai(&r, now_ns, on_delta),
                 Err(_) => self.summary.malformed_events += 1,
             }
+        }
+    }
+
+    /// The texts of a delta-only event, found without parsing (string values of the keys that
+    /// carry generated text), added to the output estimate and the delta count.
+    fn rough_deltas(&mut self, data: &str, now_ns: u64) {
+        let mut found = false;
+        for text in delta_texts(data) {
+            if text.is_empty() {
+                continue;
+            }
+            found = true;
+            if text.contains('\\') {
+                // Escapes (newlines, quotes in tool arguments) counted as the text they stand for.
+                let quoted = format!("\"{text}\"");
+                let plain = serde_json::from_str::<String>(&quoted).unwrap_or_default();
+                self.summary.output_estimate.push(&plain);
+            } else {
+                self.summary.output_estimate.push(text);
+            }
+            self.summary.deltas += 1;
+        }
+        if found {
+            self.summary.last_token_ns = Some(now_ns);
         }
     }
 
@@ -408,6 +490,25 @@ impl ResponseObserver {
     pub fn usage_only(mut self) -> Self {
         self.state.usage_only = true;
         self
+    }
+
+    /// The same observer reading streams fully only until the first token: after it, an event
+    /// is parsed only when it may carry usage, a finish reason, an error or the end; the others
+    /// (plain deltas, most of a stream) have the string values of their text keys (`content`,
+    /// `name`, `reasoning_content`, `reasoning`, `refusal`, `arguments`, `text`, `thinking`,
+    /// `partial_json`) added to the output estimate without a parse, so deltas are no longer
+    /// reported to `on_delta` after the first. For plugins that need the first-token time,
+    /// usage (or its estimate), the finish reason and errors, but not the text.
+    #[must_use]
+    pub fn light_after_first_token(mut self) -> Self {
+        self.state.light = true;
+        self
+    }
+
+    /// Switch to [`light_after_first_token`](Self::light_after_first_token) reading from the
+    /// next event on (for a plugin that has captured as much text as it keeps).
+    pub fn lighten(&mut self) {
+        self.state.light = true;
     }
 
     /// The same observer with another cap on buffered JSON bodies.
