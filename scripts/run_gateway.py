@@ -10,13 +10,14 @@ The full chain's ai-proxy routes by model to six simulated providers, all served
 Anthropic, `bedrock-*`, `amazon.*`, `anthropic.claude*` and `us.*` to Bedrock Converse (SigV4),
 `gemini-*` to the Gemini API.
 Clients use either the OpenAI or the Anthropic API with any key; the key is replaced by the
-provider's. Real providers need their own clusters (TLS, SNI) and keys in the config.
+provider's. With OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or AWS_BEARER_TOKEN_BEDROCK
+set, the chain runs in front of those real providers instead (envoy-configs/real-providers.yaml,
+scripts/real_providers.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -24,8 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aigw_gateway as gateway  # noqa: E402
+import real_providers  # noqa: E402
 
 STOP = threading.Event()
+DEFAULT_CONFIG = gateway.ENVOY_CONFIGS / "full-chain.yaml"
 
 
 def wasm_filters(config: Path) -> list[str]:
@@ -105,15 +108,41 @@ Press Ctrl-C to stop.
 """
 
 
+def real_usage_text(gw: gateway.Gateway, providers: list[str]) -> str:
+    """How to call the gateway in front of the real providers."""
+    chain = " -> ".join([*wasm_filters(gw.config), "router"]) if gw.config else "?"
+    url = gw.base_url
+    model = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.0-flash",
+             "bedrock": "amazon.nova-micro-v1:0"}.get(providers[0], "gpt-4o-mini")
+    return f"""
+AI gateway is up in front of the REAL providers whose key is set: {", ".join(providers)}
+(envoy-configs/real-providers.yaml; unset OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY and
+AWS_BEARER_TOKEN_BEDROCK to use the simulated providers instead). Requests cost real money.
+  chain:    {chain}
+  gateway:  {url}    admin: {gw.admin_url}
+  config:   {gw.config}
+  logs:     {gw.workdir}/envoy.log
+
+Models by prefix: gpt-*, text-embedding-* -> OpenAI; claude-* -> Anthropic; gemini-* -> Gemini;
+amazon.*, us.* -> Bedrock (us-east-1). Any client key works; ai-proxy sends the provider's.
+  curl -s {url}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "{model}", "max_tokens": 50, "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+  curl -s {gw.admin_url}/stats/prometheus | grep -E '^aigw_gen_ai_(requests|tokens|cost_micro_usd)_total'
+Press Ctrl-C to stop.
+"""
+
+
 def main() -> int:
     """Start everything, print how to use it, wait for a signal or a crash, stop everything."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path,
-                        default=gateway.ENVOY_CONFIGS / "full-chain.yaml")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--port", type=int, help="Envoy listener port (default: a free one)")
     args = parser.parse_args()
-    if os.environ.get("OPENAI_API_KEY"):
-        print("note: OPENAI_API_KEY is set, but `make run` always uses llm-sim as the upstream.")
+    real = None
+    if args.config == DEFAULT_CONFIG:
+        real = real_providers.template_for(gateway.REPO_ROOT / ".run")
+    if real is not None:
+        args.config = real[0]
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: STOP.set())
@@ -121,7 +150,7 @@ def main() -> int:
     status = 0
     try:
         gw.start()
-        print(usage_text(gw), flush=True)
+        print(usage_text(gw) if real is None else real_usage_text(gw, real[1]), flush=True)
         while not STOP.wait(0.5):
             crashed = [p for p in (gw.envoy, gw.sim) if p is not None and not p.running()]
             if crashed:

@@ -427,14 +427,21 @@ mod registry_tests {
         let cfg = serde_json::json!({"name": "oai", "type": "openai",
             "apiKeys": ["sk-inline"], "apiKeysFromEnv": ["OPENAI_KEY_A"]});
         let p = build_with_env(&cfg, &env).unwrap();
-        assert_eq!(p.keys, ["sk-inline", "sk-env-a"], "trimmed, after the inline keys");
+        assert_eq!(
+            p.keys,
+            ["sk-inline", "sk-env-a"],
+            "trimmed, after the inline keys"
+        );
         assert_eq!(p.key_hashes.len(), 2);
         for missing in ["NOT_SET", "EMPTY"] {
             let cfg = serde_json::json!({"name": "oai", "type": "openai",
                 "apiKeysFromEnv": ["OPENAI_KEY_A", missing]});
             let err = build_with_env(&cfg, &env).unwrap_err().to_string();
             assert!(err.contains("apiKeysFromEnv[1]"), "{err}");
-            assert!(err.contains(missing) && err.contains("host_env_keys"), "{err}");
+            assert!(
+                err.contains(missing) && err.contains("host_env_keys"),
+                "{err}"
+            );
             assert!(!err.contains("sk-env-a"), "no key in the message: {err}");
         }
     }
