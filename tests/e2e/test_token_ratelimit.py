@@ -2,7 +2,9 @@
 parallel OpenAI SDK clients, streaming and not, against one key must never be admitted more
 tokens than the limit plus one maximum reservation; the `x-ratelimit-*` headers must say what
 the buckets hold; streamed usage (reported or estimated) must be charged, and a client that
-leaves mid-stream charged for what was produced.
+leaves mid-stream charged for what was produced. With the `rls` backend the same key is counted
+by a small RateLimitService of our own (grpcio, started here) that Envoy reaches over HTTP/2, and
+an unreachable service lets requests pass (fail open).
 
 The `e2e` rule gives each value of the `x-e2e-key` header 3000 tokens a day (it refills 0.035
 tokens a second, so within a test the buckets stand still); keys starting `tiny-` get 100.
@@ -15,12 +17,15 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator
 
 import anthropic
@@ -102,17 +107,17 @@ def test_64_parallel_clients_on_one_key_are_admitted_at_most_the_limit(
 
     def client_loop(i: int) -> None:
         nonlocal admitted_tokens, admitted
-        client = oai(rl_gateway, key)
-        for n in range(4):
-            try:
-                used = chat_once(client, prompt, max_tokens, stream=(i + n) % 2 == 0)
-            except openai.RateLimitError as e:
+        with oai(rl_gateway, key) as client:
+            for n in range(4):
+                try:
+                    used = chat_once(client, prompt, max_tokens, stream=(i + n) % 2 == 0)
+                except openai.RateLimitError as e:
+                    with lock:
+                        refusals.append(e)
+                    continue
                 with lock:
-                    refusals.append(e)
-                continue
-            with lock:
-                admitted_tokens += used
-                admitted += 1
+                    admitted_tokens += used
+                    admitted += 1
 
     with ThreadPoolExecutor(max_workers=64) as pool:
         list(pool.map(client_loop, range(64)))
@@ -255,3 +260,248 @@ def test_a_body_that_is_not_json_is_answered_400_in_openai_s_shape(
     assert err.value.code == 400
     body = json.loads(err.value.read())
     assert body["error"]["type"] == "invalid_request_error"
+
+
+# ---- the rls backend: a small RateLimitService of our own, reached over gRPC ----
+
+# The service runs in its own Python process: grpcio's threads must not live in this one, which
+# forks Envoy and llm-sim (a fork under a running gRPC server can abort the child).
+RLS_SERVER = r"""
+import json, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+import grpc
+
+port_file, log_file = sys.argv[1], sys.argv[2]
+UNIT_SECONDS = {1: 1, 2: 60, 3: 3600, 4: 86400}
+
+def varint(data, i):
+    value, shift = 0, 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+def fields(data):
+    out, i = [], 0
+    while i < len(data):
+        key, i = varint(data, i)
+        if key & 7 == 0:
+            value, i = varint(data, i)
+        elif key & 7 == 2:
+            n, i = varint(data, i)
+            value, i = data[i:i + n], i + n
+        else:
+            raise ValueError("wire type %d" % (key & 7))
+        out.append((key >> 3, value))
+    return out
+
+def enc_varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7F | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+def field(number, value):
+    if isinstance(value, int):
+        return enc_varint(number << 3) + enc_varint(value)
+    return enc_varint(number << 3 | 2) + enc_varint(len(value)) + value
+
+lock = threading.Lock()
+windows = {}
+log = open(log_file, "a", encoding="utf-8")
+
+def should_rate_limit(request, context):
+    # Fixed windows: each descriptor counts hits_addend against its limit override; a request
+    # is admitted only if every descriptor has room, and then counted in all of them.
+    descriptors = []
+    for number, value in fields(request):
+        if number != 2:
+            continue
+        d = {"entries": [], "limit": 0, "unit": 0, "hits": 1}
+        for f, v in fields(value):
+            if f == 1:
+                entry = dict(fields(v))
+                d["entries"].append([entry[1].decode(), entry[2].decode()])
+            elif f == 2:
+                limit = dict(fields(v))
+                d["limit"], d["unit"] = limit.get(1, 0), limit.get(2, 0)
+            elif f == 3:
+                d["hits"] = dict(fields(v)).get(1, 0)
+        descriptors.append(d)
+    now = time.time()
+    with lock:
+        log.write(json.dumps(descriptors) + "\n")
+        log.flush()
+        rows = []
+        for d in descriptors:
+            unit = UNIT_SECONDS[d["unit"]]
+            start = now - now % unit
+            key = (json.dumps(d["entries"]), unit)
+            began, count = windows.get(key, (start, 0))
+            if began != start:
+                count = 0
+            rows.append((key, start, unit, count, count + d["hits"] > d["limit"]))
+        over = any(row[4] for row in rows)
+        statuses = b""
+        for d, (key, start, unit, count, too_many) in zip(descriptors, rows):
+            if not over:
+                count += d["hits"]
+                windows[key] = (start, count)
+            reset = start + unit - now
+            status = (field(1, 2 if too_many else 1)
+                      + field(2, field(1, d["limit"]) + field(2, d["unit"]))
+                      + field(3, max(d["limit"] - count, 0))
+                      + field(4, field(1, int(reset)) + field(2, int(reset % 1 * 1e9))))
+            statuses += field(2, status)
+    return field(1, 2 if over else 1) + statuses
+
+handler = grpc.method_handlers_generic_handler(
+    "envoy.service.ratelimit.v3.RateLimitService",
+    {"ShouldRateLimit": grpc.unary_unary_rpc_method_handler(should_rate_limit)})
+server = grpc.server(ThreadPoolExecutor(max_workers=8), handlers=[handler])
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(port))
+import os
+os.replace(port_file + ".tmp", port_file)
+server.wait_for_termination()
+"""
+
+
+class RateLimitService:
+    """The RateLimitService process: its port, and the descriptors of every call it got."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.log = workdir / "rls-calls.jsonl"
+        port_file = workdir / "rls.port"
+        self.stderr = open(workdir / "rls.log", "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RLS_SERVER, str(port_file), str(self.log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.monotonic() + 20
+        while not port_file.exists():
+            assert self.proc.poll() is None, (workdir / "rls.log").read_text()
+            assert time.monotonic() < deadline, "the RateLimitService did not start"
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+
+    def calls(self) -> list[list[dict[str, Any]]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def rls_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RateLimitService]:
+    service = RateLimitService(tmp_path_factory.mktemp("rls"))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def rls_variant(workdir: Any, port: int, extra: str = "") -> str:
+    """envoy-configs/ai-token-ratelimit.yaml with the rls backend and an HTTP/2 cluster to
+    127.0.0.1:`port`."""
+    text = (gateway.ENVOY_CONFIGS / "ai-token-ratelimit.yaml").read_text(encoding="utf-8")
+    anchor = '"defaultOutputTokens": 256'
+    assert text.count(anchor) == 1
+    text = text.replace(anchor, anchor + ', "backend": "rls", "rls": {"cluster": "ratelimit", '
+                        f'"domain": "aigw", "timeoutMs": 2000}}{extra}')
+    text += f"""  - name: ratelimit
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {{}}
+    load_assignment:
+      cluster_name: ratelimit
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {port}}}
+"""
+    path = workdir / "ai-token-ratelimit-rls.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def rls_gateway(tmp_path_factory: pytest.TempPathFactory,
+                rls_service: RateLimitService) -> Iterator[gateway.Gateway]:
+    template = rls_variant(tmp_path_factory.mktemp("rls-template"), rls_service.port)
+    yield from start_gateway(template, tmp_path_factory)
+
+
+def test_with_the_rls_backend_parallel_clients_are_admitted_at_most_the_limit(
+        rls_gateway: gateway.Gateway, rls_service: RateLimitService) -> None:
+    key = new_key("rls")
+    prompt = "one two three four five six seven eight"
+    reservation = estimate(prompt) + 40
+    admitted: list[int] = []
+    refusals: list[openai.RateLimitError] = []
+    lock = threading.Lock()
+
+    def client_loop(i: int) -> None:
+        with oai(rls_gateway, key) as client:
+            for n in range(4):
+                try:
+                    used = chat_once(client, prompt, 40, stream=(i + n) % 2 == 0)
+                except openai.RateLimitError as e:
+                    with lock:
+                        refusals.append(e)
+                    continue
+                with lock:
+                    admitted.append(used)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(client_loop, range(16)))
+    # 64 requests of 54 reserved tokens against 3000: at most 55 fit in the day's window.
+    assert refusals, "the service never refused"
+    assert len(admitted) * reservation <= LIMIT, len(admitted)
+    assert sum(admitted) <= LIMIT
+    for e in refusals[:5]:
+        assert e.response.status_code == 429
+        assert int(e.response.headers["retry-after"]) >= 1
+        assert e.response.json()["error"]["type"] == "rate_limit_error"
+    mine = [c for c in rls_service.calls()
+            if any(["header:x-e2e-key", key] in d["entries"] for d in c)]
+    assert len(mine) == 64, "one ShouldRateLimit per request"
+    e2e = [d for d in mine[0] if ["rule", "e2e"] in d["entries"]]
+    assert [(dict(d["entries"])["measure"], d["hits"], d["limit"], d["unit"]) for d in e2e] \
+        == [("total", reservation, LIMIT, 4), ("requests", 1, 100000, 4)]
+
+
+def test_with_the_rls_backend_unreachable_requests_pass_by_default(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    dead_port = gateway.free_ports(1)[0]
+    template = rls_variant(tmp_path_factory.mktemp("rls-dead"), dead_port)
+    started = start_gateway(template, tmp_path_factory)
+    gw = next(started)
+    try:
+        raw = oai(gw, new_key("dead")).chat.completions.with_raw_response.create(
+            model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "Hello there"}])
+        assert raw.parse().choices[0].message.content == "sim: Hello there"
+        assert "x-ratelimit-remaining-tokens" not in raw.headers, "nothing was counted"
+        got = counters(gw)
+        assert got['aigw_ai_token_ratelimit_requests_total{outcome="backend_error"}'] >= 1
+    finally:
+        started.close()

@@ -48,6 +48,36 @@ struct RawConfig {
     response_headers: bool,
     #[serde(default)]
     backend: Backend,
+    #[serde(default)]
+    rls: Option<RawRls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRls {
+    cluster: String,
+    #[serde(default = "default_domain")]
+    domain: String,
+    #[serde(default = "default_rls_timeout")]
+    timeout_ms: u64,
+}
+
+fn default_domain() -> String {
+    "aigw".to_owned()
+}
+fn default_rls_timeout() -> u64 {
+    200
+}
+
+/// The `rls` backend's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rls {
+    /// The Envoy cluster of the RateLimitService (HTTP/2).
+    pub cluster: String,
+    /// The rate-limit domain.
+    pub domain: String,
+    /// How long to wait for an answer.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +187,8 @@ pub enum Backend {
     /// Proxy-wasm shared data with compare-and-swap: every worker of this Envoy shares it.
     #[default]
     Local,
+    /// Envoy's RateLimitService over gRPC (`rls` settings).
+    Rls,
 }
 
 fn yes() -> bool {
@@ -206,6 +238,8 @@ pub struct Rule {
     pub prefix: String,
     /// Indexes into [`Config::sources`], one per key.
     pub keys: Vec<usize>,
+    /// The keys as written (the `rls` backend's descriptor entry names).
+    pub key_names: Vec<String>,
     /// Limit sets: 0 is the default, then one per override.
     pub sets: Vec<LimitSet>,
     /// Patterns (one per key) and the set they select, first match wins.
@@ -256,6 +290,8 @@ pub struct Config {
     pub response_headers: bool,
     /// The counter store.
     pub backend: Backend,
+    /// The `rls` backend's settings (set exactly when `backend` is `rls`).
+    pub rls: Option<Rls>,
     /// Some limit counts tokens or cost, or some key is the model: the body must be read.
     pub needs_body: bool,
 }
@@ -405,6 +441,7 @@ impl Config {
                 refused_metric: format!("aigw.ai_token_ratelimit.rule.{name}.refused_total"),
                 name,
                 keys,
+                key_names: rule.keys.clone(),
                 sets,
                 overrides,
             });
@@ -442,6 +479,37 @@ impl Config {
                 return Err(ConfigError::invalid(path, "must be greater than 0"));
             }
         }
+        let rls = match (raw.backend, raw.rls) {
+            (Backend::Rls, Some(r)) => {
+                if r.cluster.trim().is_empty() {
+                    return Err(ConfigError::invalid("rls.cluster", "must not be empty"));
+                }
+                if r.domain.is_empty() {
+                    return Err(ConfigError::invalid("rls.domain", "must not be empty"));
+                }
+                if !(1..=60_000).contains(&r.timeout_ms) {
+                    return Err(ConfigError::invalid(
+                        "rls.timeoutMs",
+                        "must be between 1 and 60000",
+                    ));
+                }
+                Some(Rls {
+                    cluster: r.cluster,
+                    domain: r.domain,
+                    timeout: Duration::from_millis(r.timeout_ms),
+                })
+            }
+            (Backend::Rls, None) => {
+                return Err(ConfigError::invalid(
+                    "rls",
+                    "backend rls needs the rls settings",
+                ))
+            }
+            (Backend::Local, Some(_)) => {
+                return Err(ConfigError::invalid("rls", "only goes with backend rls"))
+            }
+            (Backend::Local, None) => None,
+        };
         let needs_body = sources.contains(&Source::Model)
             || rules.iter().any(|r| {
                 r.sets
@@ -462,6 +530,7 @@ impl Config {
             failure_mode: raw.failure_mode,
             response_headers: raw.response_headers,
             backend: raw.backend,
+            rls,
             needs_body,
         })
     }
@@ -591,6 +660,16 @@ mod tests {
             (r#"{"weights": {"a*b": {}}}"#, "weights.a*b"),
             (r#"{"failureMode": "maybe"}"#, "failureMode"),
             (r#"{"backend": "redis"}"#, "backend"),
+            (r#"{"backend": "rls"}"#, "rls"),
+            (r#"{"rls": {"cluster": "x"}}"#, "rls"),
+            (
+                r#"{"backend": "rls", "rls": {"cluster": "x", "timeoutMs": 0}}"#,
+                "rls.timeoutMs",
+            ),
+            (
+                r#"{"backend": "rls", "rls": {"cluster": "x", "port": 1}}"#,
+                "rls.port",
+            ),
             (r#"{"maxRequestBodyBytes": 0}"#, "maxRequestBodyBytes"),
             (
                 r#"{"consumer": {"keys": {"abc": "x"}}}"#,

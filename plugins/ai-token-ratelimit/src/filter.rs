@@ -13,14 +13,15 @@ use aigw_shared::consumer::key_hash_hex;
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, Capabilities, HostError, LogLevel, MapKind};
 use aigw_shared::llm::{Api, RequestView, ResponseFormat, ResponseObserver};
-use aigw_shared::plugin::{Ctx, HttpFilter, Plugin, WholeBody};
+use aigw_shared::plugin::{Ctx, GrpcRequest, HttpFilter, Next, Plugin, Reply, WholeBody};
 
 use crate::bucket::Short;
-use crate::config::{Config, FailureMode};
+use crate::config::{Backend, Config, FailureMode};
 use crate::headers::{duration_text, pairs, retry_after};
 use crate::keys::{first_forwarded, query_param, strip_port, Source};
-use crate::limiter::{counter_key, reserve, settle, Held, Plan, Status, Verdict};
+use crate::limiter::{counter_key, reserve, settle, Gauge, Held, Plan, Status, Verdict};
 use crate::measure::{amount, Tokens, Weights};
+use crate::rls;
 use crate::{Metric, State, TokenRateLimit};
 
 /// Where the request is.
@@ -30,6 +31,8 @@ enum Phase {
     Passed,
     /// Waiting for the whole request body.
     Reading,
+    /// Waiting for the rate-limit service's answer (`rls` backend).
+    Asking,
     /// The reservation is held; no response yet.
     Admitted,
     /// The response is passing.
@@ -53,6 +56,8 @@ pub struct Filter {
     http_status: u16,
     observer: Option<ResponseObserver>,
     caps: Capabilities,
+    /// `rls` backend: the (rule, token family) of each descriptor sent.
+    asked: Vec<(usize, bool)>,
 }
 
 fn text(v: Option<&[u8]>) -> Option<&str> {
@@ -82,6 +87,7 @@ impl Filter {
             http_status: 0,
             observer: None,
             caps,
+            asked: Vec::new(),
         }
     }
 
@@ -161,6 +167,9 @@ impl Filter {
         if plans.is_empty() {
             self.phase = Phase::Passed;
             return Action::Continue;
+        }
+        if self.config.backend == Backend::Rls {
+            return self.ask_rls(cx, &plans);
         }
         let verdict = match cx.now_nanos() {
             Some(now) => reserve(cx.host, &self.config, now, plans),
@@ -243,6 +252,99 @@ impl Filter {
         }
         self.phase = Phase::Done;
         Action::Pause
+    }
+
+    /// `rls` backend: ask the rate-limit service; the stream waits for [`Self::on_rls_answer`].
+    fn ask_rls(&mut self, cx: &mut Ctx<'_, ()>, plans: &[Plan]) -> Action {
+        let config = Rc::clone(&self.config);
+        let Some(settings) = config.rls.as_ref() else {
+            return self.backend_failed(cx, Some(&HostError::Unsupported));
+        };
+        let mut descriptors = Vec::new();
+        let mut asked = Vec::new();
+        for plan in plans {
+            let Some(rule) = config.rules.get(plan.rule) else {
+                continue;
+            };
+            let Some(set) = rule.sets.get(plan.set) else {
+                continue;
+            };
+            for (limit, milli) in set.limits.iter().zip(&plan.amounts) {
+                let mut entries = vec![
+                    ("rule", rule.name.as_str()),
+                    ("measure", rls::measure_name(limit.measure)),
+                ];
+                for (name, &k) in rule.key_names.iter().zip(&rule.keys) {
+                    if let Some(v) = self.facts.get(k).and_then(|v| v.as_deref()) {
+                        entries.push((name.as_str(), v));
+                    }
+                }
+                let hits = u64::try_from(*milli).unwrap_or(0).div_ceil(1000);
+                descriptors.push(rls::Descriptor {
+                    entries,
+                    limit,
+                    hits,
+                });
+                asked.push((plan.rule, limit.measure.is_token_family()));
+            }
+        }
+        let message = rls::encode_request(&settings.domain, &descriptors);
+        let request = GrpcRequest {
+            upstream: &settings.cluster,
+            service: rls::SERVICE,
+            method: rls::METHOD,
+            metadata: Vec::new(),
+            message: &message,
+            timeout: settings.timeout,
+        };
+        match cx.grpc_call(&request, ()) {
+            Ok(_) => {
+                self.asked = asked;
+                self.phase = Phase::Asking;
+                Action::Pause
+            }
+            Err(e) => self.backend_failed(cx, Some(&e)),
+        }
+    }
+
+    /// The rate-limit service answered (or the call failed).
+    fn on_rls_answer(&mut self, cx: &mut Ctx<'_, ()>, reply: &Reply) -> Action {
+        let answer = match reply {
+            Reply::Grpc { status: 0, message } => rls::decode_response(message).filter(|a| a.known),
+            _ => None,
+        };
+        let Some(answer) = answer else {
+            let e = match reply {
+                Reply::Grpc { status, .. } => HostError::Status(*status),
+                _ => HostError::BadArgument("not a gRPC answer"),
+            };
+            return self.backend_failed(cx, Some(&e));
+        };
+        let mut status = Status::default();
+        let mut refusing: Option<(usize, u64)> = None;
+        for (s, (rule, tokens)) in answer.statuses.iter().zip(&self.asked) {
+            let gauge = Gauge {
+                limit: s.limit.unwrap_or(0),
+                remaining: s.remaining,
+                reset_ns: s.reset_ns,
+            };
+            status.note(*tokens, gauge);
+            if s.over && refusing.is_none_or(|(_, w)| s.reset_ns > w) {
+                refusing = Some((*rule, s.reset_ns));
+            }
+        }
+        if answer.over {
+            let (rule, wait) = refusing
+                .or_else(|| self.asked.first().map(|(r, _)| (*r, 0)))
+                .unwrap_or((0, 0));
+            return self.refuse(cx, rule, Short::Wait(wait.max(1)), &status);
+        }
+        self.status = status;
+        self.phase = Phase::Admitted;
+        self.state.count(cx.host, Metric::Allowed, 1);
+        let tokens = self.reserved.input.saturating_add(self.reserved.output);
+        self.state.count(cx.host, Metric::ReservedTokens, tokens);
+        Action::Continue
     }
 
     /// The counters failed (`error`), or this host has none (`None`): the failure mode decides.
@@ -387,7 +489,11 @@ impl HttpFilter for Filter {
             return Action::Continue;
         }
         self.api = api;
-        if !(self.caps.shared_data && self.caps.clock) {
+        let available = match self.config.backend {
+            Backend::Local => self.caps.shared_data && self.caps.clock,
+            Backend::Rls => self.caps.grpc,
+        };
+        if !available {
             // APISIX: nothing to count with (said once at configure time); decided here,
             // before any body is asked for.
             return self.backend_failed(cx, None);
@@ -419,6 +525,16 @@ impl HttpFilter for Filter {
         self.on_body(cx, body)
     }
 
+    fn on_reply(&mut self, cx: &mut Ctx<'_, ()>, _call: (), reply: Reply) -> Next {
+        if self.phase != Phase::Asking {
+            return Next::Resume;
+        }
+        match self.on_rls_answer(cx, &reply) {
+            Action::Continue => Next::Resume,
+            Action::Pause => Next::Hold,
+        }
+    }
+
     fn on_error_reply(&mut self, _cx: &mut Ctx<'_, ()>, _error: &ClientError) {
         // The driver answered (oversized body): nothing was reserved yet.
         if self.phase == Phase::Reading {
@@ -440,8 +556,9 @@ impl HttpFilter for Filter {
                 cx.check(r, "add an x-ratelimit header");
             }
         }
-        if !self.config.needs_body {
-            // Only request counts: nothing to reconcile, so the answer is not read.
+        if !self.config.needs_body || self.held.is_empty() {
+            // Only request counts, or the `rls` backend: nothing to reconcile, so the answer is
+            // not read.
             self.phase = Phase::Done;
             return Action::Continue;
         }

@@ -20,6 +20,7 @@ pub mod headers;
 pub mod keys;
 pub mod limiter;
 pub mod measure;
+pub mod rls;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -123,7 +124,11 @@ impl Plugin for TokenRateLimit {
     }
 
     fn host_limitations(config: &Config, caps: Capabilities) -> Vec<String> {
-        if config.rules.is_empty() || (caps.shared_data && caps.clock) {
+        let available = match config.backend {
+            config::Backend::Local => caps.shared_data && caps.clock,
+            config::Backend::Rls => caps.grpc,
+        };
+        if config.rules.is_empty() || available {
             return Vec::new();
         }
         let what = match config.failure_mode {
@@ -131,8 +136,8 @@ impl Plugin for TokenRateLimit {
             config::FailureMode::Closed => "every limited request is answered 503",
         };
         vec![format!(
-            "ai-token-ratelimit: this host has no shared data or no clock, so the local \
-             backend cannot count: {what} (failureMode)"
+            "ai-token-ratelimit: this host has no shared data or no clock (local backend) or no \
+             gRPC (rls backend), so nothing can be counted: {what} (failureMode)"
         )]
     }
 }

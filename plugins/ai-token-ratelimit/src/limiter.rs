@@ -80,6 +80,16 @@ impl Status {
         *slot = Some(tighter(*slot, g));
     }
 
+    /// Count `g` in the tokens family (`tokens`) or the requests family.
+    pub fn note(&mut self, tokens: bool, g: Gauge) {
+        let slot = if tokens {
+            &mut self.tokens
+        } else {
+            &mut self.requests
+        };
+        *slot = Some(tighter(*slot, g));
+    }
+
     fn merge(&mut self, other: Status) {
         if let Some(g) = other.tokens {
             self.tokens = Some(tighter(self.tokens, g));

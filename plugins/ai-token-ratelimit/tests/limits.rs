@@ -15,7 +15,7 @@ use std::time::Duration;
 use ai_token_ratelimit::TokenRateLimit;
 use aigw_shared::host::{Capabilities, MapKind};
 use aigw_shared::mock::{self, Exchange, Gateway, MockHost, Outcome, UpstreamReply};
-use aigw_shared::plugin::{FilterDriver, RootDriver};
+use aigw_shared::plugin::{FilterDriver, Reply, RootDriver};
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
@@ -390,4 +390,141 @@ fn without_shared_data_the_failure_mode_decides() {
         .capabilities(Capabilities::APISIX)
         .run::<TokenRateLimit>(&closed_config);
     assert_eq!(closed.local_response.expect("closed").status, 503);
+}
+
+// ---- the rls backend: Envoy's RateLimitService over gRPC, answered by the test ----
+
+const RLS: &str = r#"{"backend": "rls", "rls": {"cluster": "ratelimit", "domain": "aigw", "timeoutMs": 150},
+    "rules": [{"name": "team", "keys": ["header:x-team"],
+               "limits": [{"tokens": 300, "per": "minute"}, {"requests": 100, "per": "minute"}]}]}"#;
+
+fn pb_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn pb_field(out: &mut Vec<u8>, field: u64, wire: u64, value: &[u8]) {
+    pb_varint(out, field << 3 | wire);
+    if wire == 2 {
+        pb_varint(out, value.len() as u64);
+        out.extend_from_slice(value);
+    } else {
+        out.extend_from_slice(value);
+    }
+}
+
+fn pb_num(v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    pb_varint(&mut out, v);
+    out
+}
+
+/// A `RateLimitResponse`: overall `code`, and per descriptor (code, limit, remaining, reset s).
+fn rls_answer(code: u64, statuses: &[(u64, u64, u64, u64)]) -> Reply {
+    let mut msg = Vec::new();
+    pb_field(&mut msg, 1, 0, &pb_num(code));
+    for &(code, limit, remaining, reset) in statuses {
+        let mut s = Vec::new();
+        pb_field(&mut s, 1, 0, &pb_num(code));
+        let mut l = Vec::new();
+        pb_field(&mut l, 1, 0, &pb_num(limit));
+        pb_field(&mut s, 2, 2, &l);
+        pb_field(&mut s, 3, 0, &pb_num(remaining));
+        let mut d = Vec::new();
+        pb_field(&mut d, 1, 0, &pb_num(reset));
+        pb_field(&mut s, 4, 2, &d);
+        pb_field(&mut msg, 2, 2, &s);
+    }
+    Reply::Grpc {
+        status: 0,
+        message: msg,
+    }
+}
+
+#[test]
+fn the_rls_backend_asks_the_service_with_one_descriptor_per_limit() {
+    let out = chat("a")
+        .answer(|_| Some(rls_answer(1, &[(1, 300, 91, 30), (1, 100, 99, 1)])))
+        .run::<TokenRateLimit>(RLS);
+    assert!(out.local_response.is_none());
+    assert!(out.upstream_headers.is_some(), "forwarded after the answer");
+    let call = &out.callouts[0];
+    assert_eq!(call.upstream, "ratelimit");
+    assert_eq!(
+        call.kind,
+        mock::CalloutKind::Grpc {
+            service: "envoy.service.ratelimit.v3.RateLimitService".into(),
+            method: "ShouldRateLimit".into()
+        }
+    );
+    assert_eq!(call.timeout, Duration::from_millis(150));
+    let body = call.body.clone().unwrap();
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"\x0a\x04aigw"), "the domain");
+    assert!(has(b"\x0a\x04rule\x12\x04team"), "the rule entry");
+    assert!(has(b"\x0a\x0dheader:x-team\x12\x01a"), "the key entry");
+    // The token descriptor adds 209 hits (0xd1 0x01), the request descriptor 1.
+    assert!(has(b"\x1a\x03\x08\xd1\x01"));
+    assert!(has(b"\x1a\x02\x08\x01"));
+    // 300 per MINUTE as the descriptor's limit override.
+    assert!(has(b"\x12\x05\x08\xac\x02\x10\x02"));
+    assert_eq!(remaining(&out), Some(91));
+    assert_eq!(
+        header(&out.response_headers, "x-ratelimit-reset-tokens").as_deref(),
+        Some("30s")
+    );
+    assert_eq!(
+        header(&out.response_headers, "x-ratelimit-remaining-requests").as_deref(),
+        Some("99")
+    );
+}
+
+#[test]
+fn an_over_limit_answer_is_a_429_with_the_service_s_reset_as_retry_after() {
+    let out = chat("a")
+        .answer(|_| Some(rls_answer(2, &[(2, 300, 0, 12), (1, 100, 99, 1)])))
+        .run::<TokenRateLimit>(RLS);
+    let reply = out.local_response.expect("refused");
+    assert!(out.upstream_headers.is_none());
+    assert_eq!(reply.status, 429);
+    assert_eq!(header(&reply.headers, "retry-after").as_deref(), Some("12"));
+    assert_eq!(
+        header(&reply.headers, "x-ratelimit-remaining-tokens").as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn an_unreachable_service_fails_open_or_closed_as_configured() {
+    let unavailable = || Reply::Grpc {
+        status: 14,
+        message: Vec::new(),
+    };
+    let open = chat("a")
+        .answer(move |_| Some(unavailable()))
+        .run::<TokenRateLimit>(RLS);
+    assert!(open.local_response.is_none() && open.upstream_headers.is_some());
+    assert_eq!(remaining(&open), None, "nothing counted, no headers");
+    let closed = RLS.replacen(
+        "{\"backend\"",
+        "{\"failureMode\": \"closed\", \"backend\"",
+        1,
+    );
+    let out = chat("a")
+        .answer(move |_| Some(unavailable()))
+        .run::<TokenRateLimit>(&closed);
+    assert_eq!(out.local_response.expect("closed").status, 503);
+    // An answer that is not a RateLimitResponse counts as a failure too.
+    let garbage = chat("a")
+        .answer(|_| {
+            Some(Reply::Grpc {
+                status: 0,
+                message: b"\xff\xff".to_vec(),
+            })
+        })
+        .run::<TokenRateLimit>(&closed);
+    assert_eq!(garbage.local_response.expect("closed").status, 503);
 }
