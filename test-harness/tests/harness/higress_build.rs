@@ -73,7 +73,16 @@ fn the_standard_build_stalls_under_higress_because_it_lacks_the_marker() {
 
 #[test]
 fn every_plugin_has_a_higress_build_exporting_the_higress_marker() {
-    for name in ["ai_proxy", "ai_prompt_decorator"] {
+    let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let mut names: Vec<String> = std::fs::read_dir(plugins)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().replace('-', "_"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3, "{names:?}");
+    for name in &names {
         let bytes = std::fs::read(higress_build(name)).unwrap();
         let has = |m: &[u8]| bytes.windows(m.len()).any(|w| w == m);
         assert!(has(b"proxy_abi_version_0_2_100"), "{name}");

@@ -23,6 +23,7 @@ mod chain;
 mod example_plugin;
 mod failures;
 mod higress_build;
+mod higress_configs;
 mod hostile_input;
 mod phases;
 mod profiles;
