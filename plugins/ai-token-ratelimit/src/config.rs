@@ -90,6 +90,8 @@ struct RawRule {
     limits: Vec<RawLimit>,
     #[serde(default)]
     overrides: Vec<RawOverride>,
+    #[serde(default)]
+    charge_after_response: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +248,9 @@ pub struct Rule {
     pub overrides: Vec<(Vec<Pattern>, usize)>,
     /// The metric counting its refusals.
     pub refused_metric: String,
+    /// Reserve nothing: admit while the bucket is not in debt and charge the real usage after
+    /// the response (what the peers do; for comparison, it overshoots under concurrency).
+    pub charge_after_response: bool,
 }
 
 impl Rule {
@@ -439,6 +444,7 @@ impl Config {
             rules.push(Rule {
                 prefix: format!("aigw-trl:{name}:"),
                 refused_metric: format!("aigw.ai_token_ratelimit.rule.{name}.refused_total"),
+                charge_after_response: rule.charge_after_response,
                 name,
                 keys,
                 key_names: rule.keys.clone(),

@@ -20,7 +20,7 @@ use crate::config::{Backend, Config, FailureMode};
 use crate::headers::{duration_text, pairs, retry_after};
 use crate::keys::{first_forwarded, query_param, strip_port, Source};
 use crate::limiter::{counter_key, reserve, settle, Gauge, Held, Plan, Status, Verdict};
-use crate::measure::{amount, Tokens, Weights};
+use crate::measure::{amount, Measure, Tokens, Weights};
 use crate::rls;
 use crate::{Metric, State, TokenRateLimit};
 
@@ -149,7 +149,13 @@ impl Filter {
             }
             let amounts = limits
                 .iter()
-                .map(|l| amount(l.measure, &self.reserved, &self.weights))
+                .map(|l| {
+                    if rule.charge_after_response && l.measure != Measure::Requests {
+                        0
+                    } else {
+                        amount(l.measure, &self.reserved, &self.weights)
+                    }
+                })
                 .collect();
             plans.push(Plan {
                 rule: r,

@@ -367,3 +367,35 @@ fn an_admitted_request_costs_a_bounded_number_of_host_calls() {
     assert!(calls.len() <= 30, "{} host calls: {counts:?}", calls.len());
     assert!(header_value(&out.headers, "x-ratelimit-remaining-tokens").is_some());
 }
+
+#[test]
+fn charging_after_the_response_instead_overshoots_with_requests_in_flight() {
+    let env = Env::new();
+    // Six requests in flight on two workers against 300 tokens, each using 209.
+    let in_flight = |p: &mut Plugin| -> Vec<(usize, StreamId)> {
+        (0..6)
+            .filter_map(|i| begin(p, i % 2, "a").map(|id| (i % 2, id)))
+            .collect()
+    };
+    let mut reserving = Plugin::load_workers(&env, spec(&team_config(300, "hour")), 2).unwrap();
+    let admitted = in_flight(&mut reserving);
+    assert_eq!(admitted.len(), 1, "one reservation of 209 fits in 300");
+    let after = r#"{"rules": [{"name": "after", "keys": ["header:x-team"], "chargeAfterResponse": true,
+                     "limits": [{"tokens": 300, "per": "hour"}]}]}"#;
+    let mut charging = Plugin::load_workers(&env, spec(after), 2).unwrap();
+    let admitted = in_flight(&mut charging);
+    assert_eq!(
+        admitted.len(),
+        6,
+        "nothing is charged before the answers: all pass"
+    );
+    for (w, id) in admitted {
+        complete(&mut charging, w, id, 9, 200);
+    }
+    // 1254 tokens charged against 300; only now does the limit refuse.
+    assert!(begin(&mut charging, 0, "a").is_none());
+    assert_eq!(
+        counter(&env, "aigw.ai_token_ratelimit.kind.charged.tokens_total"),
+        Some(6 * 209)
+    );
+}
