@@ -30,17 +30,31 @@ fn set_once(slot: &mut Option<String>, value: Option<&Text<'_>>) {
     }
 }
 
-/// True when `data` holds the string `"usage"`, `"error"` or `"message_stop"` (as a key or a
-/// value). One pass over the quotes (found with memchr) instead of a substring search per word:
-/// wasm has no SIMD substring search, and this runs on every event of a usage-only stream.
+/// True when `data` holds the string `"usage"` or `"error"` (not followed by `: null`: OpenAI
+/// streams with `include_usage` send `"usage":null` in every chunk) or `"message_stop"` (as a
+/// key or a value). One pass over the quotes (found with memchr) instead of a substring search
+/// per word: wasm has no SIMD substring search, and this runs on every event of a usage-only
+/// stream.
 fn names_usage_error_or_stop(data: &str) -> bool {
     let bytes = data.as_bytes();
     memchr::memchr_iter(b'"', bytes).any(|at| {
         let rest = bytes.get(at.saturating_add(1)..).unwrap_or_default();
-        [&b"usage\""[..], b"error\"", b"message_stop\""]
-            .iter()
-            .any(|word| rest.starts_with(word))
+        if rest.starts_with(b"message_stop\"") {
+            return true;
+        }
+        [&b"usage\""[..], b"error\""].iter().any(|word| {
+            rest.strip_prefix(*word)
+                .is_some_and(|after| !is_null_value(after))
+        })
     })
+}
+
+/// True when `after` (the bytes after a key's closing quote) is `: null`.
+fn is_null_value(after: &[u8]) -> bool {
+    after
+        .trim_ascii_start()
+        .strip_prefix(b":")
+        .is_some_and(|v| v.trim_ascii_start().starts_with(b"null"))
 }
 
 /// True when `data` has a `"finish_reason"` whose value is not `null` (OpenAI's last delta).
@@ -48,11 +62,7 @@ fn names_a_finish_reason(data: &str) -> bool {
     let bytes = data.as_bytes();
     memchr::memmem::find_iter(bytes, b"\"finish_reason\"").any(|at| {
         let rest = bytes.get(at.saturating_add(15)..).unwrap_or_default();
-        let rest = rest.trim_ascii_start();
-        let Some(rest) = rest.strip_prefix(b":") else {
-            return false;
-        };
-        !rest.trim_ascii_start().starts_with(b"null")
+        rest.trim_ascii_start().starts_with(b":") && !is_null_value(rest)
     })
 }
 
@@ -657,6 +667,8 @@ mod tests {
             r#"{"x":"usages","y":"errors","z":"message_stopped"}"#,
             r#"{"type":"content_block_delta"}"#,
             r#"{"a":"\"usag"}"#,
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":null}"#,
+            r#"{"usage" : null, "error":null}"#,
             "",
             "\"",
             "\"usage",
