@@ -136,7 +136,7 @@ impl Filter {
         }
         if let Ok(h) = serde_json::from_slice::<Head<'_>>(&self.body) {
             self.asked = Asked {
-                model: h.model.map(Cow::into_owned).unwrap_or_default(),
+                model: h.model.as_deref().map(bounded_model).unwrap_or_default(),
                 stream: h.stream.unwrap_or(false),
                 include_usage: h
                     .stream_options
@@ -543,6 +543,17 @@ impl HttpFilter for Filter {
     }
 }
 
+/// The longest model name kept for the record (ai-proxy refuses longer ones); a longer client
+/// value is cut at a character boundary, so a megabyte-long `model` costs no more than this.
+pub const MAX_MODEL_CHARS: usize = 256;
+
+fn bounded_model(model: &str) -> String {
+    match model.char_indices().nth(MAX_MODEL_CHARS) {
+        Some((i, _)) => model.get(..i).unwrap_or_default().to_owned(),
+        None => model.to_owned(),
+    }
+}
+
 fn text(v: Option<&[u8]>) -> Option<&str> {
     v.and_then(|v| std::str::from_utf8(v).ok())
 }
@@ -550,6 +561,14 @@ fn text(v: Option<&[u8]>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_model_name_is_kept_cut_to_its_bound() {
+        let long = "é".repeat(10_000);
+        let kept = bounded_model(&long);
+        assert_eq!(kept.chars().count(), MAX_MODEL_CHARS);
+        assert_eq!(bounded_model("gpt-4o-mini"), "gpt-4o-mini");
+    }
 
     #[test]
     fn many_inputs_are_joined_only_as_far_as_the_capture_looks() {
