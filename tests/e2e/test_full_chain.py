@@ -271,6 +271,11 @@ def test_the_anthropic_sdk_counts_tokens_at_the_provider_or_by_the_gateways_esti
                                                             messages=messages)
     assert counted.parse().input_tokens == 9
     assert counted.headers.get("x-aigw-token-count") is None
+    # A Gemini model: translated to Gemini's countTokens (llm-sim counts words there too).
+    gemini = claude.messages.with_raw_response.count_tokens(model="gemini-2.0-flash",
+                                                           messages=messages)
+    assert gemini.parse().input_tokens == 9
+    assert gemini.headers.get("x-aigw-token-count") is None
     # A model on a provider without a counting API: the gateway's estimate, marked as one.
     estimated = claude.messages.with_raw_response.count_tokens(model="gpt-4o-mini",
                                                               messages=messages)

@@ -38,6 +38,9 @@ pub struct Plan {
     pub dropped: Vec<String>,
     /// Embeddings translated for a non-OpenAI backend: how to translate the answer back.
     pub embed: Option<EmbedPlan>,
+    /// A token count translated for a Gemini-schema backend (`countTokens`): its answer
+    /// (`totalTokens`) goes back as Anthropic's `{"input_tokens": N}`.
+    pub count_from: Option<Schema>,
     /// The client's own key when it was passed through to the provider (redacted from error
     /// bodies like the configured keys).
     pub client_secret: Option<Secret>,
@@ -297,6 +300,48 @@ pub fn routed_provider(config: &Config, inc: &Incoming, body: &[u8]) -> Option<u
 /// Build the upstream call for a complete request body; `ejected` reads the key ejections
 /// recorded under a provider's `ejections_key` (the host's shared data), asked only for a pool
 /// of two or more keys.
+/// The `countTokens` body for a Gemini-schema backend from an Anthropic count_tokens body: the
+/// request as `generateContent` would get it (system, tools, contents), for the Gemini API inside
+/// `generateContentRequest` with the model's resource name, for Vertex AI as it is.
+fn gemini_count_body(
+    body: &[u8],
+    model: &str,
+    kind: &str,
+    ctx: &mut BuildContext<'_>,
+) -> Result<Vec<u8>, ClientError> {
+    let hub = anthropic_client::to_hub(body, ctx).map_err(|e| translate_err(&e))?;
+    let encoded = translate::backend(Schema::Gemini)
+        .encode_request(&hub, ctx)
+        .map_err(|e| translate_err(&e))?;
+    let mut request: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&encoded)
+        .map_err(|e| {
+            ClientError::new(
+                ErrorKind::Internal,
+                format!("cannot build countTokens: {e}"),
+            )
+        })?;
+    // Counting needs no generation settings (Vertex's countTokens takes none of the others).
+    request.remove("generationConfig");
+    request.remove("safetySettings");
+    let out = if kind == "vertex" {
+        serde_json::Value::Object(request)
+    } else {
+        let resource = if model.starts_with("models/") || model.starts_with("tunedModels/") {
+            model.to_owned()
+        } else {
+            format!("models/{model}")
+        };
+        request.insert("model".to_owned(), serde_json::Value::String(resource));
+        serde_json::json!({ "generateContentRequest": request })
+    };
+    serde_json::to_vec(&out).map_err(|e| {
+        ClientError::new(
+            ErrorKind::Internal,
+            format!("cannot build countTokens: {e}"),
+        )
+    })
+}
+
 pub fn prepare(
     config: &Config,
     state: &State,
@@ -304,7 +349,13 @@ pub fn prepare(
     body: &[u8],
     ejected: &dyn Fn(&str) -> Ejections,
 ) -> Result<Prepared, ClientError> {
-    let protocol = inc.api.protocol();
+    // Anthropic's count_tokens is `Api::Other` to the shared classifier, but its client speaks
+    // Anthropic.
+    let protocol = if inc.suffix == COUNT_TOKENS {
+        ClientProtocol::Anthropic
+    } else {
+        inc.api.protocol()
+    };
     if inc.json {
         check_depth(body)?;
     }
@@ -347,6 +398,17 @@ pub fn prepare(
     };
     let path = provider.vendor.path(&provider.base_path, &call_desc)?;
     let mut include_usage = false;
+    let counting = inc.api == Api::Other && inc.suffix == COUNT_TOKENS;
+    let count_from = (counting && schema == Schema::Gemini).then_some(Schema::Gemini);
+    let count_body = match count_from {
+        Some(_) => Some(gemini_count_body(
+            body,
+            &route.model,
+            &provider.kind,
+            &mut ctx,
+        )?),
+        None => None,
+    };
     let embed_out = if inc.api == Api::Embeddings && inc.json {
         embed_request(schema, &path, body, &route.model, &model).map_err(|e| translate_err(&e))?
     } else {
@@ -355,6 +417,8 @@ pub fn prepare(
     let mut embed = None;
     let new_body = if let Some((b, plan)) = embed_out {
         embed = Some(plan);
+        b
+    } else if let Some(b) = count_body {
         b
     } else if !translated {
         // The client's bytes stay when the model does not change (no second parse, no write).
@@ -433,6 +497,7 @@ pub fn prepare(
             provider: provider.name.clone(),
             dropped: ctx.dropped,
             embed,
+            count_from,
             client_secret,
         },
     })

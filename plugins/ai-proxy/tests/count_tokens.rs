@@ -18,12 +18,17 @@ use serde_json::Value;
 const CONFIG: &str = r#"{
   "providers": [
     {"name": "claude", "type": "anthropic", "cluster": "anthropic", "apiKeys": ["sk-ant-pool"]},
-    {"name": "oai", "type": "openai", "cluster": "openai", "apiKeys": ["sk-oai-pool"]}
+    {"name": "oai", "type": "openai", "cluster": "openai", "apiKeys": ["sk-oai-pool"]},
+    {"name": "gem", "type": "gemini", "cluster": "gemini", "apiKeys": ["gem-pool"]},
+    {"name": "vtx", "type": "vertex", "cluster": "vertex", "apiKeys": ["vtx-token"],
+     "options": {"project": "p1", "location": "us-central1"}}
   ],
   "models": [
     {"match": "claude-sonnet-4-5", "provider": "claude", "target": "claude-sonnet-4-5-20250929"},
     {"match": "claude-*", "provider": "claude"},
-    {"match": "gpt-*", "provider": "oai"}
+    {"match": "gpt-*", "provider": "oai"},
+    {"match": "gemini-*", "provider": "gem"},
+    {"match": "vertex-flash", "provider": "vtx", "target": "gemini-2.5-flash"}
   ]
 }"#;
 
@@ -137,4 +142,80 @@ fn bad_counting_requests_are_answered_in_anthropics_shape() {
         let v: Value = serde_json::from_slice(&local.body).unwrap();
         assert_eq!(v["type"], "error", "{v}");
     }
+}
+
+fn json_reply(status: u16, body: Vec<u8>) -> UpstreamReply {
+    UpstreamReply {
+        status,
+        headers: vec![("content-type".into(), b"application/json".to_vec())],
+        chunks: vec![body],
+    }
+}
+
+#[test]
+fn a_gemini_model_is_counted_by_count_tokens_and_answered_in_anthropics_shape() {
+    let ask = br#"{"model":"gemini-2.0-flash","system":"Be brief.","messages":[{"role":"user","content":"The quick brown fox jumps over the lazydog."}]}"#;
+    let out = count(ask)
+        .reply(json_reply(200, sample("gemini-counttokens.response.json")))
+        .run::<Proxy>(CONFIG);
+    let sent = out.upstream_headers.as_ref().expect("forwarded");
+    assert_eq!(
+        header(sent, ":path"),
+        Some("/v1beta/models/gemini-2.0-flash:countTokens")
+    );
+    assert_eq!(header(sent, "x-goog-api-key"), Some("gem-pool"));
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    let request = &body["generateContentRequest"];
+    assert_eq!(request["model"], "models/gemini-2.0-flash");
+    // The real sample's request holds the same contents.
+    let real: Value = serde_json::from_slice(&sample("gemini-counttokens.request.json")).unwrap();
+    assert_eq!(request["contents"], real["contents"]);
+    assert_eq!(
+        request["systemInstruction"]["parts"][0]["text"],
+        "Be brief."
+    );
+    assert!(request.get("generationConfig").is_none());
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer, serde_json::json!({"input_tokens": 12}));
+
+    let out = count(ask)
+        .reply(json_reply(
+            404,
+            sample("gemini-counttokens-error-404.response.json"),
+        ))
+        .run::<Proxy>(CONFIG);
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["error"]["type"], "not_found_error");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("countTokens"));
+}
+
+#[test]
+fn a_vertex_model_is_counted_by_its_count_tokens_without_the_wrapper() {
+    let ask = br#"{"model":"vertex-flash","messages":[{"role":"user","content":"hello there"}]}"#;
+    let out = count(ask)
+        .reply(json_reply(
+            200,
+            br#"{"totalTokens": 3, "totalBillableCharacters": 10}"#.to_vec(),
+        ))
+        .run::<Proxy>(CONFIG);
+    let sent = out.upstream_headers.as_ref().expect("forwarded");
+    assert_eq!(
+        header(sent, ":path"),
+        Some("/v1/projects/p1/locations/us-central1/publishers/google/models/gemini-2.5-flash:countTokens")
+    );
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    assert!(body.get("generateContentRequest").is_none());
+    assert_eq!(body["contents"][0]["parts"][0]["text"], "hello there");
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer, serde_json::json!({"input_tokens": 3}));
+    // An answer without the count is a 502 in Anthropic's shape, not a made-up number.
+    let out = count(ask)
+        .reply(json_reply(200, b"{}".to_vec()))
+        .run::<Proxy>(CONFIG);
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer["type"], "error", "{answer}");
 }

@@ -289,9 +289,10 @@ impl Filter {
         stats
     }
 
-    /// `POST /v1/messages/count_tokens` for a model whose provider has no such API: answered
+    /// `POST /v1/messages/count_tokens` for a model whose provider has no counting API: answered
     /// here with the suite's estimate, marked `x-aigw-token-count: estimated`. `None`: the
-    /// provider speaks Anthropic and counts itself (the request is forwarded).
+    /// provider counts (Anthropic as it is; Gemini and Vertex through `countTokens`), so the
+    /// request is prepared and forwarded.
     fn count_tokens_here(&mut self, host: &dyn Host, body: &[u8]) -> Option<Action> {
         let model = match crate::translate::passthrough::peek(body) {
             Ok((model, _)) => model.unwrap_or_default(),
@@ -302,7 +303,12 @@ impl Filter {
         };
         let route = self.config.route(&model)?;
         let provider = self.config.providers.get(route.provider)?;
-        if provider.vendor.schema_for(&route.model) == crate::translate::Schema::Anthropic {
+        // Anthropic counts itself; Gemini and Vertex count with `countTokens` (translated).
+        use crate::translate::Schema;
+        if matches!(
+            provider.vendor.schema_for(&route.model),
+            Schema::Anthropic | Schema::Gemini
+        ) {
             return None;
         }
         let view = match aigw_shared::llm::RequestView::parse(Api::AnthropicMessages, body) {

@@ -67,6 +67,8 @@ enum Work {
     Scrub { status: u16 },
     /// Hold a 2xx embeddings answer (headers and body) and translate it at the end.
     Embed(EmbedPlan),
+    /// Hold a 2xx `countTokens` answer and give it back as Anthropic's `{"input_tokens": N}`.
+    Count,
 }
 
 /// A response in progress.
@@ -128,7 +130,8 @@ impl Responding {
         if !ok {
             super::key_health::after_status(config, state, host, &plan, status);
         }
-        let translated = plan.translate_from.is_some() || plan.embed.is_some();
+        let translated =
+            plan.translate_from.is_some() || plan.embed.is_some() || plan.count_from.is_some();
         let work = if !ok && (translated || !content_type.contains("json")) {
             logged(
                 host,
@@ -136,6 +139,13 @@ impl Responding {
                 "cannot set the error's content-type",
             );
             Work::MapError { status }
+        } else if ok && plan.count_from.is_some() {
+            logged(
+                host,
+                host.set_header(resp, "content-type", b"application/json"),
+                "cannot set the token count's content-type",
+            );
+            Work::Count
         } else if let (true, Some(embed)) = (ok, &plan.embed) {
             logged(
                 host,
@@ -194,7 +204,7 @@ impl Responding {
     /// The whole-body read a held answer needs (headers held until it is handled).
     fn held(&self) -> Option<WholeBody> {
         let limit = match &self.work {
-            Work::Translate { hold: true, .. } | Work::Embed(_) => MAX_HELD_ANSWER,
+            Work::Translate { hold: true, .. } | Work::Embed(_) | Work::Count => MAX_HELD_ANSWER,
             Work::MapError { .. } | Work::Scrub { .. } => MAX_ERROR_BODY,
             Work::Translate { .. } | Work::Untouched(_) | Work::Relay(_) => return None,
         };
@@ -241,7 +251,7 @@ impl Responding {
                 );
                 e
             }
-            Work::Translate { .. } | Work::Embed(_) => {
+            Work::Translate { .. } | Work::Embed(_) | Work::Count => {
                 metrics.count(host, metric::BROKEN_STREAMS, 1);
                 ClientError::new(ErrorKind::BadGateway, "upstream answered without a body")
             }
@@ -308,6 +318,7 @@ impl Responding {
                 let plan = plan.clone();
                 self.embed_answer(state, host, &plan, body)
             }
+            Work::Count => self.count_answer(state, host, body),
             Work::MapError { status } => {
                 let mut e = errors::from_upstream(*status, body);
                 e.message = config.redact_also(
@@ -537,6 +548,42 @@ impl Responding {
             host,
             host.set_header(resp, "content-type", b"application/json"),
             "cannot set the embeddings content-type",
+        );
+        self.stats.status(&state.metrics, host, status);
+        self.stats.finish(&state.metrics, host);
+        out
+    }
+
+    /// A held `countTokens` answer (`{"totalTokens": N, ...}`) as Anthropic's
+    /// `{"input_tokens": N}`; an answer without the count is a 502 in the caller's shape.
+    fn count_answer(&mut self, state: &State, host: &dyn Host, body: &[u8]) -> Vec<u8> {
+        #[derive(serde::Deserialize)]
+        struct Counted {
+            #[serde(rename = "totalTokens")]
+            total_tokens: u64,
+        }
+        let (status, out) = match serde_json::from_slice::<Counted>(body) {
+            Ok(c) => (
+                200,
+                format!("{{\"input_tokens\":{}}}", c.total_tokens).into_bytes(),
+            ),
+            Err(e) => {
+                state.metrics.count(host, metric::BROKEN_STREAMS, 1);
+                let e = ClientError::new(
+                    ErrorKind::BadGateway,
+                    format!("the provider's token count could not be read: {e}"),
+                );
+                (e.status, e.body(self.plan.protocol))
+            }
+        };
+        logged(
+            host,
+            host.set_header(
+                MapKind::ResponseHeaders,
+                ":status",
+                status.to_string().as_bytes(),
+            ),
+            "cannot set the token count's status",
         );
         self.stats.status(&state.metrics, host, status);
         self.stats.finish(&state.metrics, host);

@@ -189,6 +189,26 @@ pub fn vertex_stream(req: &SimRequest, ctx: &Ctx<'_>) -> Plan {
     answer(req, ctx, Api::Vertex, true)
 }
 
+/// Gemini API and Vertex AI `:countTokens`: `{"totalTokens": N, ...}`, N counted as a
+/// `generateContent` call with the same request reports its prompt tokens. The Gemini API's body
+/// may wrap the request in `generateContentRequest`.
+pub fn count_tokens(req: &SimRequest, _ctx: &Ctx<'_>) -> Plan {
+    let value: serde_json::Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(e) => return error::invalid(&format!("Invalid JSON payload received. {e}")),
+    };
+    let inner = value.get("generateContentRequest").unwrap_or(&value);
+    let body = serde_json::to_vec(inner).unwrap_or_default();
+    let conv = match request::parse(&body) {
+        Ok(c) => c,
+        Err(msg) => return error::invalid(&msg),
+    };
+    let tokens = derive_reply(&conv).prompt_tokens;
+    let answer = serde_json::json!({"totalTokens": tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]});
+    Plan::json(serde_json::to_vec(&answer).unwrap_or_default())
+}
+
 fn answer(req: &SimRequest, ctx: &Ctx<'_>, api: Api, stream: bool) -> Plan {
     let conv = match request::parse(&req.body) {
         Ok(c) => c,

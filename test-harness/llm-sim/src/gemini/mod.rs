@@ -46,6 +46,12 @@ pub fn routes() -> Vec<Route> {
         routes.push(route(embed, embed::single, auth::gemini));
         routes.push(route(batch, embed::batch, auth::gemini));
     }
+    for count in [
+        "/v1beta/models/{model}:countTokens",
+        "/v1/models/{model}:countTokens",
+    ] {
+        routes.push(route(count, generate::count_tokens, auth::gemini));
+    }
     for (generate, stream, embeddings) in [
         (
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent",

@@ -93,6 +93,16 @@ impl Vendor for Gemini {
                 let id = model_segment(id)?;
                 Ok(format!("{base}/{collection}/{id}{}", method(call.stream)))
             }
+            Api::Other if call.suffix == crate::prepare::COUNT_TOKENS => {
+                let (collection, id) = match call.model.split_once('/') {
+                    Some((c @ ("models" | "tunedModels"), id)) => (c, id),
+                    _ => ("models", call.model),
+                };
+                Ok(format!(
+                    "{base}/{collection}/{}:countTokens",
+                    model_segment(id)?
+                ))
+            }
             Api::Embeddings => {
                 let id = call.model.strip_prefix("models/").unwrap_or(call.model);
                 Ok(format!(

@@ -141,6 +141,12 @@ impl Vendor for Vertex {
                 model_segment(call.model)?,
                 method(call.stream)
             )),
+            Api::Other if call.suffix == crate::prepare::COUNT_TOKENS => Ok(format!(
+                "{base}/projects/{}/locations/{}/publishers/google/models/{}:countTokens",
+                self.project,
+                self.location,
+                model_segment(call.model)?
+            )),
             Api::Embeddings => Ok(format!(
                 "{base}/projects/{}/locations/{}/publishers/google/models/{}:predict",
                 self.project,
