@@ -150,3 +150,32 @@ def test_counters_name_the_rule_and_the_kind(moderation_gateway: gateway.Gateway
     assert value(r"^aigw_content_moderation_values_restored\{\}") >= 1
     assert moderation_gateway.envoy is not None
     assert EMAIL not in moderation_gateway.envoy.log_tail(10_000_000), "logs never carry values"
+
+
+@pytest.fixture(scope="module")
+def moderated(moderation_gateway: gateway.Gateway) -> openai.OpenAI:
+    """Requests to host moderated.local also ask the external moderation service (the plugin's
+    `_rules_` entry; llm-sim's /v1/moderations flags inputs with the word "kill"). A domain rule,
+    because Envoy 1.40 answers the `route_name` property the route rules read with nothing."""
+    return openai.OpenAI(base_url=f"{moderation_gateway.base_url}/v1", api_key="sk-e2e",
+                         max_retries=0, timeout=10.0, default_headers={"Host": "moderated.local"})
+
+
+def test_the_external_moderation_service_refuses_what_it_flags(
+        moderated: openai.OpenAI, msim: Sim) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        moderated.chat.completions.create(model=MODEL, messages=user("I want to kill them."))
+    assert "service:omni" in err.value.response.json()["error"]["message"]
+    calls = msim.requests()
+    assert [c["path"] for c in calls] == ["/v1/moderations"], "the model was not called"
+    assert calls[0]["headers"]["authorization"] == "Bearer sk-moderation"
+    assert calls[0]["body"]["input"] == "I want to kill them."
+
+
+def test_the_service_sees_masked_text_and_a_clean_request_goes_on(
+        moderated: openai.OpenAI, msim: Sim) -> None:
+    reply = moderated.chat.completions.create(model=MODEL, messages=user(f"hello {EMAIL}"))
+    assert reply.choices[0].message.content == f"sim: hello {EMAIL}"
+    calls = {c["path"]: c for c in msim.requests()}
+    assert calls["/v1/moderations"]["body"]["input"] == "hello [EMAIL_1]"
+    assert calls["/v1/chat/completions"]["body"]["messages"][0]["content"] == "hello [EMAIL_1]"

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::detect::{Kind, Kinds};
 use crate::rules::{RawDenyList, RawInjection, RawRegexRule, Rules};
+use crate::service::{RawService, Service};
 
 /// The largest request body read, unless configured (10 MiB, as the other plugins).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
@@ -68,6 +69,8 @@ struct RawConfig {
     restore: bool,
     #[serde(default = "default_max_response")]
     max_response_body_bytes: usize,
+    #[serde(default)]
+    services: Vec<RawService>,
 }
 
 fn yes() -> bool {
@@ -195,6 +198,8 @@ pub struct Config {
     pub safe_message: String,
     /// JSON answers larger than this are passed on unread (not restored, not checked).
     pub max_response_body_bytes: usize,
+    /// External moderation services asked after the local rules passed.
+    pub services: Vec<Service>,
 }
 
 impl Config {
@@ -259,6 +264,17 @@ impl Config {
             .safe_message
             .unwrap_or_else(|| DEFAULT_MESSAGE.to_owned());
         let salt = raw.hash_salt.into_bytes();
+        let mut services = Vec::with_capacity(raw.services.len());
+        for (i, s) in raw.services.into_iter().enumerate() {
+            let service = Service::build(s, &format!("services[{i}]"))?;
+            if services.iter().any(|x: &Service| x.rule == service.rule) {
+                return Err(ConfigError::invalid(
+                    format!("services[{i}].name"),
+                    "is used by another service",
+                ));
+            }
+            services.push(service);
+        }
         Ok(Self {
             input,
             output,
@@ -277,6 +293,7 @@ impl Config {
             hold_back_chars: raw.output.hold_back_chars,
             safe_message,
             max_response_body_bytes: raw.max_response_body_bytes,
+            services,
         })
     }
 
@@ -290,7 +307,10 @@ impl Config {
 
     /// Whether a request needs its body read at all.
     pub fn checks_requests(&self) -> bool {
-        !self.input.is_empty() || !self.kinds.is_empty() || self.max_input_chars > 0
+        !self.input.is_empty()
+            || !self.kinds.is_empty()
+            || self.max_input_chars > 0
+            || !self.services.is_empty()
     }
 
     /// Whether an answer may be cut by output rules.

@@ -12,15 +12,15 @@ use std::rc::Rc;
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel, MapKind};
 use aigw_shared::llm::{Api, ResponseFormat};
-use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, WholeBody};
+use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, Next, Reply, WholeBody};
 use aigw_shared::reply::send_error;
 
 use crate::answer;
 use crate::config::{BlockMode, Config, PiiAction};
-use crate::json::Top;
 use crate::metric;
 use crate::output::{fix_json, Tally};
 use crate::request::{self, BlockedBy, Checked, Scratch};
+use crate::service::{OnError, Verdict};
 use crate::stream::StreamFix;
 use crate::vault::Vault;
 use crate::State;
@@ -60,6 +60,9 @@ pub struct Filter {
     protocol: ClientProtocol,
     vault: Vault,
     answer: Answer,
+    /// The request's model and stream flag, for a refusal in its shape.
+    model: String,
+    stream: bool,
 }
 
 impl Filter {
@@ -73,6 +76,8 @@ impl Filter {
             protocol: ClientProtocol::OpenAi,
             vault: Vault::default(),
             answer: Answer::Untouched,
+            model: String::new(),
+            stream: false,
         }
     }
 
@@ -109,7 +114,7 @@ impl Filter {
         }
     }
 
-    fn block(&mut self, host: &dyn Host, by: BlockedBy, top: Top, body: &[u8]) -> Action {
+    fn block(&mut self, host: &dyn Host, by: BlockedBy) -> Action {
         let (rule, metric_name): (String, &str) = match by {
             BlockedBy::Rule(i) => match self.config.input.rules.get(i) {
                 Some(r) => (r.name.clone(), r.blocked_metric.as_str()),
@@ -124,52 +129,82 @@ impl Filter {
             BlockedBy::InputChars => ("size:input_chars".into(), metric::SIZE_CHARS),
         };
         self.state.metrics.count(host, metric_name, 1);
+        if let Some(err) = self.refuse(host, &rule) {
+            send_error(host, NAME, self.protocol, &err);
+        }
+        Action::Pause
+    }
+
+    /// Refuse the request for `rule`: the error to send (error mode), or `None` when the
+    /// refusal answer was sent here (refusal mode).
+    fn refuse(&mut self, host: &dyn Host, rule: &str) -> Option<ClientError> {
         host.log(
             LogLevel::Info,
             &format!("{NAME}: request blocked by rule {rule}"),
         );
+        self.phase = Phase::Done;
         let ob = &self.config.on_block;
         let message = if ob.name_rule {
             format!("{} (rule: {rule})", ob.message)
         } else {
             ob.message.clone()
         };
-        match ob.mode {
-            BlockMode::Error => {
-                let err = ClientError::new(ErrorKind::from_status(ob.status), message)
+        if ob.mode == BlockMode::Error {
+            return Some(
+                ClientError::new(ErrorKind::from_status(ob.status), message)
                     .with_status(ob.status)
-                    .with_code("content_filter");
-                send_error(host, NAME, self.protocol, &err);
-            }
-            BlockMode::Refusal => {
-                let model = top
-                    .model
-                    .and_then(|(s, e)| body.get(s..e))
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                let created = host.now_nanos().unwrap_or(0) / 1_000_000_000;
-                let (content_type, reply) = if top.stream {
-                    (
-                        "text/event-stream",
-                        answer::refusal_stream(self.protocol, &model, &message, created),
-                    )
-                } else {
-                    (
-                        "application/json",
-                        answer::refusal_json(self.protocol, &model, &message, created, None),
-                    )
-                };
-                let headers = [("content-type", content_type.as_bytes())];
-                if let Err(e) = host.send_local_response(200, &headers, &reply) {
-                    host.log(
-                        LogLevel::Error,
-                        &format!("{NAME}: cannot send the refusal: {e}"),
+                    .with_code("content_filter"),
+            );
+        }
+        let created = host.now_nanos().unwrap_or(0) / 1_000_000_000;
+        let (content_type, reply) = if self.stream {
+            (
+                "text/event-stream",
+                answer::refusal_stream(self.protocol, &self.model, &message, created),
+            )
+        } else {
+            (
+                "application/json",
+                answer::refusal_json(self.protocol, &self.model, &message, created, None),
+            )
+        };
+        let headers = [("content-type", content_type.as_bytes())];
+        if let Err(e) = host.send_local_response(200, &headers, &reply) {
+            host.log(
+                LogLevel::Error,
+                &format!("{NAME}: cannot send the refusal: {e}"),
+            );
+        }
+        None
+    }
+
+    /// Ask the external services about the request's texts; true when calls are under way.
+    fn ask_services(&mut self, cx: &mut Ctx<'_, usize>, body: &[u8]) -> Result<bool, Action> {
+        let Some(text) = request::texts(body) else {
+            return Ok(false);
+        };
+        let config = Rc::clone(&self.config);
+        let mut started = false;
+        for (i, service) in config.services.iter().enumerate() {
+            let payload = service.body(&text);
+            match cx.http_call(service.upstream(), &service.request(&payload), i) {
+                Ok(_) => started = true,
+                Err(e) => {
+                    self.count(cx.host, &service.error_metric, 1);
+                    cx.log(
+                        LogLevel::Warn,
+                        &format!("{NAME}: cannot call {}: {e}", service.rule),
                     );
+                    if service.on_error == OnError::Block {
+                        let err = unavailable();
+                        send_error(cx.host, NAME, self.protocol, &err);
+                        self.phase = Phase::Done;
+                        return Err(Action::Pause);
+                    }
                 }
             }
         }
-        self.phase = Phase::Done;
-        Action::Pause
+        Ok(started)
     }
 
     /// Metrics and log lines at the end of an answer.
@@ -191,13 +226,14 @@ impl Filter {
 }
 
 impl HttpFilter for Filter {
-    type Call = ();
+    /// The index of the service a callout asks.
+    type Call = usize;
 
     fn protocol(&self) -> ClientProtocol {
         self.protocol
     }
 
-    fn on_request_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, usize>, end_of_stream: bool) -> Action {
         let host = cx.host;
         let method = host
             .request_header(":method")
@@ -235,7 +271,7 @@ impl HttpFilter for Filter {
         Action::Continue
     }
 
-    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, ()>, direction: Direction) {
+    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, usize>, direction: Direction) {
         if direction == Direction::Request {
             self.count(cx.host, metric::SIZE_BODY, 1);
             cx.log(
@@ -248,11 +284,11 @@ impl HttpFilter for Filter {
         }
     }
 
-    fn on_error_reply(&mut self, _cx: &mut Ctx<'_, ()>, _error: &ClientError) {
+    fn on_error_reply(&mut self, _cx: &mut Ctx<'_, usize>, _error: &ClientError) {
         self.phase = Phase::Done;
     }
 
-    fn on_request_whole(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, usize>, body: &[u8]) -> Action {
         let host = cx.host;
         if self.phase != Phase::Buffering {
             return Action::Continue;
@@ -269,8 +305,15 @@ impl HttpFilter for Filter {
             }
         };
         self.report(host, &checked);
+        self.model = checked
+            .top
+            .model
+            .and_then(|(s, e)| body.get(s..e))
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .unwrap_or_default();
+        self.stream = checked.top.stream;
         if let Some(by) = checked.blocked {
-            return self.block(host, by, checked.top, body);
+            return self.block(host, by);
         }
         if let Some(new_body) = &checked.body {
             let written = host.replace_body(BufferKind::RequestBody, body.len(), new_body);
@@ -286,10 +329,63 @@ impl HttpFilter for Filter {
             }
         }
         self.phase = Phase::Forwarded;
+        if !self.config.services.is_empty() {
+            let sent = checked.body.as_deref().unwrap_or(body);
+            match self.ask_services(cx, sent) {
+                Ok(true) => return Action::Pause,
+                Ok(false) => {}
+                Err(action) => return action,
+            }
+        }
         Action::Continue
     }
 
-    fn on_response_headers(&mut self, cx: &mut Ctx<'_, ()>, end_of_stream: bool) -> Action {
+    fn on_reply(&mut self, cx: &mut Ctx<'_, usize>, call: usize, reply: Reply) -> Next {
+        let host = cx.host;
+        let config = Rc::clone(&self.config);
+        let Some(service) = config.services.get(call) else {
+            return Next::Resume;
+        };
+        if self.phase == Phase::Done {
+            return Next::Hold;
+        }
+        let verdict = match reply.http() {
+            Some(r) => service.verdict(r),
+            None => Verdict::Failed("not an HTTP answer".into()),
+        };
+        match verdict {
+            Verdict::Allow => Next::Resume,
+            Verdict::Block(category) => {
+                self.count(host, &service.blocked_metric, 1);
+                if let Some(c) = category {
+                    host.log(
+                        LogLevel::Info,
+                        &format!("{NAME}: {} flagged category {c}", service.rule),
+                    );
+                }
+                match self.refuse(host, &service.rule) {
+                    Some(err) => Next::Fail(err),
+                    None => Next::Hold,
+                }
+            }
+            Verdict::Failed(why) => {
+                self.count(host, &service.error_metric, 1);
+                host.log(
+                    LogLevel::Warn,
+                    &format!("{NAME}: {} failed: {why}", service.rule),
+                );
+                match service.on_error {
+                    OnError::Allow => Next::Resume,
+                    OnError::Block => {
+                        self.phase = Phase::Done;
+                        Next::Fail(unavailable())
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, usize>, end_of_stream: bool) -> Action {
         if self.phase != Phase::Forwarded
             || end_of_stream
             || (self.restoring().is_none() && !self.config.checks_answers())
@@ -325,7 +421,7 @@ impl HttpFilter for Filter {
 
     fn on_response_body(
         &mut self,
-        cx: &mut Ctx<'_, ()>,
+        cx: &mut Ctx<'_, usize>,
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
@@ -353,7 +449,7 @@ impl HttpFilter for Filter {
         Action::Continue
     }
 
-    fn on_response_whole(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+    fn on_response_whole(&mut self, cx: &mut Ctx<'_, usize>, body: &[u8]) -> Action {
         let host = cx.host;
         if !matches!(self.answer, Answer::Json) {
             return Action::Continue;
@@ -376,4 +472,13 @@ impl HttpFilter for Filter {
         self.answer = Answer::Untouched;
         Action::Continue
     }
+}
+
+/// The answer when a fail-closed service cannot be asked.
+fn unavailable() -> ClientError {
+    ClientError::new(
+        ErrorKind::Overloaded,
+        "the content moderation service is unavailable",
+    )
+    .with_code("moderation_unavailable")
 }

@@ -20,6 +20,7 @@ pub mod normalize;
 pub mod output;
 pub mod request;
 pub mod rules;
+pub mod service;
 pub mod stream;
 pub mod vault;
 
@@ -47,6 +48,8 @@ pub mod metric {
     pub const LOGGED: &str = "matches_logged";
     /// Suffix: answers cut (per `reason`).
     pub const CUT: &str = "answers_cut";
+    /// Suffix: calls to an external service that failed (per `reason`: `service_<name>`).
+    pub const SERVICE_ERRORS: &str = "service_errors";
     /// Suffix: PII values masked (per `kind`).
     pub const MASKED: &str = "values_masked";
     /// Suffix: PII values hashed (per `kind`).

@@ -309,3 +309,86 @@ fn a_bad_config_is_refused_at_load_with_the_field_named() {
         assert!(err.contains(path), "{config}: {err}");
     }
 }
+
+fn provider_sample(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/providers")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn service_config(on_error: &str) -> String {
+    json!({
+        "pii": {"email": "mask"},
+        "services": [{"name": "omni", "kind": "openaiModeration", "cluster": "moderation",
+                      "authority": "api.openai.com", "apiKey": "sk-mod", "timeoutMs": 500,
+                      "onError": on_error}]
+    })
+    .to_string()
+}
+
+#[test]
+fn an_openai_moderation_callout_refuses_a_flagged_text_and_passes_a_clean_one() {
+    use aigw_harness::{CalloutOutcome, CalloutRequest};
+    let env = Env::new();
+    let flagged = provider_sample("openai-moderations.response.json");
+    env.on_callout(move |req: &CalloutRequest| {
+        assert_eq!(req.cluster, "moderation");
+        assert_eq!(req.header(":path").as_deref(), Some("/v1/moderations"));
+        assert_eq!(
+            req.header("authorization").as_deref(),
+            Some("Bearer sk-mod")
+        );
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        let input = body["input"].as_str().unwrap();
+        assert!(
+            !input.contains(EMAIL),
+            "the service sees masked text: {input}"
+        );
+        if input.contains("kill") {
+            CalloutOutcome::ok(200, "application/json", flagged.clone())
+        } else {
+            let clean = String::from_utf8(flagged.clone())
+                .unwrap()
+                .replace("true", "false");
+            CalloutOutcome::ok(200, "application/json", clean)
+        }
+    });
+    let mut c = chain(&env, &service_config("block"), Profile::Envoy);
+    let out = run(&mut c, &chat("I want to kill them.", false), |_| {
+        panic!("a flagged request must not be forwarded")
+    });
+    assert_eq!(out.status, 400);
+    assert!(
+        out.body_text().contains("service:omni"),
+        "{}",
+        out.body_text()
+    );
+    let out = run(&mut c, &chat(&format!("hello {EMAIL}"), false), |_| {
+        UpstreamResponse::json(200, openai_json("sim: hello [EMAIL_1]"))
+    });
+    assert_eq!(out.status, 200);
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        format!("sim: hello {EMAIL}")
+    );
+}
+
+#[test]
+fn a_moderation_service_that_times_out_blocks_or_passes_as_configured() {
+    use aigw_harness::{CalloutOutcome, CalloutRequest};
+    for (on_error, status) in [("block", 503), ("allow", 200)] {
+        let env = Env::new();
+        env.on_callout(|_: &CalloutRequest| CalloutOutcome::Timeout);
+        let mut c = chain(&env, &service_config(on_error), Profile::Envoy);
+        let out = run(&mut c, &chat("hello", false), |_| {
+            UpstreamResponse::json(200, openai_json("ok"))
+        });
+        assert_eq!(out.status, status, "onError {on_error}");
+        assert_eq!(
+            env.metric("aigw.content_moderation.reason.service_omni.service_errors"),
+            Some(MetricValue::Counter(1))
+        );
+    }
+}

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod embeddings;
 pub mod error;
 pub mod models;
+pub mod moderations;
 pub mod stream;
 
 use crate::auth;
@@ -25,6 +26,13 @@ pub fn routes() -> Vec<Route> {
             method: "POST",
             pattern: "/v1/embeddings",
             handler: embeddings::handle,
+            kind,
+            auth: Some(auth::openai),
+        },
+        Route {
+            method: "POST",
+            pattern: "/v1/moderations",
+            handler: moderations::handle,
             kind,
             auth: Some(auth::openai),
         },

@@ -1,0 +1,537 @@
+//! External moderation services, asked by HTTP callout after the local rules passed: OpenAI
+//! `/v1/moderations`, Azure AI Content Safety `text:analyze` (per-category severity thresholds),
+//! and a generic HTTP guard (a request template and the JSON pointer of its verdict).
+//!
+//! The text sent is every checked message text of the request, after masking (a service never
+//! sees a masked value), joined by blank lines. A service that does not answer in time, answers
+//! an error status or something unreadable is a failure, handled by its `onError`: `block`
+//! (fail-closed, the default) or `allow` (fail-open).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aigw_shared::callout::{CalloutRequest, Upstream};
+use aigw_shared::config::ConfigError;
+use aigw_shared::host::CallResponse;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Which API a service speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ServiceKind {
+    /// OpenAI `POST /v1/moderations`.
+    OpenaiModeration,
+    /// Azure AI Content Safety `POST /contentsafety/text:analyze`.
+    AzureContentSafety,
+    /// Any HTTP guard: a request template and the pointer of the verdict.
+    Http,
+}
+
+/// What a failed call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum OnError {
+    /// Refuse the request (fail-closed).
+    #[default]
+    Block,
+    /// Let it pass (fail-open).
+    Allow,
+}
+
+/// A service as configured.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawService {
+    name: String,
+    kind: ServiceKind,
+    cluster: String,
+    authority: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    thresholds: BTreeMap<String, u32>,
+    #[serde(default)]
+    body_template: Option<String>,
+    #[serde(default)]
+    verdict_pointer: Option<String>,
+    #[serde(default)]
+    block_value: Option<Value>,
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
+    on_error: OnError,
+}
+
+fn default_timeout() -> u64 {
+    2000
+}
+
+/// Azure severity (0, 2, 4, 6) at which a category blocks unless configured.
+pub const DEFAULT_AZURE_THRESHOLD: u32 = 4;
+
+/// A validated service.
+#[derive(Debug)]
+pub struct Service {
+    /// `service:<name>`.
+    pub rule: String,
+    /// Metric: requests it refused.
+    pub blocked_metric: String,
+    /// Metric: calls that failed.
+    pub error_metric: String,
+    /// What it speaks.
+    pub kind: ServiceKind,
+    upstream: Upstream,
+    path: String,
+    headers: Vec<(String, Vec<u8>)>,
+    model: Option<String>,
+    categories: Vec<String>,
+    thresholds: BTreeMap<String, u32>,
+    template: Option<(String, String)>,
+    pointer: String,
+    block_value: Value,
+    /// How long a call may take.
+    pub timeout: Duration,
+    /// What a failed call does.
+    pub on_error: OnError,
+}
+
+/// What a service said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The text may pass.
+    Allow,
+    /// The text is refused (the category that decided, when known).
+    Block(Option<String>),
+    /// No usable answer (why).
+    Failed(String),
+}
+
+impl Service {
+    /// Validate `raw`, the service at `path`.
+    pub fn build(raw: RawService, path: &str) -> Result<Self, ConfigError> {
+        let ok_name = !raw.name.is_empty()
+            && raw.name.len() <= 64
+            && raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok_name {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                "must be 1-64 characters of letters, digits, `-` and `_`",
+            ));
+        }
+        if raw.cluster.is_empty() || raw.authority.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{path}.cluster"),
+                "cluster and authority must not be empty",
+            ));
+        }
+        if raw.timeout_ms == 0 || raw.timeout_ms > 60_000 {
+            return Err(ConfigError::invalid(
+                format!("{path}.timeoutMs"),
+                "must be 1-60000",
+            ));
+        }
+        let default_path = match raw.kind {
+            ServiceKind::OpenaiModeration => Some("/v1/moderations"),
+            ServiceKind::AzureContentSafety => {
+                Some("/contentsafety/text:analyze?api-version=2024-09-01")
+            }
+            ServiceKind::Http => None,
+        };
+        let Some(req_path) = raw.path.clone().or(default_path.map(str::to_owned)) else {
+            return Err(ConfigError::invalid(
+                format!("{path}.path"),
+                "is required for kind `http`",
+            ));
+        };
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+        if let Some(key) = &raw.api_key {
+            match raw.kind {
+                ServiceKind::OpenaiModeration => {
+                    headers.push(("authorization".into(), format!("Bearer {key}").into_bytes()))
+                }
+                ServiceKind::AzureContentSafety => {
+                    headers.push(("ocp-apim-subscription-key".into(), key.clone().into_bytes()))
+                }
+                ServiceKind::Http => {
+                    return Err(ConfigError::invalid(
+                        format!("{path}.apiKey"),
+                        "kind `http` sends its credentials in `headers`",
+                    ))
+                }
+            }
+        }
+        for (k, v) in &raw.headers {
+            let name = k.to_ascii_lowercase();
+            if name.starts_with(':') || name == "content-type" || name.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{path}.headers.{k}"),
+                    "pseudo-headers and content-type are set by the plugin",
+                ));
+            }
+            headers.push((name, v.clone().into_bytes()));
+        }
+        let mut template = None;
+        let mut pointer = String::new();
+        if raw.kind == ServiceKind::Http {
+            let t = raw
+                .body_template
+                .as_deref()
+                .unwrap_or("{\"text\": ${text}}");
+            let Some((before, after)) = t.split_once("${text}") else {
+                return Err(ConfigError::invalid(
+                    format!("{path}.bodyTemplate"),
+                    "must contain ${text} (replaced by the text as a JSON string)",
+                ));
+            };
+            template = Some((before.to_owned(), after.to_owned()));
+            pointer = raw
+                .verdict_pointer
+                .clone()
+                .unwrap_or_else(|| "/flagged".into());
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                return Err(ConfigError::invalid(
+                    format!("{path}.verdictPointer"),
+                    "must be a JSON pointer such as /result/flagged",
+                ));
+            }
+        } else if raw.body_template.is_some() || raw.verdict_pointer.is_some() {
+            return Err(ConfigError::invalid(
+                format!("{path}.bodyTemplate"),
+                "only for kind `http`",
+            ));
+        }
+        if !raw.thresholds.is_empty() && raw.kind != ServiceKind::AzureContentSafety {
+            return Err(ConfigError::invalid(
+                format!("{path}.thresholds"),
+                "only for kind `azureContentSafety`",
+            ));
+        }
+        let label = aigw_shared::metrics::label(&format!("service_{}", raw.name));
+        Ok(Self {
+            rule: format!("service:{}", raw.name),
+            blocked_metric: crate::metric::reason(&label, crate::metric::BLOCKED),
+            error_metric: crate::metric::reason(&label, crate::metric::SERVICE_ERRORS),
+            kind: raw.kind,
+            upstream: Upstream::envoy(&raw.cluster, &raw.authority),
+            path: req_path,
+            headers,
+            model: raw.model,
+            categories: raw.categories,
+            thresholds: raw.thresholds,
+            template,
+            pointer,
+            block_value: raw.block_value.unwrap_or(Value::Bool(true)),
+            timeout: Duration::from_millis(raw.timeout_ms),
+            on_error: raw.on_error,
+        })
+    }
+
+    /// Where calls go.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// The request body asking about `text`.
+    pub fn body(&self, text: &str) -> Vec<u8> {
+        match self.kind {
+            ServiceKind::OpenaiModeration => {
+                let mut v = serde_json::Map::new();
+                v.insert("input".into(), json!(text));
+                if let Some(m) = &self.model {
+                    v.insert("model".into(), json!(m));
+                }
+                serde_json::to_vec(&v).unwrap_or_default()
+            }
+            ServiceKind::AzureContentSafety => {
+                let mut v = serde_json::Map::new();
+                v.insert("text".into(), json!(text));
+                v.insert("outputType".into(), json!("FourSeverityLevels"));
+                if !self.thresholds.is_empty() {
+                    let names: Vec<&String> = self.thresholds.keys().collect();
+                    v.insert("categories".into(), json!(names));
+                }
+                serde_json::to_vec(&v).unwrap_or_default()
+            }
+            ServiceKind::Http => {
+                let (before, after) = self
+                    .template
+                    .as_ref()
+                    .map(|(b, a)| (b.as_str(), a.as_str()))
+                    .unwrap_or(("", ""));
+                let mut out = Vec::with_capacity(before.len() + text.len() + after.len() + 2);
+                out.extend_from_slice(before.as_bytes());
+                out.extend_from_slice(&serde_json::to_vec(text).unwrap_or_default());
+                out.extend_from_slice(after.as_bytes());
+                out
+            }
+        }
+    }
+
+    /// The callout for `body`.
+    pub fn request<'a>(&'a self, body: &'a [u8]) -> CalloutRequest<'a> {
+        let mut req = CalloutRequest::post_json(&self.path, body, self.timeout);
+        req.headers
+            .extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        req
+    }
+
+    /// Read the service's answer.
+    pub fn verdict(&self, resp: &CallResponse) -> Verdict {
+        let status = match resp.status {
+            None => return Verdict::Failed("no response (timeout or connection failure)".into()),
+            Some(s) => s,
+        };
+        if !(200..300).contains(&status) {
+            return Verdict::Failed(format!("HTTP {status}"));
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(&resp.body) else {
+            return Verdict::Failed("the answer is not JSON".into());
+        };
+        match self.kind {
+            ServiceKind::OpenaiModeration => self.openai(&v),
+            ServiceKind::AzureContentSafety => self.azure(&v),
+            ServiceKind::Http => match v.pointer(&self.pointer) {
+                Some(x) if *x == self.block_value => Verdict::Block(None),
+                Some(_) => Verdict::Allow,
+                None => Verdict::Failed(format!("no `{}` in the answer", self.pointer)),
+            },
+        }
+    }
+
+    fn openai(&self, v: &Value) -> Verdict {
+        let Some(results) = v.get("results").and_then(Value::as_array) else {
+            return Verdict::Failed("no `results` in the answer".into());
+        };
+        for r in results {
+            let categories = r.get("categories").and_then(Value::as_object);
+            if self.categories.is_empty() {
+                if r.get("flagged").and_then(Value::as_bool) == Some(true) {
+                    let first = categories
+                        .and_then(|c| c.iter().find(|(_, f)| f.as_bool() == Some(true)))
+                        .map(|(k, _)| k.clone());
+                    return Verdict::Block(first);
+                }
+            } else if let Some(c) = categories {
+                for name in &self.categories {
+                    if c.get(name).and_then(Value::as_bool) == Some(true) {
+                        return Verdict::Block(Some(name.clone()));
+                    }
+                }
+            }
+        }
+        Verdict::Allow
+    }
+
+    fn azure(&self, v: &Value) -> Verdict {
+        let Some(list) = v.get("categoriesAnalysis").and_then(Value::as_array) else {
+            return Verdict::Failed("no `categoriesAnalysis` in the answer".into());
+        };
+        for c in list {
+            let (Some(name), Some(severity)) = (
+                c.get("category").and_then(Value::as_str),
+                c.get("severity").and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            let threshold = if self.thresholds.is_empty() {
+                Some(DEFAULT_AZURE_THRESHOLD)
+            } else {
+                self.thresholds.get(name).copied()
+            };
+            if threshold.is_some_and(|t| severity >= u64::from(t)) {
+                return Verdict::Block(Some(name.to_owned()));
+            }
+        }
+        let blocklist = v
+            .get("blocklistsMatch")
+            .and_then(Value::as_array)
+            .is_some_and(|m| !m.is_empty());
+        if blocklist {
+            return Verdict::Block(Some("blocklist".into()));
+        }
+        Verdict::Allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn sample(name: &str) -> Vec<u8> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/providers")
+            .join(name);
+        std::fs::read(path).unwrap()
+    }
+
+    fn service(v: Value) -> Service {
+        let raw: RawService = serde_json::from_value(v).unwrap();
+        Service::build(raw, "services[0]").unwrap()
+    }
+
+    fn ok(body: Vec<u8>) -> CallResponse {
+        CallResponse {
+            status: Some(200),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    #[test]
+    fn openai_moderation_answers_block_when_flagged_or_in_a_chosen_category() {
+        let s = service(
+            json!({"name": "omni", "kind": "openaiModeration", "cluster": "m",
+            "authority": "api.openai.com", "apiKey": "sk-x", "model": "omni-moderation-latest"}),
+        );
+        let answer = ok(sample("openai-moderations.response.json"));
+        assert_eq!(
+            s.verdict(&answer),
+            Verdict::Block(Some("harassment".into()))
+        );
+        let body: Value = serde_json::from_slice(&s.body("I want to kill them.")).unwrap();
+        let want: Value =
+            serde_json::from_slice(&sample("openai-moderations.request.json")).unwrap();
+        assert_eq!(body["input"], want["input"], "the documented request shape");
+        assert_eq!(body["model"], "omni-moderation-latest");
+        let req = s.request(b"{}");
+        assert!(req
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "authorization" && *v == b"Bearer sk-x"));
+        let only_sexual = service(
+            json!({"name": "s", "kind": "openaiModeration", "cluster": "m",
+            "authority": "a", "categories": ["sexual"]}),
+        );
+        assert_eq!(only_sexual.verdict(&answer), Verdict::Allow);
+        let omni = ok(sample("openai-moderations-omni.response.json"));
+        assert!(matches!(
+            s.verdict(&omni),
+            Verdict::Block(_) | Verdict::Allow
+        ));
+    }
+
+    #[test]
+    fn azure_severities_block_at_their_threshold() {
+        let answer = ok(sample("azure-contentsafety-text-analyze.response.json"));
+        let default = service(
+            json!({"name": "az", "kind": "azureContentSafety", "cluster": "c",
+            "authority": "x.cognitiveservices.azure.com", "apiKey": "k"}),
+        );
+        // The sample: Hate 2, others 0, and a blocklist match.
+        assert_eq!(
+            default.verdict(&answer),
+            Verdict::Block(Some("blocklist".into()))
+        );
+        let clean = ok(sample("azure-contentsafety-text-analyze.x-ms-example.json"));
+        let v: Value = serde_json::from_slice(&clean.body).unwrap();
+        let example = ok(serde_json::to_vec(&v["responses"]["200"]["body"]).unwrap());
+        assert_eq!(default.verdict(&example), Verdict::Allow);
+        let strict = service(
+            json!({"name": "az", "kind": "azureContentSafety", "cluster": "c",
+            "authority": "a", "thresholds": {"Hate": 2, "Violence": 6}}),
+        );
+        let no_blocklist: Value = {
+            let mut v: Value = serde_json::from_slice(&answer.body).unwrap();
+            v["blocklistsMatch"] = json!([]);
+            v
+        };
+        let hate2 = ok(serde_json::to_vec(&no_blocklist).unwrap());
+        assert_eq!(strict.verdict(&hate2), Verdict::Block(Some("Hate".into())));
+        assert_eq!(
+            default.verdict(&hate2),
+            Verdict::Allow,
+            "2 is under the default 4"
+        );
+        let body: Value = serde_json::from_slice(&strict.body("I hate you")).unwrap();
+        assert_eq!(body["text"], "I hate you");
+        assert_eq!(body["categories"], json!(["Hate", "Violence"]));
+        assert!(strict
+            .request(b"{}")
+            .headers
+            .iter()
+            .all(|(k, _)| *k != "ocp-apim-subscription-key"));
+        assert!(default
+            .request(b"{}")
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "ocp-apim-subscription-key" && *v == b"k"));
+    }
+
+    #[test]
+    fn a_generic_guard_fills_its_template_and_reads_its_pointer() {
+        let s = service(
+            json!({"name": "g", "kind": "http", "cluster": "g", "authority": "guard",
+            "path": "/check", "bodyTemplate": "{\"q\": ${text}, \"v\": 1}",
+            "verdictPointer": "/result/verdict", "blockValue": "deny",
+            "headers": {"X-Token": "t"}}),
+        );
+        let body: Value = serde_json::from_slice(&s.body("say \"hi\"")).unwrap();
+        assert_eq!(body, json!({"q": "say \"hi\"", "v": 1}));
+        let deny = ok(br#"{"result": {"verdict": "deny"}}"#.to_vec());
+        let allow = ok(br#"{"result": {"verdict": "allow"}}"#.to_vec());
+        assert_eq!(s.verdict(&deny), Verdict::Block(None));
+        assert_eq!(s.verdict(&allow), Verdict::Allow);
+        assert!(matches!(s.verdict(&ok(b"{}".to_vec())), Verdict::Failed(_)));
+        assert!(s.request(b"").headers.iter().any(|(k, _)| *k == "x-token"));
+    }
+
+    #[test]
+    fn failures_are_failures() {
+        let s = service(
+            json!({"name": "o", "kind": "openaiModeration", "cluster": "m", "authority": "a"}),
+        );
+        assert!(matches!(
+            s.verdict(&CallResponse::default()),
+            Verdict::Failed(_)
+        ));
+        let e = CallResponse {
+            status: Some(503),
+            ..CallResponse::default()
+        };
+        assert!(matches!(s.verdict(&e), Verdict::Failed(_)));
+        assert!(matches!(
+            s.verdict(&ok(b"<html>".to_vec())),
+            Verdict::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn bad_services_are_refused_with_their_path() {
+        let err = |v: Value| {
+            let raw: RawService = serde_json::from_value(v).unwrap();
+            Service::build(raw, "services[1]").unwrap_err().to_string()
+        };
+        assert!(
+            err(json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a"}))
+                .starts_with("services[1].path")
+        );
+        assert!(err(
+            json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a",
+            "path": "/x", "bodyTemplate": "{}"})
+        )
+        .starts_with("services[1].bodyTemplate"));
+        assert!(err(
+            json!({"name": "o", "kind": "openaiModeration", "cluster": "c",
+            "authority": "a", "timeoutMs": 0})
+        )
+        .starts_with("services[1].timeoutMs"));
+        assert!(err(
+            json!({"name": "o", "kind": "openaiModeration", "cluster": "c",
+            "authority": "a", "thresholds": {"Hate": 2}})
+        )
+        .starts_with("services[1].thresholds"));
+    }
+}
