@@ -569,9 +569,12 @@ impl HttpFilter for Filter {
             return Action::Continue;
         }
         let format = ResponseFormat::from_content_type(header(&headers, "content-type"));
+        // Usage (or the estimate of what was produced) is all that is needed: after the first
+        // token only the events that may carry usage, an error or the end are parsed.
         self.observer = Some(
             ResponseObserver::new(self.api, format)
-                .with_max_json_bytes(self.config.max_response_body_bytes),
+                .with_max_json_bytes(self.config.max_response_body_bytes)
+                .light_after_first_token(),
         );
         self.phase = Phase::Responding;
         if end_of_stream {
