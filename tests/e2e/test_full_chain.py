@@ -283,6 +283,25 @@ def test_the_anthropic_sdk_counts_tokens_at_the_provider_or_by_the_gateways_esti
     assert estimated.headers.get("x-aigw-token-count") == "estimated"
 
 
+def test_a_mapped_model_is_named_in_a_response_header_and_the_audit_record(
+        oai: openai.OpenAI, chain_gateway: gateway.Gateway) -> None:
+    raw = oai.chat.completions.with_raw_response.create(
+        model="bedrock-nova", messages=[{"role": "user", "content": PROMPT}],
+        extra_headers={"x-aigw-consumer": "team-mapped"})
+    assert raw.headers.get("x-aigw-upstream-model") == "amazon.nova-micro-v1:0"
+    assert chain_gateway.envoy is not None
+    deadline = time.monotonic() + 5
+    records: list[dict] = []
+    while not records and time.monotonic() < deadline:
+        records = [json.loads(line[line.index("{"):])
+                   for line in chain_gateway.envoy.log_tail(5_000_000).splitlines()
+                   if "ai-usage-stats: {" in line and '"team-mapped"' in line]
+        time.sleep(0.1)
+    assert records, "no audit record"
+    assert (records[0]["originalModel"], records[0]["requestModel"]) == \
+        ("bedrock-nova", "amazon.nova-micro-v1:0")
+
+
 def prometheus(gw: gateway.Gateway) -> str:
     status, text = gateway.http_get(f"{gw.admin_url}/stats/prometheus")
     assert status == 200

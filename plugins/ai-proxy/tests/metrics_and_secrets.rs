@@ -232,3 +232,30 @@ fn the_config_debug_output_names_no_key() {
         assert!(!debug.contains(key), "{debug}");
     }
 }
+
+#[test]
+fn a_mapped_model_is_named_in_the_upstream_model_response_header() {
+    let header = |out: &Outcome| {
+        out.response_headers
+            .iter()
+            .find(|(k, _)| k == "x-aigw-upstream-model")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let mapped = Exchange::post_json("/v1/chat/completions", CHAT_GPT4O)
+        .reply(reply(
+            200,
+            "application/json",
+            sample("anthropic-messages-tooluse.response.json"),
+        ))
+        .run::<Proxy>(&config());
+    assert_eq!(header(&mapped).as_deref(), Some("claude-haiku-4-5"));
+    let body = sample("openai-chat-stream-usage.request.json");
+    let unmapped = Exchange::post_json("/v1/chat/completions", std::str::from_utf8(&body).unwrap())
+        .reply(reply(
+            200,
+            "text/event-stream",
+            sample("openai-chat-stream-usage.sse"),
+        ))
+        .run::<Proxy>(&config());
+    assert_eq!(header(&unmapped), None, "the client's own model: no header");
+}

@@ -82,9 +82,46 @@ pub struct Filter {
     response_over: bool,
     /// Answer text, when captured.
     answer: String,
+    /// What later filters of the chain told about the request in response headers
+    /// ([`Annotations`]).
+    annotations: Annotations,
     /// APISIX (wasm-nginx-module): body callbacks only run for streams that ask for them.
     apisix: bool,
 }
+
+/// The suite's response headers by which filters nearer the upstream tell this one what they
+/// did: the model sent upstream after mapping (ai-proxy, `x-aigw-upstream-model`), whether a
+/// cache answered (`x-aigw-cache`: `hit`, `miss`, …) and how many upstream attempts a request
+/// took (`x-aigw-attempts`, when more than one). Read from the response headers this filter reads
+/// anyway (no extra host call); each value is cut to [`MAX_ANNOTATION`] characters.
+#[derive(Debug, Default)]
+struct Annotations {
+    upstream_model: Option<String>,
+    cache: Option<String>,
+    attempts: Option<u32>,
+}
+
+/// The longest annotation kept.
+const MAX_ANNOTATION: usize = 64;
+
+impl Annotations {
+    fn read(get: impl Fn(&str) -> Option<String>) -> Self {
+        let cut = |v: String| v.chars().take(MAX_ANNOTATION).collect::<String>();
+        Self {
+            upstream_model: get(UPSTREAM_MODEL_HEADER)
+                .map(|v| v.chars().take(MAX_MODEL_CHARS).collect()),
+            cache: get(CACHE_HEADER).map(cut),
+            attempts: get(ATTEMPTS_HEADER).and_then(|v| v.trim().parse().ok()),
+        }
+    }
+}
+
+/// The model ai-proxy sent upstream, when its mapping changed it.
+pub const UPSTREAM_MODEL_HEADER: &str = "x-aigw-upstream-model";
+/// A cache's verdict.
+pub const CACHE_HEADER: &str = "x-aigw-cache";
+/// Upstream attempts (retries and fallbacks included).
+pub const ATTEMPTS_HEADER: &str = "x-aigw-attempts";
 
 impl Filter {
     /// A filter for one request.
@@ -111,6 +148,7 @@ impl Filter {
             response_held: Reservation::default(),
             response_over: false,
             answer: String::new(),
+            annotations: Annotations::default(),
             apisix: caps == Capabilities::APISIX,
         }
     }
@@ -330,7 +368,7 @@ impl Filter {
                     &cluster
                 },
                 original_model: model,
-                request_model: model,
+                request_model: self.annotations.upstream_model.as_deref().unwrap_or(model),
                 response_model: summary.model.as_deref(),
                 stream: self.asked.stream,
                 status,
@@ -343,6 +381,8 @@ impl Filter {
                 prompt_truncated: prompt.as_ref().map(|p| p.1),
                 answer: answer.as_ref().map(|a| a.0.as_str()),
                 answer_truncated: answer.as_ref().map(|a| a.1),
+                cache: self.annotations.cache.as_deref(),
+                attempts: self.annotations.attempts,
             };
             emit(cx, audit, &record);
         }
@@ -487,6 +527,7 @@ impl HttpFilter for Filter {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         let format = ResponseFormat::from_content_type(get("content-type"));
+        self.annotations = Annotations::read(|name| text(get(name)).map(str::to_owned));
         self.observer = Some(self.new_observer(format));
         self.phase = Phase::Response;
         let end_of_stream = end_of_stream && !self.apisix;

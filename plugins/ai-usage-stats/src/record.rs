@@ -165,8 +165,8 @@ pub struct AuditRecord<'a> {
     pub cluster: &'a str,
     /// The model the client asked for.
     pub original_model: &'a str,
-    /// The model asked of the provider (the same as `originalModel` until a later filter
-    /// publishes a mapping).
+    /// The model asked of the provider: ai-proxy's mapping (its `x-aigw-upstream-model`
+    /// response header), else the same as `originalModel`.
     pub request_model: &'a str,
     /// The model the response names.
     pub response_model: Option<&'a str>,
@@ -196,6 +196,12 @@ pub struct AuditRecord<'a> {
     /// The answer was cut to the capture limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer_truncated: Option<bool>,
+    /// A cache's verdict (`x-aigw-cache` response header: `hit`, `miss`, …), when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'a str>,
+    /// Upstream attempts, retries and fallbacks included (`x-aigw-attempts`), when reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 impl AuditRecord<'_> {
@@ -337,6 +343,8 @@ mod tests {
             prompt_truncated: None,
             answer: None,
             answer_truncated: None,
+            cache: None,
+            attempts: None,
         };
         let json = r.to_json();
         assert!(!json.contains('\n'));

@@ -663,3 +663,39 @@ fn once_the_answer_capture_is_full_the_rest_of_the_stream_is_still_counted_the_s
     assert_eq!(a, b, "the same usage whether the text is captured or not");
     assert!(a["output"].as_u64().unwrap() > 1, "{a}");
 }
+
+#[test]
+fn the_chains_response_annotations_reach_the_record() {
+    let mut w = Worker::new("{}");
+    let body = chat("auto", false);
+    let answer = fixture("openai-chat-cached.response.json");
+    w.run(
+        &Call::chat(&body)
+            .json(200, &answer)
+            .response_header("x-aigw-upstream-model", "gpt-4o-mini")
+            .response_header("x-aigw-cache", "miss")
+            .response_header("x-aigw-attempts", "2"),
+    );
+    let rec = &w.audit_lines()[0];
+    assert_eq!(rec["originalModel"], "auto");
+    assert_eq!(rec["requestModel"], "gpt-4o-mini");
+    assert_eq!(rec["cache"], "miss");
+    assert_eq!(rec["attempts"], 2);
+    // Without them: the client's model, and no cache or attempts fields.
+    let mut plain = Worker::new("{}");
+    plain.run(&Call::chat(&body).json(200, &answer));
+    let rec = &plain.audit_lines()[0];
+    assert_eq!(rec["requestModel"], "auto");
+    assert!(rec.get("cache").is_none() && rec.get("attempts").is_none());
+    // A hostile value is cut, a non-number ignored.
+    let mut hostile = Worker::new("{}");
+    hostile.run(
+        &Call::chat(&body)
+            .json(200, &answer)
+            .response_header("x-aigw-cache", &"h".repeat(10_000))
+            .response_header("x-aigw-attempts", "lots"),
+    );
+    let rec = &hostile.audit_lines()[0];
+    assert_eq!(rec["cache"].as_str().unwrap().len(), 64);
+    assert!(rec.get("attempts").is_none());
+}

@@ -71,6 +71,10 @@ enum Work {
     Count,
 }
 
+/// The response header naming the model sent upstream when a mapping changed it (read by
+/// ai-usage-stats for its record's `requestModel`).
+pub const UPSTREAM_MODEL_HEADER: &str = "x-aigw-upstream-model";
+
 /// A response in progress.
 pub(crate) struct Responding {
     plan: Plan,
@@ -129,6 +133,14 @@ impl Responding {
         let ok = (200..300).contains(&status);
         if !ok {
             super::key_health::after_status(config, state, host, &plan, status);
+        }
+        // The model a mapping sent upstream, for the client and for ai-usage-stats' record.
+        if !plan.backend_model.is_empty() && plan.backend_model != plan.client_model {
+            logged(
+                host,
+                host.set_header(resp, UPSTREAM_MODEL_HEADER, plan.backend_model.as_bytes()),
+                "cannot set the upstream model header",
+            );
         }
         let translated =
             plan.translate_from.is_some() || plan.embed.is_some() || plan.count_from.is_some();

@@ -40,6 +40,8 @@ pub struct Call {
     pub cluster: Option<String>,
     /// Both directions end with trailers instead of a last body chunk.
     pub trailers: bool,
+    /// Extra response headers.
+    pub response_headers: Vec<(String, String)>,
 }
 
 impl Call {
@@ -57,7 +59,13 @@ impl Call {
             route: Some("chat".into()),
             cluster: Some("openai".into()),
             trailers: false,
+            response_headers: Vec::new(),
         }
+    }
+
+    pub fn response_header(mut self, k: &str, v: &str) -> Self {
+        self.response_headers.push((k.into(), v.into()));
+        self
     }
 
     pub fn path(mut self, p: &str) -> Self {
@@ -187,6 +195,11 @@ impl Worker {
                     call.content_type.as_bytes().to_vec(),
                 ),
             ];
+            st.response_headers.extend(
+                call.response_headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_bytes().to_vec())),
+            );
             st.gate.open(MapKind::ResponseHeaders);
         }
         let a =
