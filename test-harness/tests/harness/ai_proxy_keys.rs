@@ -83,5 +83,8 @@ fn keys_come_from_the_vm_environment_and_a_missing_variable_refuses_the_config()
 
     let bare = PluginSpec::new(&wasm).config(FROM_ENV);
     let err = Plugin::load(&env, bare).unwrap_err().to_string();
-    assert!(err.contains("apiKeysFromEnv[0]") && err.contains("OPENAI_API_KEY"), "{err}");
+    assert!(
+        err.contains("apiKeysFromEnv[0]") && err.contains("OPENAI_API_KEY"),
+        "{err}"
+    );
 }
