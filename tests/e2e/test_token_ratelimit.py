@@ -345,6 +345,8 @@ def should_rate_limit(request, context):
             elif f == 3:
                 d["hits"] = dict(fields(v)).get(1, 0)
         descriptors.append(d)
+    if any(value.startswith("slow-") for d in descriptors for _, value in d["entries"]):
+        time.sleep(1.0)  # a service that answers too late
     now = time.time()
     with lock:
         log.write(json.dumps(descriptors) + "\n")
@@ -427,14 +429,14 @@ def rls_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RateLimitS
         service.stop()
 
 
-def rls_variant(workdir: Any, port: int, extra: str = "") -> str:
-    """envoy-configs/ai-token-ratelimit.yaml with the rls backend and an HTTP/2 cluster to
-    127.0.0.1:`port`."""
+def rls_variant(workdir: Any, port: int, timeout_ms: int = 2000, extra: str = "") -> str:
+    """envoy-configs/ai-token-ratelimit.yaml with the rls backend (waiting `timeout_ms`, `extra`
+    config fields) and an HTTP/2 cluster to 127.0.0.1:`port`."""
     text = (gateway.ENVOY_CONFIGS / "ai-token-ratelimit.yaml").read_text(encoding="utf-8")
     anchor = '"defaultOutputTokens": 256'
     assert text.count(anchor) == 1
     text = text.replace(anchor, anchor + ', "backend": "rls", "rls": {"cluster": "ratelimit", '
-                        f'"domain": "aigw", "timeoutMs": 2000}}{extra}')
+                        f'"domain": "aigw", "timeoutMs": {timeout_ms}}}{extra}')
     text += f"""  - name: ratelimit
     type: STATIC
     connect_timeout: 1s
@@ -513,6 +515,29 @@ def test_with_the_rls_backend_unreachable_requests_pass_by_default(
             model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "Hello there"}])
         assert raw.parse().choices[0].message.content == "sim: Hello there"
         assert "x-ratelimit-remaining-tokens" not in raw.headers, "nothing was counted"
+        got = counters(gw)
+        assert got['aigw_ai_token_ratelimit_requests_total{outcome="backend_error"}'] >= 1
+    finally:
+        started.close()
+
+
+def test_with_the_rls_backend_a_slow_service_fails_closed_when_so_configured(
+        tmp_path_factory: pytest.TempPathFactory, rls_service: RateLimitService) -> None:
+    template = rls_variant(tmp_path_factory.mktemp("rls-slow"), rls_service.port,
+                           timeout_ms=200, extra=', "failureMode": "closed"')
+    started = start_gateway(template, tmp_path_factory)
+    gw = next(started)
+    try:
+        client = oai(gw, new_key("slow"))
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(
+                model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "Hello there"}])
+        assert refused.value.status_code == 503
+        assert refused.value.response.json()["error"]["type"] == "server_error"
+        # The service answers in time for other keys: the same gateway admits them.
+        fine = oai(gw, new_key("fast")).chat.completions.create(
+            model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "Hello there"}])
+        assert fine.choices[0].message.content == "sim: Hello there"
         got = counters(gw)
         assert got['aigw_ai_token_ratelimit_requests_total{outcome="backend_error"}'] >= 1
     finally:
