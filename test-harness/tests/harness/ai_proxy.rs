@@ -418,7 +418,7 @@ fn count_tokens_goes_to_an_anthropic_provider_and_is_estimated_for_the_others() 
         |_: &UpstreamRequest| -> UpstreamResponse { panic!("must not reach the upstream") };
     let req = Request::post_json(
         "/v1/messages/count_tokens",
-        &body.replace("claude-x", "gpt-5-nano"),
+        body.replace("claude-x", "gpt-5-nano"),
     )
     .header("x-api-key", "client");
     let out = c.run(&req, &mut never).unwrap();
