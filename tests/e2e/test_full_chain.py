@@ -302,6 +302,17 @@ def test_a_mapped_model_is_named_in_a_response_header_and_the_audit_record(
         ("bedrock-nova", "amazon.nova-micro-v1:0")
 
 
+def test_the_openai_sdk_counts_responses_input_tokens_estimated_for_a_non_openai_model(
+        oai: openai.OpenAI) -> None:
+    raw = oai.responses.input_tokens.with_raw_response.count(
+        model="claude-haiku-4-5", instructions="Be brief.",
+        input=[{"role": "user", "content": "What is the weather in Paris?"}])
+    counted = raw.parse()
+    assert counted.object == "response.input_tokens"
+    assert counted.input_tokens > 5
+    assert raw.headers.get("x-aigw-token-count") == "estimated"
+
+
 def prometheus(gw: gateway.Gateway) -> str:
     status, text = gateway.http_get(f"{gw.admin_url}/stats/prometheus")
     assert status == 200

@@ -15,6 +15,7 @@ pub mod prepare;
 pub mod provider;
 pub mod state;
 pub mod stats;
+pub mod token_count;
 pub mod translate;
 
 use std::rc::Rc;

@@ -172,6 +172,7 @@ pub const API_PATHS: &[&str] = &[
     "/embeddings",
     "/messages",
     COUNT_TOKENS,
+    INPUT_TOKENS,
     "/audio/transcriptions",
     "/audio/translations",
     "/audio/speech",
@@ -180,9 +181,7 @@ pub const API_PATHS: &[&str] = &[
     "/images/variations",
 ];
 
-/// Anthropic's token counting endpoint (after `/v1`): passed to Anthropic providers, estimated
-/// by the gateway for the others.
-pub const COUNT_TOKENS: &str = "/messages/count_tokens";
+pub use crate::token_count::{COUNT_TOKENS, INPUT_TOKENS};
 
 /// The longest `model` accepted (longer names are a 400).
 pub const MAX_MODEL_LEN: usize = 256;

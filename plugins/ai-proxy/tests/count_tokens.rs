@@ -219,3 +219,51 @@ fn a_vertex_model_is_counted_by_its_count_tokens_without_the_wrapper() {
     let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
     assert_eq!(answer["type"], "error", "{answer}");
 }
+
+#[test]
+fn openai_counts_responses_input_tokens_and_the_gateway_estimates_for_other_providers() {
+    let ask = sample("openai-responses-input-tokens.request.json");
+    let asked: Value = serde_json::from_slice(&ask).unwrap();
+    let body = serde_json::to_string(&serde_json::json!({
+        "model": "gpt-4.1-mini", "input": asked["input"], "tools": asked["tools"],
+        "tool_choice": asked["tool_choice"]}))
+    .unwrap();
+    let out = Exchange::post_json("/v1/responses/input_tokens", &body)
+        .header("authorization", "Bearer client")
+        .reply(json_reply(
+            200,
+            sample("openai-responses-input-tokens.response.json"),
+        ))
+        .run::<Proxy>(CONFIG);
+    let sent = out.upstream_headers.as_ref().expect("forwarded to OpenAI");
+    assert_eq!(header(sent, ":path"), Some("/v1/responses/input_tokens"));
+    assert_eq!(header(sent, "authorization"), Some("Bearer sk-oai-pool"));
+    assert_eq!(
+        out.response_body,
+        sample("openai-responses-input-tokens.response.json")
+    );
+
+    // The same request for a model on Anthropic: estimated here, in OpenAI's shape.
+    let claude = body.replace("gpt-4.1-mini", "claude-haiku-4-5");
+    let out = Exchange::post_json("/v1/responses/input_tokens", &claude).run::<Proxy>(CONFIG);
+    let local = out
+        .local_response
+        .as_ref()
+        .expect("answered by the gateway");
+    assert!(out.upstream_headers.is_none());
+    assert_eq!(
+        header(&local.headers, "x-aigw-token-count"),
+        Some("estimated")
+    );
+    let v: Value = serde_json::from_slice(&local.body).unwrap();
+    assert_eq!(v["object"], "response.input_tokens");
+    // The real count for this request is 51; the estimate is in its range.
+    let n = v["input_tokens"].as_u64().unwrap();
+    assert!((20..=120).contains(&n), "{n}");
+
+    let out = Exchange::post_json("/v1/responses/input_tokens", "[1]").run::<Proxy>(CONFIG);
+    let local = out.local_response.as_ref().unwrap();
+    assert_eq!(local.status, 400);
+    let v: Value = serde_json::from_slice(&local.body).unwrap();
+    assert!(v["error"]["message"].is_string(), "OpenAI's shape: {v}");
+}

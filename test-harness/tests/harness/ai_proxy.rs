@@ -430,3 +430,24 @@ fn count_tokens_goes_to_an_anthropic_provider_and_is_estimated_for_the_others() 
     let v: Value = serde_json::from_slice(&out.body).unwrap();
     assert!(v["input_tokens"].as_u64().unwrap() >= 3, "{v}");
 }
+
+#[test]
+fn responses_input_tokens_are_estimated_for_a_model_off_openai() {
+    let env = Env::new();
+    let mut c = chain(&env);
+    let mut never =
+        |_: &UpstreamRequest| -> UpstreamResponse { panic!("must not reach the upstream") };
+    let req = Request::post_json(
+        "/v1/responses/input_tokens",
+        r#"{"model":"claude-x","input":"one two three four"}"#,
+    );
+    let out = c.run(&req, &mut never).unwrap();
+    assert_eq!(out.status, 200);
+    assert_eq!(
+        out.header("x-aigw-token-count").as_deref(),
+        Some("estimated")
+    );
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(v["object"], "response.input_tokens");
+    assert!(v["input_tokens"].as_u64().unwrap() >= 4, "{v}");
+}

@@ -10,6 +10,7 @@ use super::{ejected_keys, logged, metric, Filter, Phase, TokenCall};
 use crate::config::ModelsShape;
 use crate::prepare::{
     api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret, COUNT_TOKENS,
+    INPUT_TOKENS,
 };
 use crate::stats::RequestStats;
 
@@ -133,6 +134,9 @@ impl Filter {
                 self.protocol = ClientProtocol::Anthropic;
                 method.eq_ignore_ascii_case("POST")
             }
+            Api::Other if suffix.split('?').next() == Some(INPUT_TOKENS) => {
+                method.eq_ignore_ascii_case("POST")
+            }
             Api::Other => {
                 method.eq_ignore_ascii_case("POST")
                     && (suffix.starts_with("/audio") || suffix.starts_with("/images"))
@@ -195,6 +199,11 @@ impl Filter {
         };
         if inc.suffix == COUNT_TOKENS {
             if let Some(action) = self.count_tokens_here(cx.host, body) {
+                return action;
+            }
+        }
+        if inc.suffix == INPUT_TOKENS {
+            if let Some(action) = self.input_tokens_here(cx.host, body) {
                 return action;
             }
         }
@@ -319,7 +328,39 @@ impl Filter {
             }
         };
         let tokens = view.estimate_input_tokens().tokens;
-        let answer = format!("{{\"input_tokens\":{tokens}}}");
+        Some(self.estimated_count(host, &format!("{{\"input_tokens\":{tokens}}}")))
+    }
+
+    /// `POST /v1/responses/input_tokens`: forwarded to OpenAI itself (`None`), answered here with
+    /// the suite's estimate for a model on any other provider (marked
+    /// `x-aigw-token-count: estimated`).
+    fn input_tokens_here(&mut self, host: &dyn Host, body: &[u8]) -> Option<Action> {
+        let model = match crate::translate::passthrough::peek(body) {
+            Ok((model, _)) => model.unwrap_or_default(),
+            Err(e) => {
+                let err = ClientError::invalid_request(format!("request body is not valid: {e}"));
+                return Some(self.reject(host, &err));
+            }
+        };
+        let route = self.config.route(&model)?;
+        let provider = self.config.providers.get(route.provider)?;
+        if provider.kind == "openai" {
+            return None;
+        }
+        match crate::token_count::estimate_responses_input(body) {
+            Ok(tokens) => Some(self.estimated_count(
+                host,
+                &format!("{{\"object\":\"response.input_tokens\",\"input_tokens\":{tokens}}}"),
+            )),
+            Err(e) => {
+                let err = ClientError::invalid_request(format!("request body is {e}"));
+                Some(self.reject(host, &err))
+            }
+        }
+    }
+
+    /// Answer a token count the gateway estimated.
+    fn estimated_count(&mut self, host: &dyn Host, answer: &str) -> Action {
         let sent = host.send_local_response(
             200,
             &[
@@ -331,10 +372,10 @@ impl Filter {
         if let Err(e) = sent {
             host.log(
                 LogLevel::Warn,
-                &format!("ai-proxy: cannot answer count_tokens: {e}"),
+                &format!("ai-proxy: cannot answer a token count: {e}"),
             );
         }
         self.phase = Phase::PassThrough;
-        Some(Action::Pause)
+        Action::Pause
     }
 }

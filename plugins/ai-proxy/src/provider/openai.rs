@@ -52,6 +52,8 @@ pub(crate) fn offers(name: &str, apis: Apis, call: &ApiCall<'_>) -> Result<(), C
         Api::Embeddings => apis.embeddings,
         Api::Other if s.starts_with("/audio/") => apis.audio,
         Api::Other if s.starts_with("/images/") => apis.images,
+        // Only OpenAI itself counts Responses API input tokens.
+        Api::Other if s == crate::token_count::INPUT_TOKENS => name == "openai",
         Api::Other => false,
     };
     if ok {
