@@ -25,7 +25,9 @@ pub struct Masked {
 #[derive(Debug, Default)]
 pub struct Vault {
     entries: Vec<Masked>,
-    counters: Vec<(&'static str, u32)>,
+    /// Per label: the last number given, and whether the body holds `[LABEL_` at all (looked up
+    /// once, so a body with thousands of values is not searched once per value).
+    counters: Vec<(&'static str, u32, bool)>,
     longest: usize,
 }
 
@@ -42,20 +44,22 @@ impl Vault {
             Some(i) => i,
             None => {
                 let label = kind.label();
-                let counter = match self.counters.iter().position(|(l, _)| *l == label) {
+                let counter = match self.counters.iter().position(|(l, _, _)| *l == label) {
                     Some(i) => i,
                     None => {
-                        self.counters.push((label, 0));
+                        let prefix = format!("[{label}_");
+                        let in_body = memmem::find(body, prefix.as_bytes()).is_some();
+                        self.counters.push((label, 0, in_body));
                         self.counters.len() - 1
                     }
                 };
                 let placeholder = loop {
-                    let Some((_, n)) = self.counters.get_mut(counter) else {
+                    let Some((_, n, in_body)) = self.counters.get_mut(counter) else {
                         break format!("[{label}_0]");
                     };
                     *n += 1;
                     let p = format!("[{label}_{n}]");
-                    if memmem::find(body, p.as_bytes()).is_none() {
+                    if !*in_body || memmem::find(body, p.as_bytes()).is_none() {
                         break p;
                     }
                 };
@@ -186,6 +190,21 @@ mod tests {
         let mut v = Vault::default();
         let body = br#"{"messages":[{"content":"[EMAIL_1] is a@x.io"}]}"#;
         assert_eq!(v.placeholder(Kind::Email, "a@x.io", body), "[EMAIL_2]");
+    }
+
+    #[test]
+    fn thousands_of_values_get_distinct_placeholders() {
+        let mut v = Vault::default();
+        let body = b"{\"messages\":[]}";
+        for i in 0..3000 {
+            let p = v
+                .placeholder(Kind::Email, &format!("u{i}@x.io"), body)
+                .to_owned();
+            assert_eq!(p, format!("[EMAIL_{}]", i + 1));
+        }
+        assert_eq!(v.entries().len(), 3000);
+        let (t, n) = v.restore("[EMAIL_2999] [EMAIL_3000]", false);
+        assert_eq!((t.as_ref(), n), ("u2998@x.io u2999@x.io", 2));
     }
 
     #[test]
