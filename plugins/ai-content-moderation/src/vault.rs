@@ -6,6 +6,7 @@
 //! user who writes `[EMAIL_1]` does not get a real address back in its place.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use memchr::memmem;
 
@@ -29,17 +30,18 @@ pub struct Vault {
     /// once, so a body with thousands of values is not searched once per value).
     counters: Vec<(&'static str, u32, bool)>,
     longest: usize,
+    /// Entry by placeholder, and by (label, value).
+    by_placeholder: HashMap<String, usize>,
+    by_value: HashMap<(&'static str, String), usize>,
 }
 
 impl Vault {
     /// The placeholder for `original` of `kind`, made on first use.
     pub fn placeholder(&mut self, kind: Kind, original: &str, body: &[u8]) -> &str {
-        let found = self.entries.iter().position(|e| {
-            e.original == original
-                && e.placeholder
-                    .get(1..)
-                    .is_some_and(|p| p.starts_with(kind.label()))
-        });
+        let found = self
+            .by_value
+            .get(&(kind.label(), original.to_owned()))
+            .copied();
         let index = match found {
             Some(i) => i,
             None => {
@@ -64,11 +66,14 @@ impl Vault {
                     }
                 };
                 self.longest = self.longest.max(placeholder.len());
+                let index = self.entries.len();
+                self.by_placeholder.insert(placeholder.clone(), index);
+                self.by_value.insert((label, original.to_owned()), index);
                 self.entries.push(Masked {
                     placeholder,
                     original: original.to_owned(),
                 });
-                self.entries.len() - 1
+                index
             }
         };
         self.entries
@@ -94,9 +99,12 @@ impl Vault {
 
     /// The entry whose placeholder starts `text`.
     fn at(&self, text: &str) -> Option<&Masked> {
-        self.entries
-            .iter()
-            .find(|e| text.starts_with(e.placeholder.as_str()))
+        let head = text.get(..text.len().min(self.longest)).unwrap_or(text);
+        let close = memchr::memchr(b']', head.as_bytes())?;
+        let key = text.get(..=close)?;
+        self.by_placeholder
+            .get(key)
+            .and_then(|&i| self.entries.get(i))
     }
 
     /// Whether `tail` (starting with `[`, no `]` yet) may grow into a placeholder.

@@ -242,3 +242,32 @@ fn after_a_cut_the_rest_of_the_stream_is_dropped() {
         .unwrap()
         .ends_with("data: [DONE]\n\n"));
 }
+
+#[test]
+fn placeholders_in_streamed_tool_arguments_are_restored_escaped_as_json() {
+    let config = Config::build(&json!({"pii": {"privateKey": "mask"}})).unwrap();
+    let mut vault = Vault::default();
+    vault.placeholder(Kind::PrivateKey, "-----BEGIN KEY-----\nabc", b"");
+    // The model puts the placeholder in a tool argument, split across two deltas.
+    let text = String::from_utf8(sample("anthropic-messages-stream-tooluse.sse"))
+        .unwrap()
+        .replace(
+            "\"partial_json\":\"\\\"San Fr\"",
+            "\"partial_json\":\"\\\"[PRIVATE_\"",
+        )
+        .replace("\"partial_json\":\"anci\"", "\"partial_json\":\"KEY_1]\"");
+    let bytes = text.as_bytes();
+    for (a, b) in every_split(bytes, 1) {
+        let out = run(&config, Some(&vault), ClientProtocol::Anthropic, &[a, b]);
+        let s = seen(Api::AnthropicMessages, &out);
+        let args: Value =
+            serde_json::from_str(&s.args).unwrap_or_else(|e| panic!("{e}: {}", s.args));
+        assert_eq!(
+            args["location"],
+            "-----BEGIN KEY-----\nabcsco, CA",
+            "split at {}",
+            a.len()
+        );
+        assert_eq!(s.finish, Some(FinishReason::ToolCalls));
+    }
+}
