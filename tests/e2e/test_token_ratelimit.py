@@ -274,6 +274,50 @@ def test_a_body_that_is_not_json_is_answered_400_in_openai_s_shape(
     assert body["error"]["type"] == "invalid_request_error"
 
 
+
+def admin(gw: gateway.Gateway, method: str, query: str = "", body: dict[str, Any] | None = None,
+          key: str = "e2e-admin-key") -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{gw.base_url}/aigw/quota{query}", data=data, method=method,
+                                 headers={"authorization": f"Bearer {key}",
+                                          "content-type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_a_quota_set_by_an_admin_is_spent_by_requests_and_then_refused(
+        rl_gateway: gateway.Gateway) -> None:
+    team = new_key("team")
+    client = oai(rl_gateway, team, "x-e2e-quota")
+    messages = [{"role": "user", "content": "Hello there"}]
+
+    def ask() -> openai.types.CompletionUsage:
+        # 7 + 90 = 97 tokens reserved; llm-sim uses 5.
+        reply = client.chat.completions.create(model=MODEL, max_tokens=90, messages=messages)
+        assert reply.usage is not None
+        return reply.usage
+
+    with pytest.raises(openai.RateLimitError) as empty:
+        ask()
+    assert empty.value.response.json()["error"]["code"] == "insufficient_quota"
+    assert admin(rl_gateway, "POST", body={"key": team, "set": 100}, key="wrong")[0] == 401
+    assert admin(rl_gateway, "POST", body={"key": team, "set": 100}) \
+        == (200, {"key": team, "remaining": 100})
+    used = ask().total_tokens
+    status, got = admin(rl_gateway, "GET", f"?key={team}")
+    assert (status, got["remaining"]) == (200, 100 - used)
+    with pytest.raises(openai.RateLimitError) as spent:
+        ask()
+    assert spent.value.response.json()["error"]["code"] == "insufficient_quota"
+    assert "retry-after" not in spent.value.response.headers
+    assert admin(rl_gateway, "POST", body={"key": team, "add": 1000}) \
+        == (200, {"key": team, "remaining": 1100 - used})
+    ask()
+
 # ---- the rls backend: a small RateLimitService of our own, reached over gRPC ----
 
 # The service runs in its own Python process: grpcio's threads must not live in this one, which
@@ -433,6 +477,9 @@ def rls_variant(workdir: Any, port: int, timeout_ms: int = 2000, extra: str = ""
     """envoy-configs/ai-token-ratelimit.yaml with the rls backend (waiting `timeout_ms`, `extra`
     config fields) and an HTTP/2 cluster to 127.0.0.1:`port`."""
     text = (gateway.ENVOY_CONFIGS / "ai-token-ratelimit.yaml").read_text(encoding="utf-8")
+    # Quotas need the local backend: the variant has none.
+    text, quotas = re.subn(r'\s*"quota": \{[^}]*\},', "", text)
+    assert quotas == 1
     anchor = '"defaultOutputTokens": 256'
     assert text.count(anchor) == 1
     text = text.replace(anchor, anchor + ', "backend": "rls", "rls": {"cluster": "ratelimit", '

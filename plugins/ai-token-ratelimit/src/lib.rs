@@ -20,6 +20,7 @@ pub mod headers;
 pub mod keys;
 pub mod limiter;
 pub mod measure;
+pub mod quota;
 pub mod rls;
 
 use std::cell::Cell;

@@ -146,6 +146,15 @@ pub enum Verdict {
     },
 }
 
+/// The buckets of a record: a quota without a record is empty, any other limit full.
+fn load(current: Option<&[u8]>, rule: &Rule, specs: &[Spec], now: u64) -> Vec<Bucket> {
+    if rule.quota {
+        vec![crate::quota::load(current, now)]
+    } else {
+        decode(current, specs, now)
+    }
+}
+
 /// Take every plan's amounts at `now`, all or nothing.
 pub fn reserve(
     host: &dyn Host,
@@ -156,19 +165,20 @@ pub fn reserve(
     let mut held: Vec<Held> = Vec::with_capacity(plans.len());
     let mut status = Status::default();
     for plan in plans {
-        let Some(set) = config
-            .rules
-            .get(plan.rule)
-            .and_then(|r| r.sets.get(plan.set))
-        else {
+        let Some(rule) = config.rules.get(plan.rule) else {
+            continue;
+        };
+        let Some(set) = rule.sets.get(plan.set) else {
             continue;
         };
         let result = kv::update(host, &plan.key, |current| {
-            let mut buckets = decode(current, &set.specs, now);
+            let mut buckets = load(current, rule, &set.specs, now);
             let taken = take_all(&mut buckets, &set.specs, now, &plan.amounts);
             let mut st = Status::default();
-            for ((limit, b), spec) in set.limits.iter().zip(&buckets).zip(&set.specs) {
-                st.fold(limit, b, spec);
+            if !rule.quota {
+                for ((limit, b), spec) in set.limits.iter().zip(&buckets).zip(&set.specs) {
+                    st.fold(limit, b, spec);
+                }
             }
             (
                 encode(&buckets),
@@ -216,7 +226,10 @@ pub fn settle(
 ) -> Result<(), HostError> {
     let mut first_error = None;
     for h in held {
-        let Some(set) = config.rules.get(h.rule).and_then(|r| r.sets.get(h.set)) else {
+        let Some(rule) = config.rules.get(h.rule) else {
+            continue;
+        };
+        let Some(set) = rule.sets.get(h.set) else {
             continue;
         };
         let deltas: Vec<i64> = h
@@ -229,7 +242,7 @@ pub fn settle(
             continue;
         }
         let result = kv::update(host, &h.key, |current| {
-            let mut buckets = decode(current, &set.specs, now);
+            let mut buckets = load(current, rule, &set.specs, now);
             for ((b, spec), d) in buckets.iter_mut().zip(&set.specs).zip(&deltas) {
                 b.add(spec, now, *d);
             }

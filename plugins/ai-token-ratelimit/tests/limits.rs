@@ -528,3 +528,82 @@ fn an_unreachable_service_fails_open_or_closed_as_configured() {
         .run::<TokenRateLimit>(&closed);
     assert_eq!(garbage.local_response.expect("closed").status, 503);
 }
+
+// ---- quotas: a budget per consumer that never refills, set through the admin endpoint ----
+
+fn quota_config() -> String {
+    let admin = aigw_shared::consumer::key_hash_hex("admin-key");
+    format!(r#"{{"consumer": {{"header": "x-consumer"}}, "quota": {{"adminKeys": ["{admin}"]}}}}"#)
+}
+
+fn consumer_chat(consumer: &str) -> Exchange {
+    Exchange::post_json("/v1/chat/completions", &fixture("chat.request.json"))
+        .header("x-consumer", consumer)
+        .reply(UpstreamReply::json(&fixture("openai-chat.response.json")))
+}
+
+fn admin_post(body: &str, key: &str) -> Exchange {
+    Exchange::post_json("/aigw/quota", body).header("authorization", &format!("Bearer {key}"))
+}
+
+fn admin_answer(out: &Outcome) -> Value {
+    let reply = out.local_response.as_ref().expect("answered by the plugin");
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+    assert!(out.upstream_headers.is_none(), "never forwarded");
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+#[test]
+fn a_quota_is_set_and_read_by_an_admin_and_spent_by_requests() {
+    let mut gw = Gateway::<TokenRateLimit>::new(&quota_config(), Capabilities::FULL);
+    let none = gw.run(consumer_chat("team"));
+    let reply = none.local_response.expect("no quota yet");
+    assert_eq!(reply.status, 429);
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_quota");
+    assert!(header(&reply.headers, "retry-after").is_none());
+
+    let set = gw.run(admin_post(r#"{"key": "team", "set": 300}"#, "admin-key"));
+    assert_eq!(
+        admin_answer(&set),
+        serde_json::json!({"key": "team", "remaining": 300})
+    );
+    // 209 reserved, 50 used: 250 left.
+    assert!(gw.run(consumer_chat("team")).local_response.is_none());
+    let get = Exchange::get("/aigw/quota?key=team").header("x-api-key", "admin-key");
+    assert_eq!(admin_answer(&gw.run(get))["remaining"], 250);
+    let add = gw.run(admin_post(r#"{"key": "team", "add": -100}"#, "admin-key"));
+    assert_eq!(admin_answer(&add)["remaining"], 150);
+    assert_eq!(
+        gw.run(consumer_chat("team"))
+            .local_response
+            .expect("150 < 209")
+            .status,
+        429
+    );
+    // Another consumer has its own (empty) quota; requests without a consumer are not counted.
+    assert!(gw.run(consumer_chat("other")).local_response.is_some());
+    let anonymous = gw.run(chat("a"));
+    assert!(anonymous.local_response.is_none());
+}
+
+#[test]
+fn the_admin_endpoint_needs_an_admin_key_and_a_valid_write() {
+    let mut gw = Gateway::<TokenRateLimit>::new(&quota_config(), Capabilities::FULL);
+    let status = |out: Outcome| out.local_response.expect("answered").status;
+    let write = r#"{"key": "team", "set": 5}"#;
+    assert_eq!(status(gw.run(admin_post(write, "wrong"))), 401);
+    assert_eq!(
+        status(gw.run(Exchange::post_json("/aigw/quota", write))),
+        401
+    );
+    assert_eq!(
+        status(gw.run(admin_post(r#"{"key": "team"}"#, "admin-key"))),
+        400
+    );
+    assert_eq!(status(gw.run(admin_post("[1]", "admin-key"))), 400);
+    let get = Exchange::get("/aigw/quota").header("x-api-key", "admin-key");
+    assert_eq!(status(gw.run(get)), 400, "no ?key=");
+    let get = Exchange::get("/aigw/quota?key=team").header("x-api-key", "admin-key");
+    assert_eq!(admin_answer(&gw.run(get))["remaining"], 0);
+}

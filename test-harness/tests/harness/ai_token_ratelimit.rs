@@ -399,3 +399,35 @@ fn charging_after_the_response_instead_overshoots_with_requests_in_flight() {
         Some(6 * 209)
     );
 }
+
+#[test]
+fn a_quota_set_by_an_admin_on_one_worker_is_spent_on_the_other() {
+    let env = Env::new();
+    let admin = aigw_shared::consumer::key_hash_hex("admin-key");
+    let config = format!(r#"{{"quota": {{"key": "header:x-team", "adminKeys": ["{admin}"]}}}}"#);
+    let mut p = Plugin::load_workers(&env, spec(&config), 2).unwrap();
+    assert!(begin(&mut p, 1, "a").is_none(), "no quota yet");
+    let vm = p.worker(0);
+    let id = vm.create_stream().unwrap();
+    let h = headers(&[
+        (":method", "POST"),
+        (":path", "/aigw/quota"),
+        (":authority", "gw"),
+        ("authorization", "Bearer admin-key"),
+    ]);
+    vm.request_headers(id, h, false).unwrap();
+    let step = vm
+        .request_body(id, br#"{"key": "a", "set": 300}"#, true)
+        .unwrap();
+    let reply = step.local_reply.expect("answered by the plugin");
+    assert_eq!(reply.status, 200);
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["remaining"], 300);
+    vm.finish_stream(id).unwrap();
+    // 300 hold one reservation of 209, on either worker.
+    let admitted = begin(&mut p, 1, "a").expect("the quota is seen by worker 1");
+    assert!(begin(&mut p, 0, "a").is_none(), "91 left");
+    complete(&mut p, 1, admitted, 9, 41);
+    // 50 used: 250 left, one more fits.
+    assert!(begin(&mut p, 0, "a").is_some());
+}

@@ -53,6 +53,8 @@ struct RawConfig {
     backend: Backend,
     #[serde(default)]
     rls: Option<RawRls>,
+    #[serde(default)]
+    quota: Option<crate::quota::RawQuota>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +256,8 @@ pub struct Rule {
     /// Reserve nothing: admit while the bucket is not in debt and charge the real usage after
     /// the response (what the peers do; for comparison, it overshoots under concurrency).
     pub charge_after_response: bool,
+    /// The quota rule (`quota`): its bucket starts empty and never refills.
+    pub quota: bool,
 }
 
 impl Rule {
@@ -300,6 +304,8 @@ pub struct Config {
     pub backend: Backend,
     /// The `rls` backend's settings (set exactly when `backend` is `rls`).
     pub rls: Option<Rls>,
+    /// The quota's admin endpoint (the quota itself is the last rule).
+    pub quota_admin: Option<crate::quota::Admin>,
     /// Some limit counts tokens or cost, or some key is the model: the body must be read.
     pub needs_body: bool,
 }
@@ -374,6 +380,7 @@ impl Config {
                 prefix: format!("aigw-trl:{name}:"),
                 refused_metric: format!("aigw.ai_token_ratelimit.rule.{name}.refused_total"),
                 charge_after_response: rule.charge_after_response,
+                quota: false,
                 name,
                 keys,
                 key_names: rule.keys.clone(),
@@ -445,6 +452,24 @@ impl Config {
             }
             (Backend::Local, None) => None,
         };
+        let quota_admin = match &raw.quota {
+            Some(q) => {
+                if raw.backend != Backend::Local {
+                    return Err(ConfigError::invalid("quota", "needs the local backend"));
+                }
+                if rules.iter().any(|r| r.name == crate::quota::RULE_NAME) {
+                    return Err(ConfigError::invalid(
+                        "quota",
+                        "a rule is named `quota`: rename it to use quotas",
+                    ));
+                }
+                let (rule, admin) =
+                    crate::quota::compile(q, &mut sources).map_err(|e| e.prefixed(""))?;
+                rules.push(rule);
+                Some(admin)
+            }
+            None => None,
+        };
         let needs_body = sources.contains(&Source::Model)
             || rules.iter().any(|r| {
                 r.sets
@@ -466,6 +491,7 @@ impl Config {
             response_headers: raw.response_headers,
             backend: raw.backend,
             rls,
+            quota_admin,
             needs_body,
         })
     }

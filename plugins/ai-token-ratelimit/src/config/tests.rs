@@ -126,6 +126,29 @@ fn bad_configs_are_refused_with_the_field_path() {
             "rls.port",
         ),
         (r#"{"maxRequestBodyBytes": 0}"#, "maxRequestBodyBytes"),
+        (r#"{"quota": {"adminKeys": []}}"#, "quota.adminKeys"),
+        (r#"{"quota": {"adminKeys": ["abc"]}}"#, "quota.adminKeys[0]"),
+        (
+            r#"{"quota": {"key": "nope", "adminKeys": []}}"#,
+            "quota.key",
+        ),
+        (
+            r#"{"quota": {"adminPath": "quota", "adminKeys": []}}"#,
+            "quota.adminPath",
+        ),
+        (r#"{"quota": {"adminKeys": [], "extra": 1}}"#, "quota.extra"),
+        (
+            r#"{"quota": {"measure": "requests", "adminKeys": []}}"#,
+            "quota.measure",
+        ),
+        (
+            r#"{"backend": "rls", "rls": {"cluster": "x"}, "quota": {"adminKeys": []}}"#,
+            "quota",
+        ),
+        (
+            r#"{"rules": [{"name": "quota", "limits": [{"tokens": 1, "per": "minute"}]}], "quota": {"adminKeys": []}}"#,
+            "quota",
+        ),
         (
             r#"{"consumer": {"keys": {"abc": "x"}}}"#,
             "consumer.keys.abc",
@@ -135,4 +158,19 @@ fn bad_configs_are_refused_with_the_field_path() {
         let err = parse(json).unwrap_err();
         assert_eq!(err.path(), path, "{json}: {err}");
     }
+}
+
+#[test]
+fn a_quota_is_a_last_rule_that_starts_empty_and_never_refills() {
+    let key = "a".repeat(64);
+    let c = parse(&format!(
+        r#"{{"quota": {{"key": "header:x-team", "measure": "cost", "adminPath": "/admin/q", "adminKeys": ["{key}"]}}}}"#
+    ))
+    .unwrap();
+    let q = c.rules.last().unwrap();
+    assert!(q.quota && q.name == "quota" && q.prefix == "aigw-trq:");
+    assert_eq!(q.sets[0].limits[0].measure, Measure::Cost);
+    assert_eq!(c.sources, vec![Source::Header("x-team".into())]);
+    assert_eq!(c.quota_admin.as_ref().unwrap().path, "/admin/q");
+    assert!(c.needs_body);
 }

@@ -23,6 +23,7 @@ use crate::limiter::{counter_key, reserve, settle, Held, Plan, Status, Verdict};
 use crate::measure::{amount, Measure, Tokens, Weights};
 use crate::{Metric, State, TokenRateLimit};
 
+mod admin;
 mod rls;
 
 /// Where the request is.
@@ -34,6 +35,8 @@ enum Phase {
     Reading,
     /// Waiting for the rate-limit service's answer (`rls` backend).
     Asking,
+    /// Reading a quota admin write.
+    AdminPost,
     /// The reservation is held; no response yet.
     Admitted,
     /// The response is passing.
@@ -214,6 +217,10 @@ impl Filter {
         };
         let asked = self.reserved.input.saturating_add(self.reserved.output);
         let message = match short {
+            _ if rule.quota => format!(
+                "quota used up: this request reserves about {asked} tokens, more than is left \
+                 (ask an administrator for more)"
+            ),
             Short::Wait(ns) => format!(
                 "rate limit `{}` reached: this request reserves about {asked} tokens; try \
                  again in {}",
@@ -242,12 +249,17 @@ impl Filter {
         }
         self.state.count(cx.host, Metric::Refused, 1);
         self.state.count_rule(cx.host, &rule.refused_metric);
-        let error =
-            ClientError::new(ErrorKind::RateLimited, message).with_code("rate_limit_exceeded");
+        let code = if rule.quota {
+            "insufficient_quota"
+        } else {
+            "rate_limit_exceeded"
+        };
+        let error = ClientError::new(ErrorKind::RateLimited, message).with_code(code);
         let rendered = error.render(self.protocol());
         let mut owned = pairs(status);
-        if let Short::Wait(ns) = short {
-            owned.push(("retry-after", retry_after(ns)));
+        match short {
+            Short::Wait(ns) if !rule.quota => owned.push(("retry-after", retry_after(ns))),
+            _ => {}
         }
         let mut list: Vec<(&str, &[u8])> = vec![("content-type", rendered.content_type.as_bytes())];
         list.extend(owned.iter().map(|(k, v)| (*k, v.as_bytes())));
@@ -398,6 +410,11 @@ impl HttpFilter for Filter {
             return Action::Continue;
         };
         let path = text(header(&headers, ":path")).unwrap_or("");
+        if let Some(admin) = &self.config.quota_admin {
+            if path.split(['?', '#']).next() == Some(admin.path.as_str()) {
+                return self.admin_headers(cx, &headers, path, end_of_stream);
+            }
+        }
         let api = Api::from_path(text(header(&headers, ":method")).unwrap_or(""), path);
         if !(api.is_generation() || api == Api::Embeddings) {
             return Action::Continue;
@@ -433,6 +450,9 @@ impl HttpFilter for Filter {
     }
 
     fn on_request_whole(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
+        if self.phase == Phase::AdminPost {
+            return self.admin_body(cx, body);
+        }
         if self.phase != Phase::Reading {
             return Action::Continue;
         }
@@ -451,7 +471,7 @@ impl HttpFilter for Filter {
 
     fn on_error_reply(&mut self, _cx: &mut Ctx<'_, ()>, _error: &ClientError) {
         // The driver answered (oversized body): nothing was reserved yet.
-        if self.phase == Phase::Reading {
+        if matches!(self.phase, Phase::Reading | Phase::AdminPost) {
             self.phase = Phase::Done;
         }
     }
