@@ -313,6 +313,41 @@ def test_the_openai_sdk_counts_responses_input_tokens_estimated_for_a_non_openai
     assert raw.headers.get("x-aigw-token-count") == "estimated"
 
 
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gemini-2.0-flash", "bedrock-nova"])
+def test_the_openai_sdk_speaks_the_responses_api_to_a_translated_backend(
+        oai: openai.OpenAI, model: str) -> None:
+    resp = oai.responses.create(model=model, instructions="Be brief.",
+                                input="Name three colours of the rainbow please")
+    assert resp.object == "response" and resp.status == "completed"
+    assert resp.output_text.startswith("sim:"), resp.output_text
+    assert resp.usage is not None and resp.usage.input_tokens > 0
+
+
+def test_a_responses_api_function_call_round_trip_through_anthropic(oai: openai.OpenAI) -> None:
+    tools = [{"type": "function", "name": "get_weather", "description": "Weather by city",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                             "required": ["city"]}}]
+    first = oai.responses.create(model="claude-haiku-4-5", tools=tools, tool_choice="required",
+                                 input="What is the weather in Paris?")
+    calls = [o for o in first.output if o.type == "function_call"]
+    assert calls and calls[0].name == "get_weather", first.output
+    second = oai.responses.create(
+        model="claude-haiku-4-5", tools=tools,
+        input=[{"role": "user", "content": "What is the weather in Paris?"},
+               {"type": "function_call", "call_id": calls[0].call_id, "name": calls[0].name,
+                "arguments": calls[0].arguments},
+               {"type": "function_call_output", "call_id": calls[0].call_id,
+                "output": "Sunny, 21 degrees"}])
+    assert second.output_text, second.output
+
+
+def test_a_streamed_responses_request_to_a_translated_backend_is_a_clear_400(
+        oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.responses.create(model="claude-haiku-4-5", input="Hi", stream=True)
+    assert "stream" in str(err.value)
+
+
 def prometheus(gw: gateway.Gateway) -> str:
     status, text = gateway.http_get(f"{gw.admin_url}/stats/prometheus")
     assert status == 200

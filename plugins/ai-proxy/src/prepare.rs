@@ -12,6 +12,8 @@ use crate::state::State;
 use crate::translate::backend::bedrock::embed as bedrock_embed;
 use crate::translate::backend::gemini::embed as gemini_embed;
 use crate::translate::client::anthropic as anthropic_client;
+use crate::translate::client::responses as responses_client;
+pub use crate::translate::client::responses::RESPONSES;
 use crate::translate::{self, passthrough, BuildContext, Schema, TranslateError};
 
 /// How the response must be handled.
@@ -41,6 +43,8 @@ pub struct Plan {
     /// A token count translated for a Gemini-schema backend (`countTokens`): its answer
     /// (`totalTokens`) goes back as Anthropic's `{"input_tokens": N}`.
     pub count_from: Option<Schema>,
+    /// A Responses API request sent through the hub: its answer goes back as a Responses object.
+    pub responses: bool,
     /// The client's own key when it was passed through to the provider (redacted from error
     /// bodies like the configured keys).
     pub client_secret: Option<Secret>,
@@ -173,6 +177,7 @@ pub const API_PATHS: &[&str] = &[
     "/messages",
     COUNT_TOKENS,
     INPUT_TOKENS,
+    RESPONSES,
     "/audio/transcriptions",
     "/audio/translations",
     "/audio/speech",
@@ -388,10 +393,30 @@ pub fn prepare(
         Api::AnthropicMessages => schema == Schema::Anthropic,
         _ => schema == Schema::OpenAi,
     };
-    let translated = !same && matches!(inc.api, Api::ChatCompletions | Api::AnthropicMessages);
+    // A Responses API request goes to OpenAI as it is, and through the hub (as a chat
+    // request) to every other backend.
+    let responses = inc.api == Api::Other && inc.suffix == RESPONSES && provider.kind != "openai";
+    if responses && stream {
+        return Err(ClientError::invalid_request(format!(
+            "streamed Responses API answers are not translated yet for provider type {}: \
+             send `stream: false`, or use an OpenAI provider",
+            provider.kind
+        ))
+        .with_param("stream"));
+    }
+    let translated =
+        responses || (!same && matches!(inc.api, Api::ChatCompletions | Api::AnthropicMessages));
     let call_desc = ApiCall {
-        api: inc.api,
-        suffix: &inc.suffix,
+        api: if responses {
+            Api::ChatCompletions
+        } else {
+            inc.api
+        },
+        suffix: if responses {
+            "/chat/completions"
+        } else {
+            &inc.suffix
+        },
         model: &route.model,
         stream,
     };
@@ -432,6 +457,14 @@ pub fn prepare(
         let hub: ChatRequest = match inc.api {
             Api::AnthropicMessages => {
                 anthropic_client::to_hub(body, &mut ctx).map_err(|e| translate_err(&e))?
+            }
+            _ if responses => {
+                let chat = responses_client::to_chat(body).map_err(|e| translate_err(&e))?;
+                serde_json::from_value(chat).map_err(|e| {
+                    ClientError::invalid_request(format!(
+                        "request body does not fit the Responses API: {e}"
+                    ))
+                })?
             }
             _ => serde_json::from_slice(body).map_err(|e| {
                 ClientError::invalid_request(format!(
@@ -497,6 +530,7 @@ pub fn prepare(
             dropped: ctx.dropped,
             embed,
             count_from,
+            responses,
             client_secret,
         },
     })

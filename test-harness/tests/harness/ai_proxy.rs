@@ -451,3 +451,20 @@ fn responses_input_tokens_are_estimated_for_a_model_off_openai() {
     assert_eq!(v["object"], "response.input_tokens");
     assert!(v["input_tokens"].as_u64().unwrap() >= 4, "{v}");
 }
+
+#[test]
+fn a_responses_api_request_is_translated_for_anthropic_and_answered_as_a_response() {
+    let req = Request::post_json(
+        "/v1/responses",
+        r#"{"model":"claude-x","instructions":"Be brief.","input":"Hi"}"#,
+    );
+    let answer = UpstreamResponse::json(200, sample("anthropic-messages-tooluse.response.json"));
+    let (out, up) = run(&req, answer);
+    assert_eq!(up.header(":path").as_deref(), Some("/v1/messages"));
+    let sent: Value = serde_json::from_slice(&up.body).unwrap();
+    assert_eq!(sent["system"][0]["text"], "Be brief.");
+    assert_eq!(out.status, 200);
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(v["object"], "response");
+    assert!(v["output"].as_array().is_some_and(|o| !o.is_empty()), "{v}");
+}

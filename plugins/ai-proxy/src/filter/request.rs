@@ -10,7 +10,7 @@ use super::{ejected_keys, logged, metric, Filter, Phase, TokenCall};
 use crate::config::ModelsShape;
 use crate::prepare::{
     api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret, COUNT_TOKENS,
-    INPUT_TOKENS,
+    INPUT_TOKENS, RESPONSES,
 };
 use crate::stats::RequestStats;
 
@@ -134,7 +134,7 @@ impl Filter {
                 self.protocol = ClientProtocol::Anthropic;
                 method.eq_ignore_ascii_case("POST")
             }
-            Api::Other if suffix.split('?').next() == Some(INPUT_TOKENS) => {
+            Api::Other if matches!(suffix.split('?').next(), Some(INPUT_TOKENS | RESPONSES)) => {
                 method.eq_ignore_ascii_case("POST")
             }
             Api::Other => {

@@ -88,6 +88,9 @@ fn text_header(host: &dyn Host, name: &str) -> Option<String> {
 }
 
 fn encoder_for(plan: &Plan) -> Box<dyn ClientEncoder> {
+    if plan.responses {
+        return Box::new(crate::translate::client::responses::ResponsesEncoder::new());
+    }
     match plan.protocol {
         ClientProtocol::OpenAi => Box::new(OpenAiEncoder::new(plan.stream, plan.include_usage)),
         ClientProtocol::Anthropic => {
