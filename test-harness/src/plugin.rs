@@ -212,7 +212,7 @@ impl PluginSpec {
         self
     }
 
-    /// Sets the Higress `route_name` property.
+    /// Sets the route's name: Higress's `route_name` property and Envoy's `xds.route_name`.
     pub fn route_name(mut self, name: &str) -> Self {
         self.route_name = name.to_string();
         self

@@ -66,8 +66,15 @@ fn envoy(st: &VmState, path: &[String]) -> Option<Vec<u8>> {
         ["destination", "port"] => stream.and(int(10000)),
         ["connection", "id"] | ["connection_id"] => stream.and(Some(1u64.to_le_bytes().to_vec())),
         ["connection", "mtls"] => stream.and(Some(vec![0])),
-        ["xds", "route_name"] | ["route_name"] => st.properties.get("route_name").cloned(),
-        ["xds", "cluster_name"] | ["cluster_name"] => st.properties.get("cluster_name").cloned(),
+        ["xds", "route_name"] => st.properties.get("route_name").cloned(),
+        ["xds", "cluster_name"] => st.properties.get("cluster_name").cloned(),
+        // Higress's own names; Envoy 1.40 has only the `xds.` ones.
+        ["route_name"] if st.profile == Profile::Higress => {
+            st.properties.get("route_name").cloned()
+        }
+        ["cluster_name"] if st.profile == Profile::Higress => {
+            st.properties.get("cluster_name").cloned()
+        }
         _ => None,
     }
 }

@@ -447,13 +447,20 @@ fn initial_state(env: &Env, spec: &PluginSpec, worker: usize) -> VmState {
         .iter()
         .map(|(k, v)| (k.join("\0"), v.clone()))
         .collect();
-    if spec.profile == Profile::Higress {
-        properties
-            .entry("route_name".into())
-            .or_insert_with(|| spec.route_name.clone().into_bytes());
-        properties
-            .entry("cluster_name".into())
-            .or_insert_with(|| spec.cluster_name.clone().into_bytes());
+    // Higress always names them; on Envoy they are `xds.route_name` / `xds.cluster_name`, set
+    // when the test names them.
+    let named = |v: &str| spec.profile == Profile::Higress || !v.is_empty();
+    if spec.profile != Profile::Apisix {
+        if named(&spec.route_name) {
+            properties
+                .entry("route_name".into())
+                .or_insert_with(|| spec.route_name.clone().into_bytes());
+        }
+        if named(&spec.cluster_name) {
+            properties
+                .entry("cluster_name".into())
+                .or_insert_with(|| spec.cluster_name.clone().into_bytes());
+        }
     }
     VmState {
         env: env.clone(),

@@ -429,9 +429,18 @@ pub(crate) fn route_info(host: &dyn Host) -> RouteInfo {
         .ok()
         .flatten()
         .and_then(|v| String::from_utf8(v).ok());
+    // Higress names them `route_name` and `cluster_name` (its own properties, what its
+    // controller's `_match_route_` / `_match_service_` refer to); Envoy has `xds.route_name` and
+    // `xds.cluster_name` only. The Higress build is the one that can override the upstream host.
+    let higress = host.capabilities().override_host;
+    let (route, cluster): (&[&str], &[&str]) = if higress {
+        (&["route_name"], &["cluster_name"])
+    } else {
+        (&["xds", "route_name"], &["xds", "cluster_name"])
+    };
     RouteInfo {
-        route_name: host.property_str(&["route_name"]),
+        route_name: host.property_str(route),
         host: authority,
-        service: host.property_str(&["cluster_name"]),
+        service: host.property_str(cluster),
     }
 }

@@ -267,8 +267,9 @@ fn per_request_metrics_carry_provider_and_backend_model() {
         reply.clone()
     })
     .unwrap();
+    // The harness names the route `test-route` (Envoy's `xds.route_name`).
     let series =
-        "aigw.gen_ai.provider.claude.model.claude-haiku-4-5.route.unknown.consumer.unknown";
+        "aigw.gen_ai.provider.claude.model.claude-haiku-4-5.route.test-route.consumer.unknown";
     assert_eq!(
         env.metric(&format!("{series}.upstream_requests_total")),
         Some(MetricValue::Counter(1))
