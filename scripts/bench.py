@@ -15,7 +15,8 @@ One run starts a static upstream (nginx + Lua, scripts/bench_upstream.py) and on
   ai-usage-stats   | envoy-configs/ai-usage-stats.yaml
   moderation       | envoy-configs/ai-content-moderation.yaml (rules, PII masking, output rules)
   ai-token-ratelimit | envoy-configs/ai-token-ratelimit.yaml (a reservation per request in one shared bucket)
-  chain            | envoy-configs/full-chain.yaml (`make run`: ai-usage-stats + decorator + ai-proxy), gpt-4o-mini
+  chain            | envoy-configs/full-chain.yaml (`make run`: ai-usage-stats + ai-token-ratelimit +
+                   | ai-content-moderation + decorator + ai-proxy), gpt-4o-mini
 
 Each is driven by wrk (1 thread, fixed connections, fixed duration after a warm-up) with
 bench/wrk/chat.lua posting a ~1 KB OpenAI chat request, non-streaming ("chat") and streaming
@@ -137,7 +138,7 @@ TARGETS = [
     Target("moderation", "ai-content-moderation",
            template=gateway.ENVOY_CONFIGS / "ai-content-moderation.yaml"),
     Target("ratelimit", "ai-token-ratelimit", template=gateway.ENVOY_CONFIGS / "ai-token-ratelimit.yaml"),
-    Target("chain", "`make run` chain (ai-usage-stats + decorator + ai-proxy), OpenAI",
+    Target("chain", "`make run` chain (usage-stats + ratelimit + moderation + decorator + ai-proxy), OpenAI",
            template=gateway.ENVOY_CONFIGS / "full-chain.yaml"),
 ]
 
