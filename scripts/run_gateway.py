@@ -76,12 +76,18 @@ OpenAI Python SDK (.venv/bin/python):
           model=model, messages=[{{"role": "user", "content": "Hello!"}}])
       print(model, "->", reply.choices[0].message.content)
 
+OpenAI Responses API (native for OpenAI, translated for the other providers; not streamed yet there):
+  reply = client.responses.create(model="claude-haiku-4-5", instructions="Be brief.", input="Hello!")
+  print(reply.output_text)
+
 Anthropic Python SDK (.venv/bin/python):
   import anthropic
   client = anthropic.Anthropic(base_url="{url}", api_key="any-key")
   with client.messages.stream(model="gpt-4o-mini", max_tokens=200,
                               messages=[{{"role": "user", "content": "Hello!"}}]) as stream:
       print("".join(stream.text_stream))
+  print(client.messages.count_tokens(model="claude-haiku-4-5",
+                                     messages=[{{"role": "user", "content": "Hello!"}}]).input_tokens)
 
 llm-sim answers "sim: " plus the last user message, which is the decorator's appended one;
 what llm-sim received (path, provider credential, decorated body): curl -s {gw.sim_url}/_sim/requests
