@@ -27,9 +27,10 @@ EXAMPLES := $(foreach f,$(wildcard examples/*/Cargo.toml),\
 	$(shell sed -n 's/^name *= *"\(.*\)"/\1/p' $(f) | head -n 1))
 EXAMPLE_PKGS := $(addprefix -p ,$(EXAMPLES))
 WASM_FILES := $(addsuffix .wasm,$(subst -,_,$(PLUGINS) $(EXAMPLES)) aigw_test_guest)
-# Debian packages the tests use (prometheus: promtool for deploy/ rules); plugins that need
+# Debian packages the tests use (prometheus: promtool for deploy/ rules; ca-certificates: the CA
+# bundle envoy-configs/real-providers.yaml names, which `envoy --mode validate` reads); plugins that need
 # more (redis-server, ...) add them here.
-APT_PACKAGES := curl python3-venv prometheus
+APT_PACKAGES := curl ca-certificates python3-venv prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native test runner; `cargo nextest run` would do too but is not faster for this suite.
 CARGO_TEST ?= $(CARGO) test
