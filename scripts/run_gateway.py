@@ -76,7 +76,7 @@ OpenAI Python SDK (.venv/bin/python):
           model=model, messages=[{{"role": "user", "content": "Hello!"}}])
       print(model, "->", reply.choices[0].message.content)
 
-OpenAI Responses API (native for OpenAI, translated for the other providers; not streamed yet there):
+OpenAI Responses API (native for OpenAI, translated for the other providers, streamed or not):
   reply = client.responses.create(model="claude-haiku-4-5", instructions="Be brief.", input="Hello!")
   print(reply.output_text)
 

@@ -341,11 +341,22 @@ def test_a_responses_api_function_call_round_trip_through_anthropic(oai: openai.
     assert second.output_text, second.output
 
 
-def test_a_streamed_responses_request_to_a_translated_backend_is_a_clear_400(
-        oai: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as err:
-        oai.responses.create(model="claude-haiku-4-5", input="Hi", stream=True)
-    assert "stream" in str(err.value)
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gemini-2.0-flash"])
+def test_the_openai_sdk_streams_the_responses_api_from_a_translated_backend(
+        oai: openai.OpenAI, model: str) -> None:
+    kinds, deltas, final = [], [], None
+    for event in oai.responses.create(model=model, input="Name three colours please",
+                                      stream=True):
+        kinds.append(event.type)
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        if event.type == "response.completed":
+            final = event.response
+    assert kinds[:2] == ["response.created", "response.in_progress"], kinds
+    assert kinds[-1] == "response.completed", kinds
+    assert final is not None and final.output_text == "".join(deltas)
+    assert final.output_text.startswith("sim:"), final.output_text
+    assert final.usage is not None and final.usage.output_tokens > 0
 
 
 def prometheus(gw: gateway.Gateway) -> str:

@@ -396,14 +396,6 @@ pub fn prepare(
     // A Responses API request goes to OpenAI as it is, and through the hub (as a chat
     // request) to every other backend.
     let responses = inc.api == Api::Other && inc.suffix == RESPONSES && provider.kind != "openai";
-    if responses && stream {
-        return Err(ClientError::invalid_request(format!(
-            "streamed Responses API answers are not translated yet for provider type {}: \
-             send `stream: false`, or use an OpenAI provider",
-            provider.kind
-        ))
-        .with_param("stream"));
-    }
     let translated =
         responses || (!same && matches!(inc.api, Api::ChatCompletions | Api::AnthropicMessages));
     let call_desc = ApiCall {

@@ -142,7 +142,6 @@ fn an_openai_model_gets_the_responses_api_as_it_is() {
 #[test]
 fn what_the_backend_cannot_do_is_a_400_naming_the_field() {
     for (body, param) in [
-        (r#"{"model":"gpt-4o","input":"Hi","stream":true}"#, "stream"),
         (
             r#"{"model":"gpt-4o","input":"Hi","tools":[{"type":"web_search"}]}"#,
             "tools[0]",
@@ -158,4 +157,130 @@ fn what_the_backend_cannot_do_is_a_400_naming_the_field() {
         let v: Value = serde_json::from_slice(&local.body).unwrap();
         assert_eq!(v["error"]["param"], param, "{body}: {v}");
     }
+}
+
+/// The SSE events of a body, as (event name, data).
+fn events(body: &[u8]) -> Vec<(String, Value)> {
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let name = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap();
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            (name.to_owned(), serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_responses_request_gets_the_typed_event_sequence_from_an_anthropic_stream() {
+    for (sse, split) in [
+        ("anthropic-messages-stream.sse", usize::MAX),
+        ("anthropic-messages-stream.sse", 7),
+        ("anthropic-messages-stream-tooluse.sse", 13),
+    ] {
+        let body = sample(sse);
+        let chunks: Vec<Vec<u8>> = body
+            .chunks(split.min(body.len()))
+            .map(<[u8]>::to_vec)
+            .collect();
+        let out = Exchange::post_json(
+            "/v1/responses",
+            r#"{"model":"gpt-4o","input":"Hi","stream":true}"#,
+        )
+        .reply(UpstreamReply {
+            status: 200,
+            headers: vec![("content-type".into(), b"text/event-stream".to_vec())],
+            chunks,
+        })
+        .run::<Proxy>(CONFIG);
+        assert!(
+            out.local_response.is_none(),
+            "{sse}: {:?}",
+            out.local_response
+                .as_ref()
+                .map(|l| String::from_utf8_lossy(&l.body).into_owned())
+        );
+        let sent: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+        assert_eq!(sent["stream"], true, "{sse}");
+        let evs = events(&out.response_body);
+        let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            &names[..2],
+            ["response.created", "response.in_progress"],
+            "{sse}"
+        );
+        assert_eq!(
+            names.last(),
+            Some(&"response.completed"),
+            "{sse}: {names:?}"
+        );
+        for (i, (name, data)) in evs.iter().enumerate() {
+            assert_eq!(data["type"], name.as_str());
+            assert_eq!(data["sequence_number"], i as u64, "{sse}");
+        }
+        let done = &evs.last().unwrap().1["response"];
+        assert_eq!(done["status"], "completed");
+        assert!(
+            done["usage"]["output_tokens"].as_u64().unwrap() > 0,
+            "{sse}: {done}"
+        );
+        let deltas: String = evs
+            .iter()
+            .filter(|(n, _)| n == "response.output_text.delta")
+            .map(|(_, d)| d["delta"].as_str().unwrap())
+            .collect();
+        let text = done["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["type"] == "message")
+            .map(|o| o["content"][0]["text"].as_str().unwrap())
+            .collect::<String>();
+        assert_eq!(deltas, text, "{sse}: the deltas add up to the final text");
+        if sse.contains("tooluse") {
+            let args: String = evs
+                .iter()
+                .filter(|(n, _)| n == "response.function_call_arguments.delta")
+                .map(|(_, d)| d["delta"].as_str().unwrap())
+                .collect();
+            let call = done["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["type"] == "function_call")
+                .expect("a function call item");
+            assert_eq!(call["arguments"].as_str().unwrap(), args);
+            assert!(serde_json::from_str::<Value>(&args).is_ok(), "{args}");
+        } else {
+            assert!(!text.is_empty(), "{sse}");
+        }
+    }
+}
+
+#[test]
+fn an_upstream_error_in_the_stream_ends_it_with_response_failed() {
+    let stream = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    let out = Exchange::post_json(
+        "/v1/responses",
+        r#"{"model":"gpt-4o","input":"Hi","stream":true}"#,
+    )
+    .reply(UpstreamReply {
+        status: 200,
+        headers: vec![("content-type".into(), b"text/event-stream".to_vec())],
+        chunks: vec![stream.to_vec()],
+    })
+    .run::<Proxy>(CONFIG);
+    let evs = events(&out.response_body);
+    let (last, data) = evs.last().unwrap();
+    assert_eq!(last, "response.failed", "{evs:?}");
+    assert_eq!(data["response"]["status"], "failed");
+    assert!(data["response"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Overloaded"));
+    assert_eq!(
+        evs.iter().filter(|(n, _)| n == "response.failed").count(),
+        1
+    );
 }

@@ -469,3 +469,18 @@ fn a_responses_api_request_is_translated_for_anthropic_and_answered_as_a_respons
     assert_eq!(v["object"], "response");
     assert!(v["output"].as_array().is_some_and(|o| !o.is_empty()), "{v}");
 }
+
+#[test]
+fn a_streamed_responses_api_request_gets_typed_events_from_anthropics_stream() {
+    let req = Request::post_json(
+        "/v1/responses",
+        r#"{"model":"claude-x","input":"Hi","stream":true}"#,
+    );
+    let answer = UpstreamResponse::sse([sample("anthropic-messages-stream.sse")]);
+    let (out, _) = run(&req, answer);
+    let text = out.body_text();
+    let first = text.find("event: response.created").unwrap();
+    let delta = text.find("event: response.output_text.delta").unwrap();
+    let done = text.find("event: response.completed").unwrap();
+    assert!(first < delta && delta < done, "{text}");
+}

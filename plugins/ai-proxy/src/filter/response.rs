@@ -89,7 +89,9 @@ fn text_header(host: &dyn Host, name: &str) -> Option<String> {
 
 fn encoder_for(plan: &Plan) -> Box<dyn ClientEncoder> {
     if plan.responses {
-        return Box::new(crate::translate::client::responses::ResponsesEncoder::new());
+        return Box::new(crate::translate::client::responses::ResponsesEncoder::new(
+            plan.stream,
+        ));
     }
     match plan.protocol {
         ClientProtocol::OpenAi => Box::new(OpenAiEncoder::new(plan.stream, plan.include_usage)),

@@ -1,7 +1,10 @@
 //! OpenAI Responses API clients (`POST /v1/responses`) on backends that only have chat: the
 //! request as a chat request for the hub ([`to_chat`]), and the hub's answer as a Responses
-//! object ([`ResponsesEncoder`]). Not streamed yet: a streaming Responses request to such a
-//! backend is refused with a 400 naming `stream` (OpenAI providers get it natively).
+//! object ([`ResponsesEncoder`]), streamed as the Responses API's typed events when asked
+//! (`response.created`, `response.in_progress`, `response.output_item.added`,
+//! `response.content_part.added`, `response.output_text.delta`, `response.function_call_arguments.delta`,
+//! their `.done` events, `response.completed` or `response.incomplete` with the whole response and
+//! its usage; an upstream error ends the stream with `response.failed`).
 //!
 //! What is carried: `instructions` (a system message first), `input` as a string or as items
 //! (messages with `input_text` / `output_text` / `input_image` parts, `function_call` and
@@ -282,22 +285,282 @@ fn response_format(text: &Value) -> Result<Option<Value>, TranslateError> {
     }
 }
 
-/// Encodes the hub's answer as a Responses API object (non-streaming).
+/// Encodes the hub's answer as a Responses API object, or as its typed event stream.
 #[derive(Debug, Default)]
 pub struct ResponsesEncoder {
+    stream: bool,
     wrote: bool,
+    /// Stream state: started (`response.created` sent), the answer so far, event counter.
+    started: bool,
+    id: String,
+    model: String,
+    created: u64,
+    sequence: u64,
+    text: String,
+    /// Output index of the open message item, if one is open.
+    message_index: Option<usize>,
+    /// Function calls: (hub tool-call index, output index, call id, name, arguments).
+    calls: Vec<(u32, usize, String, String, String)>,
+    items: usize,
+    finish: Option<String>,
+    usage: Option<crate::hub::Usage>,
 }
 
 impl ResponsesEncoder {
-    /// An encoder for one answer.
-    pub fn new() -> Self {
-        Self::default()
+    /// An encoder for one answer (`stream`: the typed event stream).
+    pub fn new(stream: bool) -> Self {
+        Self {
+            stream,
+            ..Self::default()
+        }
+    }
+
+    fn event(&mut self, kind: &str, mut body: Value, out: &mut Vec<u8>) {
+        if let Value::Object(m) = &mut body {
+            m.insert("type".into(), Value::String(kind.to_owned()));
+            m.insert("sequence_number".into(), Value::from(self.sequence));
+        }
+        self.sequence = self.sequence.saturating_add(1);
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        if serde_json::to_writer(&mut *out, &body).is_err() {
+            out.extend_from_slice(b"{}");
+        }
+        out.extend_from_slice(b"\n\n");
+    }
+
+    fn message_id(&self) -> String {
+        format!("msg_{}", self.id)
+    }
+
+    /// The response object as it stands (`status`), with the items so far.
+    fn snapshot(&self, status: &str) -> Value {
+        let mut output = Vec::new();
+        let mut slots: Vec<(usize, Value)> = Vec::new();
+        if let Some(i) = self.message_index {
+            slots.push((
+                i,
+                json!({"type": "message", "id": self.message_id(),
+                "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": self.text, "annotations": []}]}),
+            ));
+        }
+        for (_, i, call_id, name, args) in &self.calls {
+            slots.push((
+                *i,
+                json!({"type": "function_call", "id": format!("fc_{call_id}"),
+                "call_id": call_id, "name": name, "arguments": args, "status": "completed"}),
+            ));
+        }
+        slots.sort_by_key(|(i, _)| *i);
+        output.extend(slots.into_iter().map(|(_, v)| v));
+        let incomplete = match (status, self.finish.as_deref()) {
+            ("incomplete", Some("content_filter")) => json!({"reason": "content_filter"}),
+            ("incomplete", _) => json!({"reason": "max_output_tokens"}),
+            _ => Value::Null,
+        };
+        json!({"id": format!("resp_{}", self.id), "object": "response",
+            "created_at": self.created, "status": status, "error": null,
+            "incomplete_details": incomplete, "model": self.model, "output": output,
+            "parallel_tool_calls": true, "tool_choice": "auto", "tools": [],
+            "usage": self.usage.as_ref().map(usage_object)})
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if self.id.is_empty() {
+            self.id = "gateway".into();
+        }
+        let response = self.snapshot("in_progress");
+        self.event("response.created", json!({"response": response}), out);
+        let response = self.snapshot("in_progress");
+        self.event("response.in_progress", json!({"response": response}), out);
+    }
+
+    fn text_delta(&mut self, delta: &str, out: &mut Vec<u8>) {
+        let index = match self.message_index {
+            Some(i) => i,
+            None => {
+                let i = self.items;
+                self.items = self.items.saturating_add(1);
+                self.message_index = Some(i);
+                let id = self.message_id();
+                self.event(
+                    "response.output_item.added",
+                    json!({"output_index": i,
+                    "item": {"type": "message", "id": id, "status": "in_progress",
+                        "role": "assistant", "content": []}}),
+                    out,
+                );
+                self.event(
+                    "response.content_part.added",
+                    json!({"item_id": id,
+                    "output_index": i, "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": []}}),
+                    out,
+                );
+                i
+            }
+        };
+        self.text.push_str(delta);
+        let id = self.message_id();
+        self.event(
+            "response.output_text.delta",
+            json!({"item_id": id, "output_index": index,
+            "content_index": 0, "delta": delta}),
+            out,
+        );
+    }
+
+    fn call_delta(&mut self, call: &crate::hub::ToolCallDelta, out: &mut Vec<u8>) {
+        let function = call.function.as_ref();
+        let pos = match self.calls.iter().position(|c| c.0 == call.index) {
+            Some(p) => p,
+            None => {
+                let i = self.items;
+                self.items = self.items.saturating_add(1);
+                let call_id = call.id.clone().unwrap_or_else(|| format!("call_{i}"));
+                let name = function.and_then(|f| f.name.clone()).unwrap_or_default();
+                self.event(
+                    "response.output_item.added",
+                    json!({"output_index": i,
+                    "item": {"type": "function_call", "id": format!("fc_{call_id}"),
+                        "call_id": call_id, "name": name, "arguments": "",
+                        "status": "in_progress"}}),
+                    out,
+                );
+                self.calls
+                    .push((call.index, i, call_id, name, String::new()));
+                self.calls.len().saturating_sub(1)
+            }
+        };
+        let Some(args) = function.and_then(|f| f.arguments.as_deref()) else {
+            return;
+        };
+        if args.is_empty() {
+            return;
+        }
+        let (item_id, index) = match self.calls.get_mut(pos) {
+            Some(c) => {
+                c.4.push_str(args);
+                (format!("fc_{}", c.2), c.1)
+            }
+            None => return,
+        };
+        self.event(
+            "response.function_call_arguments.delta",
+            json!({"item_id": item_id,
+            "output_index": index, "delta": args}),
+            out,
+        );
+    }
+
+    fn chunk(&mut self, c: crate::hub::ChatChunk, out: &mut Vec<u8>) {
+        if self.id.is_empty() && !c.id.is_empty() {
+            self.id = c.id.trim_start_matches("chatcmpl-").to_owned();
+        }
+        if self.model.is_empty() {
+            self.model.clone_from(&c.model);
+        }
+        if self.created == 0 {
+            self.created = c.created;
+        }
+        self.start(out);
+        if let Some(u) = c.usage {
+            self.usage = Some(u);
+        }
+        for choice in c.choices.into_iter().filter(|ch| ch.index == 0) {
+            if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
+                self.text_delta(text, out);
+            }
+            for call in choice.delta.tool_calls.iter().flatten() {
+                self.call_delta(call, out);
+            }
+            if let Some(f) = choice.finish_reason {
+                self.finish = Some(f);
+            }
+        }
+    }
+
+    /// Close the open items and end the stream with the whole response.
+    fn close(&mut self, out: &mut Vec<u8>) {
+        self.start(out);
+        if let Some(i) = self.message_index {
+            let id = self.message_id();
+            let text = self.text.clone();
+            self.event(
+                "response.output_text.done",
+                json!({"item_id": id, "output_index": i,
+                "content_index": 0, "text": text}),
+                out,
+            );
+            self.event(
+                "response.content_part.done",
+                json!({"item_id": id, "output_index": i,
+                "content_index": 0,
+                "part": {"type": "output_text", "text": text, "annotations": []}}),
+                out,
+            );
+            self.event(
+                "response.output_item.done",
+                json!({"output_index": i,
+                "item": {"type": "message", "id": id, "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}]}}),
+                out,
+            );
+        }
+        let calls = self.calls.clone();
+        for (_, i, call_id, name, args) in calls {
+            let item_id = format!("fc_{call_id}");
+            self.event(
+                "response.function_call_arguments.done",
+                json!({"item_id": item_id,
+                "output_index": i, "arguments": args}),
+                out,
+            );
+            self.event(
+                "response.output_item.done",
+                json!({"output_index": i,
+                "item": {"type": "function_call", "id": item_id, "call_id": call_id,
+                    "name": name, "arguments": args, "status": "completed"}}),
+                out,
+            );
+        }
+        let incomplete = matches!(self.finish.as_deref(), Some("length" | "content_filter"));
+        let (kind, status) = if incomplete {
+            ("response.incomplete", "incomplete")
+        } else {
+            ("response.completed", "completed")
+        };
+        let response = self.snapshot(status);
+        self.event(kind, json!({"response": response}), out);
+    }
+
+    fn fail(&mut self, e: &ClientError, out: &mut Vec<u8>) {
+        self.start(out);
+        let mut response = self.snapshot("failed");
+        if let Value::Object(m) = &mut response {
+            m.insert(
+                "error".into(),
+                json!({"code": e.kind.openai_type(), "message": e.message}),
+            );
+        }
+        self.event("response.failed", json!({"response": response}), out);
     }
 }
 
 impl ClientEncoder for ResponsesEncoder {
     fn content_type(&self) -> &'static str {
-        "application/json"
+        if self.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }
     }
 
     fn encode(&mut self, ev: HubEvent, out: &mut Vec<u8>) {
@@ -305,11 +568,16 @@ impl ClientEncoder for ResponsesEncoder {
             return;
         }
         match ev {
+            HubEvent::Chunk(c) if self.stream => self.chunk(c, out),
             HubEvent::Response(r) => {
                 let v = response_object(&r);
                 if serde_json::to_writer(&mut *out, &v).is_err() {
                     out.extend_from_slice(b"{}");
                 }
+                self.wrote = true;
+            }
+            HubEvent::Error(e) if self.stream => {
+                self.fail(&e, out);
                 self.wrote = true;
             }
             HubEvent::Error(e) => {
@@ -321,11 +589,35 @@ impl ClientEncoder for ResponsesEncoder {
     }
 
     fn finish(&mut self, error: Option<ClientError>, out: &mut Vec<u8>) {
-        if let (Some(e), false) = (error, self.wrote) {
-            out.extend_from_slice(&e.body(ClientProtocol::OpenAi));
-            self.wrote = true;
+        if self.wrote {
+            return;
+        }
+        self.wrote = true;
+        match (error, self.stream) {
+            (Some(e), true) => self.fail(&e, out),
+            (Some(e), false) => out.extend_from_slice(&e.body(ClientProtocol::OpenAi)),
+            (None, true) => self.close(out),
+            (None, false) => {}
         }
     }
+}
+
+fn usage_object(u: &crate::hub::Usage) -> Value {
+    let cached = u
+        .prompt_tokens_details
+        .as_ref()
+        .and_then(|d| d.cached_tokens)
+        .unwrap_or(0);
+    let reasoning = u
+        .completion_tokens_details
+        .as_ref()
+        .and_then(|d| d.reasoning_tokens)
+        .unwrap_or(0);
+    json!({"input_tokens": u.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": u.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": u.total_tokens})
 }
 
 /// The Responses object for a chat answer.
@@ -365,23 +657,7 @@ pub fn response_object(r: &ChatResponse) -> Value {
         Some("content_filter") => ("incomplete", json!({"reason": "content_filter"})),
         _ => ("completed", Value::Null),
     };
-    let usage = r.usage.as_ref().map(|u| {
-        let cached = u
-            .prompt_tokens_details
-            .as_ref()
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0);
-        let reasoning = u
-            .completion_tokens_details
-            .as_ref()
-            .and_then(|d| d.reasoning_tokens)
-            .unwrap_or(0);
-        json!({"input_tokens": u.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": cached},
-            "output_tokens": u.completion_tokens,
-            "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": u.total_tokens})
-    });
+    let usage = r.usage.as_ref().map(usage_object);
     json!({
         "id": format!("resp_{id}"),
         "object": "response",
