@@ -31,6 +31,11 @@ pub fn update<T>(
     for _ in 0..CAS_RETRIES {
         let (current, cas) = host.shared_data(key)?;
         let (next, out) = f(current.as_deref());
+        // Nothing changed (a refusal, a zero delta): no write, no contention with other workers;
+        // the value read is the answer, as of that read.
+        if current.as_deref() == Some(next.as_slice()) {
+            return Ok(out);
+        }
         // A missing key has no version; Envoy ignores cas on insert, so pass 0 only when absent.
         match host.set_shared_data(key, &next, Some(cas.unwrap_or(0))) {
             Ok(()) => return Ok(out),
@@ -62,6 +67,18 @@ mod tests {
         assert_eq!(add_counter(&a, "k", 5).unwrap(), 5);
         assert_eq!(add_counter(&b, "k", -2).unwrap(), 3);
         assert_eq!(read_counter(&a, "k").unwrap(), 3);
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_does_not_write() {
+        let host = MockHost::default();
+        add_counter(&host, "k", 5).unwrap();
+        let (_, before) = host.shared_data("k").unwrap();
+        assert_eq!(add_counter(&host, "k", 0).unwrap(), 5);
+        let (_, after) = host.shared_data("k").unwrap();
+        assert_eq!(before, after, "the version did not move: no write");
+        add_counter(&host, "k", 1).unwrap();
+        assert_ne!(host.shared_data("k").unwrap().1, after);
     }
 
     #[test]
