@@ -173,13 +173,14 @@ impl Series {
 /// are not).
 pub const MAX_CACHED_SERIES: usize = 256;
 
-/// A provider's series by route and backend model.
-type ByRouteAndModel = HashMap<(String, String), Rc<Series>>;
+/// Series by a key level (provider, then route, then backend model): looked up with `&str`
+/// keys, so a cache hit allocates nothing.
+type Level<T> = HashMap<String, T>;
 
 /// A worker's [`Series`] by provider, route and backend model.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    by_provider: RefCell<HashMap<String, ByRouteAndModel>>,
+    by_provider: RefCell<Level<Level<Level<Rc<Series>>>>>,
     size: Cell<usize>,
 }
 
@@ -197,7 +198,8 @@ impl SeriesCache {
             .by_provider
             .borrow()
             .get(provider)
-            .and_then(|m| m.get(&(route.to_owned(), model.to_owned())))
+            .and_then(|m| m.get(route))
+            .and_then(|m| m.get(model))
         {
             return Rc::clone(s);
         }
@@ -208,7 +210,9 @@ impl SeriesCache {
                 .borrow_mut()
                 .entry(provider.to_owned())
                 .or_default()
-                .insert((route.to_owned(), model.to_owned()), Rc::clone(&series));
+                .entry(route.to_owned())
+                .or_default()
+                .insert(model.to_owned(), Rc::clone(&series));
         }
         series
     }
