@@ -303,19 +303,15 @@ impl Filter {
     /// provider counts (Anthropic as it is; Gemini and Vertex through `countTokens`), so the
     /// request is prepared and forwarded.
     fn count_tokens_here(&mut self, host: &dyn Host, body: &[u8]) -> Option<Action> {
-        let model = match crate::translate::passthrough::peek(body) {
-            Ok((model, _)) => model.unwrap_or_default(),
-            Err(e) => {
-                let err = ClientError::invalid_request(format!("request body is not valid: {e}"));
-                return Some(self.reject(host, &err));
-            }
+        let (index, model) = match self.count_target(host, body) {
+            Ok(target) => target?,
+            Err(refused) => return Some(refused),
         };
-        let route = self.config.route(&model)?;
-        let provider = self.config.providers.get(route.provider)?;
+        let provider = self.config.providers.get(index)?;
         // Anthropic counts itself; Gemini and Vertex count with `countTokens` (translated).
         use crate::translate::Schema;
         if matches!(
-            provider.vendor.schema_for(&route.model),
+            provider.vendor.schema_for(&model),
             Schema::Anthropic | Schema::Gemini
         ) {
             return None;
@@ -335,15 +331,11 @@ impl Filter {
     /// the suite's estimate for a model on any other provider (marked
     /// `x-aigw-token-count: estimated`).
     fn input_tokens_here(&mut self, host: &dyn Host, body: &[u8]) -> Option<Action> {
-        let model = match crate::translate::passthrough::peek(body) {
-            Ok((model, _)) => model.unwrap_or_default(),
-            Err(e) => {
-                let err = ClientError::invalid_request(format!("request body is not valid: {e}"));
-                return Some(self.reject(host, &err));
-            }
+        let (index, _) = match self.count_target(host, body) {
+            Ok(target) => target?,
+            Err(refused) => return Some(refused),
         };
-        let route = self.config.route(&model)?;
-        let provider = self.config.providers.get(route.provider)?;
+        let provider = self.config.providers.get(index)?;
         if provider.kind == "openai" {
             return None;
         }
@@ -357,6 +349,23 @@ impl Filter {
                 Some(self.reject(host, &err))
             }
         }
+    }
+
+    /// The provider (its index) and backend model a token count is for. `Ok(None)`: no rule
+    /// routes the model (`prepare` answers why); `Err`: the body was refused (answered).
+    fn count_target(
+        &mut self,
+        host: &dyn Host,
+        body: &[u8],
+    ) -> Result<Option<(usize, String)>, Action> {
+        let model = match crate::translate::passthrough::peek(body) {
+            Ok((model, _)) => model.unwrap_or_default(),
+            Err(e) => {
+                let err = ClientError::invalid_request(format!("request body is not valid: {e}"));
+                return Err(self.reject(host, &err));
+            }
+        };
+        Ok(self.config.route(&model).map(|r| (r.provider, r.model)))
     }
 
     /// Answer a token count the gateway estimated.
