@@ -107,54 +107,32 @@ fn every_scenario_behaves_the_same_when_trailers_end_the_request() {
     }
 }
 
+/// Higress names the route `route_name`; stock Envoy only `xds.route_name` (Envoy 1.40 has no
+/// plain `route_name`): a route rule picks its route under both.
 #[test]
-fn higress_rules_pick_the_config_by_route_name() {
+fn route_rules_pick_the_config_by_route_name_on_higress_and_envoy() {
     let env = Env::new();
     let config = r#"{"prepend":[{"role":"system","content":"global"}],
         "_rules_":[{"_match_route_":["support"],"prepend":[{"role":"system","content":"support desk"}]}]}"#;
-    let mut contents = Vec::new();
-    for route in ["support", "other"] {
-        let spec = PluginSpec::new(wasm())
-            .config(config)
-            .profile(Profile::Higress)
-            .route_name(route);
-        let mut chain = Chain::new(&env).with(spec).unwrap();
-        let req = Request::post_json("/v1/chat/completions", r#"{"model":"m","messages":[]}"#);
-        let out = chain
-            .run(&req, &mut |_: &UpstreamRequest| {
-                UpstreamResponse::json(200, "{}")
-            })
-            .unwrap();
-        let json: Value = serde_json::from_str(&upstream_body(&out)).unwrap();
-        contents.push(json["messages"][0]["content"].as_str().unwrap().to_owned());
+    for profile in [Profile::Higress, Profile::Envoy] {
+        let mut contents = Vec::new();
+        for route in ["support", "other"] {
+            let spec = PluginSpec::new(wasm())
+                .config(config)
+                .profile(profile)
+                .route_name(route);
+            let mut chain = Chain::new(&env).with(spec).unwrap();
+            let req = Request::post_json("/v1/chat/completions", r#"{"model":"m","messages":[]}"#);
+            let out = chain
+                .run(&req, &mut |_: &UpstreamRequest| {
+                    UpstreamResponse::json(200, "{}")
+                })
+                .unwrap();
+            let json: Value = serde_json::from_str(&upstream_body(&out)).unwrap();
+            contents.push(json["messages"][0]["content"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(contents, ["support desk", "global"], "{profile:?}");
     }
-    assert_eq!(contents, ["support desk", "global"]);
-}
-
-/// The same rules on stock Envoy, which names the route only as `xds.route_name` (Envoy 1.40 has
-/// no plain `route_name`): the rule still picks its route.
-#[test]
-fn route_rules_pick_the_config_by_envoys_route_name_too() {
-    let env = Env::new();
-    let config = r#"{"prepend":[{"role":"system","content":"global"}],
-        "_rules_":[{"_match_route_":["support"],"prepend":[{"role":"system","content":"support desk"}]}]}"#;
-    let mut contents = Vec::new();
-    for route in ["support", "other"] {
-        let spec = PluginSpec::new(wasm())
-            .config(config)
-            .profile(Profile::Envoy)
-            .route_name(route);
-        let mut chain = Chain::new(&env).with(spec).unwrap();
-        let req = Request::post_json("/v1/chat/completions", r#"{"model":"m","messages":[]}"#);
-        let out = chain
-            .run(&req, &mut |_: &UpstreamRequest| {
-                UpstreamResponse::json(200, "{}")
-            })
-            .unwrap();
-        let json: Value = serde_json::from_str(&upstream_body(&out)).unwrap();
-        contents.push(json["messages"][0]["content"].as_str().unwrap().to_owned());
-    }
-    assert_eq!(contents, ["support desk", "global"]);
 }
 
 #[test]
