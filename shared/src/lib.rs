@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod callout;
+pub mod checksum;
 pub mod config;
 pub mod consumer;
 pub mod error;

@@ -12,6 +12,8 @@
 //!
 //! It is a best effort for audit logs, not a data-loss-prevention filter.
 
+use aigw_shared::checksum::luhn;
+
 /// The bytes of text [`capture`] looks at for a limit of `max_bytes`: what may be kept, plus a
 /// margin so a secret cut at the limit is still recognised as one. Collecting more is wasted.
 pub fn window(max_bytes: usize) -> usize {
@@ -154,28 +156,6 @@ fn redact_cards(text: &str) -> String {
     }
     out.push_str(text.get(copied..).unwrap_or_default());
     out
-}
-
-fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            let d = u32::from(d);
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! 6. `NXX-NXX-XXXX` or `(NXX) NXX-XXXX` (N = 2–9): a North American phone number.
 
 use super::{before, is_word_byte, Finding, Kind, Kinds};
+use aigw_shared::checksum::luhn;
 
 /// Digits of one run (more than 19 is no number we look for).
 const MAX_DIGITS: usize = 19;
@@ -201,29 +202,6 @@ fn classify(
         }
     }
     None
-}
-
-/// The Luhn check over digits (most significant first).
-pub(crate) fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            let d = u32::from(d);
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
 }
 
 fn number(digits: &[u8]) -> u32 {
