@@ -47,8 +47,23 @@ impl StrSpan {
     }
 }
 
+/// Whether the key in `r` (its bytes between the quotes) is `name`, decoded: a key written with
+/// escapes (`"m\u0065ssages"`) is the same key to the upstream, so it must be to the checks.
 fn range_is(body: &[u8], r: Option<(usize, usize)>, name: &[u8]) -> bool {
-    r.and_then(|(s, e)| body.get(s..e)) == Some(name)
+    let Some((s, e)) = r else { return false };
+    let Some(raw) = body.get(s..e) else {
+        return false;
+    };
+    if raw == name {
+        return true;
+    }
+    if memchr::memchr(b'\\', raw).is_none() {
+        return false;
+    }
+    s.checked_sub(1)
+        .and_then(|q| body.get(q..=e))
+        .and_then(|quoted| serde_json::from_slice::<String>(quoted).ok())
+        .is_some_and(|key| key.as_bytes() == name)
 }
 
 /// Top-level facts the walk picks up on the way.

@@ -76,6 +76,16 @@ fn a_deny_word_is_answered_in_the_callers_protocol_and_never_forwarded() {
 }
 
 #[test]
+fn keys_written_with_escapes_are_checked_like_plain_ones() {
+    let body =
+        r#"{"model":"m","m\u0065ssages":[{"role":"user","\u0063ontent":"the forbidden-word"}]}"#;
+    let out = Exchange::post_json("/v1/chat/completions", body).run::<ContentModeration>(CONFIG);
+    let reply = out.local_response.expect("refused, not forwarded");
+    assert_eq!(reply.status, 400);
+    assert!(out.upstream_headers.is_none());
+}
+
+#[test]
 fn a_masked_email_is_restored_in_the_json_answer() {
     let answer = json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0,
         "message": {"role": "assistant", "content": "sim: hi [EMAIL_1]"}, "finish_reason": "stop"}]});
