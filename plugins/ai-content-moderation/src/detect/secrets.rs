@@ -37,9 +37,10 @@ fn starts_word(bytes: &[u8], at: usize) -> bool {
 
 pub(super) fn find(bytes: &[u8], kinds: Kinds, out: &mut Vec<Finding>) {
     if kinds.has(Kind::OpenaiKey) {
-        for at in memmem::find_iter(bytes, b"sk-") {
+        // `starts_word` first: inside a run (`sk-sk-sk-…`) no match scans the rest of it again.
+        for at in memmem::find_iter(bytes, b"sk-").filter(|&at| starts_word(bytes, at)) {
             let end = run_end(bytes, at + 3, is_key_char);
-            if starts_word(bytes, at) && end - at - 3 >= 20 {
+            if end - at - 3 >= 20 {
                 out.push(Finding {
                     kind: Kind::OpenaiKey,
                     start: at,
@@ -50,12 +51,12 @@ pub(super) fn find(bytes: &[u8], kinds: Kinds, out: &mut Vec<Finding>) {
     }
     if kinds.has(Kind::AwsAccessKey) {
         for prefix in [b"AKIA", b"ASIA", b"ABIA", b"ACCA"] {
-            for at in memmem::find_iter(bytes, prefix) {
+            for at in memmem::find_iter(bytes, prefix).filter(|&at| starts_word(bytes, at)) {
                 let end = run_end(bytes, at + 4, |b| {
                     b.is_ascii_uppercase() || b.is_ascii_digit()
                 });
                 let glued = bytes.get(end).copied().is_some_and(is_key_char);
-                if starts_word(bytes, at) && end - at == 20 && !glued {
+                if end - at == 20 && !glued {
                     out.push(Finding {
                         kind: Kind::AwsAccessKey,
                         start: at,
@@ -93,9 +94,9 @@ fn github(bytes: &[u8], out: &mut Vec<Finding>) {
             });
         }
     }
-    for at in memmem::find_iter(bytes, b"github_pat_") {
+    for at in memmem::find_iter(bytes, b"github_pat_").filter(|&at| starts_word(bytes, at)) {
         let end = run_end(bytes, at + 11, |b| b.is_ascii_alphanumeric() || b == b'_');
-        if starts_word(bytes, at) && end - at - 11 >= 22 {
+        if end - at - 11 >= 22 {
             out.push(Finding {
                 kind: Kind::GithubToken,
                 start: at,
