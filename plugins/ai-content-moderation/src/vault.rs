@@ -99,8 +99,11 @@ impl Vault {
 
     /// The entry whose placeholder starts `text`.
     fn at(&self, text: &str) -> Option<&Masked> {
-        let head = text.get(..text.len().min(self.longest)).unwrap_or(text);
-        let close = memchr::memchr(b']', head.as_bytes())?;
+        // Bytes, not a str slice: a limit inside a multi-byte character must not widen the
+        // search to the whole rest of the text (quadratic over an answer of `[é[é[é…`).
+        let bytes = text.as_bytes();
+        let head = bytes.get(..bytes.len().min(self.longest)).unwrap_or(bytes);
+        let close = memchr::memchr(b']', head)?;
         let key = text.get(..=close)?;
         self.by_placeholder
             .get(key)
