@@ -337,7 +337,7 @@ impl StreamFix {
                 let is_text =
                     v.pointer("/content_block/type").and_then(Value::as_str) == Some("text");
                 self.open_block = Some((index, is_text));
-                self.next_block = self.next_block.max(index + 1);
+                self.next_block = self.next_block.max(index.saturating_add(1));
             }
             "content_block_delta" => {
                 let delta_type = v
