@@ -607,3 +607,15 @@ fn the_admin_endpoint_needs_an_admin_key_and_a_valid_write() {
     let get = Exchange::get("/aigw/quota?key=team").header("x-api-key", "admin-key");
     assert_eq!(admin_answer(&gw.run(get))["remaining"], 0);
 }
+
+#[test]
+fn an_answer_too_large_to_read_is_charged_its_reservation_not_nothing() {
+    let config = TEAM.replacen('{', r#"{"maxResponseBodyBytes": 16, "#, 1);
+    let mut gw = Gateway::<TokenRateLimit>::new(&config, Capabilities::FULL);
+    let big = UpstreamReply::json(&fixture("openai-chat.response.json"));
+    let out = gw.run(chat("a").reply(big));
+    assert_eq!(remaining(&out), Some(91));
+    // The 209 reserved stay charged: the next reservation of 209 no longer fits in 300.
+    let next = gw.run(chat("a"));
+    assert_eq!(next.local_response.map(|r| r.status), Some(429));
+}

@@ -369,6 +369,11 @@ impl Filter {
                     output: produced,
                 };
                 self.state.count(cx.host, Metric::UsageEstimated, 1);
+            } else if ok && summary.parse_error.is_some() {
+                // A JSON answer too large to read (`maxResponseBodyBytes`): its usage is unknown,
+                // so it is charged what was reserved for it, not nothing.
+                actual = self.reserved;
+                self.state.count(cx.host, Metric::UsageEstimated, 1);
             }
         }
         let charged = actual.input.saturating_add(actual.output);
