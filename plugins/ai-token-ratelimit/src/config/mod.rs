@@ -452,6 +452,15 @@ impl Config {
             }
             (Backend::Local, None) => None,
         };
+        // RLS takes hits before the answer and cannot give them back or add them after.
+        if raw.backend == Backend::Rls {
+            if let Some(i) = rules.iter().position(|r| r.charge_after_response) {
+                return Err(ConfigError::invalid(
+                    format!("rules[{i}].chargeAfterResponse"),
+                    "needs the local backend (RLS cannot charge after the answer)",
+                ));
+            }
+        }
         let quota_admin = match &raw.quota {
             Some(q) => {
                 if raw.backend != Backend::Local {

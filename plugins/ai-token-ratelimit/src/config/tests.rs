@@ -146,6 +146,10 @@ fn bad_configs_are_refused_with_the_field_path() {
             "quota",
         ),
         (
+            r#"{"backend": "rls", "rls": {"cluster": "x"}, "rules": [{"name": "a", "chargeAfterResponse": true, "limits": [{"tokens": 1, "per": "minute"}]}]}"#,
+            "rules[0].chargeAfterResponse",
+        ),
+        (
             r#"{"rules": [{"name": "quota", "limits": [{"tokens": 1, "per": "minute"}]}], "quota": {"adminKeys": []}}"#,
             "quota",
         ),
