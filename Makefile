@@ -28,9 +28,10 @@ EXAMPLES := $(foreach f,$(wildcard examples/*/Cargo.toml),\
 EXAMPLE_PKGS := $(addprefix -p ,$(EXAMPLES))
 WASM_FILES := $(addsuffix .wasm,$(subst -,_,$(PLUGINS) $(EXAMPLES)) aigw_test_guest)
 # Debian packages the tests use (prometheus: promtool for deploy/ rules; ca-certificates: the CA
-# bundle envoy-configs/real-providers.yaml names, which `envoy --mode validate` reads); plugins that need
-# more (redis-server, ...) add them here.
-APT_PACKAGES := curl ca-certificates python3-venv prometheus
+# bundle envoy-configs/real-providers.yaml names, which `envoy --mode validate` reads; skopeo and
+# docker-registry: the OCI images of `make oci` are pushed to a real registry in tests/e2e/test_oci.py);
+# plugins that need more (redis-server, ...) add them here.
+APT_PACKAGES := curl ca-certificates python3-venv prometheus skopeo docker-registry
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native test runner; `cargo nextest run` would do too but is not faster for this suite.
 CARGO_TEST ?= $(CARGO) test
@@ -46,7 +47,7 @@ timed = t0=$$(date +%s%N); $(2); t1=$$(date +%s%N); \
 	printf '==> %-12s %6.1f s\n' "$(1)" "$$(( (t1 - t0) / 1000000 ))e-3"
 
 .PHONY: help deps deps-rust deps-apt deps-python build test test-native test-wasm32 e2e lint fmt run \
-	validate-configs clean-run
+	validate-configs clean-run oci sizes
 
 help: ## List the targets
 	@echo "Targets (CARGO_TARGET_DIR is honoured; default target/):"
@@ -126,6 +127,17 @@ run: deps build ## Start llm-sim and Envoy (2 workers) with the full chain [PORT
 
 validate-configs: deps build ## Render every envoy-configs/*.yaml and check it with envoy --mode validate
 	$(VENV_PY) scripts/validate_configs.py
+
+# The workspace version (root Cargo.toml, [workspace.package]): the tag of the OCI images.
+VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+
+oci: build ## Pack each plugin as an OCI image (Wasm compat variant, no Docker) in <target>/oci/<plugin>/
+	$(PYTHON) scripts/oci_pack.py --wasm-dir $(WASM_DIR) --out $(TARGET_DIR)/oci --version $(VERSION) \
+		$(PLUGINS)
+
+sizes: build ## Markdown table of the .wasm sizes (built, gzip, Higress build, wasm-opt -O3/-Oz)
+	@$(MAKE) APT_PACKAGES=binaryen deps-apt
+	@$(PYTHON) scripts/wasm_sizes.py --wasm-dir $(WASM_DIR) $(PLUGINS)
 
 clean-run: ## Remove .run/ (rendered configs and logs of `make run`)
 	rm -rf .run
