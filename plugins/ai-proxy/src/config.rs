@@ -4,7 +4,9 @@ use aigw_shared::config::{from_value, ConfigError};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::models::{self, ModelRule, Pattern, Route};
+use crate::breaker::BreakerPolicy;
+use crate::failover::FallbackPolicy;
+use crate::models::{self, ModelRule, Pattern, Route, Target};
 use crate::provider::{self, Provider};
 use crate::translate::UnsupportedPolicy;
 
@@ -42,6 +44,10 @@ struct RawConfig {
     max_body_bytes: usize,
     #[serde(default = "default_header")]
     upstream_header: String,
+    #[serde(default)]
+    fallback: FallbackPolicy,
+    #[serde(default)]
+    circuit_breaker: BreakerPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +55,16 @@ struct RawConfig {
 struct RawRule {
     #[serde(rename = "match")]
     pattern: String,
+    provider: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    fallbacks: Vec<RawTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTarget {
     provider: String,
     #[serde(default)]
     target: Option<String>,
@@ -81,6 +97,12 @@ pub struct Config {
     pub upstream_header: String,
     /// Model names listed by `GET /v1/models`.
     pub listed_models: Vec<(String, String)>,
+    /// Some rule has fallback targets (else no request pays for them).
+    pub has_fallbacks: bool,
+    /// Retry and fallback.
+    pub fallback: FallbackPolicy,
+    /// The circuit breaker of every fallback target.
+    pub breaker: BreakerPolicy,
 }
 
 impl Config {
@@ -112,10 +134,18 @@ impl Config {
             if let Pattern::Exact(name) = &pattern {
                 listed_models.push((name.clone(), r.provider.clone()));
             }
+            let mut fallbacks = Vec::with_capacity(r.fallbacks.len());
+            for (j, t) in r.fallbacks.iter().enumerate() {
+                fallbacks.push(Target {
+                    provider: index(&t.provider, format!("models[{i}].fallbacks[{j}].provider"))?,
+                    model: t.target.clone(),
+                });
+            }
             rules.push(ModelRule {
                 pattern,
                 provider,
                 target: r.target.clone(),
+                fallbacks,
             });
         }
         let default_provider = match &raw.default_provider {
@@ -136,7 +166,11 @@ impl Config {
                 "must be a lower-case header name",
             ));
         }
+        check_fallback(&raw.fallback, &raw.circuit_breaker)?;
         Ok(Self {
+            has_fallbacks: rules.iter().any(|r| !r.fallbacks.is_empty()),
+            fallback: raw.fallback,
+            breaker: raw.circuit_breaker,
             providers,
             rules,
             default_provider,
@@ -156,6 +190,22 @@ impl Config {
     /// The provider and backend model for a client model.
     pub fn route(&self, model: &str) -> Option<Route> {
         models::resolve(&self.rules, self.default_provider, model)
+    }
+
+    /// The fallback targets after `route` (its rule's `fallbacks`), each with its backend model:
+    /// the target's, else the client's `model`.
+    pub fn fallbacks(&self, route: &Route, model: &str) -> std::collections::VecDeque<Route> {
+        let Some(rule) = route.rule.and_then(|i| self.rules.get(i)) else {
+            return std::collections::VecDeque::new();
+        };
+        rule.fallbacks
+            .iter()
+            .map(|t| Route {
+                provider: t.provider,
+                model: t.model.clone().unwrap_or_else(|| model.to_owned()),
+                rule: route.rule,
+            })
+            .collect()
     }
 
     /// `text` with every configured secret in it replaced by `[redacted]` (an upstream error
@@ -230,6 +280,49 @@ impl Config {
         };
         serde_json::to_vec(&body).ok()
     }
+}
+
+/// Refuse a fallback policy or breaker that cannot work.
+fn check_fallback(f: &FallbackPolicy, b: &BreakerPolicy) -> Result<(), ConfigError> {
+    if f.max_attempts == 0 {
+        return Err(ConfigError::invalid(
+            "fallback.maxAttempts",
+            "must be at least 1",
+        ));
+    }
+    if f.timeout_ms == 0 || f.attempt_timeout_ms == Some(0) {
+        return Err(ConfigError::invalid(
+            "fallback.timeoutMs",
+            "timeouts must be positive",
+        ));
+    }
+    if let Some(bad) = f.on_status.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(ConfigError::invalid(
+            "fallback.onStatus",
+            format!("{bad} is not an HTTP status"),
+        ));
+    }
+    if let Some(r) = &f.response {
+        if !(200..=599).contains(&r.status) {
+            return Err(ConfigError::invalid(
+                "fallback.response.status",
+                "must be an HTTP status (200-599)",
+            ));
+        }
+    }
+    if b.error_rate.is_some_and(|r| !(r > 0.0 && r <= 1.0)) {
+        return Err(ConfigError::invalid(
+            "circuitBreaker.errorRate",
+            "must be above 0 and at most 1",
+        ));
+    }
+    if b.cool_off_seconds == 0 || b.window_seconds == 0 {
+        return Err(ConfigError::invalid(
+            "circuitBreaker.coolOffSeconds",
+            "durations must be positive",
+        ));
+    }
+    Ok(())
 }
 
 /// The shape of a model list: OpenAI's (`object: list`) or Anthropic's (`has_more`, `type: model`).

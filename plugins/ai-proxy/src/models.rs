@@ -54,6 +54,17 @@ pub struct ModelRule {
     pub provider: usize,
     /// The backend model name (captures allowed for regexes); `None` keeps the client's name.
     pub target: Option<String>,
+    /// Where the request goes next when this target fails (in order; empty: nowhere).
+    pub fallbacks: Vec<Target>,
+}
+
+/// A fallback target: a provider and the backend model it gets (`None`: the client's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Index of the provider in the config.
+    pub provider: usize,
+    /// The backend model name.
+    pub model: Option<String>,
 }
 
 /// A routing decision.
@@ -63,13 +74,17 @@ pub struct Route {
     pub provider: usize,
     /// The backend model name.
     pub model: String,
+    /// Index of the rule that matched (`None`: `defaultProvider`).
+    pub rule: Option<usize>,
 }
 
 /// Choose the provider and backend model for `model`.
 pub fn resolve(rules: &[ModelRule], default: Option<usize>, model: &str) -> Option<Route> {
+    let index = |r: &ModelRule| rules.iter().position(|x| std::ptr::eq(x, r));
     let route = |r: &ModelRule, name: String| Route {
         provider: r.provider,
         model: name,
+        rule: index(r),
     };
     let keep = |r: &ModelRule| r.target.clone().unwrap_or_else(|| model.to_owned());
     if let Some(r) = rules
@@ -105,6 +120,7 @@ pub fn resolve(rules: &[ModelRule], default: Option<usize>, model: &str) -> Opti
     default.map(|provider| Route {
         provider,
         model: model.to_owned(),
+        rule: None,
     })
 }
 
@@ -117,6 +133,15 @@ mod tests {
             pattern: Pattern::parse(m, "m").unwrap(),
             provider,
             target: target.map(str::to_owned),
+            fallbacks: Vec::new(),
+        }
+    }
+
+    fn at(provider: usize, model: &str, rule: Option<usize>) -> Route {
+        Route {
+            provider,
+            model: model.into(),
+            rule,
         }
     }
 
@@ -129,34 +154,10 @@ mod tests {
             rule("*", 3, Some("fallback")),
         ];
         let r = |m| resolve(&rules, None, m).unwrap();
-        assert_eq!(
-            r("gpt-4o-mini"),
-            Route {
-                provider: 2,
-                model: "gpt-4o-mini".into()
-            }
-        );
-        assert_eq!(
-            r("gpt-4o-2024"),
-            Route {
-                provider: 1,
-                model: "big".into()
-            }
-        );
-        assert_eq!(
-            r("gpt-3.5"),
-            Route {
-                provider: 0,
-                model: "gpt-3.5".into()
-            }
-        );
-        assert_eq!(
-            r("llama"),
-            Route {
-                provider: 3,
-                model: "fallback".into()
-            }
-        );
+        assert_eq!(r("gpt-4o-mini"), at(2, "gpt-4o-mini", Some(2)));
+        assert_eq!(r("gpt-4o-2024"), at(1, "big", Some(1)));
+        assert_eq!(r("gpt-3.5"), at(0, "gpt-3.5", Some(0)));
+        assert_eq!(r("llama"), at(3, "fallback", Some(3)));
     }
 
     #[test]
@@ -164,17 +165,11 @@ mod tests {
         let rules = [rule("~claude-(\\w+)-latest", 1, Some("claude-$1-20250101"))];
         assert_eq!(
             resolve(&rules, Some(0), "claude-opus-latest"),
-            Some(Route {
-                provider: 1,
-                model: "claude-opus-20250101".into()
-            })
+            Some(at(1, "claude-opus-20250101", Some(0)))
         );
         assert_eq!(
             resolve(&rules, Some(0), "x-claude-opus-latest"),
-            Some(Route {
-                provider: 0,
-                model: "x-claude-opus-latest".into()
-            })
+            Some(at(0, "x-claude-opus-latest", None))
         );
         assert_eq!(resolve(&rules, None, "other"), None);
     }

@@ -353,13 +353,22 @@ pub fn prepare(
     body: &[u8],
     ejected: &dyn Fn(&str) -> Ejections,
 ) -> Result<Prepared, ClientError> {
-    // Anthropic's count_tokens is `Api::Other` to the shared classifier, but its client speaks
-    // Anthropic.
-    let protocol = if inc.suffix == COUNT_TOKENS {
-        ClientProtocol::Anthropic
-    } else {
-        inc.api.protocol()
-    };
+    let asked = read_request(inc, body)?;
+    let route = route_of(config, &asked.model)?;
+    prepare_for(config, state, inc, body, ejected, &asked, &route)
+}
+
+/// What the routing needs from the client's body: the model it asks for and whether it streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// The client's model (empty when none).
+    pub model: String,
+    /// Whether it asked for a stream.
+    pub stream: bool,
+}
+
+/// Check the body's depth and read its model and stream flag.
+pub fn read_request(inc: &Incoming, body: &[u8]) -> Result<Asked, ClientError> {
     if inc.json {
         check_depth(body)?;
     }
@@ -370,7 +379,12 @@ pub fn prepare(
     };
     let model = model.unwrap_or_default();
     check_model(&model)?;
-    let route = config.route(&model).ok_or_else(|| {
+    Ok(Asked { model, stream })
+}
+
+/// The route of a client model, or the error the client gets when there is none.
+pub fn route_of(config: &Config, model: &str) -> Result<crate::models::Route, ClientError> {
+    config.route(model).ok_or_else(|| {
         if model.is_empty() {
             ClientError::invalid_request("`model` is required").with_param("model")
         } else {
@@ -381,7 +395,28 @@ pub fn prepare(
             .with_code("model_not_found")
             .with_param("model")
         }
-    })?;
+    })
+}
+
+/// Build the upstream call of a request for one route (the routed one, or a fallback target).
+pub fn prepare_for(
+    config: &Config,
+    state: &State,
+    inc: &Incoming,
+    body: &[u8],
+    ejected: &dyn Fn(&str) -> Ejections,
+    asked: &Asked,
+    route: &crate::models::Route,
+) -> Result<Prepared, ClientError> {
+    // Anthropic's count_tokens is `Api::Other` to the shared classifier, but its client speaks
+    // Anthropic.
+    let protocol = if inc.suffix == COUNT_TOKENS {
+        ClientProtocol::Anthropic
+    } else {
+        inc.api.protocol()
+    };
+    let model = &asked.model;
+    let stream = asked.stream;
     let provider = config
         .providers
         .get(route.provider)
@@ -426,7 +461,7 @@ pub fn prepare(
         None => None,
     };
     let embed_out = if inc.api == Api::Embeddings && inc.json {
-        embed_request(schema, &path, body, &route.model, &model).map_err(|e| translate_err(&e))?
+        embed_request(schema, &path, body, &route.model, model).map_err(|e| translate_err(&e))?
     } else {
         None
     };
@@ -438,7 +473,7 @@ pub fn prepare(
         b
     } else if !translated {
         // The client's bytes stay when the model does not change (no second parse, no write).
-        if inc.json && !route.model.is_empty() && route.model != model {
+        if inc.json && !route.model.is_empty() && route.model != *model {
             passthrough::patch_model(body, &route.model)
                 .map_err(|e| translate_err(&e))?
                 .body
@@ -517,7 +552,7 @@ pub fn prepare(
             translate_from: translated.then_some(schema),
             stream,
             include_usage,
-            client_model: model,
+            client_model: model.clone(),
             provider: provider.name.clone(),
             dropped: ctx.dropped,
             embed,

@@ -30,6 +30,35 @@ pub(crate) fn after_status(
     plan: &Plan,
     status: u16,
 ) {
+    if !ejects(config, plan, status) {
+        return;
+    }
+    let retry_after = host
+        .header(MapKind::ResponseHeaders, "retry-after")
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8(v).ok());
+    eject(config, state, host, plan, status, retry_after.as_deref());
+}
+
+/// Whether an answer with `status` takes the pool key of `plan` out (its pool has another).
+pub(crate) fn ejects(config: &Config, plan: &Plan, status: u16) -> bool {
+    plan.pool_key.is_some()
+        && config
+            .provider(&plan.provider)
+            .is_some_and(|p| p.key_hashes().len() > 1 && p.key_health.eject_on.contains(&status))
+}
+
+/// Take the pool key of `plan` out after an answer with `status` and `retry_after` (the
+/// header's value), when the provider's `keyHealth` says so.
+pub(crate) fn eject(
+    config: &Config,
+    state: &State,
+    host: &dyn Host,
+    plan: &Plan,
+    status: u16,
+    retry_after: Option<&str>,
+) {
     let Some(hash) = plan.pool_key else { return };
     let Some(provider) = config.provider(&plan.provider) else {
         return;
@@ -40,15 +69,7 @@ pub(crate) fn after_status(
     let now = host
         .now_nanos()
         .map_or(0, |n| i64::try_from(n / 1_000_000_000).unwrap_or(0));
-    let retry_after = host
-        .header(MapKind::ResponseHeaders, "retry-after")
-        .ok()
-        .flatten()
-        .and_then(|v| String::from_utf8(v).ok());
-    let Some(seconds) = provider
-        .key_health
-        .cooldown(status, retry_after.as_deref(), now)
-    else {
+    let Some(seconds) = provider.key_health.cooldown(status, retry_after, now) else {
         return;
     };
     let until = now.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX));

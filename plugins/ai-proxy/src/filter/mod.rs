@@ -31,6 +31,7 @@ pub(crate) use key_health::ejected_keys;
 use response::Responding;
 pub use token::TokenCall;
 
+mod failover;
 mod key_health;
 mod relay;
 mod request;
@@ -51,6 +52,15 @@ pub(crate) fn logged(host: &dyn Host, result: Result<(), HostError>, what: &str)
     }
 }
 
+/// What a callout of a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// An access token for the provider.
+    Token(TokenCall),
+    /// The next attempt of a request with fallback targets.
+    Fallback,
+}
+
 /// Where the request is.
 enum Phase {
     /// Not ours (or finished): everything passes.
@@ -64,6 +74,11 @@ enum Phase {
     Sent(Plan, Option<u64>),
     /// Handling the response.
     Responding(Box<Responding>),
+    /// The routed attempt failed: its answer is held (headers, then the whole body) for a
+    /// fallback; its metric series is counted once the fallback starts.
+    Failing(Plan, crate::stats::RequestStats),
+    /// A fallback callout is under way (the routed answer is held).
+    FallingBack,
 }
 
 /// One request.
@@ -77,6 +92,8 @@ pub struct Filter {
     body_write: bool,
     /// Request headers the routed request must lose, among those the client sent.
     to_remove: Vec<&'static str>,
+    /// What a request with fallback targets keeps (none for every other request).
+    failover: Option<Box<failover::Failover>>,
 }
 
 impl Filter {
@@ -90,6 +107,7 @@ impl Filter {
             api: Api::Other,
             body_write: env.capabilities.body_write,
             to_remove: Vec::new(),
+            failover: None,
         }
     }
 
@@ -102,45 +120,57 @@ impl Filter {
 }
 
 impl HttpFilter for Filter {
-    type Call = TokenCall;
+    type Call = Call;
 
     fn protocol(&self) -> ClientProtocol {
         self.protocol
     }
 
-    fn on_request_headers(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, Call>, end_of_stream: bool) -> Action {
         self.headers_in(cx, end_of_stream)
     }
 
-    fn on_request_whole(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, Call>, body: &[u8]) -> Action {
         self.body_in(cx, body)
     }
 
-    fn on_error_reply(&mut self, cx: &mut Ctx<'_, TokenCall>, _error: &ClientError) {
+    fn on_error_reply(&mut self, cx: &mut Ctx<'_, Call>, _error: &ClientError) {
         self.state.metrics.count(cx.host, metric::REJECTED, 1);
         self.phase = Phase::PassThrough;
     }
 
-    fn on_response_headers(&mut self, cx: &mut Ctx<'_, TokenCall>, end_of_stream: bool) -> Action {
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, Call>, end_of_stream: bool) -> Action {
         self.response_head(cx, end_of_stream)
     }
 
-    fn on_response_whole(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
+    fn on_response_whole(&mut self, cx: &mut Ctx<'_, Call>, body: &[u8]) -> Action {
+        if let Phase::Failing(..) = self.phase {
+            if let Phase::Failing(plan, stats) =
+                std::mem::replace(&mut self.phase, Phase::PassThrough)
+            {
+                return self.routed_failed(cx, plan, stats, body);
+            }
+        }
         match &mut self.phase {
             Phase::Responding(r) => r.whole(&self.config, &self.state, cx.host, body),
             _ => Action::Continue,
         }
     }
 
-    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, TokenCall>, direction: Direction) {
-        if let (Direction::Response, Phase::Responding(r)) = (direction, &mut self.phase) {
-            r.too_large(&self.state, cx.host);
+    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, Call>, direction: Direction) {
+        match (direction, &mut self.phase) {
+            (Direction::Response, Phase::Responding(r)) => r.too_large(&self.state, cx.host),
+            (Direction::Response, Phase::Failing(_, stats)) => {
+                stats.status(&self.state.metrics, cx.host, 502);
+                stats.finish(&self.state.metrics, cx.host);
+            }
+            _ => {}
         }
     }
 
     fn on_response_body(
         &mut self,
-        cx: &mut Ctx<'_, TokenCall>,
+        cx: &mut Ctx<'_, Call>,
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
@@ -152,15 +182,20 @@ impl HttpFilter for Filter {
         }
     }
 
-    fn on_reply(&mut self, cx: &mut Ctx<'_, TokenCall>, call: TokenCall, reply: Reply) -> Next {
-        self.token_answer(cx.host, call, &reply)
+    fn on_reply(&mut self, cx: &mut Ctx<'_, Call>, call: Call, reply: Reply) -> Next {
+        match call {
+            Call::Token(t) => self.token_answer(cx.host, t, &reply),
+            Call::Fallback => self.fallback_answer(cx, &reply),
+        }
     }
 
-    fn on_call_cancelled(&mut self, call: TokenCall) {
-        self.token_cancelled(call);
+    fn on_call_cancelled(&mut self, call: Call) {
+        if let Call::Token(t) = call {
+            self.token_cancelled(t);
+        }
     }
 
-    fn on_log(&mut self, cx: &mut Ctx<'_, TokenCall>) {
+    fn on_log(&mut self, cx: &mut Ctx<'_, Call>) {
         let host = cx.host;
         match &mut self.phase {
             Phase::Responding(r) => r.finish(&self.state, host),

@@ -6,7 +6,7 @@ use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, WholeBody};
 
-use super::{ejected_keys, logged, metric, Filter, Phase, TokenCall};
+use super::{ejected_keys, logged, metric, Call, Filter, Phase};
 use crate::config::ModelsShape;
 use crate::prepare::{
     api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret, COUNT_TOKENS,
@@ -73,11 +73,7 @@ fn model_id(suffix: &str) -> Option<&str> {
 }
 
 impl Filter {
-    pub(super) fn headers_in(
-        &mut self,
-        cx: &mut Ctx<'_, TokenCall>,
-        end_of_stream: bool,
-    ) -> Action {
+    pub(super) fn headers_in(&mut self, cx: &mut Ctx<'_, Call>, end_of_stream: bool) -> Action {
         let host = cx.host;
         let head = RequestHead::read(host);
         let method = head.text(":method").unwrap_or_default();
@@ -189,7 +185,7 @@ impl Filter {
         Action::Pause
     }
 
-    pub(super) fn body_in(&mut self, cx: &mut Ctx<'_, TokenCall>, body: &[u8]) -> Action {
+    pub(super) fn body_in(&mut self, cx: &mut Ctx<'_, Call>, body: &[u8]) -> Action {
         let Phase::Collecting(inc) = &self.phase else {
             return Action::Continue;
         };
@@ -209,6 +205,12 @@ impl Filter {
         }
         if let Some(action) = self.token_first(cx, &inc, body) {
             return action;
+        }
+        // Only a config with fallback targets pays for looking at them (and keeps the body).
+        if self.config.has_fallbacks && inc.json {
+            if let Some(action) = self.send_with_fallbacks(cx.host, &inc, body) {
+                return action;
+            }
         }
         let ejected = |key: &str| ejected_keys(cx.host, key);
         match prepare(&self.config, &self.state, &inc, body, &ejected) {

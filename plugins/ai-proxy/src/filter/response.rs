@@ -25,7 +25,7 @@ use aigw_shared::plugin::{Ctx, WholeBody};
 use aigw_shared::reply::send_error;
 
 use super::relay::{Relay, Relayed};
-use super::{logged, Filter, Phase, TokenCall};
+use super::{logged, Call, Filter, Phase};
 use crate::config::Config;
 use crate::hub::{HubEvent, Usage};
 use crate::prepare::{EmbedPlan, Plan};
@@ -375,6 +375,22 @@ impl Responding {
         Action::Continue
     }
 
+    /// The whole body is in the host's buffer already (a fallback's answer put there): handle it
+    /// as a held answer, or as the last chunk of a passed or streamed one.
+    pub(crate) fn complete(
+        &mut self,
+        config: &Config,
+        state: &State,
+        host: &dyn Host,
+        body: &[u8],
+    ) {
+        if self.held().is_some() {
+            self.whole(config, state, host, body);
+        } else {
+            self.body(config, state, host, body.len(), true);
+        }
+    }
+
     /// A held body was over its limit: the driver answers 502 in the caller's shape.
     pub(crate) fn too_large(&mut self, state: &State, host: &dyn Host) {
         self.stats.status(&state.metrics, host, 502);
@@ -614,12 +630,17 @@ impl Responding {
 }
 
 impl Filter {
-    pub(super) fn response_head(&mut self, cx: &mut Ctx<'_, TokenCall>, eos: bool) -> Action {
+    pub(super) fn response_head(&mut self, cx: &mut Ctx<'_, Call>, eos: bool) -> Action {
         let Phase::Sent(plan, sent_ns) = std::mem::replace(&mut self.phase, Phase::PassThrough)
         else {
             return Action::Continue;
         };
         let stats = self.request_stats(cx.host, &plan, sent_ns);
+        if self.failover.is_some() && self.routed_answer(cx, &plan, eos).is_some() {
+            // Held for a fallback: the driver reads the failed answer's body.
+            self.phase = Phase::Failing(plan, stats);
+            return Action::Continue;
+        }
         let (responding, action, whole) = Responding::start(
             &self.config,
             &self.state,

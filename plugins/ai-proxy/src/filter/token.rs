@@ -61,7 +61,7 @@ impl Filter {
     /// `None`: go on now.
     pub(super) fn token_first(
         &mut self,
-        cx: &mut Ctx<'_, TokenCall>,
+        cx: &mut Ctx<'_, super::Call>,
         inc: &Incoming,
         body: &[u8],
     ) -> Option<Action> {
@@ -89,7 +89,11 @@ impl Filter {
             Err(e) => return Some(self.reject(cx.host, &e)),
         };
         let (upstream, request) = token_request(&need);
-        if let Err(e) = cx.http_call(&upstream, &request, TokenCall { provider: index }) {
+        if let Err(e) = cx.http_call(
+            &upstream,
+            &request,
+            super::Call::Token(TokenCall { provider: index }),
+        ) {
             self.state
                 .with_tokens(&provider.name, |c| c.fail(inc.now_unix()));
             cx.log(
