@@ -1,0 +1,158 @@
+//! The pick, over a snapshot of every endpoint (pure: no host, deterministic for a given random
+//! draw): filter (healthy, then not saturated), score each candidate as Σ weight × scorer value
+//! with every scorer in [0, 1], order by score with ties broken by the draw, and return the
+//! winner plus the ordered fallback list.
+
+use crate::config::{Config, SaturationPolicy};
+use crate::orca::LoadReport;
+
+/// What the gateway knows about one endpoint for this request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EndpointView {
+    /// Not in a cool-off after a failure.
+    pub healthy: bool,
+    /// The latest load report, when fresh (stale and missing reports are empty).
+    pub load: LoadReport,
+    /// Requests this gateway has in flight to it (all workers).
+    pub in_flight: u32,
+    /// Leading prompt blocks it is believed to hold.
+    pub prefix_blocks: usize,
+    /// The request's session is bound to it.
+    pub session: bool,
+}
+
+/// Why an endpoint won (for the debug log and the decision metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// It held the longest prompt prefix that mattered.
+    Prefix,
+    /// The request's session is bound to it.
+    Session,
+    /// Load, in-flight or hardware decided.
+    Load,
+}
+
+/// The outcome of a pick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Send to `order[0]`; retries go down the list.
+    Route {
+        /// Endpoint indexes, best first.
+        order: Vec<usize>,
+        /// The winner's score.
+        score: f64,
+        /// What decided.
+        reason: Reason,
+    },
+    /// Every healthy endpoint is saturated and the policy sheds: answer 429.
+    Shed,
+}
+
+/// One scored candidate.
+#[derive(Debug, Clone, Copy)]
+struct Scored {
+    index: usize,
+    score: f64,
+    tie: u64,
+    saturated: bool,
+}
+
+/// Pick for a request with `total_blocks` hashed prompt blocks and model-matching LoRA flags
+/// `lora` (one per endpoint; all false when no adapter matches). `draw` breaks ties (one random
+/// value per request).
+pub fn pick(
+    config: &Config,
+    views: &[EndpointView],
+    total_blocks: usize,
+    lora: &[bool],
+    draw: u64,
+) -> Decision {
+    if views.is_empty() {
+        return Decision::Shed;
+    }
+    // Every endpoint in a cool-off: the cool-off is a hint, not a verdict; try them all.
+    let any_healthy = views.iter().any(|v| v.healthy);
+    let mut scored: Vec<Scored> = views
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.healthy || !any_healthy)
+        .map(|(i, v)| Scored {
+            index: i,
+            score: score(
+                config,
+                i,
+                v,
+                total_blocks,
+                lora.get(i).copied().unwrap_or(false),
+            ),
+            tie: tie_key(draw, i),
+            saturated: saturated(config, v),
+        })
+        .collect();
+    if scored.iter().all(|s| s.saturated) && config.saturation.policy == SaturationPolicy::Shed {
+        return Decision::Shed;
+    }
+    // Unsaturated first, then by score (high first), then by the draw.
+    scored.sort_by(|a, b| {
+        a.saturated
+            .cmp(&b.saturated)
+            .then(b.score.total_cmp(&a.score))
+            .then(a.tie.cmp(&b.tie))
+    });
+    let Some(first) = scored.first() else {
+        return Decision::Shed;
+    };
+    let winner = views.get(first.index).copied().unwrap_or_default();
+    let reason = if winner.session && config.weights.session > 0.0 {
+        Reason::Session
+    } else if winner.prefix_blocks > 0 && config.weights.prefix > 0.0 {
+        Reason::Prefix
+    } else {
+        Reason::Load
+    };
+    Decision::Route {
+        score: first.score,
+        order: scored.iter().map(|s| s.index).collect(),
+        reason,
+    }
+}
+
+/// Saturated: a fresh report with the queue or the KV cache at or over its threshold.
+pub fn saturated(config: &Config, v: &EndpointView) -> bool {
+    let s = &config.saturation;
+    v.load.waiting.is_some_and(|w| w >= s.queue_threshold)
+        || v.load.kv_cache.is_some_and(|k| k >= s.kv_cache_threshold)
+}
+
+/// Σ weight × scorer value for endpoint `i`.
+pub fn score(config: &Config, i: usize, v: &EndpointView, total_blocks: usize, lora: bool) -> f64 {
+    let w = &config.weights;
+    let prefix = if total_blocks == 0 {
+        0.0
+    } else {
+        v.prefix_blocks.min(total_blocks) as f64 / total_blocks as f64
+    };
+    // Missing reports read as an idle endpoint: a new pod gets traffic and then reports.
+    let queue = 1.0 / (1.0 + f64::from(v.load.waiting.unwrap_or(0)));
+    let kv = 1.0 - v.load.kv_cache.unwrap_or(0.0);
+    let in_flight = 1.0 / (1.0 + f64::from(v.in_flight));
+    let hardware = match config.endpoints.get(i) {
+        Some(e) if config.max_weight > 0.0 => e.weight / config.max_weight,
+        _ => 0.0,
+    };
+    w.prefix * prefix
+        + w.queue * queue
+        + w.kv_cache * kv
+        + w.in_flight * in_flight
+        + w.session * f64::from(u8::from(v.session))
+        + w.lora * f64::from(u8::from(lora))
+        + w.hardware * hardware
+}
+
+fn tie_key(draw: u64, i: usize) -> u64 {
+    crate::prefix::mix(draw ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+#[cfg(test)]
+#[path = "picker_tests.rs"]
+mod tests;

@@ -1,0 +1,315 @@
+//! The filter on the mock host: the pick lands in the request header, the same prompt prefix
+//! sticks to one endpoint, load reports and failures steer later requests away, sessions stick,
+//! saturation sheds in the caller's protocol, and requests in flight are counted out at the end.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use ai_load_balancer::LoadBalancer;
+use aigw_shared::host::Capabilities;
+use aigw_shared::mock::{Exchange, Gateway, Outcome, UpstreamReply};
+use serde_json::Value;
+
+const HEADER: &str = "x-gateway-destination-endpoint";
+const PODS: [&str; 3] = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"{{"endpoints": [{{"address": "{}"}}, {{"address": "{}"}}, {{"address": "{}"}}]{extra}}}"#,
+        PODS[0], PODS[1], PODS[2]
+    )
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The fixture's conversation with another last user message.
+fn chat(user: &str) -> String {
+    let mut v: Value = serde_json::from_str(&fixture("chat.request.json")).unwrap();
+    v["messages"][1]["content"] = Value::String(user.to_owned());
+    v.to_string()
+}
+
+fn reply(status: u16, orca: Option<&str>) -> UpstreamReply {
+    let mut r = UpstreamReply::json(r#"{"choices":[]}"#);
+    r.status = status;
+    if let Some(o) = orca {
+        r.headers
+            .push(("endpoint-load-metrics".into(), o.as_bytes().to_vec()));
+    }
+    r
+}
+
+fn picked(out: &Outcome) -> String {
+    assert!(out.local_response.is_none(), "{:?}", out.local_response);
+    out.upstream_header(HEADER).expect("an endpoint was chosen")
+}
+
+fn gateway(extra: &str) -> Gateway<LoadBalancer> {
+    Gateway::new(&config(extra), Capabilities::FULL)
+}
+
+#[test]
+fn the_chosen_address_goes_into_the_header_and_the_load_report_is_asked_for() {
+    let mut gw = gateway("");
+    let out = gw.run(Exchange::post_json("/v1/chat/completions", &chat("hi")));
+    assert!(PODS.contains(&picked(&out).as_str()));
+    assert_eq!(
+        out.upstream_header("endpoint-load-metrics-format")
+            .as_deref(),
+        Some("TEXT")
+    );
+    assert_eq!(
+        out.upstream_body,
+        chat("hi").as_bytes(),
+        "the body passes untouched"
+    );
+}
+
+#[test]
+fn requests_sharing_a_prompt_prefix_stick_to_one_endpoint() {
+    let mut gw = gateway("");
+    let first = picked(&gw.run(Exchange::post_json("/v1/chat/completions", &chat("one"))));
+    for (i, q) in [
+        "two",
+        "three",
+        "a much longer question about the plans and their prices",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = gw.run(Exchange::post_json("/v1/chat/completions", &chat(q)));
+        assert_eq!(picked(&out), first, "{q}");
+        if i == 0 {
+            // The mock gives each request its own metric store; the id is defined once.
+            let name = "aigw.ai_load_balancer.decision.prefix.requests_total";
+            assert_eq!(out.host.metric_value(name), Some(1));
+        }
+    }
+}
+
+#[test]
+fn a_client_cannot_choose_the_endpoint_itself() {
+    let mut gw = gateway("");
+    let out = gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("hi")).header(HEADER, "192.168.1.1:22"),
+    );
+    assert!(PODS.contains(&picked(&out).as_str()));
+}
+
+#[test]
+fn a_saturated_endpoint_is_avoided_until_its_report_is_stale() {
+    let mut gw = gateway(r#", "load": {"maxAgeMs": 1000}"#);
+    let first = picked(&gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("one")).reply(reply(
+            200,
+            Some(
+                "TEXT named_metrics.num_requests_waiting=9, named_metrics.kv_cache_usage_perc=0.5",
+            ),
+        )),
+    ));
+    for q in ["two", "three", "four"] {
+        let out = gw.run(Exchange::post_json("/v1/chat/completions", &chat(q)));
+        assert_ne!(picked(&out), first, "saturated: queue 9 over 5");
+    }
+}
+
+#[test]
+fn a_stale_report_no_longer_counts() {
+    let mut gw =
+        gateway(r#", "load": {"maxAgeMs": 1000}, "scorers": {"prefix": 0, "hardware": 0}"#);
+    let first = picked(&gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("one")).reply(reply(
+            200,
+            Some("TEXT named_metrics.num_requests_waiting=9"),
+        )),
+    ));
+    gw.advance(Duration::from_millis(1500));
+    let mut seen = false;
+    for i in 0..30 {
+        seen |= picked(&gw.run(Exchange::post_json(
+            "/v1/chat/completions",
+            &chat(&format!("q{i}")),
+        ))) == first;
+    }
+    assert!(seen, "read as idle again");
+}
+
+#[test]
+fn an_endpoint_that_failed_is_skipped_for_its_cool_off() {
+    let mut gw = gateway(r#", "unhealthyCoolOffMs": 5000, "scorers": {"prefix": 0}"#);
+    let dead = picked(
+        &gw.run(Exchange::post_json("/v1/chat/completions", &chat("one")).reply(reply(503, None))),
+    );
+    for i in 0..12 {
+        let out = gw.run(Exchange::post_json(
+            "/v1/chat/completions",
+            &chat(&format!("q{i}")),
+        ));
+        assert_ne!(picked(&out), dead);
+    }
+    gw.advance(Duration::from_secs(6));
+    let mut back = false;
+    for i in 0..30 {
+        back |= picked(&gw.run(Exchange::post_json(
+            "/v1/chat/completions",
+            &chat(&format!("r{i}")),
+        ))) == dead;
+    }
+    assert!(back, "after the cool-off it is picked again");
+}
+
+#[test]
+fn a_503_with_a_load_report_is_the_server_speaking_not_a_dead_endpoint() {
+    let mut gw = gateway(r#", "scorers": {"prefix": 0, "queue": 0, "kvCache": 0}"#);
+    let first = picked(&gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("one")).reply(reply(
+            503,
+            Some("TEXT named_metrics.num_requests_waiting=1"),
+        )),
+    ));
+    let mut seen = false;
+    for i in 0..30 {
+        seen |= picked(&gw.run(Exchange::post_json(
+            "/v1/chat/completions",
+            &chat(&format!("q{i}")),
+        ))) == first;
+    }
+    assert!(seen);
+}
+
+#[test]
+fn a_session_sticks_to_its_endpoint_whatever_the_prompt() {
+    let mut gw = gateway("");
+    let first = picked(&gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("one")).header("x-session-id", "s-1"),
+    ));
+    for i in 0..10 {
+        let body = format!(
+            r#"{{"model":"sim-chat","messages":[{{"role":"user","content":"unrelated {i}"}}]}}"#
+        );
+        let out = gw
+            .run(Exchange::post_json("/v1/chat/completions", &body).header("x-session-id", "s-1"));
+        assert_eq!(picked(&out), first);
+    }
+}
+
+#[test]
+fn all_endpoints_saturated_is_a_429_in_the_callers_protocol() {
+    let mut gw = gateway(r#", "scorers": {"prefix": 0}"#);
+    // Each request goes to an endpoint not known to be saturated, which then reports 0.9.
+    for _ in 0..3 {
+        let _ = gw.run(
+            Exchange::post_json("/v1/chat/completions", &chat("x")).reply(reply(
+                200,
+                Some("TEXT named_metrics.kv_cache_usage_perc=0.9"),
+            )),
+        );
+    }
+    let body = r#"{"model":"claude","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    let out = gw.run(Exchange::post_json("/v1/messages", body));
+    let reply = out.local_response.expect("shed");
+    assert_eq!(reply.status, 429);
+    assert!(reply
+        .headers
+        .iter()
+        .any(|(k, v)| k == "retry-after" && v == b"1"));
+    let json: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(json["type"], "error", "Anthropic's shape");
+    assert_eq!(
+        out.host
+            .metric_value("aigw.ai_load_balancer.outcome.shed.requests_total"),
+        Some(1)
+    );
+}
+
+#[test]
+fn requests_in_flight_are_counted_out_when_they_end() {
+    let mut gw = gateway("");
+    for i in 0..5 {
+        let _ = gw.run(Exchange::post_json(
+            "/v1/chat/completions",
+            &chat(&format!("{i}")),
+        ));
+    }
+    let shared = gw.root_host().shared.borrow();
+    for pod in PODS {
+        let key = format!("aigw.lb.ep.{pod}.inflight");
+        let v = shared
+            .get(&key)
+            .map(|(v, _)| i64::from_le_bytes(v[..8].try_into().unwrap()));
+        assert!(matches!(v, None | Some(0)), "{pod}: {v:?}");
+    }
+}
+
+#[test]
+fn the_list_header_orders_every_usable_endpoint_for_override_host() {
+    let mut gw = gateway(r#", "listHeader": "x-gateway-destination-endpoint-list""#);
+    let out = gw.run(Exchange::post_json("/v1/chat/completions", &chat("hi")));
+    let list = out
+        .upstream_header("x-gateway-destination-endpoint-list")
+        .unwrap();
+    let parts: Vec<&str> = list.split(',').collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0], picked(&out));
+}
+
+#[test]
+fn lora_requests_go_to_the_endpoints_serving_the_adapter() {
+    let cfg = format!(
+        r#"{{"endpoints": [{{"address": "{}"}}, {{"address": "{}", "loraAdapters": ["sql-lora"]}}],
+            "scorers": {{"lora": 5}}}}"#,
+        PODS[0], PODS[1]
+    );
+    let mut gw: Gateway<LoadBalancer> = Gateway::new(&cfg, Capabilities::FULL);
+    for i in 0..10 {
+        let body =
+            format!(r#"{{"model":"sql-lora","messages":[{{"role":"user","content":"q{i}"}}]}}"#);
+        assert_eq!(
+            picked(&gw.run(Exchange::post_json("/v1/chat/completions", &body))),
+            PODS[1]
+        );
+    }
+}
+
+#[test]
+fn without_endpoints_or_shared_data_requests_pass_untouched() {
+    let mut gw: Gateway<LoadBalancer> = Gateway::new("{}", Capabilities::FULL);
+    let out = gw.run(Exchange::post_json("/v1/chat/completions", &chat("hi")));
+    assert_eq!(out.upstream_header(HEADER), None);
+    let mut gw: Gateway<LoadBalancer> = Gateway::new(&config(""), Capabilities::APISIX);
+    let out = gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("hi")).capabilities(Capabilities::APISIX),
+    );
+    assert_eq!(out.upstream_header(HEADER), None);
+    assert!(out.local_response.is_none());
+}
+
+#[test]
+fn a_body_that_is_not_json_is_routed_by_load_alone() {
+    let mut gw = gateway("");
+    let out = gw.run(Exchange::post_json("/v1/chat/completions", "{not json"));
+    assert!(PODS.contains(&picked(&out).as_str()));
+}
+
+#[test]
+fn a_body_over_the_limit_is_routed_unhashed() {
+    let mut gw = gateway(r#", "maxRequestBodyBytes": 100"#);
+    let out = gw.run(Exchange::post_json("/v1/chat/completions", &chat("hi")).chunked(50));
+    assert!(PODS.contains(&picked(&out).as_str()));
+    assert_eq!(out.upstream_body, chat("hi").as_bytes());
+}
+
+#[test]
+fn get_requests_are_routed_without_reading_a_body() {
+    let mut gw = gateway("");
+    let out = gw.run(Exchange::get("/v1/models"));
+    assert!(PODS.contains(&picked(&out).as_str()));
+}
