@@ -47,7 +47,7 @@ timed = t0=$$(date +%s%N); $(2); t1=$$(date +%s%N); \
 	printf '==> %-12s %6.1f s\n' "$(1)" "$$(( (t1 - t0) / 1000000 ))e-3"
 
 .PHONY: help deps deps-rust deps-apt deps-python build test test-native test-wasm32 e2e lint fmt run \
-	validate-configs clean-run oci sizes
+	validate-configs clean-run oci sizes schemas
 
 help: ## List the targets
 	@echo "Targets (CARGO_TARGET_DIR is honoured; default target/):"
@@ -138,6 +138,9 @@ oci: build ## Pack each plugin as an OCI image (Wasm compat variant, no Docker) 
 sizes: build ## Markdown table of the .wasm sizes (built, gzip, Higress build, wasm-opt -O3/-Oz)
 	@$(MAKE) APT_PACKAGES=binaryen deps-apt
 	@$(PYTHON) scripts/wasm_sizes.py --wasm-dir $(WASM_DIR) $(PLUGINS)
+
+schemas: ## Rewrite plugins/*/config.schema.json from the config types (their native schema tests)
+	AIGW_WRITE_SCHEMAS=1 $(CARGO_TEST) $(PLUGIN_PKGS) --lib schema_tests
 
 clean-run: ## Remove .run/ (rendered configs and logs of `make run`)
 	rm -rf .run

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::config::ConfigError;
 
 /// Where an API key may be found in a request.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum KeySource {
@@ -39,6 +40,7 @@ fn default_sources() -> Vec<KeySource> {
 }
 
 /// Consumer identification settings, as they appear in plugin config.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsumerConfig {

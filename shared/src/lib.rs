@@ -8,6 +8,8 @@ pub mod aws;
 pub mod callout;
 pub mod checksum;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod config_schema;
 pub mod consumer;
 pub mod error;
 pub mod genai;

@@ -20,6 +20,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 << 20;
 pub const DEFAULT_HOLD_BACK_CHARS: usize = 64;
 
 /// What happens to a detected PII value.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PiiAction {
@@ -36,6 +37,7 @@ pub enum PiiAction {
 }
 
 /// How a blocked request is answered.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum BlockMode {
@@ -46,6 +48,7 @@ pub enum BlockMode {
     Refusal,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
@@ -89,6 +92,7 @@ fn default_hold_back() -> usize {
     DEFAULT_HOLD_BACK_CHARS
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawLimits {
@@ -107,6 +111,7 @@ impl Default for RawLimits {
     }
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawOnBlock {
@@ -131,6 +136,7 @@ impl Default for RawOnBlock {
     }
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawOutput {
@@ -378,5 +384,19 @@ mod tests {
             Config::build(&json!({})).unwrap().on_block.name_rule,
             "the rule is named by default"
         );
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod schema_tests {
+    use std::path::Path;
+
+    use aigw_shared::config_schema::{check_committed, plugin_schema};
+
+    #[test]
+    fn the_committed_json_schema_is_the_schema_of_the_config_types() {
+        let schema = plugin_schema::<super::RawConfig>("ai-content-moderation");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.schema.json");
+        assert_eq!(check_committed(&path, &schema), Ok(()));
     }
 }

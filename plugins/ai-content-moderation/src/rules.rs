@@ -23,6 +23,7 @@ use serde::Deserialize;
 use crate::normalize::{fold_into, is_word_char};
 
 /// What a local rule does when it matches.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum RuleAction {
@@ -65,6 +66,7 @@ impl Rule {
     }
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 enum MatchMode {
@@ -74,6 +76,7 @@ enum MatchMode {
 }
 
 /// A deny list as configured.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDenyList {
@@ -86,6 +89,7 @@ pub struct RawDenyList {
 }
 
 /// A regex rule as configured.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRegexRule {
@@ -96,6 +100,7 @@ pub struct RawRegexRule {
 }
 
 /// The injection heuristics as configured.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawInjection {

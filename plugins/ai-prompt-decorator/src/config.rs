@@ -19,6 +19,7 @@ use crate::template::Text;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
 
 /// A chat role a configured message may have.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -50,6 +51,7 @@ impl Role {
 }
 
 /// What to do with a request the decorator cannot handle.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum Policy {
@@ -60,6 +62,7 @@ pub enum Policy {
     PassThrough,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
@@ -83,6 +86,7 @@ fn default_max_body() -> usize {
     DEFAULT_MAX_BODY_BYTES
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMessage {
@@ -90,6 +94,7 @@ struct RawMessage {
     content: String,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTemplate {
@@ -99,6 +104,7 @@ struct RawTemplate {
     messages: Vec<RawMessage>,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawGuard {
@@ -279,5 +285,19 @@ mod tests {
         let t = &c.templates["tr"];
         let vars: Vec<&str> = t.messages[0].1.variables().collect();
         assert_eq!(vars, ["text", "lang"]);
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod schema_tests {
+    use std::path::Path;
+
+    use aigw_shared::config_schema::{check_committed, plugin_schema};
+
+    #[test]
+    fn the_committed_json_schema_is_the_schema_of_the_config_types() {
+        let schema = plugin_schema::<super::RawConfig>("ai-prompt-decorator");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.schema.json");
+        assert_eq!(check_committed(&path, &schema), Ok(()));
     }
 }

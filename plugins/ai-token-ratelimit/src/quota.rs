@@ -31,6 +31,7 @@ pub const DEFAULT_ADMIN_PATH: &str = "/aigw/quota";
 const MAX_QUOTA: i64 = 1_000_000_000_000_000;
 
 /// What a quota counts.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum QuotaMeasure {
@@ -46,6 +47,7 @@ pub enum QuotaMeasure {
 }
 
 /// `quota` as written.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawQuota {
@@ -168,6 +170,7 @@ pub enum Write {
     Add(i64),
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWrite {

@@ -26,6 +26,7 @@ pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 4096;
 /// The filter-state key of the audit record, unless configured.
 pub const DEFAULT_FILTER_STATE: &str = "aigw_usage_stats";
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
@@ -47,6 +48,7 @@ struct RawConfig {
     audit: RawAudit,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawPrice {
@@ -59,6 +61,7 @@ struct RawPrice {
     cache_write_input: Option<f64>,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawAudit {
@@ -336,5 +339,19 @@ mod tests {
     fn a_null_filter_state_disables_it() {
         let c = parse(r#"{"audit": {"filterState": null}}"#).unwrap();
         assert_eq!(c.audit.filter_state, None);
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod schema_tests {
+    use std::path::Path;
+
+    use aigw_shared::config_schema::{check_committed, plugin_schema};
+
+    #[test]
+    fn the_committed_json_schema_is_the_schema_of_the_config_types() {
+        let schema = plugin_schema::<super::RawConfig>("ai-usage-stats");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.schema.json");
+        assert_eq!(check_committed(&path, &schema), Ok(()));
     }
 }

@@ -26,6 +26,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// The largest limit, burst or default accepted.
 const MAX_AMOUNT: u64 = 1_000_000_000_000_000;
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
@@ -57,6 +58,7 @@ struct RawConfig {
     quota: Option<crate::quota::RawQuota>,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawRls {
@@ -85,6 +87,7 @@ pub struct Rls {
     pub timeout: Duration,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawRule {
@@ -99,6 +102,7 @@ struct RawRule {
     charge_after_response: bool,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawOverride {
@@ -107,6 +111,7 @@ struct RawOverride {
     limits: Vec<RawLimit>,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
@@ -114,6 +119,7 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawLimit {
@@ -130,6 +136,7 @@ struct RawLimit {
     burst: u64,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "camelCase")]
 enum TokenKind {
@@ -138,6 +145,7 @@ enum TokenKind {
     Total,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawWeights {
@@ -150,6 +158,7 @@ struct RawWeights {
 }
 
 /// A limit's period.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Period {
@@ -177,6 +186,7 @@ impl Period {
 
 /// What happens when the counters cannot be read or written (no shared data on this host, or
 /// the compare-and-swap kept losing).
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FailureMode {
@@ -188,6 +198,7 @@ pub enum FailureMode {
 }
 
 /// Where the counters live.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Backend {
@@ -515,3 +526,17 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod schema_tests {
+    use std::path::Path;
+
+    use aigw_shared::config_schema::{check_committed, plugin_schema};
+
+    #[test]
+    fn the_committed_json_schema_is_the_schema_of_the_config_types() {
+        let schema = plugin_schema::<super::RawConfig>("ai-token-ratelimit");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.schema.json");
+        assert_eq!(check_committed(&path, &schema), Ok(()));
+    }
+}
