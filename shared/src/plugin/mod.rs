@@ -433,14 +433,24 @@ pub(crate) fn route_info(host: &dyn Host) -> RouteInfo {
     // controller's `_match_route_` / `_match_service_` refer to); Envoy has `xds.route_name` and
     // `xds.cluster_name` only. The Higress build is the one that can override the upstream host.
     let higress = host.capabilities().override_host;
-    let (route, cluster): (&[&str], &[&str]) = if higress {
-        (&["route_name"], &["cluster_name"])
+    let cluster: &[&str] = if higress {
+        &["cluster_name"]
     } else {
-        (&["xds", "route_name"], &["xds", "cluster_name"])
+        &["xds", "cluster_name"]
     };
     RouteInfo {
-        route_name: host.property_str(route),
+        route_name: route_name(host),
         host: authority,
         service: host.property_str(cluster),
+    }
+}
+
+/// The request's route name: Higress's `route_name` property in the Higress build, Envoy's
+/// `xds.route_name` elsewhere (one host call; for plugins that key or label by route).
+pub fn route_name(host: &dyn Host) -> Option<String> {
+    if host.capabilities().override_host {
+        host.property_str(&["route_name"])
+    } else {
+        host.property_str(&["xds", "route_name"])
     }
 }
