@@ -8,7 +8,8 @@
 //! Layout: [`reply`] (with [`tools`]) derives the provider-neutral answer once; provider modules
 //! ([`openai`], [`anthropic`], [`bedrock`], [`gemini`], [`azure`]) turn it into their wire format
 //! and contribute rows to the [`router`] table; [`auth`] checks credentials; [`server`] owns HTTP
-//! and timing.
+//! and timing. [`fleet`] is the fleet mode: N simulated vLLM-like pods with a prefix KV cache,
+//! a queue and ORCA load headers, for the load balancer.
 
 pub mod anthropic;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod azure;
 pub mod bedrock;
 pub mod body;
 pub mod conn;
+pub mod fleet;
 pub mod gemini;
 pub mod knobs;
 pub mod openai;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use llm_sim::auth::{AwsKey, Credentials, PROVIDERS};
+use llm_sim::fleet::{Fleet, FleetConfig, PodSpec};
 use llm_sim::{Config, Defaults, Server};
 
 const USAGE: &str = "usage: llm-sim [--listen ADDR:PORT] [--port-file FILE] [--latency-ms N] \
@@ -23,13 +24,26 @@ const USAGE: &str = "usage: llm-sim [--listen ADDR:PORT] [--port-file FILE] [--l
                            vertex); repeatable, later flags win
   --aws-access-key-id ID   with --aws-secret-key: Bedrock requests must be SigV4-signed with
   --aws-secret-key SECRET  this key (service bedrock, any region)
-  --quiet                  do not log one line per request to stderr";
+  --quiet                  do not log one line per request to stderr
+
+Fleet mode (simulated vLLM pods for the load balancer; the provider routes are not served):
+  --fleet N                N pods, each on its own port (from --listen: port 0 = free ports,
+                           else consecutive); --port-file then gets the ports joined by commas
+  --fleet-speeds A,B,...   relative pod speeds, cycled (default 1)
+  --fleet-cache-blocks N   KV-cache capacity per pod, in blocks (default 256)
+  --fleet-block-tokens N   prompt tokens per block (default 16)
+  --fleet-max-running N    requests running at once per pod; more wait (default 4)
+  --fleet-prefill-us N     prefill time per uncached prompt token, microseconds (default 200)
+  --fleet-decode-us N      time per output token, microseconds (default 5000)
+  --fleet-base-us N        fixed time before the first token, microseconds (default 5000)";
 
 /// Parsed command line.
 #[derive(Debug)]
 struct Cli {
     config: Config,
     port_file: Option<String>,
+    /// Fleet mode: the pod count, the pod template and the speeds.
+    fleet: Option<(usize, PodSpec, Vec<f64>)>,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
@@ -39,6 +53,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
     let mut log = true;
     let mut credentials = Credentials::default();
     let (mut aws_id, mut aws_secret) = (None, None);
+    let mut fleet_n: Option<usize> = None;
+    let mut pod = PodSpec::default();
+    let mut speeds = Vec::new();
     let mut args = args;
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -62,6 +79,27 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
             "--aws-access-key-id" => aws_id = Some(value("--aws-access-key-id")?),
             "--aws-secret-key" => aws_secret = Some(value("--aws-secret-key")?),
             "--quiet" => log = false,
+            "--fleet" => fleet_n = Some(count("--fleet", &value("--fleet")?)?),
+            "--fleet-speeds" => speeds = speed_list(&value("--fleet-speeds")?)?,
+            "--fleet-cache-blocks" => {
+                pod.cache_blocks = count("--fleet-cache-blocks", &value("--fleet-cache-blocks")?)?
+            }
+            "--fleet-block-tokens" => {
+                pod.block_tokens = count("--fleet-block-tokens", &value("--fleet-block-tokens")?)?
+            }
+            "--fleet-max-running" => {
+                pod.max_running = count("--fleet-max-running", &value("--fleet-max-running")?)?
+            }
+            "--fleet-prefill-us" => {
+                pod.prefill_us_per_token =
+                    number("--fleet-prefill-us", &value("--fleet-prefill-us")?)?
+            }
+            "--fleet-decode-us" => {
+                pod.decode_us_per_token = number("--fleet-decode-us", &value("--fleet-decode-us")?)?
+            }
+            "--fleet-base-us" => {
+                pod.base_us = number("--fleet-base-us", &value("--fleet-base-us")?)?
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -82,7 +120,26 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
             credentials,
         },
         port_file,
+        fleet: fleet_n.map(|n| (n, pod, speeds)),
     })
+}
+
+/// A positive count (pods, blocks, slots).
+fn count(name: &str, v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{name}: {v:?} is not a count from 1 to 1000000")),
+    }
+}
+
+/// Comma-separated positive speeds.
+fn speed_list(v: &str) -> Result<Vec<f64>, String> {
+    v.split(',')
+        .map(|s| match s.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 && x <= 1000.0 => Ok(x),
+            _ => Err(format!("--fleet-speeds: {s:?} is not a speed over 0")),
+        })
+        .collect()
 }
 
 /// `KEY` for every provider, or `PROVIDER=KEY` when the part before `=` names a provider.
@@ -139,6 +196,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if let Some((n, pod, speeds)) = &cli.fleet {
+        return run_fleet(&cli, *n, pod, speeds).await;
+    }
     let listen = cli.config.listen;
     let server = Server::start(cli.config)
         .await
@@ -154,10 +214,37 @@ async fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
+async fn run_fleet(cli: &Cli, n: usize, pod: &PodSpec, speeds: &[f64]) -> Result<(), String> {
+    let mut config = FleetConfig::uniform(cli.config.listen, n, pod, speeds);
+    config.log = cli.config.log;
+    let fleet = Fleet::start(config)
+        .await
+        .map_err(|e| format!("cannot start the fleet on {}: {e}", cli.config.listen))?;
+    let ports: Vec<String> = fleet.addrs().iter().map(|a| a.port().to_string()).collect();
+    if let Some(path) = &cli.port_file {
+        write_text_file(path, &ports.join(","))?;
+    }
+    for (pod, addr) in fleet.pods().iter().zip(fleet.addrs()) {
+        eprintln!(
+            "llm-sim: {} (speed {}) listening on {addr}",
+            pod.spec.name, pod.spec.speed
+        );
+    }
+    wait_for_signal().await?;
+    eprintln!("llm-sim: shutting down the fleet");
+    fleet.shutdown().await;
+    Ok(())
+}
+
 /// Writes the port to a temporary file and renames it, so readers never see a partial number.
 fn write_port_file(path: &str, port: u16) -> Result<(), String> {
+    write_text_file(path, &port.to_string())
+}
+
+/// Writes `text` to a temporary file and renames it into place.
+fn write_text_file(path: &str, text: &str) -> Result<(), String> {
     let tmp = format!("{path}.tmp");
-    std::fs::write(&tmp, port.to_string()).map_err(|e| format!("cannot write {tmp}: {e}"))?;
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {tmp}: {e}"))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename {tmp} to {path}: {e}"))
 }
 
@@ -224,6 +311,37 @@ mod tests {
         assert!(parse_args(args(&["--aws-secret-key", "s"]))
             .unwrap_err()
             .contains("go together"));
+    }
+
+    #[test]
+    fn fleet_flags_make_a_pod_template_and_speeds() {
+        let cli = parse_args(args(&[
+            "--fleet",
+            "3",
+            "--fleet-speeds",
+            "1,2",
+            "--fleet-cache-blocks",
+            "64",
+            "--fleet-max-running",
+            "2",
+            "--fleet-prefill-us",
+            "100",
+        ]))
+        .unwrap();
+        let (n, pod, speeds) = cli.fleet.unwrap();
+        assert_eq!((n, pod.cache_blocks, pod.max_running), (3, 64, 2));
+        assert_eq!(pod.prefill_us_per_token, 100);
+        assert_eq!(speeds, vec![1.0, 2.0]);
+        assert!(
+            parse_args(args(&[])).unwrap().fleet.is_none(),
+            "off by default"
+        );
+        assert!(parse_args(args(&["--fleet", "0"]))
+            .unwrap_err()
+            .contains("--fleet"));
+        assert!(parse_args(args(&["--fleet-speeds", "1,-1"]))
+            .unwrap_err()
+            .contains("--fleet-speeds"));
     }
 
     #[test]
