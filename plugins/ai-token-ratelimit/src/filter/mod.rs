@@ -345,8 +345,17 @@ impl Filter {
         if !matches!(self.phase, Phase::Admitted | Phase::Responding) {
             return;
         }
+        let forwarded_unanswered = self.phase == Phase::Admitted && !completed;
         self.phase = Phase::Done;
         let mut actual = Tokens::default();
+        if forwarded_unanswered {
+            // The client went away after the request was forwarded and before any answer: the
+            // provider has the prompt (and bills it), so the prompt estimate is charged and the
+            // rest of the reservation given back; charging nothing would let a client that
+            // disconnects early send large prompts for free.
+            actual.input = self.reserved.input;
+            self.state.count(cx.host, Metric::UsageEstimated, 1);
+        }
         if let Some(mut obs) = self.observer.take() {
             let summary = obs.finish(0, |_| {});
             let produced = summary.output_estimate.estimate().tokens;
