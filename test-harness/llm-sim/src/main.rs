@@ -35,7 +35,9 @@ Fleet mode (simulated vLLM pods for the load balancer; the provider routes are n
   --fleet-max-running N    requests running at once per pod; more wait (default 4)
   --fleet-prefill-us N     prefill time per uncached prompt token, microseconds (default 200)
   --fleet-decode-us N      time per output token, microseconds (default 5000)
-  --fleet-base-us N        fixed time before the first token, microseconds (default 5000)";
+  --fleet-base-us N        fixed time before the first token, microseconds (default 5000)
+  --fleet-spread           every pod on pod 0's port, pod i on the i-th address after --listen's
+                           (127.0.0.1, 127.0.0.2, ...); --port-file then gets that one port";
 
 /// Parsed command line.
 #[derive(Debug)]
@@ -44,6 +46,8 @@ struct Cli {
     port_file: Option<String>,
     /// Fleet mode: the pod count, the pod template and the speeds.
     fleet: Option<(usize, PodSpec, Vec<f64>)>,
+    /// Fleet pods share one port on consecutive addresses.
+    fleet_spread: bool,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
@@ -56,6 +60,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
     let mut fleet_n: Option<usize> = None;
     let mut pod = PodSpec::default();
     let mut speeds = Vec::new();
+    let mut fleet_spread = false;
     let mut args = args;
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -80,6 +85,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
             "--aws-secret-key" => aws_secret = Some(value("--aws-secret-key")?),
             "--quiet" => log = false,
             "--fleet" => fleet_n = Some(count("--fleet", &value("--fleet")?)?),
+            "--fleet-spread" => fleet_spread = true,
             "--fleet-speeds" => speeds = speed_list(&value("--fleet-speeds")?)?,
             "--fleet-cache-blocks" => {
                 pod.cache_blocks = count("--fleet-cache-blocks", &value("--fleet-cache-blocks")?)?
@@ -121,6 +127,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Cli, String> {
         },
         port_file,
         fleet: fleet_n.map(|n| (n, pod, speeds)),
+        fleet_spread,
     })
 }
 
@@ -217,10 +224,14 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn run_fleet(cli: &Cli, n: usize, pod: &PodSpec, speeds: &[f64]) -> Result<(), String> {
     let mut config = FleetConfig::uniform(cli.config.listen, n, pod, speeds);
     config.log = cli.config.log;
+    config.spread_addresses = cli.fleet_spread;
     let fleet = Fleet::start(config)
         .await
         .map_err(|e| format!("cannot start the fleet on {}: {e}", cli.config.listen))?;
-    let ports: Vec<String> = fleet.addrs().iter().map(|a| a.port().to_string()).collect();
+    let mut ports: Vec<String> = fleet.addrs().iter().map(|a| a.port().to_string()).collect();
+    if cli.fleet_spread {
+        ports.truncate(1);
+    }
     if let Some(path) = &cli.port_file {
         write_text_file(path, &ports.join(","))?;
     }

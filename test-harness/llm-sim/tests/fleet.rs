@@ -207,6 +207,37 @@ fn bad_requests_get_openai_errors_with_the_load_header() {
 }
 
 #[test]
+fn spread_pods_share_one_port_on_consecutive_loopback_addresses() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut config = FleetConfig::uniform("127.0.0.1:0".parse().unwrap(), 3, &spec(), &[]);
+            config.spread_addresses = true;
+            let fleet = Fleet::start(config).await.unwrap();
+            tx.send(fleet.addrs().to_vec()).unwrap();
+            let _ = stop_rx.await;
+            fleet.shutdown().await;
+        });
+    });
+    let addrs = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let port = addrs[0].port();
+    for (i, addr) in addrs.iter().enumerate() {
+        assert_eq!(addr.to_string(), format!("127.0.0.{}:{port}", i + 1));
+        let r = Client::connect(*addr)
+            .send("GET", "/_sim/fleet", &[], b"")
+            .unwrap();
+        assert_eq!(r.json()["pod"], format!("pod-{i}"));
+    }
+    stop_tx.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
 fn the_fleet_binary_writes_its_ports_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("llm-sim-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

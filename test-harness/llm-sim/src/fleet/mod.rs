@@ -27,6 +27,9 @@ pub struct FleetConfig {
     pub pods: Vec<PodSpec>,
     /// Log one line per request.
     pub log: bool,
+    /// Every pod on pod 0's port, pod `i` on the IPv4 address `i` after `listen`'s
+    /// (127.0.0.1, 127.0.0.2, …: all loopback on Linux), so one port names the whole fleet.
+    pub spread_addresses: bool,
 }
 
 impl FleetConfig {
@@ -47,8 +50,22 @@ impl FleetConfig {
             listen,
             pods,
             log: false,
+            spread_addresses: false,
         }
     }
+}
+
+/// Pod `i`'s address when the pods share one port: the IPv4 address `i` after `base`'s.
+fn spread(base: SocketAddr, port: u16, i: usize) -> io::Result<SocketAddr> {
+    let SocketAddr::V4(v4) = base else {
+        return Err(io::Error::other(
+            "spread addresses need an IPv4 --listen address",
+        ));
+    };
+    let next = u32::from(*v4.ip())
+        .checked_add(u32::try_from(i).map_err(io::Error::other)?)
+        .ok_or_else(|| io::Error::other("address out of range"))?;
+    Ok(SocketAddr::from((std::net::Ipv4Addr::from(next), port)))
 }
 
 /// A running fleet.
@@ -71,7 +88,13 @@ impl Fleet {
         };
         for (i, spec) in config.pods.into_iter().enumerate() {
             let mut addr = config.listen;
-            if addr.port() != 0 {
+            if config.spread_addresses && i > 0 {
+                addr = spread(
+                    config.listen,
+                    fleet.addrs.first().map_or(0, |a| a.port()),
+                    i,
+                )?;
+            } else if addr.port() != 0 {
                 let port = u16::try_from(usize::from(addr.port()) + i)
                     .map_err(|_| io::Error::other("port out of range"))?;
                 addr.set_port(port);
