@@ -185,6 +185,15 @@ fn trim(v: &[u8]) -> &[u8] {
     v.get(start..end).unwrap_or_default()
 }
 
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, blanks trimmed).
+pub fn bearer_token(authorization: &[u8]) -> Option<&[u8]> {
+    let v = trim(authorization);
+    if !v.get(..7)?.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    Some(trim(v.get(7..)?))
+}
+
 impl ConsumerIdentifier {
     /// True when nothing is configured (no header, no keys), so identification always fails.
     pub fn is_empty(&self) -> bool {
@@ -198,14 +207,7 @@ impl ConsumerIdentifier {
     ) -> Option<&'h [u8]> {
         self.sources.iter().find_map(|source| {
             let key = match source {
-                KeySource::Bearer => {
-                    let v = trim(get_header("authorization")?);
-                    let scheme = v.get(..7)?;
-                    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-                        return None;
-                    }
-                    trim(v.get(7..)?)
-                }
+                KeySource::Bearer => bearer_token(get_header("authorization")?)?,
                 KeySource::ApiKey => trim(get_header("x-api-key")?),
                 KeySource::Header(name) => trim(get_header(name)?),
             };

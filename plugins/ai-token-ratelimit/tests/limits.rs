@@ -331,7 +331,11 @@ fn requests_in_flight_hold_their_reservation_and_a_cancelled_one_releases_it() {
     assert!(!fourth.refused());
     let bytes = shared.shared.borrow()["aigw-trl:team:0:a"].0.clone();
     let level = i64::from_le_bytes(bytes[..8].try_into().unwrap());
-    assert_eq!(level, (300 - 9 - 13 - 209) * 1000, "9, then 9 + 4 charged, 209 held");
+    assert_eq!(
+        level,
+        (300 - 9 - 13 - 209) * 1000,
+        "9, then 9 + 4 charged, 209 held"
+    );
 }
 
 #[test]
@@ -607,6 +611,34 @@ fn the_admin_endpoint_needs_an_admin_key_and_a_valid_write() {
     assert_eq!(status(gw.run(get)), 400, "no ?key=");
     let get = Exchange::get("/aigw/quota?key=team").header("x-api-key", "admin-key");
     assert_eq!(admin_answer(&gw.run(get))["remaining"], 0);
+}
+
+#[test]
+fn the_admin_reads_a_key_value_percent_decoded_and_logs_it_escaped() {
+    let mut gw = Gateway::<TokenRateLimit>::new(&quota_config(), Capabilities::FULL);
+    let set = gw.run(admin_post(
+        r#"{"key": "team a\nforged line", "set": 7}"#,
+        "admin-key",
+    ));
+    assert_eq!(admin_answer(&set)["remaining"], 7);
+    let logs: Vec<String> = set
+        .host
+        .state
+        .borrow()
+        .logs
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect();
+    let logs = logs.join("\n");
+    assert!(
+        logs.contains(r#"quota of "team a\nforged line" set to 7"#),
+        "{logs}"
+    );
+    let get = Exchange::get("/aigw/quota?key=team%20a%0Aforged%20line")
+        .header("authorization", "bearer admin-key");
+    assert_eq!(admin_answer(&gw.run(get))["remaining"], 7);
+    let bad = Exchange::get("/aigw/quota?key=%FF").header("x-api-key", "admin-key");
+    assert_eq!(gw.run(bad).local_response.expect("answered").status, 400);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! ?key=<value>`) or set / add to it (`POST {"key", "set" | "add"}`), for callers presenting an
 //! admin key (`Authorization: Bearer` or `x-api-key`). Answered locally, never forwarded.
 
+use aigw_shared::aws::uri::percent_decode;
+use aigw_shared::consumer::bearer_token;
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, LogLevel};
 use aigw_shared::plugin::{Ctx, Plugin, WholeBody};
@@ -15,17 +17,11 @@ use crate::TokenRateLimit;
 /// Admin bodies are small.
 const MAX_ADMIN_BODY: usize = 4096;
 
+/// The admin key a request presents: `Authorization: Bearer <key>`, else `x-api-key`.
 fn presented_key(headers: &[(String, Vec<u8>)]) -> Option<&[u8]> {
-    if let Some(v) = header(headers, "authorization") {
-        let v = v.trim_ascii();
-        let bearer = v
-            .get(..7)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"bearer "));
-        if bearer {
-            return v.get(7..).map(<[u8]>::trim_ascii);
-        }
-    }
-    header(headers, "x-api-key").map(<[u8]>::trim_ascii)
+    header(headers, "authorization")
+        .and_then(bearer_token)
+        .or_else(|| header(headers, "x-api-key").map(<[u8]>::trim_ascii))
 }
 
 impl Filter {
@@ -50,10 +46,14 @@ impl Filter {
         }
         match text(header(headers, ":method")).unwrap_or("") {
             "GET" => match query_param(path, "key").filter(|k| !k.is_empty()) {
-                Some(key) => {
-                    let key = key.to_owned();
-                    self.admin_apply(cx, &key, None)
-                }
+                // The value is percent-decoded, so `?key=team%20a` reads the quota of `team a`.
+                Some(raw) => match String::from_utf8(percent_decode(raw)) {
+                    Ok(key) => self.admin_apply(cx, &key, None),
+                    Err(_) => {
+                        let e = ClientError::invalid_request("?key= is not UTF-8 once decoded");
+                        self.admin_fail(cx, &e)
+                    }
+                },
                 None => {
                     let e = ClientError::invalid_request("GET needs ?key=<value>");
                     self.admin_fail(cx, &e)
@@ -92,7 +92,7 @@ impl Filter {
             Ok(remaining) => {
                 if write.is_some() {
                     let line = format!(
-                        "{}: quota of {key} set to {remaining}",
+                        "{}: quota of {key:?} set to {remaining}",
                         TokenRateLimit::NAME
                     );
                     cx.log(LogLevel::Info, &line);
