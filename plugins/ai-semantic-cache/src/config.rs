@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
 /// The largest answer kept (bytes of answer text); longer answers are not stored.
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 256 << 10;
 /// Cosine similarity at or above which a semantic neighbour is a hit (measured in the README).
-pub const DEFAULT_THRESHOLD: f32 = 0.9;
+pub const DEFAULT_THRESHOLD: f32 = 0.88;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -17,6 +17,7 @@ mod ai_proxy_bedrock;
 mod ai_proxy_cases;
 mod ai_proxy_keys;
 mod ai_proxy_vertex;
+mod ai_semantic_cache;
 mod ai_token_ratelimit;
 mod ai_usage_stats;
 mod chain;
