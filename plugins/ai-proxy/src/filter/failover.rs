@@ -127,26 +127,31 @@ fn status_of(host: &dyn Host) -> u16 {
 }
 
 impl Filter {
-    /// A complete JSON body whose route has fallback targets: pick the first target whose
-    /// breaker lets it through, send the request there and keep what a fallback needs.
-    /// `None`: the route has none (the caller goes the common way).
+    /// A complete JSON body under a config with fallback targets. A route with some: pick the
+    /// first target whose breaker lets it through, send the request there and keep what a
+    /// fallback needs. A route without: sent as usual (the body is read and routed once).
     pub(super) fn send_with_fallbacks(
         &mut self,
         host: &dyn Host,
         inc: &Incoming,
         body: &[u8],
-    ) -> Option<Action> {
+    ) -> Action {
         let asked = match read_request(inc, body) {
             Ok(a) => a,
-            Err(e) => return Some(self.reject(host, &e)),
+            Err(e) => return self.reject(host, &e),
         };
         let route = match route_of(&self.config, &asked.model) {
             Ok(r) => r,
-            Err(e) => return Some(self.reject(host, &e)),
+            Err(e) => return self.reject(host, &e),
         };
         let mut left = self.config.fallbacks(&route, &asked.model);
+        let ejected = |key: &str| ejected_keys(host, key);
         if left.is_empty() {
-            return None;
+            let cfg = &self.config;
+            return match prepare_for(cfg, &self.state, inc, body, &ejected, &asked, &route) {
+                Ok(p) => self.send(host, p, body.len(), inc.now_ns),
+                Err(e) => self.reject(host, &e),
+            };
         }
         left.push_front(route.clone());
         let now_ns = inc.now_ns;
@@ -156,7 +161,6 @@ impl Filter {
             .unwrap_or(0);
         // Targets before the chosen one are open: they are not tried for this request.
         let current = left.drain(..=chosen).next_back().unwrap_or(route);
-        let ejected = |key: &str| ejected_keys(host, key);
         let prepared = prepare_for(
             &self.config,
             &self.state,
@@ -168,7 +172,7 @@ impl Filter {
         );
         let p = match prepared {
             Ok(p) => p,
-            Err(e) => return Some(self.reject(host, &e)),
+            Err(e) => return self.reject(host, &e),
         };
         let authority = host
             .header(MapKind::RequestHeaders, ":authority")
@@ -196,7 +200,7 @@ impl Filter {
             last: None,
             pending: None,
         }));
-        Some(self.send(host, p, body.len(), now_ns))
+        self.send(host, p, body.len(), now_ns)
     }
 
     /// The routed attempt was answered with `status` (`eos`: without a body). `Some`: the answer

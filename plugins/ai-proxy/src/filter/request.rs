@@ -208,9 +208,7 @@ impl Filter {
         }
         // Only a config with fallback targets pays for looking at them (and keeps the body).
         if self.config.has_fallbacks && inc.json {
-            if let Some(action) = self.send_with_fallbacks(cx.host, &inc, body) {
-                return action;
-            }
+            return self.send_with_fallbacks(cx.host, &inc, body);
         }
         let ejected = |key: &str| ejected_keys(cx.host, key);
         match prepare(&self.config, &self.state, &inc, body, &ejected) {
