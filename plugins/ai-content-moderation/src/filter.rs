@@ -308,8 +308,8 @@ impl HttpFilter for Filter {
         self.model = checked
             .top
             .model
-            .and_then(|(s, e)| body.get(s..e))
-            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .and_then(|m| m.text(body))
+            .map(std::borrow::Cow::into_owned)
             .unwrap_or_default();
         self.stream = checked.top.stream;
         if let Some(by) = checked.blocked {

@@ -71,8 +71,8 @@ fn range_is(body: &[u8], r: Option<(usize, usize)>, name: &[u8]) -> bool {
 pub struct Top {
     /// `"stream": true`.
     pub stream: bool,
-    /// The raw content of the top-level `"model"` string.
-    pub model: Option<(usize, usize)>,
+    /// The top-level `"model"` string (decode it with [`StrSpan::text`]).
+    pub model: Option<StrSpan>,
 }
 
 /// Why a body is not a JSON object.
@@ -167,7 +167,7 @@ pub fn walk(body: &[u8], mut on_string: impl FnMut(StrSpan)) -> Result<Top, NotJ
                             top: top_key,
                         };
                         if depth == 1 && span.key_is(body, b"model") {
-                            top.model = Some((span.start, span.end));
+                            top.model = Some(span);
                         }
                         on_string(span);
                         i = end + 1;
@@ -279,6 +279,15 @@ mod tests {
     }
 
     #[test]
+    fn top_level_facts_written_with_escapes_read_as_the_upstream_reads_them() {
+        let body = br#"{"m\u006fdel":"gpt-4o\u002dmini \"x\"","stre\u0061m":true,"messages":[]}"#;
+        let top = walk(body, |_| {}).unwrap();
+        assert!(top.stream);
+        let model = top.model.and_then(|m| m.text(body));
+        assert_eq!(model.as_deref(), Some("gpt-4o-mini \"x\""));
+    }
+
+    #[test]
     fn strings_come_with_their_key_and_top_level_key() {
         let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"hi \"you\""}]},{"role":"tool","content":"r"}],"n":-1.5e3,"x":[null,false]}"#;
         let got = strings(body);
@@ -296,7 +305,10 @@ mod tests {
         }
         let top = walk(body.as_bytes(), |_| {}).unwrap();
         assert!(top.stream);
-        assert_eq!(top.model, Some((10, 11)));
+        assert_eq!(
+            top.model.and_then(|m| m.text(body.as_bytes())).as_deref(),
+            Some("m")
+        );
     }
 
     #[test]

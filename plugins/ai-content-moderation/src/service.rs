@@ -160,6 +160,7 @@ impl Service {
         };
         let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(key) = &raw.api_key {
+            check_header_value(key, || format!("{path}.apiKey"))?;
             match raw.kind {
                 ServiceKind::OpenaiModeration => {
                     headers.push(("authorization".into(), format!("Bearer {key}").into_bytes()))
@@ -183,6 +184,11 @@ impl Service {
                     "pseudo-headers and content-type are set by the plugin",
                 ));
             }
+            let field = || format!("{path}.headers.{k}");
+            if !name.bytes().all(is_token_char) {
+                return Err(ConfigError::invalid(field(), "is not a valid header name"));
+            }
+            check_header_value(v, field)?;
             headers.push((name, v.clone().into_bytes()));
         }
         let mut template = None;
@@ -366,6 +372,23 @@ impl Service {
         }
         Verdict::Allow
     }
+}
+
+/// A header value from the configuration: no CR, LF or NUL (they would end or split the header
+/// line of every callout, or be refused by the host on each request instead of once at load).
+fn check_header_value(value: &str, field: impl Fn() -> String) -> Result<(), ConfigError> {
+    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(ConfigError::invalid(
+            field(),
+            "must not contain CR, LF or NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`: the characters of a header name.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -163,4 +163,19 @@ fn bad_services_are_refused_with_their_path() {
         "authority": "a", "thresholds": {"Hate": 2}})
     )
     .starts_with("services[1].thresholds"));
+    assert!(err(
+        json!({"name": "o", "kind": "openaiModeration", "cluster": "c",
+        "authority": "a", "apiKey": "sk-1\r\nx-injected: 1"})
+    )
+    .starts_with("services[1].apiKey"));
+    assert!(err(
+        json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a", "path": "/x",
+        "headers": {"x-token": "a\nb"}})
+    )
+    .starts_with("services[1].headers.x-token"));
+    assert!(err(
+        json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a", "path": "/x",
+        "headers": {"x token": "v"}})
+    )
+    .starts_with("services[1].headers.x token"));
 }
