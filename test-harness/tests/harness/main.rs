@@ -15,6 +15,7 @@ mod ai_prompt_decorator;
 mod ai_proxy;
 mod ai_proxy_bedrock;
 mod ai_proxy_cases;
+mod ai_proxy_fallback;
 mod ai_proxy_keys;
 mod ai_proxy_vertex;
 mod ai_semantic_cache;
