@@ -172,6 +172,10 @@ impl Filter {
             .or(self.chosen);
         let Some(i) = used else { return };
         let now = cx.now_nanos().unwrap_or(0);
+        // Envoy answered from further down the list (`override_host` retries): the pick failed.
+        if let Some(first) = self.chosen.filter(|&first| first != i) {
+            self.mark_down(cx, first, now, "failed before another endpoint answered");
+        }
         let report = read_report(cx, c);
         let keys = &c.keys;
         if !report.is_empty() {
@@ -180,22 +184,11 @@ impl Filter {
             }
         }
         let failed = matches!(status, 502..=504) && report.is_empty();
-        if let Some(k) = keys.health.get(i) {
-            if failed {
-                let cool = u64::try_from(c.cool_off.as_nanos()).unwrap_or(u64::MAX);
-                store::mark_down(cx.host, k, now.saturating_add(cool));
-                if let Some(e) = c.endpoints.get(i) {
-                    self.state.count_endpoint(cx.host, &e.down_metric);
-                    cx.log(
-                        LogLevel::Info,
-                        &format!(
-                            "ai-load-balancer: {} answered {status} without a load report: skipped for {} ms",
-                            e.address,
-                            c.cool_off.as_millis()
-                        ),
-                    );
-                }
-            } else if status < 500 {
+        if failed {
+            let why = format!("answered {status} without a load report");
+            self.mark_down(cx, i, now, &why);
+        } else if status < 500 {
+            if let Some(k) = keys.health.get(i) {
                 store::mark_up(cx.host, k);
             }
         }
@@ -208,6 +201,27 @@ impl Filter {
                 );
             }
         }
+    }
+}
+
+impl Filter {
+    /// Skip endpoint `i` for the cool-off.
+    fn mark_down(&self, cx: &Ctx<'_, ()>, i: usize, now: u64, why: &str) {
+        let c = &self.config;
+        let (Some(k), Some(e)) = (c.keys.health.get(i), c.endpoints.get(i)) else {
+            return;
+        };
+        let cool = u64::try_from(c.cool_off.as_nanos()).unwrap_or(u64::MAX);
+        store::mark_down(cx.host, k, now.saturating_add(cool));
+        self.state.count_endpoint(cx.host, &e.down_metric);
+        cx.log(
+            LogLevel::Info,
+            &format!(
+                "ai-load-balancer: {} {why}: skipped for {} ms",
+                e.address,
+                c.cool_off.as_millis()
+            ),
+        );
     }
 }
 
