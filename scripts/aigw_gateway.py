@@ -133,14 +133,22 @@ def render(text: str, values: Mapping[str, object]) -> str:
     return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), text)
 
 
-def envoy_values(upstream_port: int, listen_port: int, admin_port: int) -> dict[str, object]:
-    """The placeholder values every template in envoy-configs/ may use (see its README)."""
+def envoy_values(upstream_port: int, listen_port: int, admin_port: int,
+                 extra: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The placeholder values every template in envoy-configs/ may use (see its README).
+
+    `EMBEDDER_PORT` and `VECTOR_STORE_PORT` (ai-semantic-cache's embedding service and vector
+    store) default to the upstream's port; `extra` overrides any value.
+    """
     return {
         "LISTEN_PORT": listen_port,
         "ADMIN_PORT": admin_port,
         "UPSTREAM_HOST": LOOPBACK,
         "UPSTREAM_PORT": upstream_port,
         "WASM_DIR": wasm_dir().as_posix(),
+        "EMBEDDER_PORT": upstream_port,
+        "VECTOR_STORE_PORT": upstream_port,
+        **(extra or {}),
     }
 
 
@@ -288,8 +296,10 @@ class Gateway:
     """
 
     def __init__(self, template: Path, workdir: Path, upstream_port: int | None = None,
-                 listen_port: int | None = None, sim_args: Sequence[str] | None = None) -> None:
+                 listen_port: int | None = None, sim_args: Sequence[str] | None = None,
+                 values: Mapping[str, object] | None = None) -> None:
         self.template = template
+        self.values = dict(values or {})
         self.workdir = workdir
         self.sim_args = template_sim_args(template) if sim_args is None else list(sim_args)
         self.fixed_upstream_port = upstream_port
@@ -345,7 +355,7 @@ class Gateway:
         self.admin_port = ports[1]
         if not port_is_free(self.listen_port):
             raise GatewayError(f"port {self.listen_port} is already in use")
-        values = envoy_values(self.sim_port, self.listen_port, self.admin_port)
+        values = envoy_values(self.sim_port, self.listen_port, self.admin_port, self.values)
         self.config = render_template(self.template, self.workdir / self.template.name, values)
         self.envoy = Process("envoy", envoy_argv(self.config, unique_base_id()),
                              self.workdir / "envoy.log")
