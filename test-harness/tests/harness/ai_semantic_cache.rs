@@ -243,7 +243,7 @@ fn a_rephrased_question_is_answered_from_real_chroma_without_reaching_the_model(
         .unwrap()
         .parse()
         .unwrap();
-    assert!(similarity >= 0.88 && similarity < 1.0, "{similarity}");
+    assert!((0.88..1.0).contains(&similarity), "{similarity}");
     let v: Value = serde_json::from_slice(&again.body).unwrap();
     assert_eq!(
         v["choices"][0]["message"]["content"],
