@@ -11,6 +11,7 @@ mod common;
 
 mod abi_basics;
 mod ai_content_moderation;
+mod ai_load_balancer;
 mod ai_prompt_decorator;
 mod ai_proxy;
 mod ai_proxy_bedrock;

@@ -1,0 +1,226 @@
+//! The built `ai_load_balancer.wasm` in the harness, with two worker VMs sharing data: a prompt
+//! prefix routed by one worker is found by the other, requests in flight on both spread over the
+//! endpoints and are counted out when they end, a load report learned by one steers the other,
+//! an answer from another host than the pick (Envoy's retry down the list) cools the pick off;
+//! the APISIX profile passes requests through without trapping; bad config is refused at load.
+
+use std::path::PathBuf;
+
+use aigw_harness::{
+    header_value, headers, wasm_path, Action, Chain, Env, HarnessError, Plugin, PluginSpec,
+    Profile, Request, StreamId, UpstreamRequest, UpstreamResponse,
+};
+
+const HEADER: &str = "x-gateway-destination-endpoint";
+const PODS: [&str; 3] = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
+
+fn wasm() -> PathBuf {
+    wasm_path("ai_load_balancer").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"{{"endpoints": [{{"address": "{}"}}, {{"address": "{}"}}, {{"address": "{}"}}]{extra}}}"#,
+        PODS[0], PODS[1], PODS[2]
+    )
+}
+
+fn spec(config: &str) -> PluginSpec {
+    PluginSpec::new(wasm())
+        .config(config)
+        .headers_stop_iteration(true)
+}
+
+fn chat(system: &str, user: &str) -> Vec<u8> {
+    serde_json::json!({"model": "m", "messages": [
+        {"role": "system", "content": system}, {"role": "user", "content": user}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn long_system() -> String {
+    (0..200).map(|i| format!("rule{i} ")).collect()
+}
+
+/// Send a chat request's headers and body on worker `w`; the endpoint it was sent to.
+fn begin(p: &mut Plugin, w: usize, body: &[u8]) -> (StreamId, String) {
+    let vm = p.worker(w);
+    let id = vm.create_stream().unwrap();
+    let h = headers(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gw"),
+        ("content-type", "application/json"),
+    ]);
+    let step = vm.request_headers(id, h, false).unwrap();
+    // Without prefix hashing the pick is made from the headers alone.
+    let at_headers = step.action == Some(Action::Continue);
+    let sent_early = step.headers().cloned();
+    let step = vm.request_body(id, body, true).unwrap();
+    assert!(step.local_reply.is_none(), "{:?}", step.local_reply);
+    let sent = if at_headers {
+        sent_early.expect("headers passed at once")
+    } else {
+        step.headers()
+            .cloned()
+            .expect("headers released with the body")
+    };
+    let pick = header_value(&sent, HEADER).expect("an endpoint was chosen");
+    (id, pick)
+}
+
+/// Answer stream `id` with `status` and an optional ORCA report, and end it.
+fn complete(p: &mut Plugin, w: usize, id: StreamId, status: &str, orca: Option<&str>) {
+    let vm = p.worker(w);
+    let mut h = vec![(":status", status), ("content-type", "application/json")];
+    if let Some(o) = orca {
+        h.push(("endpoint-load-metrics", o));
+    }
+    let step = vm.response_headers(id, headers(&h), false).unwrap();
+    assert_eq!(step.action, Some(Action::Continue), "never held");
+    vm.response_body(id, b"{}", true).unwrap();
+    vm.finish_stream(id).unwrap();
+}
+
+fn in_flight(env: &Env, pod: &str) -> i64 {
+    env.shared_data("ai-load-balancer", &format!("aigw.lb.ep.{pod}.inflight"))
+        .map(|(v, _)| i64::from_le_bytes(v[..8].try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_prefix_routed_by_one_worker_is_found_by_the_other() {
+    let env = Env::new();
+    let mut p = Plugin::load_workers(&env, spec(&config("")), 2).unwrap();
+    let (id, first) = begin(&mut p, 0, &chat(&long_system(), "one"));
+    complete(&mut p, 0, id, "200", None);
+    for (i, q) in ["two", "three", "four", "five"].iter().enumerate() {
+        let w = 1 - i % 2;
+        let (id, pick) = begin(&mut p, w, &chat(&long_system(), q));
+        assert_eq!(pick, first, "worker {w}");
+        complete(&mut p, w, id, "200", None);
+    }
+}
+
+#[test]
+fn requests_in_flight_on_both_workers_spread_and_are_counted_out() {
+    let env = Env::new();
+    let cfg = config(r#", "scorers": {"prefix": 0, "hardware": 0}"#);
+    let mut p = Plugin::load_workers(&env, spec(&cfg), 2).unwrap();
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let w = i % 2;
+        let (id, pick) = begin(&mut p, w, &chat("s", &format!("q{i}")));
+        open.push((w, id, pick));
+    }
+    let mut picks: Vec<&str> = open.iter().map(|(_, _, p)| p.as_str()).collect();
+    picks.sort_unstable();
+    assert_eq!(picks, PODS.to_vec(), "one request in flight per endpoint");
+    for pod in PODS {
+        assert_eq!(in_flight(&env, pod), 1);
+    }
+    for (w, id, _) in open {
+        complete(&mut p, w, id, "200", None);
+    }
+    for pod in PODS {
+        assert_eq!(in_flight(&env, pod), 0, "{pod}");
+    }
+}
+
+#[test]
+fn a_load_report_learned_by_one_worker_steers_the_other() {
+    let env = Env::new();
+    let mut p = Plugin::load_workers(&env, spec(&config("")), 2).unwrap();
+    let (id, busy) = begin(&mut p, 0, &chat(&long_system(), "one"));
+    complete(
+        &mut p,
+        0,
+        id,
+        "200",
+        Some("TEXT named_metrics.num_requests_waiting=7, named_metrics.kv_cache_usage_perc=0.3"),
+    );
+    for q in 0..6 {
+        let (id, pick) = begin(&mut p, 1, &chat(&long_system(), &format!("q{q}")));
+        assert_ne!(pick, busy, "saturated, though it holds the prefix");
+        complete(&mut p, 1, id, "200", None);
+    }
+}
+
+#[test]
+fn an_answer_from_another_host_than_the_pick_cools_the_pick_off() {
+    let env = Env::new();
+    // The first endpoint is picked (heaviest); Envoy says the second answered.
+    let cfg = format!(
+        r#"{{"endpoints": [{{"address": "{}", "weight": 5}}, {{"address": "{}"}}, {{"address": "{}"}}],
+            "listHeader": "{HEADER}"}}"#,
+        PODS[0], PODS[1], PODS[2]
+    );
+    let spec = spec(&cfg).property(&["upstream", "address"], PODS[1]);
+    let mut p = Plugin::load_workers(&env, spec, 2).unwrap();
+    let (id, list) = begin(&mut p, 0, &chat("s", "one"));
+    assert!(
+        list.starts_with(PODS[0]) && list.split(',').count() == 3,
+        "{list}"
+    );
+    complete(&mut p, 0, id, "200", None);
+    for q in 0..5 {
+        let (id, list) = begin(&mut p, 1, &chat("s", &format!("q{q}")));
+        assert!(!list.contains(PODS[0]), "in its cool-off: {list}");
+        complete(&mut p, 1, id, "200", None);
+    }
+}
+
+#[test]
+fn all_saturated_is_a_429_with_retry_after_through_the_chain() {
+    let env = Env::new();
+    let mut chain = Chain::new(&env)
+        .with(spec(&config(r#", "scorers": {"prefix": 0}"#)))
+        .unwrap();
+    let req = Request::post_json("/v1/chat/completions", chat("s", "hi"));
+    let mut up = |_: &UpstreamRequest| {
+        UpstreamResponse::json(200, "{}").header(
+            "endpoint-load-metrics",
+            "TEXT named_metrics.kv_cache_usage_perc=0.95",
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(chain.run(&req, &mut up).unwrap().status, 200);
+    }
+    let out = chain.run(&req, &mut up).unwrap();
+    assert_eq!(out.status, 429);
+    assert!(out.upstream.is_none());
+    assert_eq!(out.header("retry-after").as_deref(), Some("1"));
+}
+
+#[test]
+fn on_apisix_requests_pass_unrouted_and_nothing_traps() {
+    let env = Env::new();
+    let mut chain = Chain::new(&env)
+        .with(spec(&config("")).profile(Profile::Apisix))
+        .unwrap();
+    let out = chain
+        .run(
+            &Request::post_json("/v1/chat/completions", chat("s", "hi")),
+            &mut |_: &UpstreamRequest| UpstreamResponse::json(200, "{}"),
+        )
+        .unwrap();
+    assert_eq!(out.status, 200);
+    let sent = out.upstream.unwrap();
+    assert_eq!(sent.header(HEADER), None);
+}
+
+#[test]
+fn bad_config_is_refused_at_load_with_the_field_path() {
+    let env = Env::new();
+    let err = Plugin::load(&env, spec(r#"{"endpoints": [{"address": "pod-1"}]}"#)).unwrap_err();
+    match err {
+        HarnessError::ConfigRejected { ref logs, .. } => {
+            assert!(
+                logs.iter()
+                    .any(|l| l.message.contains("endpoints[0].address")),
+                "{logs:?}"
+            );
+        }
+        other => panic!("expected ConfigRejected, got {other}"),
+    }
+}
