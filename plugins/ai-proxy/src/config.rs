@@ -7,8 +7,10 @@ use serde_json::Value;
 use crate::breaker::BreakerPolicy;
 use crate::failover::FallbackPolicy;
 use crate::models::{self, ModelRule, Pattern, Route, Target};
+use crate::policy::{Policy, Price};
 use crate::provider::{self, Provider};
 use crate::translate::UnsupportedPolicy;
+use std::collections::HashMap;
 
 /// The largest request body read, unless configured (10 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
@@ -48,6 +50,8 @@ struct RawConfig {
     fallback: FallbackPolicy,
     #[serde(default)]
     circuit_breaker: BreakerPolicy,
+    #[serde(default)]
+    prices: HashMap<String, Price>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +64,10 @@ struct RawRule {
     target: Option<String>,
     #[serde(default)]
     fallbacks: Vec<RawTarget>,
+    #[serde(default)]
+    policy: Policy,
+    #[serde(default = "default_weight")]
+    weight: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +76,12 @@ struct RawTarget {
     provider: String,
     #[serde(default)]
     target: Option<String>,
+    #[serde(default = "default_weight")]
+    weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 fn default_max_body() -> usize {
@@ -103,6 +117,8 @@ pub struct Config {
     pub fallback: FallbackPolicy,
     /// The circuit breaker of every fallback target.
     pub breaker: BreakerPolicy,
+    /// Prices per million tokens by backend model (or `provider/model`), for `leastCost`.
+    pub prices: HashMap<String, Price>,
 }
 
 impl Config {
@@ -139,6 +155,7 @@ impl Config {
                 fallbacks.push(Target {
                     provider: index(&t.provider, format!("models[{i}].fallbacks[{j}].provider"))?,
                     model: t.target.clone(),
+                    weight: t.weight,
                 });
             }
             rules.push(ModelRule {
@@ -146,6 +163,8 @@ impl Config {
                 provider,
                 target: r.target.clone(),
                 fallbacks,
+                policy: r.policy,
+                weight: r.weight,
             });
         }
         let default_provider = match &raw.default_provider {
@@ -171,6 +190,7 @@ impl Config {
             has_fallbacks: rules.iter().any(|r| !r.fallbacks.is_empty()),
             fallback: raw.fallback,
             breaker: raw.circuit_breaker,
+            prices: raw.prices,
             providers,
             rules,
             default_provider,
@@ -190,6 +210,31 @@ impl Config {
     /// The provider and backend model for a client model.
     pub fn route(&self, model: &str) -> Option<Route> {
         models::resolve(&self.rules, self.default_provider, model)
+    }
+
+    /// The policy and the weights of `route`'s rule's targets (its own first).
+    pub fn policy(&self, route: &Route) -> (Policy, Vec<u32>) {
+        match route.rule.and_then(|i| self.rules.get(i)) {
+            Some(rule) => (
+                rule.policy,
+                std::iter::once(rule.weight)
+                    .chain(rule.fallbacks.iter().map(|t| t.weight))
+                    .collect(),
+            ),
+            None => (Policy::Priority, Vec::new()),
+        }
+    }
+
+    /// The price of a target (`provider/model` first, then the model alone).
+    pub fn price(&self, route: &Route) -> Option<Price> {
+        let provider = self
+            .providers
+            .get(route.provider)
+            .map_or("", |p| p.name.as_str());
+        self.prices
+            .get(&format!("{provider}/{}", route.model))
+            .or_else(|| self.prices.get(&route.model))
+            .copied()
     }
 
     /// The fallback targets after `route` (its rule's `fallbacks`), each with its backend model:

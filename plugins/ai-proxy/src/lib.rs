@@ -13,6 +13,7 @@ pub mod filter;
 pub mod hub;
 pub mod keys;
 pub mod models;
+pub mod policy;
 pub mod prepare;
 pub mod provider;
 pub mod state;

@@ -56,6 +56,10 @@ pub struct ModelRule {
     pub target: Option<String>,
     /// Where the request goes next when this target fails (in order; empty: nowhere).
     pub fallbacks: Vec<Target>,
+    /// Which of the targets goes first.
+    pub policy: crate::policy::Policy,
+    /// This rule's own target's weight (`weighted` policy).
+    pub weight: u32,
 }
 
 /// A fallback target: a provider and the backend model it gets (`None`: the client's name).
@@ -65,6 +69,8 @@ pub struct Target {
     pub provider: usize,
     /// The backend model name.
     pub model: Option<String>,
+    /// Its weight (`weighted` policy).
+    pub weight: u32,
 }
 
 /// A routing decision.
@@ -134,6 +140,8 @@ mod tests {
             provider,
             target: target.map(str::to_owned),
             fallbacks: Vec::new(),
+            policy: crate::policy::Policy::Priority,
+            weight: 1,
         }
     }
 

@@ -110,7 +110,7 @@ impl State {
 
     /// A random number (xorshift per worker, seeded from the clock at its first use: spread,
     /// not secrecy).
-    fn random(&self, now_unix: i64) -> u64 {
+    pub(crate) fn random(&self, now_unix: i64) -> u64 {
         let mut x = self.rng.get();
         if x == 0 {
             x = now_unix.unsigned_abs() ^ 0x9E37_79B9_7F4A_7C15;

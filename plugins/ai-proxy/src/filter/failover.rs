@@ -14,11 +14,12 @@ use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::plugin::{Ctx, Next, Reply, WholeBody};
 
 use super::response::{Responding, MAX_ERROR_BODY};
-use super::{ejected_keys, key_health, logged, Call, Filter, Phase};
+use super::{ejected_keys, key_health, logged, targets, Call, Filter, Phase};
 use crate::breaker::{Admit, Breaker};
 use crate::config::Config;
 use crate::failover::{Attempts, Failure, ATTEMPTS_HEADER};
 use crate::models::Route;
+use crate::policy::Policy;
 use crate::prepare::{prepare_for, read_request, route_of, Asked, Incoming, Plan, Prepared};
 use crate::stats::RequestStats;
 
@@ -42,10 +43,16 @@ pub(crate) struct Failover {
     last: Option<Failure>,
     /// The attempt under way as a callout: its plan and when it was sent.
     pending: Option<(Plan, u64)>,
+    /// The rule's policy learns latencies (`leastLatency`).
+    measure: bool,
+    /// When the routed answer's first body bytes came.
+    first_ns: Option<u64>,
+    /// The routed attempt answered well (its latency is sampled at the end).
+    routed_ok: bool,
 }
 
 /// The shared-data key of a target's breaker.
-fn breaker_key(config: &Config, route: &Route) -> String {
+pub(super) fn breaker_key(config: &Config, route: &Route) -> String {
     let provider = config
         .providers
         .get(route.provider)
@@ -127,6 +134,30 @@ fn status_of(host: &dyn Host) -> u16 {
 }
 
 impl Filter {
+    /// A body chunk of the answer: the first one's time is the routed target's time to first
+    /// token (only measured for `leastLatency`).
+    pub(super) fn first_bytes(&mut self, host: &dyn Host) {
+        if let Some(fo) = self
+            .failover
+            .as_mut()
+            .filter(|f| f.measure && f.first_ns.is_none())
+        {
+            fo.first_ns = host.now_nanos();
+        }
+    }
+
+    /// The request ends: a routed answer of a `leastLatency` rule is one latency sample.
+    pub(super) fn failover_done(&mut self, host: &dyn Host) {
+        let Some(fo) = self.failover.as_ref().filter(|f| f.measure && f.routed_ok) else {
+            return;
+        };
+        let now = host.now_nanos().unwrap_or(0);
+        let start = fo.attempts.started_ns;
+        let total = now.saturating_sub(start) as f64 / 1e6;
+        let ttft = fo.first_ns.unwrap_or(now).saturating_sub(start) as f64 / 1e6;
+        targets::sample(&self.config, host, &fo.attempts.current, total, ttft);
+    }
+
     /// A complete JSON body under a config with fallback targets. A route with some: pick the
     /// first target whose breaker lets it through, send the request there and keep what a
     /// fallback needs. A route without: sent as usual (the body is read and routed once).
@@ -155,6 +186,14 @@ impl Filter {
         }
         left.push_front(route.clone());
         let now_ns = inc.now_ns;
+        let policy = targets::order(
+            &self.config,
+            &self.state,
+            host,
+            &mut left,
+            asked.stream,
+            unix(now_ns),
+        );
         let chosen = left
             .iter()
             .position(|r| admitted(&self.config, host, r, now_ns))
@@ -199,6 +238,9 @@ impl Filter {
             held: 0,
             last: None,
             pending: None,
+            measure: policy == Policy::LeastLatency,
+            first_ns: None,
+            routed_ok: false,
         }));
         self.send(host, p, body.len(), now_ns)
     }
@@ -218,6 +260,7 @@ impl Filter {
         if !policy.retries(Some(status)) {
             if (200..300).contains(&status) {
                 record(&self.config, &self.state, host, plan, true);
+                fo.routed_ok = true;
             }
             return None;
         }
@@ -411,6 +454,10 @@ impl Filter {
             return Next::Resume;
         }
         record(&self.config, &self.state, host, &plan, true);
+        if let Some(fo) = self.failover.as_ref().filter(|f| f.measure) {
+            let ms = host.now_nanos().unwrap_or(0).saturating_sub(sent) as f64 / 1e6;
+            targets::sample(&self.config, host, &fo.attempts.current, ms, ms);
+        }
         let last = answer.map(|a| Failure {
             status: status.unwrap_or(502),
             content_type: a

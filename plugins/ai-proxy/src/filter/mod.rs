@@ -36,6 +36,7 @@ mod key_health;
 mod relay;
 mod request;
 mod response;
+mod targets;
 pub mod token;
 
 pub use crate::stats::metric;
@@ -174,6 +175,9 @@ impl HttpFilter for Filter {
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
+        if self.failover.is_some() {
+            self.first_bytes(cx.host);
+        }
         match &mut self.phase {
             Phase::Responding(r) => {
                 r.body(&self.config, &self.state, cx.host, body_size, end_of_stream)
@@ -197,6 +201,9 @@ impl HttpFilter for Filter {
 
     fn on_log(&mut self, cx: &mut Ctx<'_, Call>) {
         let host = cx.host;
+        if self.failover.is_some() {
+            self.failover_done(host);
+        }
         match &mut self.phase {
             Phase::Responding(r) => r.finish(&self.state, host),
             Phase::Sent(..) => {
