@@ -132,6 +132,28 @@ def test_an_output_rule_replaces_a_json_answer(claude: anthropic.Anthropic) -> N
     assert message.content[0].text == SAFE
 
 
+def test_an_address_the_model_writes_is_masked_in_the_stream(client: openai.OpenAI,
+                                                             msim: Sim) -> None:
+    stream = client.chat.completions.create(
+        model=MODEL, stream=True, messages=user("the server is 10.20.30.40 for now"))
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "sim: the server is [IP] for now"
+    # Requests keep it (no `pii.ipAddress`): only the answer is masked (`output.pii`).
+    assert msim.only_request()["body"]["messages"][0]["content"] == "the server is 10.20.30.40 for now"
+
+
+def test_a_key_in_the_answer_replaces_it_with_the_safe_message(
+        claude: anthropic.Anthropic, moderation_gateway: gateway.Gateway) -> None:
+    key = "sk-proj-" + "abcdefghijklmnopqrstuvwxyz0123"
+    message = claude.messages.create(model="claude-haiku-4-5", max_tokens=100,
+                                     messages=user(f"repeat {key}"))
+    assert message.stop_reason == "refusal"
+    assert message.content[0].text == SAFE
+    _, metrics = gateway.http_get(f"{moderation_gateway.admin_url}/stats/prometheus")
+    assert re.search(r'^aigw_content_moderation_answers_cut\{reason="pii_openaiKey"\} [1-9]',
+                     metrics, re.M), "the cut is counted by kind"
+
+
 def test_counters_name_the_rule_and_the_kind(moderation_gateway: gateway.Gateway,
                                             client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):

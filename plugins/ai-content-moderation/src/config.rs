@@ -21,7 +21,7 @@ pub const DEFAULT_HOLD_BACK_CHARS: usize = 64;
 
 /// What happens to a detected PII value.
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum PiiAction {
     /// Refuse the request.
@@ -33,6 +33,7 @@ pub enum PiiAction {
     /// Count it, let it pass.
     Log,
     /// Do not look for it.
+    #[default]
     Off,
 }
 
@@ -148,6 +149,10 @@ struct RawOutput {
     hold_back_chars: usize,
     #[serde(default)]
     safe_message: Option<String>,
+    /// PII in answers, per detector: `block` (cut the answer with the safe message), `mask`
+    /// (replace the value by its label, e.g. `[EMAIL]`), `hash`, `log` or `off`.
+    #[serde(default)]
+    pii: BTreeMap<String, PiiAction>,
 }
 
 impl Default for RawOutput {
@@ -157,7 +162,48 @@ impl Default for RawOutput {
             regex_rules: Vec::new(),
             hold_back_chars: DEFAULT_HOLD_BACK_CHARS,
             safe_message: None,
+            pii: BTreeMap::new(),
         }
+    }
+}
+
+/// The PII detectors of one direction and the action per kind (`Off` when not configured).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PiiPolicy {
+    /// Which detectors run.
+    pub kinds: Kinds,
+    /// The action per kind, in `Kind::ALL` order.
+    pub actions: [PiiAction; Kind::ALL.len()],
+}
+
+impl PiiPolicy {
+    /// Read a `{detector: action}` map found at `path`.
+    fn build(raw: &BTreeMap<String, PiiAction>, path: &str) -> Result<Self, ConfigError> {
+        let mut out = Self::default();
+        for (name, action) in raw {
+            let Some(kind) = Kind::ALL.iter().find(|k| k.name() == name) else {
+                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                return Err(ConfigError::invalid(
+                    format!("{path}.{name}"),
+                    format!("unknown detector; known: {}", known.join(", ")),
+                ));
+            };
+            if let Some(slot) = out.actions.get_mut(*kind as usize) {
+                *slot = *action;
+            }
+            if *action != PiiAction::Off {
+                out.kinds.insert(*kind);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The action for `kind`.
+    pub fn action(&self, kind: Kind) -> PiiAction {
+        self.actions
+            .get(kind as usize)
+            .copied()
+            .unwrap_or(PiiAction::Off)
     }
 }
 
@@ -184,6 +230,8 @@ pub struct Config {
     pub input: Rules,
     /// Local rules for answer texts.
     pub output: Rules,
+    /// PII detectors for answer texts.
+    pub output_pii: PiiPolicy,
     /// Which PII detectors run.
     pub kinds: Kinds,
     /// The action per PII kind (`Off` when not configured).
@@ -219,23 +267,11 @@ impl Config {
             raw.output.regex_rules,
             None,
         )?;
-        let mut kinds = Kinds::default();
-        let mut pii = [PiiAction::Off; Kind::ALL.len()];
-        for (name, action) in &raw.pii {
-            let Some(kind) = Kind::ALL.iter().find(|k| k.name() == name) else {
-                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-                return Err(ConfigError::invalid(
-                    format!("pii.{name}"),
-                    format!("unknown detector; known: {}", known.join(", ")),
-                ));
-            };
-            if let Some(slot) = pii.get_mut(*kind as usize) {
-                *slot = *action;
-            }
-            if *action != PiiAction::Off {
-                kinds.insert(*kind);
-            }
-        }
+        let PiiPolicy {
+            kinds,
+            actions: pii,
+        } = PiiPolicy::build(&raw.pii, "pii")?;
+        let output_pii = PiiPolicy::build(&raw.output.pii, "output.pii")?;
         if raw.limits.max_body_bytes == 0 {
             return Err(ConfigError::invalid(
                 "limits.maxBodyBytes",
@@ -284,6 +320,7 @@ impl Config {
         Ok(Self {
             input,
             output,
+            output_pii,
             kinds,
             pii,
             salt,
@@ -321,7 +358,7 @@ impl Config {
 
     /// Whether an answer may be cut by output rules.
     pub fn checks_answers(&self) -> bool {
-        !self.output.is_empty()
+        !self.output.is_empty() || !self.output_pii.kinds.is_empty()
     }
 
     /// Whether any PII kind is masked (so answers may need restoring).

@@ -18,7 +18,7 @@ use aigw_shared::reply::send_error;
 use crate::answer;
 use crate::config::{BlockMode, Config, PiiAction};
 use crate::metric;
-use crate::output::{fix_json, Tally};
+use crate::output::{fix_json, Cut, Tally};
 use crate::request::{self, BlockedBy, Checked, Scratch};
 use crate::service::{OnError, Verdict};
 use crate::stream::StreamFix;
@@ -207,20 +207,46 @@ impl Filter {
         Ok(started)
     }
 
-    /// Metrics and log lines at the end of an answer.
-    fn answered(&self, host: &dyn Host, tally: &Tally, cut: Option<usize>) {
+    /// Metrics and log lines at the end of an answer (never the values themselves).
+    fn answered(&self, host: &dyn Host, tally: &Tally, cut: Option<Cut>) {
         self.count(host, metric::RESTORED, tally.restored as u64);
         for &i in &tally.logged {
             if let Some(rule) = self.config.output.rules.get(i) {
                 self.count(host, &rule.logged_metric, 1);
             }
         }
-        if let Some(rule) = cut.and_then(|i| self.config.output.rules.get(i)) {
-            self.count(host, &rule.cut_metric, 1);
-            host.log(
-                LogLevel::Info,
-                &format!("{NAME}: answer cut by output rule {}", rule.name),
-            );
+        for (kind, action) in &tally.pii {
+            let Some(names) = self.state.kind(*kind) else {
+                continue;
+            };
+            let name = match action {
+                PiiAction::Mask | PiiAction::Block => &names.answer_masked,
+                PiiAction::Hash => &names.answer_hashed,
+                PiiAction::Log => &names.answer_seen,
+                PiiAction::Off => continue,
+            };
+            self.count(host, name, 1);
+        }
+        match cut {
+            Some(Cut::Rule(i)) => {
+                if let Some(rule) = self.config.output.rules.get(i) {
+                    self.count(host, &rule.cut_metric, 1);
+                    host.log(
+                        LogLevel::Info,
+                        &format!("{NAME}: answer cut by output rule {}", rule.name),
+                    );
+                }
+            }
+            Some(Cut::Pii(kind)) => {
+                if let Some(names) = self.state.kind(kind) {
+                    self.count(host, &names.cut, 1);
+                }
+                host.log(
+                    LogLevel::Info,
+                    &format!("{NAME}: answer cut: it contained a {} value", kind.name()),
+                );
+            }
+            None => {}
         }
     }
 }

@@ -56,6 +56,12 @@ pub mod metric {
     pub const HASHED: &str = "values_hashed";
     /// Suffix: PII values seen and let through (per `kind`).
     pub const SEEN: &str = "values_logged";
+    /// Suffix: PII values masked in answers (per `kind`).
+    pub const ANSWER_MASKED: &str = "answer_values_masked";
+    /// Suffix: PII values hashed in answers (per `kind`).
+    pub const ANSWER_HASHED: &str = "answer_values_hashed";
+    /// Suffix: PII values seen in answers and let through (per `kind`).
+    pub const ANSWER_SEEN: &str = "answer_values_logged";
     /// Reason label: a request body over `limits.maxBodyBytes`.
     pub const SIZE_BODY: &str = "aigw.content_moderation.reason.size_body.requests_blocked";
     /// Reason label: message text over `limits.maxInputChars`.
@@ -85,6 +91,14 @@ pub struct KindMetrics {
     pub hashed: String,
     /// Values only counted.
     pub seen: String,
+    /// Answers cut for it (`output.pii` action `block`).
+    pub cut: String,
+    /// Values masked in answers.
+    pub answer_masked: String,
+    /// Values hashed in answers.
+    pub answer_hashed: String,
+    /// Values only counted in answers.
+    pub answer_seen: String,
 }
 
 /// What one worker keeps: metric ids and the per-kind metric names.
@@ -105,6 +119,10 @@ impl Default for State {
                 masked: metric::kind(k.name(), metric::MASKED),
                 hashed: metric::kind(k.name(), metric::HASHED),
                 seen: metric::kind(k.name(), metric::SEEN),
+                cut: metric::reason(&format!("pii_{}", k.name()), metric::CUT),
+                answer_masked: metric::kind(k.name(), metric::ANSWER_MASKED),
+                answer_hashed: metric::kind(k.name(), metric::ANSWER_HASHED),
+                answer_seen: metric::kind(k.name(), metric::ANSWER_SEEN),
             })
             .collect();
         Self {

@@ -11,10 +11,21 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, PiiAction};
+use crate::detect::{self, Finding, Kind};
 use crate::json;
+use crate::request::hash_token;
 use crate::rules::{RuleAction, Rules};
 use crate::vault::Vault;
+
+/// Why an answer was cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The output rule with this index matched.
+    Rule(usize),
+    /// A PII value of this kind, whose `output.pii` action is `block`.
+    Pii(Kind),
+}
 
 /// Work buffers and running results shared by the channels of one answer.
 #[derive(Debug, Default)]
@@ -23,9 +34,13 @@ pub struct Tally {
     pub logged: Vec<usize>,
     /// Values put back.
     pub restored: usize,
+    /// PII values found in the answer and released (masked, hashed or only counted), per kind
+    /// and action.
+    pub pii: Vec<(Kind, PiiAction)>,
     folded: String,
     window: String,
     hits: Vec<usize>,
+    findings: Vec<Finding>,
 }
 
 impl Tally {
@@ -61,6 +76,38 @@ pub struct Policy<'a> {
     pub hold_back: usize,
     /// The text is JSON (tool arguments): values are put back escaped.
     pub json_inner: bool,
+    /// PII detectors on this channel (`output.pii`, content channels only): the config.
+    pub pii: Option<&'a Config>,
+}
+
+/// Mask or hash, in `text[..limit]`, the findings that end there; note what was released.
+/// `Block` values (only reached when the answer is complete) are masked too: never released.
+fn redact(
+    config: &Config,
+    text: &str,
+    findings: &[Finding],
+    tally_pii: &mut Vec<(Kind, PiiAction)>,
+) -> Option<String> {
+    let mut out = String::new();
+    let mut copied = 0;
+    for f in findings {
+        let action = config.output_pii.action(f.kind);
+        tally_pii.push((f.kind, action));
+        let value = text.get(f.start..f.end).unwrap_or_default();
+        let replacement = match action {
+            PiiAction::Log | PiiAction::Off => continue,
+            PiiAction::Mask | PiiAction::Block => format!("[{}]", f.kind.label()),
+            PiiAction::Hash => hash_token(config, f.kind, value),
+        };
+        out.push_str(text.get(copied..f.start).unwrap_or_default());
+        out.push_str(&replacement);
+        copied = f.end;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    Some(out)
 }
 
 /// One text channel of a streamed answer.
@@ -72,7 +119,7 @@ pub struct Channel {
 
 impl Channel {
     /// Take `piece`; the text that can go out now (maybe empty), or the blocking rule.
-    pub fn feed(&mut self, p: Policy<'_>, piece: &str, tally: &mut Tally) -> Result<String, usize> {
+    pub fn feed(&mut self, p: Policy<'_>, piece: &str, tally: &mut Tally) -> Result<String, Cut> {
         self.pending.push_str(piece);
         let mut limit = self.pending.len();
         if let Some(rules) = p.rules {
@@ -83,8 +130,23 @@ impl Channel {
             let blocked = tally.check(rules, &window);
             tally.window = window;
             if let Some(rule) = blocked {
-                return Err(rule);
+                return Err(Cut::Rule(rule));
             }
+        }
+        let mut findings = std::mem::take(&mut tally.findings);
+        findings.clear();
+        if let Some(config) = p.pii {
+            detect::scan(&self.pending, config.output_pii.kinds, &mut findings);
+            let block = findings
+                .iter()
+                .find(|f| config.output_pii.action(f.kind) == PiiAction::Block);
+            if let Some(f) = block {
+                let kind = f.kind;
+                tally.findings = findings;
+                return Err(Cut::Pii(kind));
+            }
+        }
+        if p.rules.is_some() || p.pii.is_some() {
             limit = if p.hold_back == 0 {
                 limit
             } else {
@@ -98,11 +160,26 @@ impl Channel {
         if let Some(vault) = p.vault {
             limit = vault.safe_cut(&self.pending, limit);
         }
+        // A value still open at the limit (crossing it, or ending where the text ends so far and
+        // so maybe still growing) waits whole.
+        for f in findings.iter().rev() {
+            if f.start < limit && (f.end > limit || f.end == self.pending.len()) {
+                limit = f.start;
+            }
+        }
         if limit == 0 {
+            tally.findings = findings;
             return Ok(String::new());
         }
         let rest = self.pending.split_off(limit);
-        let released = std::mem::replace(&mut self.pending, rest);
+        let mut released = std::mem::replace(&mut self.pending, rest);
+        if let Some(config) = p.pii {
+            findings.retain(|f| f.end <= limit);
+            if let Some(redacted) = redact(config, &released, &findings, &mut tally.pii) {
+                released = redacted;
+            }
+        }
+        tally.findings = findings;
         if let Some(rules) = p.rules {
             self.context.push_str(&released);
             let keep = p
@@ -123,7 +200,16 @@ impl Channel {
 
     /// The channel ends: everything held goes out.
     pub fn flush(&mut self, p: Policy<'_>, tally: &mut Tally) -> String {
-        let held = std::mem::take(&mut self.pending);
+        let mut held = std::mem::take(&mut self.pending);
+        if let Some(config) = p.pii {
+            let mut findings = std::mem::take(&mut tally.findings);
+            findings.clear();
+            detect::scan(&held, config.output_pii.kinds, &mut findings);
+            if let Some(redacted) = redact(config, &held, &findings, &mut tally.pii) {
+                held = redacted;
+            }
+            tally.findings = findings;
+        }
         self.put_back(p, held, tally)
     }
 
@@ -148,8 +234,8 @@ impl Channel {
 pub struct JsonFix {
     /// The new body, when it changed.
     pub body: Option<Vec<u8>>,
-    /// The output rule that replaced the answer with the safe message.
-    pub cut: Option<usize>,
+    /// Why the answer was replaced with the safe message.
+    pub cut: Option<Cut>,
 }
 
 #[derive(Deserialize)]
@@ -174,18 +260,28 @@ pub fn fix_json(
     if json::walk(body, |s| spans.push(s)).is_err() {
         return out;
     }
+    let is_answer_text = |s: &json::StrSpan| {
+        (s.top_is(body, b"choices") && s.key_is(body, b"content"))
+            || (s.top_is(body, b"content") && s.key_is(body, b"text"))
+    };
+    let pii = !config.output_pii.kinds.is_empty();
+    let mut findings = std::mem::take(&mut tally.findings);
     if config.checks_answers() {
-        for s in &spans {
-            let answer_text = (s.top_is(body, b"choices") && s.key_is(body, b"content"))
-                || (s.top_is(body, b"content") && s.key_is(body, b"text"));
-            if !answer_text {
-                continue;
-            }
+        for s in spans.iter().filter(|s| is_answer_text(s)) {
             let Some(text) = s.text(body) else { continue };
-            if let Some(rule) = tally.check(&config.output, &text) {
+            let mut cut = tally.check(&config.output, &text).map(Cut::Rule);
+            if pii && cut.is_none() {
+                findings.clear();
+                detect::scan(&text, config.output_pii.kinds, &mut findings);
+                cut = findings
+                    .iter()
+                    .find(|f| config.output_pii.action(f.kind) == PiiAction::Block)
+                    .map(|f| Cut::Pii(f.kind));
+            }
+            if let Some(cut) = cut {
                 let head: Option<Head> = serde_json::from_slice(body).ok();
                 let (model, usage) = head.map(|h| (h.model, h.usage)).unwrap_or_default();
-                out.cut = Some(rule);
+                out.cut = Some(cut);
                 out.body = Some(crate::answer::refusal_json(
                     protocol,
                     model.as_deref().unwrap_or(""),
@@ -193,31 +289,42 @@ pub fn fix_json(
                     created,
                     usage.filter(|u| u.is_object()),
                 ));
+                tally.findings = findings;
                 return out;
             }
         }
     }
-    let Some(vault) = vault.filter(|v| !v.is_empty()) else {
-        return out;
-    };
+    let vault = vault.filter(|v| !v.is_empty());
     let mut patched = Vec::new();
     let mut copied = 0;
     for s in &spans {
+        let redact_here = pii && is_answer_text(s);
         let raw = body.get(s.start..s.end).unwrap_or_default();
-        if memchr::memchr(b'[', raw).is_none() {
+        let restore_here = vault.is_some() && memchr::memchr(b'[', raw).is_some();
+        if !redact_here && !restore_here {
             continue;
         }
         let Some(text) = s.text(body) else { continue };
-        let inner = s.key_is(body, b"arguments");
-        let (restored, n) = vault.restore(&text, inner);
-        if n == 0 {
-            continue;
+        let mut new_text: Option<String> = None;
+        if redact_here {
+            findings.clear();
+            detect::scan(&text, config.output_pii.kinds, &mut findings);
+            new_text = redact(config, &text, &findings, &mut tally.pii);
         }
-        tally.restored += n;
+        if let Some(vault) = vault.filter(|_| restore_here) {
+            let current = new_text.as_deref().unwrap_or(&text);
+            let (restored, n) = vault.restore(current, s.key_is(body, b"arguments"));
+            if n > 0 {
+                tally.restored += n;
+                new_text = Some(restored.into_owned());
+            }
+        }
+        let Some(new_text) = new_text else { continue };
         patched.extend_from_slice(body.get(copied..s.start).unwrap_or_default());
-        json::escape_into(&mut patched, &restored);
+        json::escape_into(&mut patched, &new_text);
         copied = s.end;
     }
+    tally.findings = findings;
     if copied > 0 {
         patched.extend_from_slice(body.get(copied..).unwrap_or_default());
         out.body = Some(patched);
@@ -244,7 +351,7 @@ mod tests {
     }
 
     /// Feed `pieces` through one channel; the released text, or the cutting rule.
-    fn through(p: Policy<'_>, pieces: &[&str]) -> Result<String, usize> {
+    fn through(p: Policy<'_>, pieces: &[&str]) -> Result<String, Cut> {
         let mut ch = Channel::default();
         let mut tally = Tally::default();
         let mut out = String::new();
@@ -263,6 +370,7 @@ mod tests {
             vault: Some(&v),
             hold_back: 0,
             json_inner: false,
+            pii: None,
         };
         let text = "write to [EMAIL_1] today, not [EMAIL_2] or [link]";
         for cut in 0..=text.len() {
@@ -289,10 +397,11 @@ mod tests {
             vault: None,
             hold_back: c.hold_back_chars,
             json_inner: false,
+            pii: None,
         };
         assert_eq!(
             through(p, &["all ", "is ", "ka", "bo", "om", " now"]),
-            Err(0)
+            Err(Cut::Rule(0))
         );
         let mut ch = Channel::default();
         let mut tally = Tally::default();
@@ -332,7 +441,7 @@ mod tests {
         let body = br#"{"model":"m","content":[{"type":"text","text":"KABOOM!"}],"usage":{"input_tokens":3,"output_tokens":1}}"#;
         let mut tally = Tally::default();
         let fix = fix_json(&c, None, ClientProtocol::Anthropic, body, 0, &mut tally);
-        assert_eq!(fix.cut, Some(0));
+        assert_eq!(fix.cut, Some(Cut::Rule(0)));
         let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
         assert_eq!(new["stop_reason"], "refusal");
         assert_eq!(new["content"][0]["text"], c.safe_message);
@@ -343,5 +452,78 @@ mod tests {
                 .body
                 .is_none()
         );
+    }
+
+    fn pii_config(actions: Value) -> Config {
+        Config::build(&json!({"output": {"pii": actions}})).unwrap()
+    }
+
+    fn pii_policy(c: &Config) -> Policy<'_> {
+        Policy {
+            rules: None,
+            vault: None,
+            hold_back: c.hold_back_chars,
+            json_inner: false,
+            pii: Some(c),
+        }
+    }
+
+    #[test]
+    fn pii_in_an_answer_is_masked_wherever_the_pieces_split_it() {
+        let c = pii_config(json!({"email": "mask", "ipAddress": "hash"}));
+        let p = pii_policy(&c);
+        let text = "write to ann@corp.example from 10.1.2.3 today";
+        let want = format!(
+            "write to [EMAIL] from {} today",
+            crate::request::hash_token(&c, Kind::IpAddress, "10.1.2.3")
+        );
+        for cut in 0..=text.len() {
+            let (a, b) = text.split_at(cut);
+            assert_eq!(through(p, &[a, b]).unwrap(), want, "cut at {cut}");
+        }
+        let pieces: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        assert_eq!(through(p, &refs).unwrap(), want);
+    }
+
+    #[test]
+    fn a_value_to_block_cuts_the_answer_and_a_logged_one_passes_counted() {
+        let c = pii_config(json!({"creditCard": "block", "email": "log"}));
+        let p = pii_policy(&c);
+        let text = "your card 4111 1111 1111 1111 is on file";
+        let pieces: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        assert_eq!(through(p, &refs), Err(Cut::Pii(Kind::CreditCard)));
+        let mut ch = Channel::default();
+        let mut tally = Tally::default();
+        let mut out = ch.feed(p, "mail ann@corp.example ", &mut tally).unwrap();
+        out.push_str(&ch.flush(p, &mut tally));
+        assert_eq!(out, "mail ann@corp.example ");
+        assert_eq!(tally.pii, [(Kind::Email, PiiAction::Log)]);
+    }
+
+    #[test]
+    fn json_answers_mask_new_pii_and_restore_the_callers_own_values() {
+        let c =
+            Config::build(&json!({"pii": {"email": "mask"}, "output": {"pii": {"email": "mask"}}}))
+                .unwrap();
+        let v = vault();
+        let body =
+            json!({"choices": [{"message": {"content": "reach [EMAIL_1] or bob@other.example"}}]});
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let mut tally = Tally::default();
+        let fix = fix_json(&c, Some(&v), ClientProtocol::OpenAi, &bytes, 0, &mut tally);
+        let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
+        assert_eq!(
+            new["choices"][0]["message"]["content"],
+            "reach ann@corp.example or [EMAIL]"
+        );
+        assert_eq!((tally.restored, tally.pii.len()), (1, 1));
+        let c = pii_config(json!({"openaiKey": "block"}));
+        let leak = br#"{"model":"m","choices":[{"message":{"content":"use sk-proj-abcdefghijklmnopqrstuvwxyz123456"}}]}"#;
+        let fix = fix_json(&c, None, ClientProtocol::OpenAi, leak, 0, &mut tally);
+        assert_eq!(fix.cut, Some(Cut::Pii(Kind::OpenaiKey)));
+        let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
+        assert_eq!(new["choices"][0]["message"]["content"], c.safe_message);
     }
 }

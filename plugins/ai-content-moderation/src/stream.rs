@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::answer::{self, OpenAiMeta};
 use crate::config::Config;
-use crate::output::{Channel, Policy, Tally};
+use crate::output::{Channel, Cut, Policy, Tally};
 use crate::vault::Vault;
 
 /// (choice, index, arguments): OpenAI choice and tool-call index, Anthropic block index.
@@ -38,8 +38,8 @@ pub struct StreamFix {
     open_block: Option<(u64, bool)>,
     next_block: u64,
     ended: bool,
-    /// The output rule that cut the stream.
-    pub cut: Option<usize>,
+    /// Why the stream was cut.
+    pub cut: Option<Cut>,
     /// Running results.
     pub tally: Tally,
 }
@@ -100,17 +100,18 @@ impl StreamFix {
         }
         if eos && !self.ended {
             // A stream that ended without its terminator: what is held still goes out.
-            self.flush_all(vault, &mut out);
+            self.flush_all(config, vault, &mut out);
         }
         out
     }
 
     fn policy<'a>(&self, config: &'a Config, vault: Option<&'a Vault>, args: bool) -> Policy<'a> {
         Policy {
-            rules: (!args && config.checks_answers()).then_some(&config.output),
+            rules: (!args && !config.output.is_empty()).then_some(&config.output),
             vault,
             hold_back: config.hold_back_chars,
             json_inner: args,
+            pii: (!args && !config.output_pii.kinds.is_empty()).then_some(config),
         }
     }
 
@@ -121,7 +122,7 @@ impl StreamFix {
         vault: Option<&Vault>,
         key: Key,
         piece: &str,
-    ) -> Result<String, usize> {
+    ) -> Result<String, Cut> {
         let p = self.policy(config, vault, key.2);
         let mut tally = std::mem::take(&mut self.tally);
         let r = match self.channels.iter_mut().find(|(k, _)| *k == key) {
@@ -140,6 +141,7 @@ impl StreamFix {
     /// Flush the channels matching `pred`; (key, held text) of those with text.
     fn flush_where(
         &mut self,
+        config: &Config,
         vault: Option<&Vault>,
         pred: impl Fn(Key) -> bool,
     ) -> Vec<(Key, String)> {
@@ -152,6 +154,7 @@ impl StreamFix {
                     vault,
                     hold_back: 0,
                     json_inner: key.2,
+                    pii: (!key.2 && !config.output_pii.kinds.is_empty()).then_some(config),
                 };
                 let text = ch.flush(p, &mut tally);
                 if !text.is_empty() {
@@ -163,8 +166,8 @@ impl StreamFix {
         out
     }
 
-    fn flush_all(&mut self, vault: Option<&Vault>, out: &mut Vec<u8>) {
-        for (key, text) in self.flush_where(vault, |_| true) {
+    fn flush_all(&mut self, config: &Config, vault: Option<&Vault>, out: &mut Vec<u8>) {
+        for (key, text) in self.flush_where(config, vault, |_| true) {
             match self.protocol {
                 ClientProtocol::OpenAi if !key.2 => {
                     answer::openai_chunk(out, &self.meta, key.0, &text, None)
@@ -193,7 +196,7 @@ impl StreamFix {
     fn event(&mut self, config: &Config, vault: Option<&Vault>, e: SseEvent, out: &mut Vec<u8>) {
         let data = e.data.trim();
         if self.protocol == ClientProtocol::OpenAi && data == "[DONE]" {
-            self.flush_all(vault, out);
+            self.flush_all(config, vault, out);
             encode_event(out, &e);
             return;
         }
@@ -280,7 +283,7 @@ impl StreamFix {
                 }
             }
             if finishing {
-                for (key, text) in self.flush_where(vault, |k| k.0 == c) {
+                for (key, text) in self.flush_where(config, vault, |k| k.0 == c) {
                     if key.2 {
                         let entry = json!({"index": key.1, "function": {"arguments": text}});
                         match delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
@@ -300,7 +303,7 @@ impl StreamFix {
         false
     }
 
-    fn cut_openai(&mut self, config: &Config, choice: u64, rule: usize, out: &mut Vec<u8>) {
+    fn cut_openai(&mut self, config: &Config, choice: u64, rule: Cut, out: &mut Vec<u8>) {
         answer::openai_chunk(
             out,
             &self.meta,
@@ -312,7 +315,7 @@ impl StreamFix {
         self.end(rule);
     }
 
-    fn end(&mut self, rule: usize) {
+    fn end(&mut self, rule: Cut) {
         self.ended = true;
         self.cut = Some(rule);
         self.channels.clear();
@@ -368,18 +371,18 @@ impl StreamFix {
                 }
             }
             "content_block_stop" => {
-                for (key, text) in self.flush_where(vault, |k| k.1 == index) {
+                for (key, text) in self.flush_where(config, vault, |k| k.1 == index) {
                     self.anthropic_held(out, key, &text);
                 }
                 self.open_block = None;
             }
-            "message_delta" | "message_stop" => self.flush_all(vault, out),
+            "message_delta" | "message_stop" => self.flush_all(config, vault, out),
             _ => {}
         }
         false
     }
 
-    fn cut_anthropic(&mut self, config: &Config, rule: usize, out: &mut Vec<u8>) {
+    fn cut_anthropic(&mut self, config: &Config, rule: Cut, out: &mut Vec<u8>) {
         let text = &config.safe_message;
         match self.open_block {
             Some((i, true)) => answer::anthropic_block(out, i, false, text),

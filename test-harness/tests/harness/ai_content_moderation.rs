@@ -1,6 +1,7 @@
 //! The built `ai_content_moderation.wasm` in the harness: requests blocked in each protocol
 //! (error and refusal), values masked on the way up and restored on the way back (JSON and
-//! streams re-split at every byte boundary), a stream cut by an output rule, metrics naming the
+//! streams re-split at every byte boundary), a stream cut by an output rule, PII in answers
+//! masked or cutting the stream, metrics naming the
 //! rule, a bad config refused with its path, and the APISIX profile (no trap, passes through,
 //! says so).
 
@@ -253,6 +254,63 @@ fn an_output_rule_ends_the_stream_with_content_filter_at_every_byte_boundary() {
     }
     assert!(matches!(
         env.metric("aigw.content_moderation.reason.deny_kaboom.answers_cut"),
+        Some(MetricValue::Counter(n)) if n > 0
+    ));
+}
+
+const OUTPUT_PII: &str = r#"{
+    "pii": {"email": "mask"},
+    "output": {"pii": {"ipAddress": "mask", "openaiKey": "block"}, "holdBackChars": 32,
+               "safeMessage": "[cut by policy]"}
+}"#;
+
+#[test]
+fn pii_in_a_streamed_answer_is_masked_and_a_leaked_key_cuts_it_at_every_byte_boundary() {
+    let env = Env::new();
+    let mut c = chain(&env, OUTPUT_PII, Profile::Envoy);
+    // The caller's own address comes back restored; an address the model made up is masked.
+    let masked = openai_sse(&[
+        "Mail [EMAIL_1] from 10.20",
+        ".30.40 or ",
+        "192.168.7.9",
+        " now",
+    ]);
+    let leaked = openai_sse(&[
+        "Use the key ",
+        "sk-proj-abcdefghij",
+        "klmnopqrstuvwxyz0123",
+        " ok",
+    ]);
+    for cut in (1..masked.len().max(leaked.len())).step_by(2) {
+        let (a, b) = masked.split_at(cut.min(masked.len() - 1));
+        let chunks = [a.to_vec(), b.to_vec()];
+        let out = run(&mut c, &chat(&format!("to {EMAIL}"), true), |_| {
+            UpstreamResponse::sse(chunks.clone())
+        });
+        let (text, finish) = stream_text(&out.body);
+        assert_eq!(
+            text,
+            format!("Mail {EMAIL} from [IP] or [IP] now"),
+            "cut at {cut}"
+        );
+        assert_eq!(finish, "stop");
+
+        let (a, b) = leaked.split_at(cut.min(leaked.len() - 1));
+        let chunks = [a.to_vec(), b.to_vec()];
+        let out = run(&mut c, &chat("hello", true), |_| {
+            UpstreamResponse::sse(chunks.clone())
+        });
+        let (text, finish) = stream_text(&out.body);
+        assert_eq!(finish, "content_filter", "cut at {cut}");
+        assert!(!text.contains("sk-proj"), "{text}");
+        assert!(text.ends_with("[cut by policy]"), "{text}");
+    }
+    assert!(matches!(
+        env.metric("aigw.content_moderation.kind.ipAddress.answer_values_masked"),
+        Some(MetricValue::Counter(n)) if n > 0
+    ));
+    assert!(matches!(
+        env.metric("aigw.content_moderation.reason.pii_openaiKey.answers_cut"),
         Some(MetricValue::Counter(n)) if n > 0
     ));
 }
