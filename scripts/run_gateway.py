@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aigw_gateway as gateway  # noqa: E402
 import real_providers  # noqa: E402
+import semantic_services  # noqa: E402
 
 STOP = threading.Event()
 DEFAULT_CONFIG = gateway.ENVOY_CONFIGS / "full-chain.yaml"
@@ -96,6 +97,13 @@ Moderation (ai-content-moderation): "forbidden-word" is refused (400, rule deny:
   placeholder in the answer is put back:
   curl -sS {url}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "say forbidden-word"}}]}}'
+Cache (ai-semantic-cache, on for host cached.local): ask, then rephrase; the second answer comes
+  from the cache (x-aigw-cache: hit, x-aigw-cache-tier: semantic, x-aigw-cache-similarity) and
+  llm-sim's journal shows one request:
+  curl -s -D - {url}/v1/chat/completions -H 'host: cached.local' -H 'content-type: application/json' \\
+    -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "How do I reset my password?"}}]}}'
+  curl -s -D - {url}/v1/chat/completions -H 'host: cached.local' -H 'content-type: application/json' \\
+    -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "What are the steps to reset my password?"}}]}}'
 Metrics: curl -s {gw.admin_url}/stats/prometheus | grep aigw
 Usage (ai-usage-stats; tokens, cost, errors, latency by provider/model/route/consumer; send
   -H 'x-aigw-consumer: team-a' to name the caller; histograms appear after the next stats flush, 5 s):
@@ -152,13 +160,29 @@ def main() -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: STOP.set())
-    gw = gateway.Gateway(args.config, gateway.REPO_ROOT / ".run", listen_port=args.port)
+    workdir = gateway.REPO_ROOT / ".run"
+    # ai-semantic-cache's embedder and Chroma, for templates that name their ports.
+    helpers: list[gateway.Process] = []
+    values: dict[str, object] = {}
     status = 0
+    try:
+        if "${EMBEDDER_PORT}" in args.config.read_text(encoding="utf-8"):
+            workdir.mkdir(parents=True, exist_ok=True)
+            embedder, values["EMBEDDER_PORT"] = semantic_services.start_embedder(workdir)
+            helpers.append(embedder)
+            chroma, values["VECTOR_STORE_PORT"] = semantic_services.start_chroma(workdir)
+            helpers.append(chroma)
+    except gateway.GatewayError as err:
+        print(f"make run: {err}", file=sys.stderr)
+        for proc in helpers:
+            proc.stop()
+        return 1
+    gw = gateway.Gateway(args.config, workdir, listen_port=args.port, values=values)
     try:
         gw.start()
         print(usage_text(gw) if real is None else real_usage_text(gw, real[1]), flush=True)
         while not STOP.wait(0.5):
-            crashed = [p for p in (gw.envoy, gw.sim) if p is not None and not p.running()]
+            crashed = [p for p in (gw.envoy, gw.sim, *helpers) if p is not None and not p.running()]
             if crashed:
                 print(f"{crashed[0].name} exited unexpectedly:\n{crashed[0].log_tail()}",
                       file=sys.stderr)
@@ -170,6 +194,8 @@ def main() -> int:
     finally:
         print("stopping Envoy and llm-sim ...", flush=True)
         gw.stop()
+        for proc in helpers:
+            proc.stop()
         print("stopped.")
     return status
 

@@ -23,6 +23,8 @@ pub const DEFAULT_THRESHOLD: f32 = 0.88;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
+    #[serde(default = "yes")]
+    enabled: bool,
     #[serde(default)]
     key: RawKey,
     #[serde(default = "default_ttl")]
@@ -209,6 +211,9 @@ pub struct Semantic {
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// Off: every request passes untouched (a `_rules_` entry can turn it on for some routes or
+    /// domains).
+    pub enabled: bool,
     /// Which messages make the key.
     pub mode: KeyMode,
     /// Partition by the system prompt's hash.
@@ -268,13 +273,14 @@ impl Config {
             None => None,
         };
         let semantic = raw.semantic.map(build_semantic).transpose()?;
-        if !raw.exact && semantic.is_none() {
+        if raw.enabled && !raw.exact && semantic.is_none() {
             return Err(ConfigError::invalid(
                 "exact",
                 "with the exact tier off, `semantic` must be configured (nothing would be cached)",
             ));
         }
         Ok(Self {
+            enabled: raw.enabled,
             mode: raw.key.mode,
             system_prompt: raw.key.system_prompt,
             consumer,
@@ -390,6 +396,12 @@ mod tests {
             (3600, "x-aigw-cache-bypass")
         );
         assert!(c.skip_with_tools && c.system_prompt);
+    }
+
+    #[test]
+    fn a_disabled_cache_needs_no_tier() {
+        let c = Config::build(&json!({"enabled": false, "exact": false})).unwrap();
+        assert!(!c.enabled);
     }
 
     #[test]

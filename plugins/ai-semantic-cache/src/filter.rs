@@ -362,7 +362,7 @@ impl HttpFilter for Filter {
 
     fn on_request_headers(&mut self, cx: &mut Ctx<'_, Call>, end_of_stream: bool) -> Action {
         let caps = self.env.capabilities;
-        if !(caps.shared_data && caps.clock) {
+        if !(self.config.enabled && caps.shared_data && caps.clock) {
             return Action::Continue;
         }
         let Ok(headers) = cx.headers(MapKind::RequestHeaders) else {

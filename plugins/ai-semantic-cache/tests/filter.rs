@@ -221,6 +221,24 @@ fn a_body_that_is_not_a_request_gets_a_400_in_the_callers_protocol() {
 }
 
 #[test]
+fn a_rule_turns_the_cache_on_for_one_domain_only() {
+    let config =
+        r#"{"enabled": false, "_rules_": [{"_match_domain_": ["cached.local"], "enabled": true}]}"#;
+    let mut gw = worker(config);
+    gw.run(chat("q", false));
+    let off = gw.run(chat("q", false));
+    assert!(off.upstream_headers.is_some());
+    assert_eq!(
+        header(&off, "x-aigw-cache"),
+        None,
+        "the global config is off"
+    );
+    gw.run(chat("q", false).header(":authority", "cached.local"));
+    let on = gw.run(chat("q", false).header(":authority", "cached.local:8080"));
+    assert_eq!(header(&on, "x-aigw-cache").as_deref(), Some("hit"));
+}
+
+#[test]
 fn other_apis_pass_untouched() {
     let mut gw = worker(EXACT);
     let out = gw.run(
