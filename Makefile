@@ -39,7 +39,7 @@ CARGO_TEST ?= $(CARGO) test
 # `make test-wasm32`: these crates' tests compiled to wasm32-wasip1 and run under wasmtime
 # (scripts/wasm_test_runner.py), in their own target directory. WASM32_TESTS=--tests adds the
 # integration tests (tests/*.rs; about 90 s more, mostly ai-proxy's scenario replays).
-WASM32_TEST_PKGS := -p aigw-shared -p ai-proxy -p ai-prompt-decorator -p ai-usage-stats -p ai-token-ratelimit -p ai-content-moderation
+WASM32_TEST_PKGS := -p aigw-shared -p ai-proxy -p ai-prompt-decorator -p ai-usage-stats -p ai-token-ratelimit -p ai-content-moderation -p ai-semantic-cache
 WASM32_TESTS ?= --lib
 WASM32_TARGET_DIR := $(TARGET_DIR)/wasm-unit
 

@@ -20,6 +20,7 @@ pub const DEFAULT_MAX_ANSWER_BYTES: usize = 256 << 10;
 /// Cosine similarity at or above which a semantic neighbour is a hit (measured in the README).
 pub const DEFAULT_THRESHOLD: f32 = 0.88;
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
@@ -45,6 +46,7 @@ struct RawConfig {
     replay_chunk_chars: usize,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawKey {
@@ -66,6 +68,7 @@ impl Default for RawKey {
     }
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSkip {
@@ -84,6 +87,7 @@ impl Default for RawSkip {
     }
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSemantic {
@@ -93,6 +97,7 @@ struct RawSemantic {
     vector_store: RawStore,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawEmbedding {
@@ -112,6 +117,7 @@ struct RawEmbedding {
 }
 
 /// A vector store as written.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawStore {
@@ -441,5 +447,19 @@ mod tests {
             let c = Config::build(&json!({"key": {"mode": mode}})).unwrap();
             assert_eq!(c.mode, want);
         }
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod schema_tests {
+    use std::path::Path;
+
+    use aigw_shared::config_schema::{check_committed, plugin_schema};
+
+    #[test]
+    fn the_committed_json_schema_is_the_schema_of_the_config_types() {
+        let schema = plugin_schema::<super::RawConfig>("ai-semantic-cache");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.schema.json");
+        assert_eq!(check_committed(&path, &schema), Ok(()));
     }
 }

@@ -24,6 +24,7 @@ pub use milvus::Milvus;
 pub use qdrant::Qdrant;
 
 /// Which database.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum StoreKind {
