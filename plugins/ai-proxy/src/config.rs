@@ -52,6 +52,8 @@ struct RawConfig {
     circuit_breaker: BreakerPolicy,
     #[serde(default)]
     prices: HashMap<String, Price>,
+    #[serde(default)]
+    auto_models: HashMap<String, crate::auto::RawAuto>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +121,8 @@ pub struct Config {
     pub breaker: BreakerPolicy,
     /// Prices per million tokens by backend model (or `provider/model`), for `leastCost`.
     pub prices: HashMap<String, Price>,
+    /// Model aliases chosen by content (`autoModels`), sorted by name.
+    pub auto: Vec<(String, crate::auto::AutoModel)>,
 }
 
 impl Config {
@@ -186,11 +190,25 @@ impl Config {
             ));
         }
         check_fallback(&raw.fallback, &raw.circuit_breaker)?;
+        let auto = crate::auto::build(raw.auto_models)?;
+        for (name, a) in &auto {
+            if let Some(m) = a
+                .models()
+                .find(|m| models::resolve(&rules, default_provider, m).is_none())
+            {
+                return Err(ConfigError::invalid(
+                    format!("autoModels.{name}"),
+                    format!("no provider serves the model {m:?}"),
+                ));
+            }
+            listed_models.push((name.clone(), "gateway".to_owned()));
+        }
         Ok(Self {
             has_fallbacks: rules.iter().any(|r| !r.fallbacks.is_empty()),
             fallback: raw.fallback,
             breaker: raw.circuit_breaker,
             prices: raw.prices,
+            auto,
             providers,
             rules,
             default_provider,
@@ -210,6 +228,11 @@ impl Config {
     /// The provider and backend model for a client model.
     pub fn route(&self, model: &str) -> Option<Route> {
         models::resolve(&self.rules, self.default_provider, model)
+    }
+
+    /// The content-routed alias `model` stands for, if it is one.
+    pub fn auto_model(&self, model: &str) -> Option<&crate::auto::AutoModel> {
+        self.auto.iter().find(|(n, _)| n == model).map(|(_, a)| a)
     }
 
     /// The policy and the weights of `route`'s rule's targets (its own first).

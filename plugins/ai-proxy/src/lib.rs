@@ -6,6 +6,7 @@
 //! [`models`] routes a model to a provider, [`prepare`] builds the upstream call and [`filter`]
 //! drives one request. The proxy-wasm entry point is the one `export_plugin!` line below.
 
+pub mod auto;
 pub mod breaker;
 pub mod config;
 pub mod failover;

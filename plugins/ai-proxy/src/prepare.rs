@@ -354,8 +354,25 @@ pub fn prepare(
     ejected: &dyn Fn(&str) -> Ejections,
 ) -> Result<Prepared, ClientError> {
     let asked = read_request(inc, body)?;
-    let route = route_of(config, &asked.model)?;
+    let route = route_asked(config, inc, body, &asked)?;
     prepare_for(config, state, inc, body, ejected, &asked, &route)
+}
+
+/// The route of a request: of the model it asks for, or, for an `autoModels` alias, of the model
+/// the alias' rules choose from the body.
+pub fn route_asked(
+    config: &Config,
+    inc: &Incoming,
+    body: &[u8],
+    asked: &Asked,
+) -> Result<crate::models::Route, ClientError> {
+    if !config.auto.is_empty() {
+        if let Some(auto) = config.auto_model(&asked.model) {
+            let chosen = auto.choose(inc.api, body)?;
+            return route_of(config, chosen);
+        }
+    }
+    route_of(config, &asked.model)
 }
 
 /// What the routing needs from the client's body: the model it asks for and whether it streams.

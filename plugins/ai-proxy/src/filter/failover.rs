@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::failover::{Attempts, Failure, ATTEMPTS_HEADER};
 use crate::models::Route;
 use crate::policy::Policy;
-use crate::prepare::{prepare_for, read_request, route_of, Asked, Incoming, Plan, Prepared};
+use crate::prepare::{prepare_for, read_request, route_asked, Asked, Incoming, Plan, Prepared};
 use crate::stats::RequestStats;
 
 /// Fallbacks started (a callout to the next key or target).
@@ -171,7 +171,7 @@ impl Filter {
             Ok(a) => a,
             Err(e) => return self.reject(host, &e),
         };
-        let route = match route_of(&self.config, &asked.model) {
+        let route = match route_asked(&self.config, inc, body, &asked) {
             Ok(r) => r,
             Err(e) => return self.reject(host, &e),
         };
