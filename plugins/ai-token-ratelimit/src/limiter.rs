@@ -6,16 +6,89 @@
 //! refuses, what was taken from the earlier ones is given back: another request may briefly see
 //! less room than there is (a refusal that a single atomic step would have avoided), never more.
 //! After the response [`settle`] gives back (or takes) the difference to the real usage.
+//!
+//! Proxy-wasm cannot delete shared data, and key values often come from the client (a header,
+//! an API key, an IPv6 address): so a rule keeps its counters in a table of `maxKeys` slots.
+//! A value's home slot is a hash of it; the record carries the owner's 8-byte tag before the
+//! buckets. A value takes its home slot (or one of the next [`PROBES`]) when the slot is free,
+//! its own, or idle (every bucket full: forgetting it loses nothing); when all are busy with
+//! other live values it shares the home slot (both then count against one set of buckets, the
+//! safe side of a limit). Settling touches a record only while the tag it took from is there.
 
 use aigw_shared::consumer::key_hash_hex;
 use aigw_shared::host::{Host, HostError};
 use aigw_shared::kv;
+use sha2::Digest;
 
 use crate::bucket::{decode, encode, take_all, Bucket, Short, Spec};
 use crate::config::{Config, Limit, Rule};
 
 /// Key values joined longer than this are replaced by their SHA-256 in the counter key.
 const MAX_PLAIN_KEY: usize = 128;
+
+/// Slots looked at for a value: its home slot and the ones after it.
+pub const PROBES: u32 = 4;
+
+/// Bytes of the owner tag in front of a slot record's buckets.
+const TAG_BYTES: usize = 8;
+
+/// The record (and its owner tag, 0 for an untagged record) of `values` under `rule`'s limit
+/// set `set`: a slot of the rule's table, or one record per value when the rule is unbounded.
+pub fn record_for<S: AsRef<str>>(rule: &Rule, set: usize, values: &[S]) -> (String, u64) {
+    if rule.max_keys == 0 || rule.quota {
+        return (counter_key(rule, set, values), 0);
+    }
+    let mut hasher = sha2::Sha256::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            hasher.update([0x1f]);
+        }
+        hasher.update(v.as_ref().as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut tag = [0u8; TAG_BYTES];
+    for (t, d) in tag.iter_mut().zip(digest.iter()) {
+        *t = *d;
+    }
+    // 0 marks an untagged record.
+    let owner = u64::from_le_bytes(tag).max(1);
+    let home = u32::try_from(owner % u64::from(rule.max_keys)).unwrap_or(0);
+    (slot_key(rule, set, home), owner)
+}
+
+/// The record of slot `slot` of `rule`'s table for limit set `set`.
+fn slot_key(rule: &Rule, set: usize, slot: u32) -> String {
+    format!("{}{set}:#{slot}", rule.prefix)
+}
+
+/// The slot number of a slot record key.
+fn slot_of(key: &str) -> Option<u32> {
+    key.rsplit_once(":#").and_then(|(_, n)| n.parse().ok())
+}
+
+/// Split a tagged record into its owner (0 when absent) and its bucket bytes.
+fn untag(current: Option<&[u8]>) -> (u64, Option<&[u8]>) {
+    match current.and_then(|c| c.split_first_chunk::<TAG_BYTES>()) {
+        Some((tag, rest)) => (u64::from_le_bytes(*tag), Some(rest)),
+        None => (0, None),
+    }
+}
+
+fn tagged(owner: u64, buckets: &[Bucket]) -> Vec<u8> {
+    let mut out = owner.to_le_bytes().to_vec();
+    out.extend_from_slice(&encode(buckets));
+    out
+}
+
+/// Every bucket is full at `now` (after its refill): the record's owner has nothing to lose
+/// if it is forgotten.
+fn idle(buckets: &[Bucket], specs: &[Spec], now: u64) -> bool {
+    buckets.iter().zip(specs).all(|(b, s)| {
+        let mut b = *b;
+        b.refill(s, now);
+        b.level >= s.capacity
+    })
+}
 
 /// The counter key of `values` under `rule`'s limit set `set`.
 pub fn counter_key<S: AsRef<str>>(rule: &Rule, set: usize, values: &[S]) -> String {
@@ -39,8 +112,10 @@ pub struct Plan {
     pub rule: usize,
     /// Its limit set for this request's key values.
     pub set: usize,
-    /// The record.
+    /// The record (for a slot table: the home slot).
     pub key: String,
+    /// The value's owner tag in a slot table; 0 when the rule keeps one record per value.
+    pub owner: u64,
     /// Milli-units per limit of the set.
     pub amounts: Vec<i64>,
 }
@@ -121,6 +196,8 @@ pub struct Held {
     pub set: usize,
     /// The record.
     pub key: String,
+    /// The owner tag the record had when the reservation was taken (0: untagged).
+    pub owner: u64,
     /// Milli-units taken per limit.
     pub reserved: Vec<i64>,
 }
@@ -171,27 +248,34 @@ pub fn reserve(
         let Some(set) = rule.sets.get(plan.set) else {
             continue;
         };
-        let result = kv::update(host, &plan.key, |current| {
-            let mut buckets = load(current, rule, &set.specs, now);
-            let taken = take_all(&mut buckets, &set.specs, now, &plan.amounts);
+        let take = |buckets: &mut Vec<Bucket>| {
+            let taken = take_all(buckets, &set.specs, now, &plan.amounts);
             let mut st = Status::default();
             if !rule.quota {
-                for ((limit, b), spec) in set.limits.iter().zip(&buckets).zip(&set.specs) {
+                for ((limit, b), spec) in set.limits.iter().zip(buckets.iter()).zip(&set.specs) {
                     st.fold(limit, b, spec);
                 }
             }
-            (
-                encode(&buckets),
-                taken.map(|()| st).map_err(|(_, s)| (s, st)),
-            )
-        });
+            taken.map(|()| st).map_err(|(_, s)| (s, st))
+        };
+        let (result, key, owner) = if plan.owner == 0 {
+            let result = kv::update(host, &plan.key, |current| {
+                let mut buckets = load(current, rule, &set.specs, now);
+                let r = take(&mut buckets);
+                (encode(&buckets), r)
+            });
+            (result, plan.key, 0)
+        } else {
+            take_slot(host, rule, plan.set, &set.specs, now, &plan, take)
+        };
         match result {
             Ok(Ok(st)) => {
                 status.merge(st);
                 held.push(Held {
                     rule: plan.rule,
                     set: plan.set,
-                    key: plan.key,
+                    key,
+                    owner,
                     reserved: plan.amounts,
                 });
             }
@@ -213,6 +297,57 @@ pub fn reserve(
         }
     }
     Ok(Verdict::Admitted { held, status })
+}
+
+/// What a take from one record gives: the status, or why it does not fit.
+type Taken = Result<Status, (Short, Status)>;
+
+/// Take from the first slot of the value's probe sequence that is free, its own or idle; else
+/// from its home slot, shared with the value that holds it. Returns the result, the record and
+/// the owner tag it had.
+fn take_slot(
+    host: &dyn Host,
+    rule: &Rule,
+    set: usize,
+    specs: &[Spec],
+    now: u64,
+    plan: &Plan,
+    mut take: impl FnMut(&mut Vec<Bucket>) -> Taken,
+) -> (Result<Taken, HostError>, String, u64) {
+    let table = rule.max_keys.max(1);
+    let home = slot_of(&plan.key).unwrap_or(0);
+    for probe in 0..PROBES.min(table) {
+        let key = slot_key(rule, set, (home + probe) % table);
+        let result = kv::update(host, &key, |current| {
+            let (owner, rest) = untag(current);
+            let mut buckets = decode(rest, specs, now);
+            let free = owner == 0 || owner == plan.owner || idle(&buckets, specs, now);
+            if !free {
+                // Busy with another live value: unchanged (no write), try the next slot.
+                return (current.unwrap_or_default().to_vec(), None);
+            }
+            if owner != plan.owner {
+                buckets = decode(None, specs, now);
+            }
+            let r = take(&mut buckets);
+            (tagged(plan.owner, &buckets), Some(r))
+        });
+        match result {
+            Ok(Some(r)) => return (Ok(r), key, plan.owner),
+            Ok(None) => continue,
+            Err(e) => return (Err(e), key, plan.owner),
+        }
+    }
+    // Every slot is busy: share the home slot, whose owner stays.
+    let mut shared_owner = 0;
+    let result = kv::update(host, &plan.key, |current| {
+        let (owner, rest) = untag(current);
+        shared_owner = if owner == 0 { plan.owner } else { owner };
+        let mut buckets = decode(rest, specs, now);
+        let r = take(&mut buckets);
+        (tagged(shared_owner, &buckets), r)
+    });
+    (result, plan.key.clone(), shared_owner)
 }
 
 /// Settle what a request holds: `actual(held, limit index)` is what it really used of each
@@ -242,11 +377,23 @@ pub fn settle(
             continue;
         }
         let result = kv::update(host, &h.key, |current| {
-            let mut buckets = load(current, rule, &set.specs, now);
+            if h.owner == 0 {
+                let mut buckets = load(current, rule, &set.specs, now);
+                for ((b, spec), d) in buckets.iter_mut().zip(&set.specs).zip(&deltas) {
+                    b.add(spec, now, *d);
+                }
+                return (encode(&buckets), ());
+            }
+            let (owner, rest) = untag(current);
+            if owner != h.owner {
+                // The slot went to another value meanwhile (it was idle): not ours to change.
+                return (current.unwrap_or_default().to_vec(), ());
+            }
+            let mut buckets = decode(rest, &set.specs, now);
             for ((b, spec), d) in buckets.iter_mut().zip(&set.specs).zip(&deltas) {
                 b.add(spec, now, *d);
             }
-            (encode(&buckets), ())
+            (tagged(owner, &buckets), ())
         });
         if let Err(e) = result {
             first_error.get_or_insert(e);
@@ -268,10 +415,12 @@ mod tests {
     }
 
     fn plan(c: &Config, rule: usize, value: &str, amounts: &[i64]) -> Plan {
+        let (key, owner) = record_for(&c.rules[rule], 0, &[value]);
         Plan {
             rule,
             set: 0,
-            key: counter_key(&c.rules[rule], 0, &[value]),
+            key,
+            owner,
             amounts: amounts.to_vec(),
         }
     }
@@ -279,10 +428,12 @@ mod tests {
     fn level(host: &MockHost, c: &Config, key: &str) -> Vec<i64> {
         let bytes = host.shared.borrow().get(key).map(|v| v.0.clone());
         let specs = &c.rules[0].sets[0].specs;
-        decode(bytes.as_deref(), specs, NOW)
-            .iter()
-            .map(|b| b.level)
-            .collect()
+        let rest = if slot_of(key).is_some() {
+            untag(bytes.as_deref()).1
+        } else {
+            bytes.as_deref()
+        };
+        decode(rest, specs, NOW).iter().map(|b| b.level).collect()
     }
 
     const TWO_LIMITS: &str = r#"{"rules": [{"name": "r", "keys": ["consumer"],
@@ -362,10 +513,12 @@ mod tests {
                 {"name": "narrow", "keys": ["consumer"], "limits": [{"tokens": 10, "per": "minute"}]}]}"#,
         );
         let host = MockHost::default();
+        let (key, owner) = record_for(&c.rules[0], 0, &[] as &[&str]);
         let wide = Plan {
             rule: 0,
             set: 0,
-            key: counter_key(&c.rules[0], 0, &[] as &[&str]),
+            key,
+            owner,
             amounts: vec![50 * MILLI],
         };
         let narrow = plan(&c, 1, "t", &[50 * MILLI]);
@@ -379,6 +532,87 @@ mod tests {
             }
         ));
         assert_eq!(level(&host, &c, &wide.key), vec![1000 * MILLI]);
+    }
+
+    fn slots(max_keys: u32) -> Config {
+        config(&format!(
+            r#"{{"rules": [{{"name": "r", "keys": ["header:x-k"], "maxKeys": {max_keys},
+                "limits": [{{"tokens": 100, "per": "minute"}}]}}]}}"#
+        ))
+    }
+
+    fn admitted(v: &Verdict) -> &[Held] {
+        match v {
+            Verdict::Admitted { held, .. } => held,
+            Verdict::Refused { .. } => panic!("refused: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn client_chosen_key_values_never_grow_the_store_past_the_slot_table() {
+        let c = slots(16);
+        let host = MockHost::default();
+        for i in 0..1000 {
+            let v = reserve(
+                &host,
+                &c,
+                NOW,
+                vec![plan(&c, 0, &format!("v{i}"), &[MILLI])],
+            );
+            admitted(&v.unwrap());
+        }
+        let records = host.shared.borrow().len();
+        assert!(records <= 16, "{records} records");
+        let unbounded = slots(0);
+        let host = MockHost::default();
+        for i in 0..100 {
+            let p = plan(&unbounded, 0, &format!("v{i}"), &[MILLI]);
+            admitted(&reserve(&host, &unbounded, NOW, vec![p]).unwrap());
+        }
+        assert_eq!(
+            host.shared.borrow().len(),
+            100,
+            "maxKeys 0: one record per value"
+        );
+    }
+
+    #[test]
+    fn a_value_whose_slots_are_busy_shares_its_home_slot_on_the_safe_side() {
+        let c = slots(1);
+        let host = MockHost::default();
+        let a = reserve(&host, &c, NOW, vec![plan(&c, 0, "a", &[10 * MILLI])]).unwrap();
+        let b = reserve(&host, &c, NOW, vec![plan(&c, 0, "b", &[20 * MILLI])]).unwrap();
+        let (a, b) = (admitted(&a)[0].clone(), admitted(&b)[0].clone());
+        assert_eq!(a.key, b.key);
+        assert_eq!(
+            b.owner, a.owner,
+            "b counts against a's buckets, a keeps the slot"
+        );
+        assert_eq!(level(&host, &c, &a.key), vec![70 * MILLI]);
+        // b used 5: 15 come back to the shared buckets.
+        settle(&host, &c, NOW, &[b], |_, _| 5 * MILLI).unwrap();
+        assert_eq!(level(&host, &c, &a.key), vec![85 * MILLI]);
+    }
+
+    #[test]
+    fn an_idle_slot_goes_to_a_new_value_and_the_old_holder_no_longer_touches_it() {
+        let c = slots(1);
+        let host = MockHost::default();
+        let a = reserve(&host, &c, NOW, vec![plan(&c, 0, "a", &[10 * MILLI])]).unwrap();
+        let a = admitted(&a)[0].clone();
+        // A minute later a's bucket is full again: idle, so c takes the slot with fresh buckets.
+        let later = NOW + 60_000_000_000;
+        let v = reserve(&host, &c, later, vec![plan(&c, 0, "c", &[30 * MILLI])]).unwrap();
+        let taken = admitted(&v)[0].clone();
+        assert_eq!(taken.key, a.key);
+        assert_ne!(taken.owner, a.owner);
+        // a's late settlement (it used nothing: 10 to give back) must not fill c's bucket.
+        settle(&host, &c, later, &[a], |_, _| 0).unwrap();
+        let bytes = host.shared.borrow()[&taken.key].0.clone();
+        let (owner, rest) = untag(Some(&bytes));
+        assert_eq!(owner, taken.owner);
+        let specs = &c.rules[0].sets[0].specs;
+        assert_eq!(decode(rest, specs, later)[0].level, 70 * MILLI);
     }
 
     #[test]

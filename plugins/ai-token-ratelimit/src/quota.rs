@@ -153,6 +153,8 @@ pub fn compile(raw: &RawQuota, sources: &mut Vec<Source>) -> Result<(Rule, Admin
         refused_metric: format!("aigw.ai_token_ratelimit.rule.{RULE_NAME}.refused_total"),
         charge_after_response: false,
         quota: true,
+        // Quota records are written by the admin: their number is the admin's to bound.
+        max_keys: 0,
     };
     let admin = Admin {
         path: path.to_owned(),

@@ -329,8 +329,16 @@ fn requests_in_flight_hold_their_reservation_and_a_cancelled_one_releases_it() {
     third.drv.on_log(&third.host);
     let fourth = start(&root, &shared, "a");
     assert!(!fourth.refused());
-    let bytes = shared.shared.borrow()["aigw-trl:team:0:a"].0.clone();
-    let level = i64::from_le_bytes(bytes[..8].try_into().unwrap());
+    // The rule's one record (a slot: the owner's 8-byte tag, then the bucket).
+    let records: Vec<Vec<u8>> = shared
+        .shared
+        .borrow()
+        .iter()
+        .filter(|(k, _)| k.starts_with("aigw-trl:team:0:#"))
+        .map(|(_, v)| v.0.clone())
+        .collect();
+    assert_eq!(records.len(), 1);
+    let level = i64::from_le_bytes(records[0][8..16].try_into().unwrap());
     assert_eq!(
         level,
         (300 - 9 - 13 - 209) * 1000,

@@ -280,7 +280,35 @@ fn a_streamed_answer_is_charged_its_usage_split_anywhere() {
 }
 
 #[test]
-fn a_client_that_leaves_before_the_answer_gives_its_reservation_back() {
+fn key_values_chosen_by_clients_stay_within_the_rules_slot_table() {
+    let env = Env::new();
+    let config = r#"{"rules": [{"name": "team", "keys": ["header:x-team"], "maxKeys": 4,
+        "limits": [{"tokens": 100000, "per": "hour"}]}]}"#;
+    let mut p = Plugin::load_workers(&env, spec(config), 2).unwrap();
+    for i in 0..60 {
+        let id = begin(&mut p, i % 2, &format!("team-{i}")).expect("admitted");
+        complete(&mut p, i % 2, id, 9, 20);
+    }
+    let vm = "ai-token-ratelimit";
+    let slots: Vec<bool> = (0..6)
+        .map(|n| {
+            env.shared_data(vm, &format!("aigw-trl:team:0:#{n}"))
+                .is_some()
+        })
+        .collect();
+    assert_eq!(
+        slots,
+        [true, true, true, true, false, false],
+        "four slots, no more"
+    );
+    assert!(
+        env.shared_data(vm, "aigw-trl:team:0:team-7").is_none(),
+        "no record per value"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_before_the_answer_gets_all_but_the_prompt_estimate_back() {
     let env = Env::new();
     let mut p = Plugin::load_workers(&env, spec(&team_config(300, "hour")), 2).unwrap();
     let first = begin(&mut p, 0, "a").expect("admitted");

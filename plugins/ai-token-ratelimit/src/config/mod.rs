@@ -100,6 +100,18 @@ struct RawRule {
     overrides: Vec<RawOverride>,
     #[serde(default)]
     charge_after_response: bool,
+    /// The most key values the rule keeps counters for (slots in shared data); values beyond
+    /// take over the slot of an idle one (its buckets full) or, when none is idle, share one.
+    /// 0: no bound.
+    #[serde(default = "default_max_keys")]
+    max_keys: u32,
+}
+
+/// Slots per rule unless configured: about 10 MB of shared data at most for a 2-limit rule.
+pub const DEFAULT_MAX_KEYS: u32 = 100_000;
+
+fn default_max_keys() -> u32 {
+    DEFAULT_MAX_KEYS
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
@@ -269,6 +281,8 @@ pub struct Rule {
     pub charge_after_response: bool,
     /// The quota rule (`quota`): its bucket starts empty and never refills.
     pub quota: bool,
+    /// Slots for key values (`maxKeys`); 0: one record per value, no bound.
+    pub max_keys: u32,
 }
 
 impl Rule {
@@ -392,6 +406,7 @@ impl Config {
                 refused_metric: format!("aigw.ai_token_ratelimit.rule.{name}.refused_total"),
                 charge_after_response: rule.charge_after_response,
                 quota: false,
+                max_keys: rule.max_keys,
                 name,
                 keys,
                 key_names: rule.keys.clone(),

@@ -19,7 +19,7 @@ use crate::bucket::Short;
 use crate::config::{Backend, Config, FailureMode};
 use crate::headers::{duration_text, pairs, retry_after};
 use crate::keys::{first_forwarded, query_param, strip_port, Source};
-use crate::limiter::{counter_key, reserve, settle, Held, Plan, Status, Verdict};
+use crate::limiter::{record_for, reserve, settle, Held, Plan, Status, Verdict};
 use crate::measure::{amount, Measure, Tokens, Weights};
 use crate::{Metric, State, TokenRateLimit};
 
@@ -161,10 +161,12 @@ impl Filter {
                     }
                 })
                 .collect();
+            let (key, owner) = record_for(rule, set, &values);
             plans.push(Plan {
                 rule: r,
                 set,
-                key: counter_key(rule, set, &values),
+                key,
+                owner,
                 amounts,
             });
         }
