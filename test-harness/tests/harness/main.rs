@@ -14,6 +14,7 @@ mod ai_content_moderation;
 mod ai_load_balancer;
 mod ai_prompt_decorator;
 mod ai_proxy;
+mod ai_proxy_auto;
 mod ai_proxy_bedrock;
 mod ai_proxy_cases;
 mod ai_proxy_fallback;
