@@ -39,6 +39,12 @@ impl Capture {
         observer.feed(chunk, now_ns, |d| take(d, text, *max_bytes, unfit));
     }
 
+    /// The end marker of a stream (`[DONE]`, `message_stop`) was read: the answer is whole even
+    /// though the body has not ended yet.
+    pub fn complete(&self) -> bool {
+        self.observer.format() == ResponseFormat::Sse && self.observer.summary().completed
+    }
+
     /// The answer ended: the entry to store, or why not (for the log).
     pub fn finish(mut self, now_ns: u64, input_estimate: u64) -> Result<Entry, &'static str> {
         let Self {

@@ -133,3 +133,17 @@ fn an_answer_over_the_limit_is_not_stored() {
         Err("the answer is larger than maxAnswerBytes")
     );
 }
+
+#[test]
+fn a_stream_is_complete_once_its_end_marker_passed() {
+    let body = fixture("openai-chat-stream.sse");
+    let text = String::from_utf8(body).unwrap();
+    let done = text.find("data: [DONE]").unwrap();
+    let mut c = Capture::new(Api::ChatCompletions, ResponseFormat::Sse, 1 << 16);
+    c.feed(text.get(..done).unwrap().as_bytes(), 1);
+    assert!(!c.complete());
+    c.feed(text.get(done..).unwrap().as_bytes(), 1);
+    assert!(c.complete());
+    let json = Capture::new(Api::ChatCompletions, ResponseFormat::Json, 1 << 16);
+    assert!(!json.complete(), "a JSON answer is whole only at its end");
+}

@@ -627,7 +627,9 @@ impl HttpFilter for Filter {
                 capture.feed(&chunk, now);
             }
         }
-        if end_of_stream {
+        // Store when the stream's end marker passes, and hold that chunk until it is stored: a
+        // client that stops reading at `[DONE]` and asks again at once finds the answer.
+        if end_of_stream || capture.complete() {
             return self.finish_answer(cx);
         }
         Action::Continue
