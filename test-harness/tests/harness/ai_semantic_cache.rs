@@ -36,6 +36,42 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// `chroma run` on a free port (tried again on another if one was taken meanwhile).
+fn start_chroma(data: &Path) -> (Child, SocketAddr) {
+    for _ in 0..3 {
+        let port = free_port();
+        let mut chroma = Command::new(venv_bin("chroma"))
+            .args([
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--path",
+            ])
+            .arg(data.join("chroma"))
+            .env("ANONYMIZED_TELEMETRY", "False")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chroma run");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(_)) = chroma.try_wait() {
+                break;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return (chroma, addr);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = chroma.kill();
+        let _ = chroma.wait();
+    }
+    panic!("chroma did not start on any of 3 ports");
+}
+
 fn wait_for(addr: SocketAddr, what: &str, child: &mut Child) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
@@ -75,33 +111,35 @@ impl Services {
             free_port()
         ));
         std::fs::create_dir_all(&data).unwrap();
-        let chroma_port = free_port();
-        let mut chroma = Command::new(venv_bin("chroma"))
-            .args([
-                "run",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &chroma_port.to_string(),
-                "--path",
-            ])
-            .arg(data.join("chroma"))
-            .env("ANONYMIZED_TELEMETRY", "False")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chroma run");
-        let embedder_port = free_port();
+        // The embedder picks its own port and writes it down: no race with parallel tests.
+        let port_file = data.join("embedder.port");
         let mut embedder = Command::new(venv_bin("python"))
             .arg(root().join("scripts").join("embedder.py"))
-            .args(["--port", &embedder_port.to_string()])
+            .args(["--port", "0", "--port-file"])
+            .arg(&port_file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("embedder");
-        let chroma_addr: SocketAddr = format!("127.0.0.1:{chroma_port}").parse().unwrap();
+        let (chroma, chroma_addr) = start_chroma(&data);
+        let start = Instant::now();
+        let embedder_port = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok())
+            {
+                break p;
+            }
+            if let Ok(Some(status)) = embedder.try_wait() {
+                panic!("the embedder exited early: {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the embedder did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let embedder_addr: SocketAddr = format!("127.0.0.1:{embedder_port}").parse().unwrap();
-        wait_for(chroma_addr, "chroma", &mut chroma);
         wait_for(embedder_addr, "the embedder", &mut embedder);
         Services {
             chroma,
