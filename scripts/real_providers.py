@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import aigw_gateway as gateway
 
 TEMPLATE = gateway.ENVOY_CONFIGS / "real-providers.yaml"
+
+# Per-account values of providers without one public host: (variable, the placeholder the
+# template uses for it). A provider is kept only when these are set too, and valid DNS labels.
+ACCOUNT_VALUES = {
+    "azure": [("AZURE_OPENAI_RESOURCE", "example-resource")],
+    "vertex": [("VERTEX_PROJECT", "example-project"), ("VERTEX_LOCATION", "us-central1")],
+}
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def _ai_proxy_block(lines: list[str]) -> tuple[int, int, int]:
@@ -41,12 +50,20 @@ def narrowed(text: str, environ: dict[str, str]) -> tuple[str, list[str]]:
     lines = text.splitlines()
     first, end, indent = _ai_proxy_block(lines)
     config = json.loads("\n".join(lines[first:end]))
+    def account_ok(name: str) -> bool:
+        return all(DNS_LABEL.match(environ.get(v, "").strip())
+                   for v, _ in ACCOUNT_VALUES.get(name, []))
+
     keep = [name for name, variables in key_variables(config).items()
-            if variables and all(environ.get(v, "").strip() for v in variables)]
+            if variables and all(environ.get(v, "").strip() for v in variables) and account_ok(name)]
     config["providers"] = [p for p in config["providers"] if p["name"] in keep]
     config["models"] = [m for m in config["models"] if m["provider"] in keep]
     body = [" " * indent + line for line in json.dumps(config, indent=2).splitlines()]
-    return "\n".join(lines[:first] + body + lines[end:]) + "\n", keep
+    text = "\n".join(lines[:first] + body + lines[end:]) + "\n"
+    for name in keep:
+        for variable, placeholder in ACCOUNT_VALUES.get(name, []):
+            text = text.replace(placeholder, environ[variable].strip())
+    return text, keep
 
 
 def template_for(workdir: Path, environ: dict[str, str] | None = None) -> tuple[Path, list[str]] | None:

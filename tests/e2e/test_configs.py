@@ -98,5 +98,30 @@ def test_make_run_keeps_only_the_real_providers_whose_key_is_set(tmp_path: Path)
     # Envoy configures ai-proxy with just that key set, and refuses it without.
     ok, output = gateway.validate_envoy_config(rendered, {"ANTHROPIC_API_KEY": "sk-ant-x"})
     assert ok, output
+
+
+def test_azure_and_vertex_get_their_account_hosts_from_the_environment(tmp_path: Path) -> None:
+    import real_providers
+
+    env = {"AZURE_OPENAI_API_KEY": "az-key", "AZURE_OPENAI_RESOURCE": "myres",
+           "VERTEX_ACCESS_TOKEN": "ya29.x", "VERTEX_PROJECT": "proj-1",
+           "VERTEX_LOCATION": "europe-west4"}
+    found = real_providers.template_for(tmp_path, env)
+    assert found is not None
+    template, providers = found
+    assert providers == ["azure", "vertex"]
+    rendered = gateway.render_template(template, tmp_path / "rendered.yaml",
+                                       gateway.envoy_values(*gateway.free_ports(3)))
+    text = rendered.read_text(encoding="utf-8")
+    assert "sni: myres.openai.azure.com" in text and '"authority": "myres.openai.azure.com"' in text
+    assert "sni: europe-west4-aiplatform.googleapis.com" in text
+    assert '"project": "proj-1"' in text and '"location": "europe-west4"' in text
+    assert "example-resource" not in text and "example-project" not in text
+    ok, output = gateway.validate_envoy_config(rendered, env)
+    assert ok, output
+    # A resource name that is not a DNS label (it would be written into the config) is refused.
+    bad = {**env, "AZURE_OPENAI_RESOURCE": "x.evil.example/"}
+    _, providers = real_providers.template_for(tmp_path, bad)
+    assert providers == ["vertex"]
     ok, output = gateway.validate_envoy_config(rendered, {"ANTHROPIC_API_KEY": ""})
     assert not ok and "apiKeysFromEnv[0]" in output, output
