@@ -39,7 +39,7 @@ CARGO_TEST ?= $(CARGO) test
 # `make test-wasm32`: these crates' tests compiled to wasm32-wasip1 and run under wasmtime
 # (scripts/wasm_test_runner.py), in their own target directory. WASM32_TESTS=--tests adds the
 # integration tests (tests/*.rs; about 90 s more, mostly ai-proxy's scenario replays).
-WASM32_TEST_PKGS := -p aigw-shared -p ai-proxy -p ai-prompt-decorator -p ai-usage-stats -p ai-token-ratelimit -p ai-content-moderation -p ai-semantic-cache
+WASM32_TEST_PKGS := -p aigw-shared -p ai-proxy -p ai-prompt-decorator -p ai-usage-stats -p ai-token-ratelimit -p ai-content-moderation -p ai-semantic-cache -p ai-load-balancer
 WASM32_TESTS ?= --lib
 WASM32_TARGET_DIR := $(TARGET_DIR)/wasm-unit
 
@@ -148,12 +148,15 @@ clean-run: ## Remove .run/ (rendered configs and logs of `make run`)
 	rm -rf .run
 
 # Performance: not part of `make test` (bench/, scripts/bench*.py, scripts/soak.py).
-.PHONY: bench soak
+.PHONY: bench soak bench-lb
 BENCH_APT_PACKAGES := wrk nginx libnginx-mod-http-lua
 
 bench: deps-rust deps-python ## Throughput/latency/CPU per request vs bare Envoy -> bench/results.md; needs `make build`
 	@$(MAKE) APT_PACKAGES="$(BENCH_APT_PACKAGES)" deps-apt
 	BENCH_COMMAND="make bench" $(VENV_PY) scripts/bench.py
+
+bench-lb: deps-rust deps-python ## ai-load-balancer vs round robin and least request on a simulated vLLM fleet -> bench/lb-results.md; needs `make build`
+	$(VENV_PY) scripts/bench_lb.py
 
 soak: deps-python ## Mixed traffic through the `make run` chain [SOAK_SECONDS=600]; fails on errors; needs `make build`
 	SOAK_SECONDS=$(or $(SOAK_SECONDS),600) $(VENV_PY) scripts/soak.py
