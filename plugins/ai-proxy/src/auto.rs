@@ -90,8 +90,10 @@ pub struct Facts {
     pub tools: bool,
     /// Images in some message.
     pub images: bool,
-    /// The last user message (lower-cased for keywords).
+    /// The last user message.
     pub last_user: String,
+    /// The same, lower-cased (for keywords).
+    pub last_user_lower: String,
     /// User turns.
     pub turns: usize,
 }
@@ -184,7 +186,10 @@ fn holds(w: &When, f: &Facts) -> bool {
         && flag(w.images, f.images)
         && w.min_turns.is_none_or(|n| f.turns >= n)
         && w.max_turns.is_none_or(|n| f.turns <= n)
-        && (w.keywords.is_empty() || w.keywords.iter().any(|k| f.last_user.contains(k.as_str())))
+        && (w.keywords.is_empty()
+            || w.keywords
+                .iter()
+                .any(|k| f.last_user_lower.contains(k.as_str())))
         && w.regex.as_ref().is_none_or(|re| re.is_match(&f.last_user))
 }
 
@@ -201,6 +206,7 @@ pub fn read_facts(api: Api, body: &[u8], tokens: bool) -> Result<Facts, ClientEr
         .and_then(|t| t.tools)
         .is_some_and(|t| !t.is_empty());
     let code = view.all_texts().any(looks_like_code);
+    let last_user = view.last_user_text().unwrap_or_default();
     Ok(Facts {
         tokens: if tokens {
             view.estimate_input_tokens().tokens
@@ -210,7 +216,8 @@ pub fn read_facts(api: Api, body: &[u8], tokens: bool) -> Result<Facts, ClientEr
         code,
         tools: offered,
         images: has_image(body),
-        last_user: view.last_user_text().unwrap_or_default().to_lowercase(),
+        last_user_lower: last_user.to_lowercase(),
+        last_user,
         turns: view
             .messages
             .iter()
@@ -296,7 +303,7 @@ mod tests {
             {"when": {"hasTools": true}, "model": "tools"},
             {"when": {"minPromptTokens": 200}, "model": "long"},
             {"when": {"keywords": ["Prove"]}, "model": "reasoner"},
-            {"when": {"regex": "step by step"}, "model": "reasoner"},
+            {"when": {"regex": "(?i)step by step"}, "model": "reasoner"},
             {"when": {"minTurns": 3}, "model": "chatty"}
         ], "default": "small"}}))
     }
@@ -326,7 +333,7 @@ mod tests {
         );
         assert_eq!(pick(user(&"word ".repeat(400))), "long");
         assert_eq!(pick(user("please prove that 2 is prime")), "reasoner");
-        assert_eq!(pick(user("Think step by step: 3 + 4")), "reasoner");
+        assert_eq!(pick(user("Think Step by step: 3 + 4")), "reasoner");
         let image = serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "what is this"},
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
