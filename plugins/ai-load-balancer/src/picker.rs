@@ -55,6 +55,7 @@ struct Scored {
     score: f64,
     tie: u64,
     saturated: bool,
+    over_bound: bool,
 }
 
 /// Pick for a request with `total_blocks` hashed prompt blocks and model-matching LoRA flags
@@ -72,10 +73,12 @@ pub fn pick(
     }
     // Every endpoint in a cool-off: the cool-off is a hint, not a verdict; try them all.
     let any_healthy = views.iter().any(|v| v.healthy);
+    let usable = |v: &EndpointView| v.healthy || !any_healthy;
+    let bound = LoadBound::new(config, views, usable);
     let mut scored: Vec<Scored> = views
         .iter()
         .enumerate()
-        .filter(|(_, v)| v.healthy || !any_healthy)
+        .filter(|(_, v)| usable(v))
         .map(|(i, v)| Scored {
             index: i,
             score: score(
@@ -87,15 +90,17 @@ pub fn pick(
             ),
             tie: tie_key(draw, i),
             saturated: saturated(config, v),
+            over_bound: bound.exceeded(config, i, v),
         })
         .collect();
     if scored.iter().all(|s| s.saturated) && config.saturation.policy == SaturationPolicy::Shed {
         return Decision::Shed;
     }
-    // Unsaturated first, then by score (high first), then by the draw.
+    // Unsaturated first, then within their load bound, then by score (high first), then by the draw.
     scored.sort_by(|a, b| {
         a.saturated
             .cmp(&b.saturated)
+            .then(a.over_bound.cmp(&b.over_bound))
             .then(b.score.total_cmp(&a.score))
             .then(a.tie.cmp(&b.tie))
     });
@@ -117,6 +122,46 @@ pub fn pick(
     }
 }
 
+/// Bounded loads (consistent hashing with bounded loads, as Envoy's ring hash
+/// `hash_balance_factor`): an endpoint already holding more than `factor` × its weighted share of
+/// the requests in flight (this one included) goes after those that do not, so affinity cannot
+/// pile every request onto one endpoint (a cold start, one popular prefix).
+#[derive(Debug, Clone, Copy)]
+struct LoadBound {
+    /// Requests in flight on the usable endpoints, plus this one.
+    total: f64,
+    /// Sum of the usable endpoints' weights.
+    weights: f64,
+}
+
+impl LoadBound {
+    fn new(
+        config: &Config,
+        views: &[EndpointView],
+        usable: impl Fn(&EndpointView) -> bool,
+    ) -> Self {
+        let mut total = 1.0;
+        let mut weights = 0.0;
+        for (i, v) in views.iter().enumerate().filter(|(_, v)| usable(v)) {
+            total += f64::from(v.in_flight);
+            weights += config.endpoints.get(i).map_or(1.0, |e| e.weight);
+        }
+        Self { total, weights }
+    }
+
+    fn exceeded(&self, config: &Config, i: usize, v: &EndpointView) -> bool {
+        let factor = config.bounded_load;
+        if factor <= 0.0 || self.weights <= 0.0 {
+            return false;
+        }
+        let weight = config.endpoints.get(i).map_or(1.0, |e| e.weight);
+        let cap = (factor * self.total * weight / self.weights)
+            .ceil()
+            .max(1.0);
+        f64::from(v.in_flight) >= cap
+    }
+}
+
 /// Saturated: a fresh report with the queue or the KV cache at or over its threshold.
 pub fn saturated(config: &Config, v: &EndpointView) -> bool {
     let s = &config.saturation;
@@ -132,8 +177,11 @@ pub fn score(config: &Config, i: usize, v: &EndpointView, total_blocks: usize, l
     } else {
         v.prefix_blocks.min(total_blocks) as f64 / total_blocks as f64
     };
-    // Missing reports read as an idle endpoint: a new pod gets traffic and then reports.
-    let queue = 1.0 / (1.0 + f64::from(v.load.waiting.unwrap_or(0)));
+    // Missing reports read as an idle endpoint: a new pod gets traffic and then reports. The
+    // queue scorer falls linearly to 0 at twice the saturation threshold: a short queue only
+    // breaks ties, a long one is the saturation filter's business.
+    let queue_span = 2.0 * f64::from(config.saturation.queue_threshold.max(1));
+    let queue = (1.0 - f64::from(v.load.waiting.unwrap_or(0)) / queue_span).max(0.0);
     let kv = 1.0 - v.load.kv_cache.unwrap_or(0.0);
     let in_flight = 1.0 / (1.0 + f64::from(v.in_flight));
     let hardware = match config.endpoints.get(i) {

@@ -178,3 +178,40 @@ fn scores_stay_within_the_sum_of_the_weights() {
     let max = w.prefix + w.queue + w.kv_cache + w.in_flight + w.session + w.lora + w.hardware;
     assert!((s - max).abs() < 1e-9, "{s} vs {max}");
 }
+
+#[test]
+fn affinity_yields_once_an_endpoint_holds_more_than_its_bounded_share_in_flight() {
+    let c = config(r#", "scorers": {"hardware": 0}"#);
+    let mut v = [idle(); 3];
+    v[0].prefix_blocks = 10;
+    // Weights 1, 1, 2. Two in flight there, none elsewhere: with this one 3 in all, its bound is
+    // ceil(1.5 × 3 × 1/4) = 2.
+    v[0].in_flight = 2;
+    assert_ne!(winner(&pick(&c, &v, 10, &NO_LORA, 0)), 0);
+    // The others busy too: 7 in all, bound ceil(1.5 × 7 / 4) = 3.
+    v[1].in_flight = 2;
+    v[2].in_flight = 2;
+    assert_eq!(
+        winner(&pick(&c, &v, 10, &NO_LORA, 0)),
+        0,
+        "within the bound: affinity"
+    );
+    let unbounded = config(r#", "scorers": {"hardware": 0}, "boundedLoad": 0"#);
+    v[0].in_flight = 9;
+    assert_eq!(winner(&pick(&unbounded, &v, 10, &NO_LORA, 0)), 0);
+}
+
+#[test]
+fn the_bound_follows_the_hardware_weights() {
+    // Weights 1, 1, 2: the heavy endpoint's share is half of what is in flight.
+    let c = config(r#", "scorers": {"hardware": 0}"#);
+    let mut v = [idle(); 3];
+    v[2].prefix_blocks = 10;
+    v[2].in_flight = 3;
+    v[0].in_flight = 1;
+    // 5 in all with this one: bound ceil(1.5 × 5 × 2 / 4) = 4 > 3.
+    assert_eq!(winner(&pick(&c, &v, 10, &NO_LORA, 0)), 2);
+    // 10 in all with this one: bound ceil(1.5 × 10 × 2 / 4) = 8.
+    v[2].in_flight = 8;
+    assert_ne!(winner(&pick(&c, &v, 10, &NO_LORA, 0)), 2);
+}

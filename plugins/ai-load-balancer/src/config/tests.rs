@@ -25,6 +25,7 @@ fn an_empty_config_routes_nothing_with_the_documented_defaults() {
     assert_eq!(c.load.max_age, Duration::from_secs(2));
     assert_eq!(c.cool_off, Duration::from_secs(10));
     assert!(!c.response_header);
+    assert_eq!(c.bounded_load, 1.5);
 }
 
 #[test]
@@ -89,6 +90,7 @@ fn bad_configs_are_refused_with_the_field_path() {
         (r#"{"pool": "a.b"}"#, "pool"),
         (r#"{"load": {"maxAgeMs": 0}}"#, "load.maxAgeMs"),
         (r#"{"unhealthyCoolOffMs": 0}"#, "unhealthyCoolOffMs"),
+        (r#"{"boundedLoad": 0.5}"#, "boundedLoad"),
     ];
     for (json, path) in cases {
         let err = parse(json).expect_err(json);

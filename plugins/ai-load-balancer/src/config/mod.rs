@@ -12,231 +12,16 @@ use serde_json::Value;
 
 use crate::store::Keys;
 
+mod raw;
+use raw::{RawConfig, RawEndpoint, RawScorers};
+
 /// Request bodies read for prefix hashing, unless configured (larger ones pass unhashed).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 << 20;
 /// The most endpoints one pool may hold (prefix-table entries name endpoints in one byte).
 pub const MAX_ENDPOINTS: usize = 64;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawConfig {
-    #[serde(default)]
-    endpoints: Vec<RawEndpoint>,
-    #[serde(default = "default_pool")]
-    pool: String,
-    #[serde(default = "default_header")]
-    header: String,
-    #[serde(default)]
-    list_header: Option<String>,
-    #[serde(default)]
-    scorers: RawScorers,
-    #[serde(default)]
-    prefix: RawPrefix,
-    #[serde(default)]
-    saturation: RawSaturation,
-    #[serde(default)]
-    session: RawSession,
-    #[serde(default)]
-    load: RawLoad,
-    #[serde(default = "default_cool_off")]
-    unhealthy_cool_off_ms: u64,
-    #[serde(default = "default_max_request")]
-    max_request_body_bytes: usize,
-    #[serde(default)]
-    response_header: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawEndpoint {
-    address: String,
-    #[serde(default = "one")]
-    weight: f64,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    lora_adapters: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawScorers {
-    #[serde(default = "w_prefix")]
-    prefix: f64,
-    #[serde(default = "w_two")]
-    queue: f64,
-    #[serde(default = "w_two")]
-    kv_cache: f64,
-    #[serde(default = "one")]
-    in_flight: f64,
-    #[serde(default = "w_session")]
-    session: f64,
-    #[serde(default = "one")]
-    lora: f64,
-    #[serde(default = "one")]
-    hardware: f64,
-}
-
-impl Default for RawScorers {
-    fn default() -> Self {
-        Self {
-            prefix: w_prefix(),
-            queue: w_two(),
-            kv_cache: w_two(),
-            in_flight: one(),
-            session: w_session(),
-            lora: one(),
-            hardware: one(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawPrefix {
-    #[serde(default = "default_block")]
-    block_bytes: usize,
-    #[serde(default = "default_max_blocks")]
-    max_blocks: usize,
-    #[serde(default = "default_table_slots")]
-    table_slots: u32,
-    #[serde(default = "default_capacity")]
-    capacity_blocks: u32,
-}
-
-impl Default for RawPrefix {
-    fn default() -> Self {
-        Self {
-            block_bytes: default_block(),
-            max_blocks: default_max_blocks(),
-            table_slots: default_table_slots(),
-            capacity_blocks: default_capacity(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawSaturation {
-    #[serde(default = "default_queue_threshold")]
-    queue_threshold: u32,
-    #[serde(default = "default_kv_threshold")]
-    kv_cache_threshold: f64,
-    #[serde(default)]
-    policy: SaturationPolicy,
-}
-
-impl Default for RawSaturation {
-    fn default() -> Self {
-        Self {
-            queue_threshold: default_queue_threshold(),
-            kv_cache_threshold: default_kv_threshold(),
-            policy: SaturationPolicy::default(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawSession {
-    #[serde(default = "default_session_header")]
-    header: String,
-    #[serde(default = "default_session_ttl")]
-    ttl_seconds: u64,
-    #[serde(default = "default_session_slots")]
-    slots: u32,
-}
-
-impl Default for RawSession {
-    fn default() -> Self {
-        Self {
-            header: default_session_header(),
-            ttl_seconds: default_session_ttl(),
-            slots: default_session_slots(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawLoad {
-    #[serde(default = "default_max_age")]
-    max_age_ms: u64,
-    #[serde(default)]
-    kv_cache_header: Option<String>,
-    #[serde(default)]
-    queue_header: Option<String>,
-    #[serde(default)]
-    running_header: Option<String>,
-}
-
-impl Default for RawLoad {
-    fn default() -> Self {
-        Self {
-            max_age_ms: default_max_age(),
-            kv_cache_header: None,
-            queue_header: None,
-            running_header: None,
-        }
-    }
-}
-
-fn default_pool() -> String {
-    "default".to_owned()
-}
-fn default_header() -> String {
-    "x-gateway-destination-endpoint".to_owned()
-}
-fn default_cool_off() -> u64 {
-    10_000
-}
-fn default_max_request() -> usize {
-    DEFAULT_MAX_REQUEST_BYTES
-}
-fn one() -> f64 {
-    1.0
-}
-fn w_two() -> f64 {
-    2.0
-}
-fn w_prefix() -> f64 {
-    3.0
-}
-fn w_session() -> f64 {
-    10.0
-}
-fn default_block() -> usize {
-    64
-}
-fn default_max_blocks() -> usize {
-    256
-}
-fn default_table_slots() -> u32 {
-    1 << 16
-}
-fn default_capacity() -> u32 {
-    32_768
-}
-fn default_queue_threshold() -> u32 {
-    5
-}
-fn default_kv_threshold() -> f64 {
-    0.8
-}
-fn default_session_header() -> String {
-    "x-session-id".to_owned()
-}
-fn default_session_ttl() -> u64 {
-    300
-}
-fn default_session_slots() -> u32 {
-    4096
-}
-fn default_max_age() -> u64 {
-    2_000
-}
-
 /// What happens when every healthy endpoint is saturated.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SaturationPolicy {
@@ -269,7 +54,7 @@ pub struct Endpoint {
 pub struct Weights {
     /// Prefix-cache affinity: matched share of the prompt's blocks.
     pub prefix: f64,
-    /// Queue depth (`num_requests_waiting`): 1 / (1 + waiting).
+    /// Queue depth (`num_requests_waiting`): 1 − waiting / (2 × saturation queue threshold), at least 0.
     pub queue: f64,
     /// KV-cache usage: 1 − usage.
     pub kv_cache: f64,
@@ -359,6 +144,9 @@ pub struct Config {
     /// Answer with `x-aigw-endpoint` naming the endpoint that served the request (off by default:
     /// it shows internal addresses to clients).
     pub response_header: bool,
+    /// Bounded-load factor: an endpoint holding more than this × its weighted share of the
+    /// requests in flight goes after the others (0: no bound).
+    pub bounded_load: f64,
     /// The largest endpoint weight (for the hardware scorer).
     pub max_weight: f64,
     /// Whether any endpoint serves a LoRA adapter (else the request's model is not looked up).
@@ -442,6 +230,12 @@ impl Config {
             1,
             1 << 30,
         )?;
+        if !(raw.bounded_load == 0.0 || (1.0..=100.0).contains(&raw.bounded_load)) {
+            return Err(ConfigError::invalid(
+                "boundedLoad",
+                "must be 0 (no bound) or between 1 and 100",
+            ));
+        }
         let max_weight = endpoints.iter().map(|e| e.weight).fold(0.0, f64::max);
         let has_lora = endpoints.iter().any(|e| !e.lora_adapters.is_empty());
         let mut config = Self {
@@ -475,6 +269,7 @@ impl Config {
             cool_off: Duration::from_millis(raw.unhealthy_cool_off_ms),
             max_request_body_bytes: raw.max_request_body_bytes,
             response_header: raw.response_header,
+            bounded_load: raw.bounded_load,
             max_weight,
             has_lora,
             keys: Keys::default(),
@@ -600,5 +395,18 @@ fn check_header(path: &str, v: &str) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod schema_tests {
+    use std::path::Path;
+
+    use aigw_shared::config_schema::{check_committed, plugin_schema};
+
+    #[test]
+    fn the_committed_json_schema_is_the_schema_of_the_config_types() {
+        let schema = plugin_schema::<super::raw::RawConfig>("ai-load-balancer");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.schema.json");
+        assert_eq!(check_committed(&path, &schema), Ok(()));
+    }
+}
