@@ -49,7 +49,7 @@ impl Default for PodSpec {
 /// What the pod reports about its load.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Load {
-    /// KV-cache blocks held by running requests, as a fraction of the capacity.
+    /// KV-cache blocks held by running requests (shared blocks once), as a fraction of the capacity.
     pub kv_cache_usage_perc: f64,
     /// Requests waiting for a slot.
     pub num_requests_waiting: u32,
@@ -94,7 +94,7 @@ pub struct Admission {
     pub prompt_tokens: usize,
     /// Time to spend before the first token.
     pub prefill: Duration,
-    blocks: usize,
+    blocks: Vec<u64>,
     /// The running slot, given back when the admission is dropped (`None` only if the slots'
     /// semaphore were closed, which it never is).
     _permit: Option<OwnedSemaphorePermit>,
@@ -133,7 +133,8 @@ struct Inner {
     lru: Lru,
     waiting: u32,
     running: u32,
-    running_blocks: usize,
+    /// Blocks referenced by running requests (a block shared by two is held once, as in vLLM).
+    running_refs: HashMap<u64, u32>,
     stats: PodStats,
     forced: Option<Load>,
 }
@@ -178,7 +179,9 @@ impl Pod {
         }
         let cached_tokens = (matched * self.spec.block_tokens).min(prompt_tokens);
         inner.running += 1;
-        inner.running_blocks += hashes.len();
+        for &h in hashes {
+            *inner.running_refs.entry(h).or_insert(0) += 1;
+        }
         inner.stats.requests += 1;
         inner.stats.prompt_tokens += prompt_tokens as u64;
         inner.stats.cached_tokens += cached_tokens as u64;
@@ -188,7 +191,7 @@ impl Pod {
             cached_tokens,
             prompt_tokens,
             prefill: self.scaled(us),
-            blocks: hashes.len(),
+            blocks: hashes.to_vec(),
             _permit: permit.ok(),
         }
     }
@@ -197,7 +200,14 @@ impl Pod {
     pub fn finish(&self, admission: Admission) {
         let mut inner = self.lock();
         inner.running = inner.running.saturating_sub(1);
-        inner.running_blocks = inner.running_blocks.saturating_sub(admission.blocks);
+        for h in &admission.blocks {
+            if let Some(n) = inner.running_refs.get_mut(h) {
+                *n -= 1;
+                if *n == 0 {
+                    inner.running_refs.remove(h);
+                }
+            }
+        }
         drop(admission);
     }
 
@@ -228,7 +238,8 @@ impl Pod {
         }
         let cap = self.spec.cache_blocks.max(1) as f64;
         Load {
-            kv_cache_usage_perc: ((inner.running_blocks as f64 / cap).min(1.0) * 1000.0).round()
+            kv_cache_usage_perc: ((inner.running_refs.len() as f64 / cap).min(1.0) * 1000.0)
+                .round()
                 / 1000.0,
             num_requests_waiting: inner.waiting,
             num_requests_running: inner.running,
@@ -366,6 +377,7 @@ mod tests {
             (2, 1)
         );
         assert!(load.kv_cache_usage_perc > 0.0);
+        assert_eq!(load.kv_cache_usage_perc, 0.02, "two blocks shared by both: held once");
         pod.finish(a);
         waiter.await.unwrap();
         pod.finish(b);
