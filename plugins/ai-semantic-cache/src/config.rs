@@ -130,7 +130,8 @@ pub struct RawStore {
     /// Collection name (created on first use).
     #[serde(default = "default_collection")]
     pub collection: String,
-    /// Credential (Qdrant `api-key`, Milvus and Chroma `Authorization: Bearer`).
+    /// Credential (Chroma `x-chroma-token`, Qdrant `api-key`, Milvus `Authorization: Bearer`,
+    /// Elasticsearch `Authorization: ApiKey`, OpenSearch `Authorization: Basic`).
     #[serde(default)]
     pub api_key: Option<String>,
     /// Chroma tenant.
@@ -435,6 +436,8 @@ mod tests {
         assert!(err(semantic(0.9, "mongo")).starts_with("semantic.vectorStore.kind"));
         assert!(Config::build(&semantic(0.9, "qdrant")).is_ok());
         assert!(Config::build(&semantic(0.9, "milvus")).is_ok());
+        assert!(Config::build(&semantic(0.9, "elasticsearch")).is_ok());
+        assert!(Config::build(&semantic(0.9, "opensearch")).is_ok());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Vector stores behind one trait, one file per database: what to send (collection set-up, top-1
+//! Vector stores behind one trait, one file per database (Elasticsearch and OpenSearch share
+//! one): what to send (collection set-up, top-1
 //! query within a partition and unexpired, upsert) and how to read each answer. Requests are
 //! plain values ([`StoreCall`]); the filter sends them as callouts, so every backend is tested
 //! without a host against its documented REST shapes.
@@ -8,6 +9,7 @@
 //! document. The similarity reported is cosine similarity (1 is identical).
 
 mod chroma;
+mod elasticsearch;
 mod milvus;
 mod qdrant;
 
@@ -20,6 +22,7 @@ use serde::Deserialize;
 use crate::config::RawStore;
 
 pub use chroma::Chroma;
+pub use elasticsearch::{Flavor, Search};
 pub use milvus::Milvus;
 pub use qdrant::Qdrant;
 
@@ -34,6 +37,10 @@ pub enum StoreKind {
     Qdrant,
     /// Milvus (RESTful API v2).
     Milvus,
+    /// Elasticsearch 8 kNN search.
+    Elasticsearch,
+    /// OpenSearch k-NN (Lucene engine).
+    Opensearch,
 }
 
 /// One HTTP request to the store.
@@ -141,6 +148,27 @@ impl VectorStore {
                     ));
                 }
                 Box::new(Milvus::new(&raw.database, &raw.collection))
+            }
+            StoreKind::Elasticsearch | StoreKind::Opensearch => {
+                if let Some(k) = &raw.api_key {
+                    // Elasticsearch API keys; OpenSearch basic auth (base64 of `user:password`).
+                    let scheme = if raw.kind == StoreKind::Elasticsearch {
+                        "ApiKey"
+                    } else {
+                        "Basic"
+                    };
+                    headers.push((
+                        "authorization".to_owned(),
+                        format!("{scheme} {k}").into_bytes(),
+                    ));
+                }
+                let flavor = if raw.kind == StoreKind::Elasticsearch {
+                    Flavor::Elasticsearch
+                } else {
+                    Flavor::OpenSearch
+                };
+                // Index names are lower case.
+                Box::new(Search::new(flavor, &raw.collection.to_ascii_lowercase()))
             }
         };
         Ok(Self {

@@ -241,3 +241,87 @@ fn vectors_with_non_finite_values_still_make_json() {
     push_vector(&mut s, &[f32::NAN, 1.5, f32::INFINITY]);
     assert_eq!(s, "[0,1.5,0]");
 }
+
+#[test]
+fn elasticsearch_creates_a_cosine_dense_vector_index_and_reads_the_score_as_similarity() {
+    let es = Search::new(Flavor::Elasticsearch, "aigw_semantic_cache");
+    let call = es.ensure(384);
+    assert_eq!(
+        (call.method, call.path.as_str()),
+        ("PUT", "/aigw_semantic_cache")
+    );
+    let v = body(&call);
+    assert_eq!(
+        v["mappings"]["properties"]["vector"],
+        json!({"type": "dense_vector", "dims": 384, "index": true, "similarity": "cosine"})
+    );
+    assert_eq!(v["mappings"]["properties"]["partition"]["type"], "keyword");
+    assert!(es
+        .ensured(200, &fixture("elasticsearch-create.response.json"))
+        .is_ok());
+    assert!(es
+        .ensured(400, &fixture("elasticsearch-create-exists.response.json"))
+        .is_ok());
+    assert!(es
+        .ensured(400, br#"{"error":{"type":"mapper_parsing_exception"}}"#)
+        .is_err());
+
+    let call = es.query("aigw_semantic_cache", &[1.0, 0.5], "p1", 9);
+    assert_eq!(call.path, "/aigw_semantic_cache/_search");
+    assert_eq!(
+        body(&call),
+        json!({"size": 1, "_source": ["answer"], "knn": {"field": "vector", "query_vector": [1, 0.5],
+            "k": 1, "num_candidates": 20,
+            "filter": [{"term": {"partition": "p1"}}, {"range": {"expires": {"gt": 9}}}]}})
+    );
+    let f = es
+        .found(200, &fixture("elasticsearch-search-hit.response.json"))
+        .unwrap()
+        .unwrap();
+    assert!((f.similarity - 0.9312).abs() < 1e-4, "{}", f.similarity);
+    assert_eq!(f.document, DOC);
+    assert_eq!(
+        es.found(200, &fixture("elasticsearch-search-empty.response.json"))
+            .unwrap(),
+        None
+    );
+    assert!(es.found(503, b"{}").is_err());
+
+    let call = es.upsert("aigw_semantic_cache", &record());
+    assert_eq!(call.method, "PUT");
+    assert_eq!(
+        call.path,
+        format!("/aigw_semantic_cache/_doc/{}?refresh=true", record().id)
+    );
+    let v = body(&call);
+    assert_eq!(
+        (v["partition"].as_str(), v["answer"].as_str()),
+        (Some("p1"), Some(DOC))
+    );
+    assert!(es
+        .upserted(201, &fixture("elasticsearch-index.response.json"))
+        .is_ok());
+}
+
+#[test]
+fn opensearch_uses_a_knn_index_and_the_knn_query_with_a_filter() {
+    let os = Search::new(Flavor::OpenSearch, "aigw_semantic_cache");
+    let v = body(&os.ensure(8));
+    assert_eq!(v["settings"]["index"]["knn"], true);
+    assert_eq!(
+        v["mappings"]["properties"]["vector"],
+        json!({"type": "knn_vector", "dimension": 8,
+            "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}})
+    );
+    let v = body(&os.query("aigw_semantic_cache", &[1.0], "p1", 9));
+    assert_eq!(
+        v["query"]["knn"]["vector"],
+        json!({"vector": [1], "k": 1, "filter": {"bool": {"filter": [
+            {"term": {"partition": "p1"}}, {"range": {"expires": {"gt": 9}}}]}}})
+    );
+    let f = os
+        .found(200, &fixture("elasticsearch-search-hit.response.json"))
+        .unwrap()
+        .unwrap();
+    assert!((f.similarity - 0.9312).abs() < 1e-4);
+}
