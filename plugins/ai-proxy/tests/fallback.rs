@@ -305,3 +305,33 @@ fn fallback_config_errors_name_their_path() {
     let err = ai_proxy::config::Config::build(&serde_json::from_str(&bad).unwrap()).unwrap_err();
     assert_eq!(err.path(), "fallback.maxAttempts");
 }
+
+#[test]
+fn a_fallback_target_whose_breaker_is_open_is_skipped_without_costing_an_attempt() {
+    let config = config_with(|v| {
+        v["providers"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "backup", "type": "openai", "apiKeys": ["sk-b"]}));
+        v["models"][0]["fallbacks"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"provider": "backup", "target": "gpt-4o"}));
+        v["fallback"]["maxAttempts"] = 2.into();
+    });
+    let mut gw = Gateway::<Proxy>::new(&config, Capabilities::FULL);
+    let open = format!("2 0 0 0 {} 0", gw.now_nanos() / 1_000_000_000 + 60);
+    gw.root_host().shared.borrow_mut().insert(
+        "aigw.ai_proxy.breaker.claude.claude-haiku-4-5".into(),
+        (open.into_bytes(), 1),
+    );
+    let out = gw.run(
+        Exchange::post_json("/v1/chat/completions", CHAT)
+            .reply(failing(503))
+            .answer(|_| Some(reply(200, "application/json", ANSWER))),
+    );
+    let clusters: Vec<&str> = out.callouts.iter().map(|c| c.upstream.as_str()).collect();
+    assert_eq!(clusters, ["backup"]);
+    assert_eq!(header(&out, "x-aigw-attempts").as_deref(), Some("2"));
+    assert_eq!(header(&out, ":status").as_deref(), Some("200"));
+}

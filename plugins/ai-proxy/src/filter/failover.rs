@@ -336,6 +336,8 @@ impl Filter {
                 return false;
             };
             if !admitted(&self.config, host, &route, now) {
+                // A target its breaker keeps away costs no attempt.
+                fo.attempts.made = fo.attempts.made.saturating_sub(1);
                 continue;
             }
             let ejected = |key: &str| ejected_keys(host, key);
@@ -359,6 +361,7 @@ impl Filter {
                         LogLevel::Warn,
                         &format!("ai-proxy: fallback target skipped: {}", e.message),
                     );
+                    fo.attempts.made = fo.attempts.made.saturating_sub(1);
                     continue;
                 }
             };
