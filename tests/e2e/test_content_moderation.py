@@ -201,3 +201,30 @@ def test_the_service_sees_masked_text_and_a_clean_request_goes_on(
     calls = {c["path"]: c for c in msim.requests()}
     assert calls["/v1/moderations"]["body"]["input"] == "hello [EMAIL_1]"
     assert calls["/v1/chat/completions"]["body"]["messages"][0]["content"] == "hello [EMAIL_1]"
+
+
+@pytest.fixture(scope="module")
+def answers_checked(moderation_gateway: gateway.Gateway) -> openai.OpenAI:
+    """Host answers.local: a `_rules_` entry whose service is asked about answers only."""
+    return openai.OpenAI(base_url=f"{moderation_gateway.base_url}/v1", api_key="sk-e2e",
+                         max_retries=0, timeout=10.0, default_headers={"Host": "answers.local"})
+
+
+def test_a_service_asked_about_answers_replaces_a_flagged_one(
+        answers_checked: openai.OpenAI, moderation_gateway: gateway.Gateway, msim: Sim) -> None:
+    # The request is not sent to the service (answers only); llm-sim echoes it, and the service
+    # flags the answer for its word "kill".
+    reply = answers_checked.chat.completions.create(
+        model=MODEL, messages=user("please kill the stale process"))
+    assert reply.choices[0].message.content == SAFE
+    assert reply.usage is not None and reply.usage.completion_tokens > 0, "usage kept"
+    forwarded = [r for r in msim.requests() if r["path"].endswith("/chat/completions")]
+    assert len(forwarded) == 1, "the request itself went on"
+    calls = [r for r in msim.requests() if r["path"].endswith("/moderations")]
+    assert [c["body"]["input"] for c in calls] == ["sim: please kill the stale process"]
+    clean = answers_checked.chat.completions.create(model=MODEL, messages=user("hello there"))
+    assert clean.choices[0].message.content == "sim: hello there"
+    _, metrics = gateway.http_get(f"{moderation_gateway.admin_url}/stats/prometheus")
+    assert re.search(r'^aigw_content_moderation_answers_cut\{reason="service_omni_out"\} 1',
+                     metrics, re.M), "counted"
+

@@ -353,12 +353,17 @@ impl Config {
         !self.input.is_empty()
             || !self.kinds.is_empty()
             || self.max_input_chars > 0
-            || !self.services.is_empty()
+            || self.services.iter().any(|s| s.requests)
     }
 
     /// Whether an answer may be cut by output rules.
     pub fn checks_answers(&self) -> bool {
         !self.output.is_empty() || !self.output_pii.kinds.is_empty()
+    }
+
+    /// Whether an external service is asked about JSON answers.
+    pub fn asks_about_answers(&self) -> bool {
+        self.services.iter().any(|s| s.answers)
     }
 
     /// Whether any PII kind is masked (so answers may need restoring).

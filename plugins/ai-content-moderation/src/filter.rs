@@ -40,6 +40,15 @@ enum Phase {
     Done,
 }
 
+/// What a callout to an external service asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// The request's texts, for service `i`.
+    Request(usize),
+    /// The JSON answer's texts, for service `i`.
+    Answer(usize),
+}
+
 /// How the answer is handled.
 #[derive(Debug)]
 enum Answer {
@@ -47,6 +56,9 @@ enum Answer {
     Untouched,
     /// A JSON answer, read whole.
     Json,
+    /// A JSON answer held for the external services' verdict: its length in the host, and the
+    /// text that goes out if they let it pass.
+    Asking { held: usize, body: Vec<u8> },
     /// A stream, rewritten as it passes.
     Stream(Box<StreamFix>),
 }
@@ -179,15 +191,24 @@ impl Filter {
     }
 
     /// Ask the external services about the request's texts; true when calls are under way.
-    fn ask_services(&mut self, cx: &mut Ctx<'_, usize>, body: &[u8]) -> Result<bool, Action> {
+    fn ask_services(&mut self, cx: &mut Ctx<'_, Ask>, body: &[u8]) -> Result<bool, Action> {
         let Some(text) = request::texts(body) else {
             return Ok(false);
         };
         let config = Rc::clone(&self.config);
         let mut started = false;
-        for (i, service) in config.services.iter().enumerate() {
+        for (i, service) in config
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.requests)
+        {
             let payload = service.body(&text);
-            match cx.http_call(service.upstream(), &service.request(&payload), i) {
+            match cx.http_call(
+                service.upstream(),
+                &service.request(&payload),
+                Ask::Request(i),
+            ) {
                 Ok(_) => started = true,
                 Err(e) => {
                     self.count(cx.host, &service.error_metric, 1);
@@ -249,17 +270,116 @@ impl Filter {
             None => {}
         }
     }
+    /// Ask the services with `answers: true` about a JSON answer (as the model wrote it: the
+    /// caller's masked values stay masked); true when calls are under way.
+    fn ask_about_answer(&mut self, cx: &mut Ctx<'_, Ask>, upstream_body: &[u8]) -> bool {
+        let config = Rc::clone(&self.config);
+        if !config.services.iter().any(|s| s.answers) {
+            return false;
+        }
+        let Some(text) = crate::output::answer_text(upstream_body) else {
+            return false;
+        };
+        let mut started = false;
+        for (i, service) in config
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.answers)
+        {
+            let payload = service.body(&text);
+            match cx.http_call(
+                service.upstream(),
+                &service.request(&payload),
+                Ask::Answer(i),
+            ) {
+                Ok(_) => started = true,
+                Err(e) => {
+                    self.count(cx.host, &service.error_metric, 1);
+                    cx.log(
+                        LogLevel::Warn,
+                        &format!("{NAME}: cannot ask {} about the answer: {e}", service.rule),
+                    );
+                    if service.on_error == OnError::Block {
+                        self.cut_answer(cx.host, None);
+                    }
+                }
+            }
+        }
+        started
+    }
+
+    /// A service's verdict on the held JSON answer.
+    fn on_answer_verdict(&mut self, cx: &mut Ctx<'_, Ask>, i: usize, reply: &Reply) -> Next {
+        let host = cx.host;
+        let config = Rc::clone(&self.config);
+        let Some(service) = config.services.get(i) else {
+            return Next::Resume;
+        };
+        let verdict = match reply.http() {
+            Some(r) => service.verdict(r),
+            None => Verdict::Failed("not an HTTP answer".into()),
+        };
+        match verdict {
+            Verdict::Allow => {}
+            Verdict::Block(category) => {
+                host.log(
+                    LogLevel::Info,
+                    &format!(
+                        "{NAME}: answer replaced: {} flagged it{}",
+                        service.rule,
+                        category.map(|c| format!(" ({c})")).unwrap_or_default()
+                    ),
+                );
+                self.cut_answer(host, Some(&service.cut_metric));
+            }
+            Verdict::Failed(why) => {
+                self.count(host, &service.error_metric, 1);
+                host.log(
+                    LogLevel::Warn,
+                    &format!("{NAME}: {} failed on the answer: {why}", service.rule),
+                );
+                if service.on_error == OnError::Block {
+                    self.cut_answer(host, None);
+                }
+            }
+        }
+        Next::Resume
+    }
+
+    /// Replace the held JSON answer with the safe message (once), counting `metric`.
+    fn cut_answer(&mut self, host: &dyn Host, metric: Option<&str>) {
+        let Answer::Asking { held, body } = &mut self.answer else {
+            return;
+        };
+        if body.is_empty() {
+            return; // Already replaced.
+        }
+        let created = host.now_nanos().unwrap_or(0) / 1_000_000_000;
+        let safe = crate::output::safe_answer(&self.config, self.protocol, body, created);
+        match host.replace_body(BufferKind::ResponseBody, *held, &safe) {
+            Ok(()) => *held = safe.len(),
+            Err(e) => host.log(
+                LogLevel::Error,
+                &format!("{NAME}: cannot replace the answer: {e}"),
+            ),
+        }
+        body.clear();
+        if let Some(m) = metric {
+            self.count(host, m, 1);
+        }
+    }
 }
 
 impl HttpFilter for Filter {
     /// The index of the service a callout asks.
-    type Call = usize;
+    type Call = Ask;
 
     fn protocol(&self) -> ClientProtocol {
         self.protocol
     }
 
-    fn on_request_headers(&mut self, cx: &mut Ctx<'_, usize>, end_of_stream: bool) -> Action {
+    fn on_request_headers(&mut self, cx: &mut Ctx<'_, Ask>, end_of_stream: bool) -> Action {
         let host = cx.host;
         let method = host
             .request_header(":method")
@@ -297,7 +417,7 @@ impl HttpFilter for Filter {
         Action::Continue
     }
 
-    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, usize>, direction: Direction) {
+    fn on_body_too_large(&mut self, cx: &mut Ctx<'_, Ask>, direction: Direction) {
         if direction == Direction::Request {
             self.count(cx.host, metric::SIZE_BODY, 1);
             cx.log(
@@ -310,11 +430,11 @@ impl HttpFilter for Filter {
         }
     }
 
-    fn on_error_reply(&mut self, _cx: &mut Ctx<'_, usize>, _error: &ClientError) {
+    fn on_error_reply(&mut self, _cx: &mut Ctx<'_, Ask>, _error: &ClientError) {
         self.phase = Phase::Done;
     }
 
-    fn on_request_whole(&mut self, cx: &mut Ctx<'_, usize>, body: &[u8]) -> Action {
+    fn on_request_whole(&mut self, cx: &mut Ctx<'_, Ask>, body: &[u8]) -> Action {
         let host = cx.host;
         if self.phase != Phase::Buffering {
             return Action::Continue;
@@ -355,7 +475,7 @@ impl HttpFilter for Filter {
             }
         }
         self.phase = Phase::Forwarded;
-        if !self.config.services.is_empty() {
+        if self.config.services.iter().any(|s| s.requests) {
             let sent = checked.body.as_deref().unwrap_or(body);
             match self.ask_services(cx, sent) {
                 Ok(true) => return Action::Pause,
@@ -366,9 +486,13 @@ impl HttpFilter for Filter {
         Action::Continue
     }
 
-    fn on_reply(&mut self, cx: &mut Ctx<'_, usize>, call: usize, reply: Reply) -> Next {
+    fn on_reply(&mut self, cx: &mut Ctx<'_, Ask>, call: Ask, reply: Reply) -> Next {
         let host = cx.host;
         let config = Rc::clone(&self.config);
+        let call = match call {
+            Ask::Request(i) => i,
+            Ask::Answer(i) => return self.on_answer_verdict(cx, i, &reply),
+        };
         let Some(service) = config.services.get(call) else {
             return Next::Resume;
         };
@@ -411,10 +535,11 @@ impl HttpFilter for Filter {
         }
     }
 
-    fn on_response_headers(&mut self, cx: &mut Ctx<'_, usize>, end_of_stream: bool) -> Action {
+    fn on_response_headers(&mut self, cx: &mut Ctx<'_, Ask>, end_of_stream: bool) -> Action {
+        let stream_work = self.restoring().is_some() || self.config.checks_answers();
         if self.phase != Phase::Forwarded
             || end_of_stream
-            || (self.restoring().is_none() && !self.config.checks_answers())
+            || !(stream_work || self.config.asks_about_answers())
         {
             return Action::Continue;
         }
@@ -430,6 +555,10 @@ impl HttpFilter for Filter {
         }
         let content_type = host.response_header("content-type").ok().flatten();
         if ResponseFormat::from_content_type(content_type.as_deref()) == ResponseFormat::Sse {
+            if !stream_work {
+                // Only services would look, and they are not asked about streams.
+                return Action::Continue;
+            }
             // The rewritten stream has another length.
             let removed = host.remove_header(MapKind::ResponseHeaders, "content-length");
             cx.check(removed, "cannot remove content-length");
@@ -447,7 +576,7 @@ impl HttpFilter for Filter {
 
     fn on_response_body(
         &mut self,
-        cx: &mut Ctx<'_, usize>,
+        cx: &mut Ctx<'_, Ask>,
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
@@ -475,7 +604,7 @@ impl HttpFilter for Filter {
         Action::Continue
     }
 
-    fn on_response_whole(&mut self, cx: &mut Ctx<'_, usize>, body: &[u8]) -> Action {
+    fn on_response_whole(&mut self, cx: &mut Ctx<'_, Ask>, body: &[u8]) -> Action {
         let host = cx.host;
         if !matches!(self.answer, Answer::Json) {
             return Action::Continue;
@@ -496,6 +625,14 @@ impl HttpFilter for Filter {
         }
         self.answered(host, &tally, fix.cut);
         self.answer = Answer::Untouched;
+        if fix.cut.is_none() && self.ask_about_answer(cx, body) {
+            let out = fix.body.unwrap_or_else(|| body.to_vec());
+            self.answer = Answer::Asking {
+                held: out.len(),
+                body: out,
+            };
+            return Action::Pause;
+        }
         Action::Continue
     }
 }

@@ -246,6 +246,48 @@ struct Head {
     usage: Option<Value>,
 }
 
+/// `body`, a JSON answer of `protocol`, replaced by one with `output.safeMessage` (its model
+/// and usage kept).
+pub fn safe_answer(
+    config: &Config,
+    protocol: aigw_shared::error::ClientProtocol,
+    body: &[u8],
+    created: u64,
+) -> Vec<u8> {
+    let head: Option<Head> = serde_json::from_slice(body).ok();
+    let (model, usage) = head.map(|h| (h.model, h.usage)).unwrap_or_default();
+    crate::answer::refusal_json(
+        protocol,
+        model.as_deref().unwrap_or(""),
+        &config.safe_message,
+        created,
+        usage.filter(|u| u.is_object()),
+    )
+}
+
+/// The answer texts of a JSON answer (message contents, text blocks), joined by blank lines;
+/// `None` when there is none.
+pub fn answer_text(body: &[u8]) -> Option<String> {
+    let mut spans = Vec::new();
+    json::walk(body, |s| spans.push(s)).ok()?;
+    let mut out = String::new();
+    for s in &spans {
+        let answer_text = (s.top_is(body, b"choices") && s.key_is(body, b"content"))
+            || (s.top_is(body, b"content") && s.key_is(body, b"text"));
+        let Some(text) = answer_text.then(|| s.text(body)).flatten() else {
+            continue;
+        };
+        if text.trim().is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(&text);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// Check and restore a whole JSON answer of `protocol`.
 pub fn fix_json(
     config: &Config,
@@ -279,16 +321,8 @@ pub fn fix_json(
                     .map(|f| Cut::Pii(f.kind));
             }
             if let Some(cut) = cut {
-                let head: Option<Head> = serde_json::from_slice(body).ok();
-                let (model, usage) = head.map(|h| (h.model, h.usage)).unwrap_or_default();
                 out.cut = Some(cut);
-                out.body = Some(crate::answer::refusal_json(
-                    protocol,
-                    model.as_deref().unwrap_or(""),
-                    &config.safe_message,
-                    created,
-                    usage.filter(|u| u.is_object()),
-                ));
+                out.body = Some(safe_answer(config, protocol, body, created));
                 tally.findings = findings;
                 return out;
             }

@@ -72,6 +72,17 @@ pub struct RawService {
     timeout_ms: u64,
     #[serde(default)]
     on_error: OnError,
+    /// Ask it about JSON answers too (the answer waits for the verdict; a flagged one is
+    /// replaced by `output.safeMessage`). Streams are not sent.
+    #[serde(default)]
+    answers: bool,
+    /// Ask it about requests (`false`: answers only).
+    #[serde(default = "default_requests")]
+    requests: bool,
+}
+
+fn default_requests() -> bool {
+    true
 }
 
 fn default_timeout() -> u64 {
@@ -105,6 +116,12 @@ pub struct Service {
     pub timeout: Duration,
     /// What a failed call does.
     pub on_error: OnError,
+    /// Asked about JSON answers too.
+    pub answers: bool,
+    /// Asked about requests.
+    pub requests: bool,
+    /// Metric: answers it had replaced.
+    pub cut_metric: String,
 }
 
 /// What a service said.
@@ -244,6 +261,9 @@ impl Service {
             block_value: raw.block_value.unwrap_or(Value::Bool(true)),
             timeout: Duration::from_millis(raw.timeout_ms),
             on_error: raw.on_error,
+            answers: raw.answers,
+            requests: raw.requests,
+            cut_metric: crate::metric::reason(&label, crate::metric::CUT),
         })
     }
 

@@ -126,3 +126,70 @@ fn a_failing_service_blocks_when_fail_closed_and_passes_when_fail_open() {
         );
     }
 }
+
+fn answering_config() -> String {
+    json!({
+        "output": {"safeMessage": "[withheld]"},
+        "services": [{"name": "svc", "kind": "openaiModeration", "cluster": "moderation",
+                      "authority": "moderation.test", "apiKey": "k", "answers": true}]
+    })
+    .to_string()
+}
+
+/// An OpenAI moderation answer: the flagged sample for texts with "kill", a clean one otherwise.
+fn moderate(input: &str) -> Option<Reply> {
+    if input.contains("kill") {
+        return answered(Some(200), sample("openai-moderations.response.json"));
+    }
+    let clean = json!({"id": "modr-1", "model": "omni-moderation-latest",
+        "results": [{"flagged": false, "categories": {}, "category_scores": {}}]});
+    answered(Some(200), clean.to_string().into_bytes())
+}
+
+fn chat_answered(question: &str, answer: &str) -> Exchange {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": question}]});
+    let reply = json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}});
+    Exchange::post_json("/v1/chat/completions", &body.to_string())
+        .reply(UpstreamReply::json(&reply.to_string()))
+}
+
+#[test]
+fn a_service_with_answers_on_replaces_a_flagged_json_answer_and_lets_a_clean_one_pass() {
+    let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = std::rc::Rc::clone(&asked);
+    let out = chat_answered("tell me a story", "They wanted to kill them all.")
+        .answer(move |c| {
+            let body: Value = serde_json::from_slice(c.body.as_deref().unwrap()).unwrap();
+            let input = body["input"].as_str().unwrap().to_owned();
+            seen.borrow_mut().push(input.clone());
+            moderate(&input)
+        })
+        .run::<ContentModeration>(&answering_config());
+    assert_eq!(
+        *asked.borrow(),
+        ["tell me a story", "They wanted to kill them all."],
+        "asked about the request, then about the answer"
+    );
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "[withheld]");
+    assert_eq!(answer["usage"]["completion_tokens"], 5, "usage kept");
+    assert_eq!(
+        out.host
+            .metric_value("aigw.content_moderation.reason.service_svc.answers_cut"),
+        Some(1)
+    );
+    let out = chat_answered("tell me a story", "Once upon a time.")
+        .answer(|c| {
+            let body: Value = serde_json::from_slice(c.body.as_deref().unwrap()).unwrap();
+            moderate(body["input"].as_str().unwrap())
+        })
+        .run::<ContentModeration>(&answering_config());
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Once upon a time."
+    );
+}

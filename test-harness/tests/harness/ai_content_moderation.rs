@@ -450,3 +450,51 @@ fn a_moderation_service_that_times_out_blocks_or_passes_as_configured() {
         );
     }
 }
+
+#[test]
+fn a_service_asked_about_answers_only_replaces_a_flagged_json_answer() {
+    use aigw_harness::{CalloutOutcome, CalloutRequest};
+    let env = Env::new();
+    let flagged = provider_sample("openai-moderations.response.json");
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = std::sync::Arc::clone(&asked);
+    env.on_callout(move |req: &CalloutRequest| {
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        let input = body["input"].as_str().unwrap().to_owned();
+        seen.lock().unwrap().push(input.clone());
+        let verdict = if input.contains("kill") {
+            flagged.clone()
+        } else {
+            String::from_utf8(flagged.clone())
+                .unwrap()
+                .replace("true", "false")
+                .into_bytes()
+        };
+        CalloutOutcome::ok(200, "application/json", verdict)
+    });
+    let config = json!({
+        "output": {"safeMessage": "[withheld]"},
+        "services": [{"name": "out", "kind": "openaiModeration", "cluster": "moderation",
+                      "authority": "api.openai.com", "apiKey": "sk-mod", "timeoutMs": 500,
+                      "requests": false, "answers": true}]
+    })
+    .to_string();
+    let mut c = chain(&env, &config, Profile::Envoy);
+    let out = run(&mut c, &chat("how do I stop it", false), |_| {
+        UpstreamResponse::json(200, openai_json("kill the process"))
+    });
+    assert_eq!(out.status, 200);
+    let answer: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "[withheld]");
+    assert_eq!(answer["usage"]["completion_tokens"], 2, "usage kept");
+    assert_eq!(*asked.lock().unwrap(), ["kill the process"], "answers only");
+    let out = run(&mut c, &chat("how do I stop it", false), |_| {
+        UpstreamResponse::json(200, openai_json("press ctrl-c"))
+    });
+    let answer: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "press ctrl-c");
+    assert!(matches!(
+        env.metric("aigw.content_moderation.reason.service_out.answers_cut"),
+        Some(MetricValue::Counter(1))
+    ));
+}
