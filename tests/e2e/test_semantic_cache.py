@@ -10,6 +10,7 @@ the counters in /stats/prometheus. Also measures hit-path against miss-path late
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -224,3 +225,62 @@ def test_the_embedder_going_away_fails_open(cache_gateway: gateway.Gateway, clie
     assert (answer2, headers["x-aigw-cache-tier"]) == (answer, "exact")
     status, text = gateway.http_get(f"{cache_gateway.admin_url}/stats/prometheus")
     assert value(text, r'^aigw_semantic_cache_errors\{reason="embedding"\}') >= 1
+
+
+# ---------------------------------------------------------------- in the full chain (`make run`)
+
+
+@pytest.fixture(scope="module")
+def chain_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
+    """envoy-configs/full-chain.yaml with the embedder and Chroma, as `make run` starts it."""
+    workdir = tmp_path_factory.mktemp("full-chain-cache")
+    embedder, embedder_port = semantic_services.start_embedder(workdir)
+    try:
+        chroma, chroma_port = semantic_services.start_chroma(workdir)
+    except BaseException:
+        embedder.stop()
+        raise
+    gw = gateway.Gateway(gateway.ENVOY_CONFIGS / "full-chain.yaml", workdir,
+                         values={"EMBEDDER_PORT": embedder_port, "VECTOR_STORE_PORT": chroma_port})
+    _STARTED.append(gw)
+    try:
+        gw.start()
+        yield gw
+    finally:
+        gw.stop()
+        chroma.stop()
+        embedder.stop()
+
+
+def test_in_the_full_chain_a_hit_is_accounted_by_usage_stats_and_skips_the_provider(
+        chain_gateway: gateway.Gateway) -> None:
+    sim = Sim(chain_gateway.sim_url)
+    sim.clear()
+    client = openai.OpenAI(base_url=f"{chain_gateway.base_url}/v1", api_key="sk-e2e", max_retries=0,
+                           timeout=20.0, default_headers={"host": "cached.local"})
+    first = client.chat.completions.create(model="claude-haiku-4-5",
+                                           messages=user("How do I reset my password?"))
+    assert len(sim.requests()) == 1, "the miss went through ai-proxy to the Anthropic provider"
+    raw = client.chat.completions.with_raw_response.create(
+        model="claude-haiku-4-5", messages=user("What are the steps to reset my password?"),
+        extra_headers={"x-aigw-consumer": "team-cache"})
+    assert raw.headers["x-aigw-cache"] == "hit"
+    assert raw.parse().choices[0].message.content == first.choices[0].message.content
+    assert len(sim.requests()) == 1, "the hit reached no provider"
+    # Other hosts: the cache is off (the other plugins' examples repeat questions).
+    plain = openai.OpenAI(base_url=f"{chain_gateway.base_url}/v1", api_key="sk-e2e", max_retries=0)
+    raw = plain.chat.completions.with_raw_response.create(
+        model="claude-haiku-4-5", messages=user("How do I reset my password?"))
+    assert "x-aigw-cache" not in raw.headers
+    assert len(sim.requests()) == 2
+    # ai-usage-stats, outside the cache in the chain, saw the hit and wrote it in its audit record.
+    assert chain_gateway.envoy is not None
+    deadline = time.monotonic() + 5
+    records: list[dict] = []
+    while not records and time.monotonic() < deadline:
+        records = [json.loads(line[line.index("{"):])
+                   for line in chain_gateway.envoy.log_tail(5_000_000).splitlines()
+                   if "ai-usage-stats: {" in line and '"team-cache"' in line]
+        time.sleep(0.1)
+    assert records, "no audit record"
+    assert records[0]["cache"] == "hit", records[0]
