@@ -20,7 +20,7 @@ use crate::config::{BlockMode, Config, PiiAction};
 use crate::metric;
 use crate::output::{fix_json, Cut, Tally};
 use crate::request::{self, BlockedBy, Checked, Scratch};
-use crate::service::{OnError, Verdict};
+use crate::service::{OnError, Service, Verdict};
 use crate::stream::StreamFix;
 use crate::vault::Vault;
 use crate::State;
@@ -195,20 +195,32 @@ impl Filter {
         let Some(text) = request::texts(body) else {
             return Ok(false);
         };
+        let (started, failed_closed) = self.call_services(cx, &text, |s| s.requests, Ask::Request);
+        if failed_closed {
+            send_error(cx.host, NAME, self.protocol, &unavailable());
+            self.phase = Phase::Done;
+            return Err(Action::Pause);
+        }
+        Ok(started)
+    }
+
+    /// Call each service `wanted` selects about `text`: (calls under way, a fail-closed service
+    /// could not be called). Failed calls are counted and logged.
+    fn call_services(
+        &mut self,
+        cx: &mut Ctx<'_, Ask>,
+        text: &str,
+        wanted: fn(&Service) -> bool,
+        ask: fn(usize) -> Ask,
+    ) -> (bool, bool) {
         let config = Rc::clone(&self.config);
         let mut started = false;
-        for (i, service) in config
-            .services
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.requests)
-        {
-            let payload = service.body(&text);
-            match cx.http_call(
-                service.upstream(),
-                &service.request(&payload),
-                Ask::Request(i),
-            ) {
+        for (i, service) in config.services.iter().enumerate() {
+            if !wanted(service) {
+                continue;
+            }
+            let payload = service.body(text);
+            match cx.http_call(service.upstream(), &service.request(&payload), ask(i)) {
                 Ok(_) => started = true,
                 Err(e) => {
                     self.count(cx.host, &service.error_metric, 1);
@@ -217,15 +229,12 @@ impl Filter {
                         &format!("{NAME}: cannot call {}: {e}", service.rule),
                     );
                     if service.on_error == OnError::Block {
-                        let err = unavailable();
-                        send_error(cx.host, NAME, self.protocol, &err);
-                        self.phase = Phase::Done;
-                        return Err(Action::Pause);
+                        return (started, true);
                     }
                 }
             }
         }
-        Ok(started)
+        (started, false)
     }
 
     /// Metrics and log lines at the end of an answer (never the values themselves).
@@ -273,38 +282,15 @@ impl Filter {
     /// Ask the services with `answers: true` about a JSON answer (as the model wrote it: the
     /// caller's masked values stay masked); true when calls are under way.
     fn ask_about_answer(&mut self, cx: &mut Ctx<'_, Ask>, upstream_body: &[u8]) -> bool {
-        let config = Rc::clone(&self.config);
-        if !config.services.iter().any(|s| s.answers) {
+        if !self.config.asks_about_answers() {
             return false;
         }
         let Some(text) = crate::output::answer_text(upstream_body) else {
             return false;
         };
-        let mut started = false;
-        for (i, service) in config
-            .services
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.answers)
-        {
-            let payload = service.body(&text);
-            match cx.http_call(
-                service.upstream(),
-                &service.request(&payload),
-                Ask::Answer(i),
-            ) {
-                Ok(_) => started = true,
-                Err(e) => {
-                    self.count(cx.host, &service.error_metric, 1);
-                    cx.log(
-                        LogLevel::Warn,
-                        &format!("{NAME}: cannot ask {} about the answer: {e}", service.rule),
-                    );
-                    if service.on_error == OnError::Block {
-                        self.cut_answer(cx.host, None);
-                    }
-                }
-            }
+        let (started, failed_closed) = self.call_services(cx, &text, |s| s.answers, Ask::Answer);
+        if failed_closed {
+            self.cut_answer(cx.host, None);
         }
         started
     }
@@ -625,13 +611,17 @@ impl HttpFilter for Filter {
         }
         self.answered(host, &tally, fix.cut);
         self.answer = Answer::Untouched;
-        if fix.cut.is_none() && self.ask_about_answer(cx, body) {
+        if fix.cut.is_none() && self.config.asks_about_answers() {
+            // Held as it would go out, so a verdict (or a failed fail-closed call) can replace it.
             let out = fix.body.unwrap_or_else(|| body.to_vec());
             self.answer = Answer::Asking {
                 held: out.len(),
                 body: out,
             };
-            return Action::Pause;
+            if self.ask_about_answer(cx, body) {
+                return Action::Pause;
+            }
+            self.answer = Answer::Untouched;
         }
         Action::Continue
     }

@@ -66,6 +66,30 @@ fn range_is(body: &[u8], r: Option<(usize, usize)>, name: &[u8]) -> bool {
         .is_some_and(|key| key.as_bytes() == name)
 }
 
+/// The decoded texts of the strings of `body` that `keep` selects, joined by blank lines (blank
+/// ones, and ones whose escapes do not decode, left out); `None` when there is none or `body` is
+/// not a JSON object.
+pub fn joined_texts(body: &[u8], keep: impl Fn(&StrSpan) -> bool) -> Option<String> {
+    let mut spans = Vec::new();
+    walk(body, |s| {
+        if keep(&s) {
+            spans.push(s);
+        }
+    })
+    .ok()?;
+    let mut out = String::new();
+    for text in spans.iter().filter_map(|s| s.text(body)) {
+        if text.trim().is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(&text);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// Top-level facts the walk picks up on the way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Top {

@@ -268,24 +268,13 @@ pub fn safe_answer(
 /// The answer texts of a JSON answer (message contents, text blocks), joined by blank lines;
 /// `None` when there is none.
 pub fn answer_text(body: &[u8]) -> Option<String> {
-    let mut spans = Vec::new();
-    json::walk(body, |s| spans.push(s)).ok()?;
-    let mut out = String::new();
-    for s in &spans {
-        let answer_text = (s.top_is(body, b"choices") && s.key_is(body, b"content"))
-            || (s.top_is(body, b"content") && s.key_is(body, b"text"));
-        let Some(text) = answer_text.then(|| s.text(body)).flatten() else {
-            continue;
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str("\n\n");
-        }
-        out.push_str(&text);
-    }
-    (!out.is_empty()).then_some(out)
+    json::joined_texts(body, |s| is_answer_text(body, s))
+}
+
+/// Whether `s` is answer text: an OpenAI message content or an Anthropic text block.
+fn is_answer_text(body: &[u8], s: &json::StrSpan) -> bool {
+    (s.top_is(body, b"choices") && s.key_is(body, b"content"))
+        || (s.top_is(body, b"content") && s.key_is(body, b"text"))
 }
 
 /// Check and restore a whole JSON answer of `protocol`.
@@ -302,10 +291,7 @@ pub fn fix_json(
     if json::walk(body, |s| spans.push(s)).is_err() {
         return out;
     }
-    let is_answer_text = |s: &json::StrSpan| {
-        (s.top_is(body, b"choices") && s.key_is(body, b"content"))
-            || (s.top_is(body, b"content") && s.key_is(body, b"text"))
-    };
+    let is_answer_text = |s: &json::StrSpan| is_answer_text(body, s);
     let pii = !config.output_pii.kinds.is_empty();
     let mut findings = std::mem::take(&mut tally.findings);
     if config.checks_answers() {

@@ -152,25 +152,7 @@ pub fn check(
 /// Every message text of `body` (as it goes upstream, masked), joined by blank lines; `None`
 /// when there is none or the body cannot be read.
 pub fn texts(body: &[u8]) -> Option<String> {
-    let mut out = String::new();
-    let mut spans = Vec::new();
-    json::walk(body, |s| {
-        if is_message_text(body, &s) {
-            spans.push(s);
-        }
-    })
-    .ok()?;
-    for s in &spans {
-        let text = s.text(body)?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str("\n\n");
-        }
-        out.push_str(&text);
-    }
-    (!out.is_empty()).then_some(out)
+    json::joined_texts(body, |s| is_message_text(body, s))
 }
 
 /// `[EMAIL:3f9a1c2b7d4e]`: the first 12 hex digits of SHA-256(salt ‖ value).

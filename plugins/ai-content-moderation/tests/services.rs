@@ -193,3 +193,22 @@ fn a_service_with_answers_on_replaces_a_flagged_json_answer_and_lets_a_clean_one
         "Once upon a time."
     );
 }
+
+#[test]
+fn a_failing_answer_check_replaces_the_answer_when_fail_closed_and_passes_it_when_fail_open() {
+    for (on_error, want) in [("block", "[withheld]"), ("allow", "Once upon a time.")] {
+        let config = answering_config().replace(
+            r#""answers":true"#,
+            &format!(r#""answers":true,"onError":"{on_error}","requests":false"#),
+        );
+        assert!(config.contains(on_error), "{config}");
+        let out = chat_answered("tell me a story", "Once upon a time.")
+            .answer(|_| answered(Some(500), b"down".to_vec()))
+            .run::<ContentModeration>(&config);
+        let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+        assert_eq!(
+            answer["choices"][0]["message"]["content"], want,
+            "{on_error}"
+        );
+    }
+}
