@@ -75,19 +75,22 @@ pub fn pick(
     let any_healthy = views.iter().any(|v| v.healthy);
     let usable = |v: &EndpointView| v.healthy || !any_healthy;
     let bound = LoadBound::new(config, views, usable);
+    let base = PrefixBase {
+        total: total_blocks,
+        common: views
+            .iter()
+            .filter(|v| usable(v))
+            .map(|v| v.prefix_blocks.min(total_blocks))
+            .min()
+            .unwrap_or(0),
+    };
     let mut scored: Vec<Scored> = views
         .iter()
         .enumerate()
         .filter(|(_, v)| usable(v))
         .map(|(i, v)| Scored {
             index: i,
-            score: score(
-                config,
-                i,
-                v,
-                total_blocks,
-                lora.get(i).copied().unwrap_or(false),
-            ),
+            score: score(config, i, v, base, lora.get(i).copied().unwrap_or(false)),
             tie: tie_key(draw, i),
             saturated: saturated(config, v),
             over_bound: bound.exceeded(config, i, v),
@@ -110,7 +113,7 @@ pub fn pick(
     let winner = views.get(first.index).copied().unwrap_or_default();
     let reason = if winner.session && config.weights.session > 0.0 {
         Reason::Session
-    } else if winner.prefix_blocks > 0 && config.weights.prefix > 0.0 {
+    } else if winner.prefix_blocks > base.common && config.weights.prefix > 0.0 {
         Reason::Prefix
     } else {
         Reason::Load
@@ -169,13 +172,28 @@ pub fn saturated(config: &Config, v: &EndpointView) -> bool {
         || v.load.kv_cache.is_some_and(|k| k >= s.kv_cache_threshold)
 }
 
+/// The request's prompt blocks and how many of them every candidate holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefixBase {
+    /// Hashed prompt blocks.
+    pub total: usize,
+    /// Leading blocks every usable candidate holds (a system prompt cached everywhere).
+    pub common: usize,
+}
+
 /// Σ weight × scorer value for endpoint `i`.
-pub fn score(config: &Config, i: usize, v: &EndpointView, total_blocks: usize, lora: bool) -> f64 {
+///
+/// The prefix value is the share of the prefill the endpoint saves beyond what every candidate
+/// saves: `(matched − common) / (total − common)`. A system prompt cached on every endpoint then
+/// decides nothing, and a conversation's own history counts in full, whatever the system
+/// prompt's length (GIE's `matched / total` lets a long shared prompt drown it).
+pub fn score(config: &Config, i: usize, v: &EndpointView, base: PrefixBase, lora: bool) -> f64 {
     let w = &config.weights;
-    let prefix = if total_blocks == 0 {
-        0.0
+    let matched = v.prefix_blocks.min(base.total);
+    let prefix = if base.total > base.common {
+        matched.saturating_sub(base.common) as f64 / (base.total - base.common) as f64
     } else {
-        v.prefix_blocks.min(total_blocks) as f64 / total_blocks as f64
+        0.0
     };
     // Missing reports read as an idle endpoint: a new pod gets traffic and then reports. The
     // queue scorer falls linearly to 0 at twice the saturation threshold: a short queue only

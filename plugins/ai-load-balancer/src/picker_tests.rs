@@ -173,7 +173,16 @@ fn scores_stay_within_the_sum_of_the_weights() {
     let mut v = idle();
     v.prefix_blocks = 99;
     v.session = true;
-    let s = score(&c, 2, &v, 10, true);
+    let s = score(
+        &c,
+        2,
+        &v,
+        PrefixBase {
+            total: 10,
+            common: 0,
+        },
+        true,
+    );
     let w = c.weights;
     let max = w.prefix + w.queue + w.kv_cache + w.in_flight + w.session + w.lora + w.hardware;
     assert!((s - max).abs() < 1e-9, "{s} vs {max}");
@@ -214,4 +223,36 @@ fn the_bound_follows_the_hardware_weights() {
     // 10 in all with this one: bound ceil(1.5 × 10 × 2 / 4) = 8.
     v[2].in_flight = 8;
     assert_ne!(winner(&pick(&c, &v, 10, &NO_LORA, 0)), 2);
+}
+
+#[test]
+fn a_prefix_every_endpoint_holds_decides_nothing_and_the_rest_counts_in_full() {
+    let c = config(r#", "scorers": {"hardware": 0}"#);
+    let mut v = [idle(); 3];
+    // A 40-block system prompt everywhere; endpoint 1 also holds the conversation's 10 blocks.
+    v[0].prefix_blocks = 40;
+    v[1].prefix_blocks = 50;
+    v[2].prefix_blocks = 40;
+    let base = PrefixBase {
+        total: 52,
+        common: 40,
+    };
+    let home = score(&c, 1, &v[1], base, false);
+    let other = score(&c, 0, &v[0], base, false);
+    assert!(
+        (home - other - 3.0 * 10.0 / 12.0).abs() < 1e-9,
+        "{home} {other}"
+    );
+    // Busier, it still keeps the conversation: the history outweighs a short queue.
+    v[1].load.waiting = Some(3);
+    v[1].load.kv_cache = Some(0.3);
+    assert_eq!(winner(&pick(&c, &v, 52, &NO_LORA, 0)), 1);
+    let same = [v[0]; 3];
+    assert!(matches!(
+        pick(&c, &same, 52, &NO_LORA, 0),
+        Decision::Route {
+            reason: Reason::Load,
+            ..
+        }
+    ));
 }
