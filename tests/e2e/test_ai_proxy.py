@@ -149,7 +149,7 @@ def test_anthropic_sdk_streams_openai_tool_calls(claude: anthropic.Anthropic) ->
 
 def test_models_come_from_the_config(oai: openai.OpenAI) -> None:
     ids = [m.id for m in oai.models.list()]
-    assert ids == ["gpt-4o-as-claude", "gpt-4o-mini", "sim-model", "gpt-4o-fallback", "gpt-4o-retry", "auto"]
+    assert ids == ["gpt-4o-as-claude", "gpt-4o-mini", "sim-model", "gpt-4o-fallback", "gpt-4o-retry", "gpt-4o-reset", "auto"]
 
 
 def test_errors_reach_each_sdk_in_its_own_shape(oai: openai.OpenAI, claude: anthropic.Anthropic,

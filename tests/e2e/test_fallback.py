@@ -3,7 +3,8 @@
 envoy-configs/ai-proxy.yaml routes `gpt-4o-fallback` to the provider `openai-down`, whose cluster
 has nothing listening (every attempt is Envoy's own connect-failure 503), with the fallback target
 `anthropic` / `claude-haiku-4-5`; and `gpt-4o-retry` to llm-sim's `openai`, falling back to
-`gpt-4o-mini` there, then to Anthropic. llm-sim fails a request on demand (`x-sim-error-status`,
+`gpt-4o-mini` there, then to Anthropic (`gpt-4o-reset` likewise, with a breaker of its own). The
+breakers open after 3 failures, so later tests on a target may find it open. llm-sim fails a request on demand (`x-sim-error-status`,
 `x-sim-latency-ms` past the 3 s attempt timeout); the fallback call carries only the provider's
 headers, so the next target answers. What llm-sim received shows which target served the request.
 """
@@ -135,3 +136,32 @@ def test_fallbacks_are_counted_in_prometheus(fallback_gateway: gateway.Gateway, 
     assert status == 200
     assert any(line.startswith("aigw_ai_proxy_fallbacks") and not line.endswith(" 0")
                for line in text.splitlines()), text[:2000]
+
+
+def test_a_reset_before_the_answer_is_retried_on_the_next_target(oai: openai.OpenAI, sim: Sim) -> None:
+    raw = chat(oai, "gpt-4o-reset", extra_headers={"x-sim-reset": "true"})
+    assert raw.parse().choices[0].message.content == REPLY
+    assert raw.headers.get("x-aigw-attempts") == "2"
+    assert raw.headers.get("x-aigw-upstream-model") == "gpt-4o-mini"
+
+
+def test_a_stream_cut_after_its_first_bytes_reached_the_client_is_not_retried(oai: openai.OpenAI, sim: Sim) -> None:
+    # Bytes went out: a second answer would make two partial ones. The client gets an error event.
+    with pytest.raises(Exception) as raised:
+        chunks = list(oai.chat.completions.create(
+            model="gpt-4o-retry", stream=True, extra_headers={"x-sim-truncate-after": "2"},
+            messages=[{"role": "user", "content": "one two three four five six seven"}]))
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finishes, "the stream ended without a finish reason and without an error"
+    assert not isinstance(raised.value, AssertionError), raised.value
+    assert len(sim.requests()) == 1
+
+
+def test_a_stream_slower_than_the_attempt_timeout_is_not_cut(oai: openai.OpenAI, sim: Sim) -> None:
+    # attemptTimeoutMs (3 s) bounds requests that do not stream; a stream's first token may come later.
+    stream = oai.chat.completions.create(model="gpt-4o-retry", max_tokens=50, stream=True,
+                                         extra_headers={"x-sim-ttft-ms": "3500"},
+                                         messages=[{"role": "user", "content": PROMPT}])
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == REPLY
+    assert len(sim.requests()) == 1

@@ -36,8 +36,10 @@ pub struct FallbackPolicy {
     /// fallback call may not run past it.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// The longest one attempt may take (the first through Envoy's
-    /// `x-envoy-upstream-rq-timeout-ms`, the others as the call's timeout); none: the budget.
+    /// The longest one attempt of a request that does not stream may take (the first through
+    /// Envoy's `x-envoy-upstream-rq-timeout-ms`, the others as the call's timeout); none: the
+    /// budget. Streams are bounded by the budget only (Envoy's timeout covers the whole answer,
+    /// which would cut long generations).
     #[serde(default)]
     pub attempt_timeout_ms: Option<u64>,
     /// What the client gets when every target failed (none: the last upstream error, in the
@@ -122,17 +124,20 @@ pub struct Attempts {
     pub started_ns: u64,
     /// Targets already retried once with another key of their pool.
     pub key_retried: Vec<usize>,
+    /// The request streams (no per-attempt timeout then).
+    pub stream: bool,
 }
 
 impl Attempts {
     /// A plan starting at `current` with `left` to go.
-    pub fn new(current: Route, left: VecDeque<Route>, started_ns: u64) -> Self {
+    pub fn new(current: Route, left: VecDeque<Route>, started_ns: u64, stream: bool) -> Self {
         Self {
             left,
             current,
             made: 1,
             started_ns,
             key_retried: Vec::new(),
+            stream,
         }
     }
 
@@ -142,8 +147,8 @@ impl Attempts {
         let spent = Duration::from_nanos(now_ns.saturating_sub(self.started_ns));
         let left = budget.checked_sub(spent).filter(|d| !d.is_zero())?;
         Some(match policy.attempt_timeout_ms {
-            Some(ms) => left.min(Duration::from_millis(ms)),
-            None => left,
+            Some(ms) if !self.stream => left.min(Duration::from_millis(ms)),
+            _ => left,
         })
     }
 
@@ -191,7 +196,13 @@ mod tests {
             attempt_timeout_ms: Some(300),
             ..FallbackPolicy::default()
         };
-        let mut a = Attempts::new(route(0), VecDeque::from([route(1), route(2)]), 0);
+        let streamed = Attempts::new(route(0), VecDeque::new(), 0, true);
+        assert_eq!(
+            streamed.time_left(&policy, 100_000_000),
+            Some(Duration::from_millis(900)),
+            "a stream is bounded by the budget only"
+        );
+        let mut a = Attempts::new(route(0), VecDeque::from([route(1), route(2)]), 0, false);
         assert!(a.may_retry(&policy, 100_000_000));
         assert_eq!(
             a.time_left(&policy, 100_000_000),
@@ -208,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_taken_out_key_retries_the_same_target_once_then_moves_on() {
-        let mut a = Attempts::new(route(0), VecDeque::from([route(1)]), 0);
+        let mut a = Attempts::new(route(0), VecDeque::from([route(1)]), 0, false);
         a.failed(true);
         assert_eq!(
             a.advance(),

@@ -218,7 +218,12 @@ impl Filter {
             .ok()
             .flatten()
             .and_then(|v| String::from_utf8(v).ok());
-        if let Some(ms) = self.config.fallback.attempt_timeout_ms {
+        if let Some(ms) = self
+            .config
+            .fallback
+            .attempt_timeout_ms
+            .filter(|_| !asked.stream)
+        {
             logged(
                 host,
                 host.set_header(
@@ -229,11 +234,12 @@ impl Filter {
                 "cannot set the attempt timeout",
             );
         }
+        let stream = asked.stream;
         self.failover = Some(Box::new(Failover {
             inc: inc.clone(),
             body: body.to_vec(),
             asked,
-            attempts: Attempts::new(current, left, now_ns),
+            attempts: Attempts::new(current, left, now_ns, stream),
             authority,
             held: 0,
             last: None,
