@@ -17,6 +17,8 @@ use crate::store::{StoreKind, VectorStore};
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
 /// The largest answer kept (bytes of answer text); longer answers are not stored.
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 256 << 10;
+/// Shared-data slots of the exact tier (memory is bounded by slots × answer size).
+pub const DEFAULT_EXACT_SLOTS: u32 = 16_384;
 /// Cosine similarity at or above which a semantic neighbour is a hit (measured in the README).
 pub const DEFAULT_THRESHOLD: f32 = 0.88;
 
@@ -32,6 +34,8 @@ struct RawConfig {
     ttl_seconds: u64,
     #[serde(default = "yes")]
     exact: bool,
+    #[serde(default = "default_slots")]
+    exact_slots: u32,
     #[serde(default)]
     semantic: Option<RawSemantic>,
     #[serde(default = "default_bypass_header")]
@@ -151,6 +155,9 @@ fn yes() -> bool {
 fn default_ttl() -> u64 {
     3600
 }
+fn default_slots() -> u32 {
+    DEFAULT_EXACT_SLOTS
+}
 fn default_bypass_header() -> String {
     "x-aigw-cache-bypass".into()
 }
@@ -231,6 +238,8 @@ pub struct Config {
     pub ttl_seconds: u64,
     /// Local exact tier on.
     pub exact: bool,
+    /// Its shared-data slots.
+    pub exact_slots: u32,
     /// Semantic tier, when configured.
     pub semantic: Option<Semantic>,
     /// Lower-case header that bypasses the cache.
@@ -260,6 +269,9 @@ impl Config {
                 "bypassHeader",
                 "must be a header name (not a pseudo-header)",
             ));
+        }
+        if raw.exact_slots == 0 || raw.exact_slots > 1 << 20 {
+            return Err(ConfigError::invalid("exactSlots", "must be 1-1048576"));
         }
         if raw.max_answer_bytes == 0 {
             return Err(ConfigError::invalid("maxAnswerBytes", "must be above 0"));
@@ -293,6 +305,7 @@ impl Config {
             consumer,
             ttl_seconds: raw.ttl_seconds,
             exact: raw.exact,
+            exact_slots: raw.exact_slots,
             semantic,
             bypass_header: bypass,
             skip_with_tools: raw.skip.with_tools,
@@ -424,6 +437,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         assert!(err(json!({"ttlSeconds": 0})).starts_with("ttlSeconds"));
+        assert!(err(json!({"exactSlots": 0})).starts_with("exactSlots"));
         assert!(err(json!({"bypassHeader": ":path"})).starts_with("bypassHeader"));
         assert!(err(json!({"skip": {"maxTemperature": -1}})).starts_with("skip.maxTemperature"));
         assert!(err(json!({"exact": false})).starts_with("exact"));

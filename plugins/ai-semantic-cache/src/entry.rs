@@ -35,21 +35,25 @@ impl Entry {
         serde_json::from_slice(bytes).ok()
     }
 
-    /// The local shared-data record: expiry (unix nanoseconds, little-endian u64) then the JSON.
-    pub fn to_record(&self, expires_ns: u64) -> Vec<u8> {
+    /// The local shared-data record: expiry (unix nanoseconds, little-endian u64), the exact key
+    /// it answers (hex, 64 bytes: slots are shared by keys), then the JSON.
+    pub fn to_record(&self, expires_ns: u64, key: &str) -> Vec<u8> {
         let json = self.to_json();
-        let mut out = Vec::with_capacity(8 + json.len());
+        let mut out = Vec::with_capacity(8 + key.len() + json.len());
         out.extend_from_slice(&expires_ns.to_le_bytes());
+        out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(&json);
         out
     }
 
-    /// Read a local record still valid at `now_ns`.
-    pub fn from_record(bytes: &[u8], now_ns: u64) -> Option<Self> {
-        let (head, json) = bytes.split_first_chunk::<8>()?;
+    /// Read a local record for `key` still valid at `now_ns` (`None`: expired, another key's, or
+    /// not a record).
+    pub fn from_record(bytes: &[u8], now_ns: u64, key: &str) -> Option<Self> {
+        let (head, rest) = bytes.split_first_chunk::<8>()?;
         if u64::from_le_bytes(*head) <= now_ns {
             return None;
         }
+        let json = rest.strip_prefix(key.as_bytes())?;
         Self::from_json(json)
     }
 }
@@ -70,12 +74,17 @@ mod tests {
     }
 
     #[test]
-    fn a_record_reads_back_until_it_expires() {
-        let r = entry().to_record(2_000);
-        assert_eq!(Entry::from_record(&r, 1_999), Some(entry()));
-        assert_eq!(Entry::from_record(&r, 2_000), None);
-        assert_eq!(Entry::from_record(b"short", 0), None);
-        assert_eq!(Entry::from_record(&[0xff; 12], 0), None, "not JSON");
+    fn a_record_reads_back_for_its_key_until_it_expires() {
+        let r = entry().to_record(2_000, "k1");
+        assert_eq!(Entry::from_record(&r, 1_999, "k1"), Some(entry()));
+        assert_eq!(Entry::from_record(&r, 2_000, "k1"), None);
+        assert_eq!(
+            Entry::from_record(&r, 1_999, "k2"),
+            None,
+            "another key in the slot"
+        );
+        assert_eq!(Entry::from_record(b"short", 0, "k1"), None);
+        assert_eq!(Entry::from_record(&[0xff; 12], 0, ""), None, "not JSON");
     }
 
     #[test]

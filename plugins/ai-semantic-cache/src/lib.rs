@@ -17,6 +17,7 @@ pub mod capture;
 pub mod config;
 pub mod embed;
 pub mod entry;
+pub mod exact;
 pub mod filter;
 pub mod key;
 pub mod replay;

@@ -21,8 +21,9 @@ use crate::config::{Config, Semantic};
 use crate::entry::Entry;
 use crate::key::{self, KeyRules, Lookup, Skip};
 use crate::replay::{self, Shape};
-use crate::store::{Record, StoreCall};
-use crate::{embed, metric, State};
+use crate::{embed, exact, metric, State};
+
+mod semantic;
 
 const NAME: &str = "ai-semantic-cache";
 /// The verdict header (read by ai-usage-stats into its audit record).
@@ -35,8 +36,6 @@ pub const SIMILARITY_HEADER: &str = "x-aigw-cache-similarity";
 pub const AGE_HEADER: &str = "x-aigw-cache-age";
 /// Input + output tokens the hit did not cost.
 pub const SAVED_HEADER: &str = "x-aigw-cache-tokens-saved";
-/// Shared-data key prefix of the exact tier.
-pub const KEY_PREFIX: &str = "aigw.semantic_cache:";
 
 /// Where the request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,17 +140,10 @@ impl Filter {
         host.log(LogLevel::Warn, &format!("{NAME}: {what} failed: {why}"));
     }
 
-    fn exact_key(lookup: &Lookup) -> String {
-        let mut k = String::with_capacity(KEY_PREFIX.len() + lookup.exact.len());
-        k.push_str(KEY_PREFIX);
-        k.push_str(&lookup.exact);
-        k
-    }
-
     fn exact_hit(&self, host: &dyn Host, lookup: &Lookup) -> Option<Entry> {
-        match host.shared_data(&Self::exact_key(lookup)) {
-            Ok((Some(bytes), _)) => Entry::from_record(&bytes, Self::now_ns(host)),
-            Ok((None, _)) => None,
+        let slots = self.config.exact_slots;
+        match exact::lookup(host, &lookup.exact, slots, Self::now_ns(host)) {
+            Ok(found) => found,
             Err(e) => {
                 self.failed(host, metric::ERR_LOCAL, "the exact lookup", &e.to_string());
                 None
@@ -223,68 +215,6 @@ impl Filter {
         self.count(host, name, 1);
     }
 
-    fn send_store(&self, cx: &mut Ctx<'_, Call>, call: &StoreCall, what: Call) -> bool {
-        let Some(semantic) = &self.config.semantic else {
-            return false;
-        };
-        match cx.http_call(
-            &semantic.store.upstream,
-            &semantic.store.request(call),
-            what,
-        ) {
-            Ok(_) => true,
-            Err(e) => {
-                let m = if what == Call::Query {
-                    metric::ERR_QUERY
-                } else {
-                    metric::ERR_STORE
-                };
-                self.failed(cx.host, m, "calling the vector store", &e.to_string());
-                false
-            }
-        }
-    }
-
-    /// With a vector in hand: set the collection up if needed, then `then` (query or upsert).
-    fn next_store_step(&mut self, cx: &mut Ctx<'_, Call>, then: Call) -> bool {
-        let Some(semantic) = self.config.semantic.as_ref() else {
-            return false;
-        };
-        let Some(vector) = self.vector.as_deref() else {
-            return false;
-        };
-        let backend = semantic.store.backend();
-        let handle = self.state.handle.borrow().clone();
-        let Some(handle) = handle else {
-            let call = backend.ensure(vector.len());
-            return self.send_store(cx, &call, Call::Ensure);
-        };
-        let Some(lookup) = &self.lookup else {
-            return false;
-        };
-        let call = match then {
-            Call::Query => {
-                let now = Self::now_ns(cx.host) / 1_000_000_000;
-                backend.query(&handle, vector, &lookup.partition, now)
-            }
-            _ => {
-                let Some(document) = self.pending_document.as_deref() else {
-                    return false;
-                };
-                let expires = Self::now_ns(cx.host) / 1_000_000_000 + self.config.ttl_seconds;
-                let record = Record {
-                    id: &lookup.exact,
-                    vector,
-                    partition: &lookup.partition,
-                    expires,
-                    document,
-                };
-                backend.upsert(&handle, &record)
-            }
-        };
-        self.send_store(cx, &call, then)
-    }
-
     /// The answer ended: store it when it may be.
     fn finish_answer(&mut self, cx: &mut Ctx<'_, Call>) -> Action {
         let Some(capture) = self.capture.take() else {
@@ -308,8 +238,14 @@ impl Filter {
         self.count(cx.host, metric::STORED, 1);
         if self.config.exact {
             let expires = now.saturating_add(self.config.ttl_seconds.saturating_mul(1_000_000_000));
-            let record = entry.to_record(expires);
-            if let Err(e) = cx.set_shared_data(&Self::exact_key(lookup), &record, None) {
+            let stored = exact::store(
+                cx.host,
+                &lookup.exact,
+                self.config.exact_slots,
+                &entry,
+                expires,
+            );
+            if let Err(e) = stored {
                 self.failed(
                     cx.host,
                     metric::ERR_LOCAL,
@@ -499,83 +435,7 @@ impl HttpFilter for Filter {
     }
 
     fn on_reply(&mut self, cx: &mut Ctx<'_, Call>, call: Call, reply: Reply) -> Next {
-        if self.phase == Phase::Answered {
-            return Next::Hold;
-        }
-        let host = cx.host;
-        let (status, body) = match reply.http() {
-            Some(r) => (r.status, r.body.as_slice()),
-            None => (None, &[][..]),
-        };
-        let Some(semantic) = self.config.semantic.as_ref() else {
-            return Next::Resume;
-        };
-        let config = Rc::clone(&self.config);
-        let looking = self.phase == Phase::Looking;
-        let backend = semantic.store.backend();
-        match call {
-            Call::Embed => match embed::vector(status, body) {
-                Ok(v) => {
-                    self.vector = Some(v);
-                    if self.look && self.next_store_step(cx, Call::Query) {
-                        return Next::Hold;
-                    }
-                }
-                Err(why) => self.failed(host, metric::ERR_EMBEDDING, "the embedding", &why),
-            },
-            Call::Ensure => match backend.ensured(status.unwrap_or(0), body) {
-                Ok(handle) => {
-                    *self.state.handle.borrow_mut() = Some(handle);
-                    let then = if looking { Call::Query } else { Call::Upsert };
-                    if self.next_store_step(cx, then) {
-                        return Next::Hold;
-                    }
-                }
-                Err(why) => self.failed(host, metric::ERR_SETUP, "the vector store set-up", &why),
-            },
-            Call::Query => match backend.found(status.unwrap_or(0), body) {
-                Ok(Some(found)) => {
-                    self.similarity = Some(found.similarity);
-                    if found.similarity >= config.semantic.as_ref().map_or(1.0, |s| s.threshold) {
-                        if let Some(entry) = Entry::from_json(found.document.as_bytes()) {
-                            self.answer(host, &entry, "semantic", found.similarity);
-                            if self.phase == Phase::Answered {
-                                return Next::Hold;
-                            }
-                        } else {
-                            self.failed(
-                                host,
-                                metric::ERR_QUERY,
-                                "the vector query",
-                                "the stored document is not a cached answer",
-                            );
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(why) => {
-                    // The collection may have gone: set it up again next time.
-                    *self.state.handle.borrow_mut() = None;
-                    self.failed(host, metric::ERR_QUERY, "the vector query", &why);
-                }
-            },
-            Call::Upsert => match backend.upserted(status.unwrap_or(0), body) {
-                Ok(()) => {}
-                Err(why) => {
-                    *self.state.handle.borrow_mut() = None;
-                    self.failed(host, metric::ERR_STORE, "the vector store upsert", &why);
-                }
-            },
-        }
-        if looking {
-            let verdict = if self.look {
-                Verdict::Miss
-            } else {
-                Verdict::Bypass
-            };
-            self.forward(host, verdict);
-        }
-        Next::Resume
+        self.semantic_reply(cx, call, &reply)
     }
 
     fn on_response_headers(&mut self, cx: &mut Ctx<'_, Call>, end_of_stream: bool) -> Action {
