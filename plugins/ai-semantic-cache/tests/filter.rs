@@ -190,6 +190,20 @@ fn errors_cut_answers_and_bypassed_requests_are_not_stored() {
 }
 
 #[test]
+fn an_answer_the_upstream_marks_private_is_not_stored() {
+    let mut gw = worker(EXACT);
+    let mut reply = answer("your balance is 12");
+    reply
+        .headers
+        .push(("cache-control".into(), b"private".to_vec()));
+    gw.run(chat("my balance?", false).reply(reply));
+    assert!(gw
+        .run(chat("my balance?", false))
+        .upstream_headers
+        .is_some());
+}
+
+#[test]
 fn requests_with_tools_are_skipped_and_say_so() {
     let mut gw = worker(EXACT);
     let body = json!({"model": "m", "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],

@@ -483,3 +483,31 @@ fn apisix_loads_it_and_passes_requests_through() {
         p.logs()
     );
 }
+
+#[test]
+fn a_bad_config_is_refused_at_load_with_the_field_named() {
+    let env = Env::new();
+    let wasm = wasm_path("ai_semantic_cache").unwrap_or_else(|e| panic!("{e}"));
+    for (config, path) in [
+        (r#"{"ttlSeconds": 0}"#, "ttlSeconds"),
+        (r#"{"key": {"mode": "everything"}}"#, "key.mode"),
+        (
+            r#"{"semantic": {"threshold": 2, "embedding": {"cluster": "e", "authority": "e", "model": "m"},
+                "vectorStore": {"kind": "chroma", "cluster": "c", "authority": "c"}}}"#,
+            "semantic.threshold",
+        ),
+        (
+            r#"{"semantic": {"embedding": {"cluster": "e", "authority": "e", "model": "m"},
+                "vectorStore": {"kind": "redis", "cluster": "c", "authority": "c"}}}"#,
+            "semantic.vectorStore.kind",
+        ),
+        (
+            r#"{"_rules_": [{"_match_domain_": ["a"], "exactSlot": 3}]}"#,
+            "exactSlot",
+        ),
+    ] {
+        let spec = PluginSpec::new(wasm.clone()).config(config);
+        let err = Plugin::load(&env, spec).unwrap_err().to_string();
+        assert!(err.contains(path), "{config}: {err}");
+    }
+}

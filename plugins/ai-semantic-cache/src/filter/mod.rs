@@ -289,6 +289,14 @@ fn cache_control(value: &[u8]) -> (bool, bool) {
     out
 }
 
+/// A response `Cache-Control` with `no-store` or `private`.
+fn response_forbids_storing(value: &[u8]) -> bool {
+    let v = String::from_utf8_lossy(value).to_ascii_lowercase();
+    v.split(',')
+        .map(str::trim)
+        .any(|d| d == "no-store" || d == "private" || d.starts_with("private="))
+}
+
 impl HttpFilter for Filter {
     type Call = Call;
 
@@ -462,7 +470,13 @@ impl HttpFilter for Filter {
             .ok()
             .flatten()
             .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u16>().ok());
-        if status != Some(200) {
+        // The upstream's own word: an answer marked `no-store` or `private` is not shared.
+        let forbidden = host
+            .response_header("cache-control")
+            .ok()
+            .flatten()
+            .is_some_and(|v| response_forbids_storing(&v));
+        if status != Some(200) || forbidden {
             self.count(host, metric::NOT_STORED, 1);
             return Action::Continue;
         }
@@ -503,6 +517,13 @@ impl HttpFilter for Filter {
 #[cfg(test)]
 mod tests {
     use super::cache_control;
+
+    #[test]
+    fn a_response_marked_no_store_or_private_is_not_stored() {
+        assert!(super::response_forbids_storing(b"private, max-age=0"));
+        assert!(super::response_forbids_storing(b"No-Store"));
+        assert!(!super::response_forbids_storing(b"max-age=60, public"));
+    }
 
     #[test]
     fn cache_control_directives_are_read_case_insensitively_among_others() {
