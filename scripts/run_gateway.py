@@ -77,6 +77,16 @@ OpenAI Python SDK (.venv/bin/python):
           model=model, messages=[{{"role": "user", "content": "Hello!"}}])
       print(model, "->", reply.choices[0].message.content)
 
+Fallback (ai-proxy): gpt-4o-fallback's provider is down (nothing listens on its cluster); the
+  request is answered by its fallback target, Anthropic claude-haiku-4-5, translated back
+  (x-aigw-attempts: 2, x-aigw-upstream-model: claude-haiku-4-5):
+  curl -s -D - {url}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "gpt-4o-fallback", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+The auto model (ai-proxy): a simple prompt goes to gpt-4o-mini, code or a long prompt to
+  claude-haiku-4-5 (x-aigw-upstream-model names the choice):
+  curl -s -D - {url}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "auto", "messages": [{{"role": "user", "content": "Fix: ```print(1/0)```"}}]}}'
+
 OpenAI Responses API (native for OpenAI, translated for the other providers, streamed or not):
   reply = client.responses.create(model="claude-haiku-4-5", instructions="Be brief.", input="Hello!")
   print(reply.output_text)

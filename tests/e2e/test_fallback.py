@@ -165,3 +165,22 @@ def test_a_stream_slower_than_the_attempt_timeout_is_not_cut(oai: openai.OpenAI,
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == REPLY
     assert len(sim.requests()) == 1
+
+
+@pytest.fixture(scope="module")
+def chain_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
+    """The full chain (envoy-configs/full-chain.yaml, what `make run` starts)."""
+    yield from start_gateway("full-chain.yaml", tmp_path_factory)
+
+
+def test_make_run_shows_a_fallback_and_the_auto_model_through_the_whole_chain(chain_gateway: gateway.Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{chain_gateway.base_url}/v1", api_key="any-key", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-fallback", messages=[{"role": "user", "content": "Hello!"}])
+    assert raw.parse().choices[0].message.content.startswith("sim: ")
+    assert raw.headers.get("x-aigw-attempts") == "2"
+    assert raw.headers.get("x-aigw-upstream-model") == "claude-haiku-4-5"
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Fix: ```print(1/0)```"}])
+    assert raw.parse().choices[0].message.content.startswith("sim: ")
+    assert raw.headers.get("x-aigw-upstream-model") == "claude-haiku-4-5"
