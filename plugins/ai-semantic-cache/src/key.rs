@@ -1,11 +1,13 @@
 //! Cache keys: which text of a request is looked up (the last user message, every user message,
 //! or the whole conversation) and the partition it is looked up in (route, model, optionally the
-//! consumer, and a hash of the system prompt), plus the skip rules read from the same body.
+//! consumer, a hash of the system prompt, and the requested response format), plus the skip rules
+//! read from the same body.
 
 use aigw_shared::llm::{Api, RequestError, RequestView};
 use aigw_shared::schema::Role;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// Which messages make the key text.
@@ -22,9 +24,12 @@ pub enum KeyMode {
     Conversation,
 }
 
-/// The fields the skip rules read, borrowed and skipped over otherwise.
+/// The fields the skip rules and the partition read, borrowed and skipped over otherwise.
 #[derive(Debug, Default, Deserialize)]
-struct Extras {
+struct Extras<'a> {
+    /// OpenAI `response_format` (JSON mode, a JSON schema): answers differ by it.
+    #[serde(borrow, default)]
+    response_format: Option<&'a RawValue>,
     #[serde(default)]
     tools: Option<IgnoredAny>,
     #[serde(default)]
@@ -125,6 +130,10 @@ pub fn read(
     for part in [rules.route, &model, rules.consumer.unwrap_or("\u{1}none")] {
         p.update(part.as_bytes());
         p.update([0]);
+    }
+    if let Some(format) = extras.response_format {
+        p.update(b"\x02response_format");
+        p.update(format.get().as_bytes());
     }
     if rules.system_prompt {
         for m in view

@@ -139,3 +139,10 @@ fn a_body_that_is_not_a_request_is_an_error_naming_the_field() {
     assert!(e.to_string().contains("messages"), "{e}");
     assert!(read(Api::ChatCompletions, b"[1]", &rules()).is_err());
 }
+
+#[test]
+fn a_requested_response_format_is_its_own_partition() {
+    let plain = chat(r#"{"model":"m","messages":[{"role":"user","content":"q"}]}"#).unwrap();
+    let json_mode = chat(r#"{"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"q"}]}"#).unwrap();
+    assert_ne!(plain.partition, json_mode.partition);
+}
