@@ -313,8 +313,10 @@ def test_the_openai_sdk_counts_responses_input_tokens_estimated_for_a_non_openai
     assert raw.headers.get("x-aigw-token-count") == "estimated"
 
 
-@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gemini-2.0-flash", "bedrock-nova"])
-def test_the_openai_sdk_speaks_the_responses_api_to_a_translated_backend(
+# gpt-4o-mini: OpenAI itself, the request and the answer passed through natively.
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash",
+                                   "bedrock-nova"])
+def test_the_openai_sdk_speaks_the_responses_api_to_every_backend(
         oai: openai.OpenAI, model: str) -> None:
     resp = oai.responses.create(model=model, instructions="Be brief.",
                                 input="Name three colours of the rainbow please")
@@ -341,8 +343,8 @@ def test_a_responses_api_function_call_round_trip_through_anthropic(oai: openai.
     assert second.output_text, second.output
 
 
-@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gemini-2.0-flash"])
-def test_the_openai_sdk_streams_the_responses_api_from_a_translated_backend(
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash"])
+def test_the_openai_sdk_streams_the_responses_api_from_every_backend(
         oai: openai.OpenAI, model: str) -> None:
     kinds, deltas, final = [], [], None
     for event in oai.responses.create(model=model, input="Name three colours please",

@@ -1,11 +1,12 @@
-//! The OpenAI-compatible API: chat completions (JSON and SSE), embeddings, models, and OpenAI's
-//! error shape.
+//! The OpenAI-compatible API: chat completions (JSON and SSE), the Responses API (JSON and typed
+//! SSE events), embeddings, models, and OpenAI's error shape.
 
 pub mod chat;
 pub mod embeddings;
 pub mod error;
 pub mod models;
 pub mod moderations;
+pub mod responses;
 pub mod stream;
 
 use crate::auth;
@@ -19,6 +20,13 @@ pub fn routes() -> Vec<Route> {
             method: "POST",
             pattern: "/v1/chat/completions",
             handler: chat::handle,
+            kind,
+            auth: Some(auth::openai),
+        },
+        Route {
+            method: "POST",
+            pattern: "/v1/responses",
+            handler: responses::handle,
             kind,
             auth: Some(auth::openai),
         },
