@@ -195,8 +195,13 @@ async fn generate(pod: &Arc<Pod>, body: &Bytes, chat: bool, json_orca: bool) -> 
     ];
     let id = format!("chatcmpl-fleet{}", SEQ.fetch_add(1, Ordering::Relaxed));
     let words = reply_words(&pieces, out_tokens, &pod.spec.name);
+    // What the next turn will send back: the prompt and this answer as an assistant message.
+    let mut with_answer = pieces;
+    with_answer.push(format!("assistant: {}", words.join(" ")));
+    let (answer_blocks, _) = prompt_blocks(&with_answer, pod.spec.block_tokens);
     if !stream {
         tokio::time::sleep(pod.decode_time(out_tokens)).await;
+        pod.remember(&answer_blocks);
         pod.finish(adm);
         let text = words.join(" ");
         let body = if chat {
@@ -241,6 +246,7 @@ async fn generate(pod: &Arc<Pod>, body: &Bytes, chat: bool, json_orca: bool) -> 
             let _ = tx.send(Ok(sse(&u))).await;
         }
         let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+        pod.remember(&answer_blocks);
         pod.finish(adm);
     });
     let mut resp = Response::new(SimBody::Channel(rx));

@@ -211,6 +211,18 @@ impl Pod {
         drop(admission);
     }
 
+    /// The answer is generated: its full blocks (the prompt's hashes continued over the answer,
+    /// as `prompt_blocks` of the prompt plus the assistant message gives them) stay in the cache,
+    /// as vLLM keeps completed blocks of generated tokens, so the next turn of the conversation
+    /// finds its whole history.
+    pub fn remember(&self, hashes: &[u64]) {
+        let cap = self.spec.cache_blocks;
+        let mut inner = self.lock();
+        for &h in hashes {
+            inner.lru.touch(h, cap);
+        }
+    }
+
     /// Time to decode `tokens` output tokens.
     pub fn decode_time(&self, tokens: u64) -> Duration {
         self.scaled(tokens.saturating_mul(self.spec.decode_us_per_token))
@@ -334,6 +346,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_answer_stays_cached_for_the_next_turn() {
+        let pod = Pod::new(spec(100));
+        let turn1 = vec![words(40, "s"), words(8, "u")];
+        let (h, t) = prompt_blocks(&turn1, 4);
+        let a = pod.admit(&h, t).await;
+        let mut with_answer = turn1.clone();
+        with_answer.push(format!("assistant: {}", words(8, "a")));
+        pod.remember(&prompt_blocks(&with_answer, 4).0);
+        pod.finish(a);
+        let mut turn2 = with_answer.clone();
+        turn2.push(words(8, "v"));
+        let (h2, t2) = prompt_blocks(&turn2, 4);
+        let b = pod.admit(&h2, t2).await;
+        // 40 + 8 + 9 (assistant: and 8 words) = 57 tokens: 14 whole blocks = 56.
+        assert_eq!(b.cached_tokens, 56);
+        pod.finish(b);
+    }
+
+    #[tokio::test]
     async fn the_cache_forgets_the_least_recently_used_blocks() {
         let pod = Pod::new(spec(10));
         let (old, t) = prompt_blocks(&[words(40, "old")], 4);
@@ -377,7 +408,10 @@ mod tests {
             (2, 1)
         );
         assert!(load.kv_cache_usage_perc > 0.0);
-        assert_eq!(load.kv_cache_usage_perc, 0.02, "two blocks shared by both: held once");
+        assert_eq!(
+            load.kv_cache_usage_perc, 0.02,
+            "two blocks shared by both: held once"
+        );
         pod.finish(a);
         waiter.await.unwrap();
         pod.finish(b);
