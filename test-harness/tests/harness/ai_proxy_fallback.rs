@@ -1,7 +1,8 @@
 //! ai-proxy's retry and fallback on the built module (Envoy profile): a routed answer that failed
 //! is held and replaced by the answer of a callout to the next target, translated for it and back
 //! (a reset call moves on to the one after); streams fall back as one clean stream; the circuit
-//! breaker one worker opened sends the other worker's requests straight to the fallback target.
+//! breaker one worker opened sends the other worker's requests straight to the fallback target;
+//! the Higress build falls back the same way to `outbound|port||fqdn` clusters.
 
 use std::sync::{Arc, Mutex};
 
@@ -166,4 +167,45 @@ fn a_breaker_opened_on_one_worker_sends_the_other_worker_straight_to_the_fallbac
         header_value(&sent, ":path").as_deref(),
         Some("/v1/messages")
     );
+}
+
+/// Higress (its build, ABI 0.2.100 marker): the same callout path, to `outbound|port||fqdn`
+/// clusters.
+#[test]
+fn under_higress_a_failed_answer_falls_back_to_the_next_target_by_callout() {
+    let env = Env::new();
+    let calls = answer_callouts(&env, |_| {
+        CalloutOutcome::ok(200, "application/json", CLAUDE)
+    });
+    let standard = wasm_path("ai_proxy").unwrap_or_else(|e| panic!("{e}"));
+    let higress = standard
+        .parent()
+        .unwrap()
+        .join("higress")
+        .join(standard.file_name().unwrap());
+    let config = CONFIG
+        .replace(
+            "\"cluster\": \"openai\"",
+            "\"cluster\": \"outbound|443||api.openai.com.dns\"",
+        )
+        .replace(
+            "\"cluster\": \"claude\"",
+            "\"cluster\": \"outbound|443||api.anthropic.com.dns\"",
+        );
+    let spec = PluginSpec::new(higress)
+        .config(config)
+        .profile(aigw_harness::Profile::Higress);
+    let mut chain = Chain::new(&env).with(spec).unwrap();
+    let out = chain
+        .run(
+            &Request::post_json("/v1/chat/completions", CHAT),
+            &mut failing,
+        )
+        .unwrap();
+    assert_eq!(out.status, 200, "{}", out.body_text());
+    assert_eq!(out.header("x-aigw-attempts").as_deref(), Some("2"));
+    let body: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "from claude");
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls[0].cluster, "outbound|443||api.anthropic.com.dns");
 }
