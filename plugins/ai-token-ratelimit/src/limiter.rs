@@ -316,7 +316,20 @@ fn take_slot(
 ) -> (Result<Taken, HostError>, String, u64) {
     let table = rule.max_keys.max(1);
     let home = slot_of(&plan.key).unwrap_or(0);
-    for probe in 0..PROBES.min(table) {
+    let probes = PROBES.min(table);
+    // The value's own slot comes first: taking an earlier slot that is free or idle while its
+    // own one still holds its usage would start it over on fresh buckets (a limit bypass).
+    let own = (0..probes).find(|probe| {
+        let key = slot_key(rule, set, (home + probe) % table);
+        host.shared_data(&key)
+            .ok()
+            .and_then(|(bytes, _)| bytes)
+            .is_some_and(|b| untag(Some(&b)).0 == plan.owner)
+    });
+    let order = own
+        .into_iter()
+        .chain((0..probes).filter(|p| Some(*p) != own));
+    for probe in order {
         let key = slot_key(rule, set, (home + probe) % table);
         let result = kv::update(host, &key, |current| {
             let (owner, rest) = untag(current);
@@ -613,6 +626,30 @@ mod tests {
         assert_eq!(owner, taken.owner);
         let specs = &c.rules[0].sets[0].specs;
         assert_eq!(decode(rest, specs, later)[0].level, 70 * MILLI);
+    }
+
+    #[test]
+    fn a_value_keeps_its_own_slot_when_an_earlier_one_falls_idle() {
+        let c = slots(2);
+        let host = MockHost::default();
+        let home = |v: &str| record_for(&c.rules[0], 0, &[v]).0;
+        let b = (0..)
+            .map(|i| format!("b{i}"))
+            .find(|b| home(b) == home("a"))
+            .unwrap();
+        // a holds the home slot (10 used), b the next one (all 100 used).
+        let a = reserve(&host, &c, NOW, vec![plan(&c, 0, "a", &[10 * MILLI])]).unwrap();
+        let held_b = reserve(&host, &c, NOW, vec![plan(&c, 0, &b, &[100 * MILLI])]).unwrap();
+        assert_ne!(admitted(&a)[0].key, admitted(&held_b)[0].key);
+        // 6 s later a's bucket is full again (idle), b's has refilled 10 of 100.
+        let later = NOW + 6_000_000_000;
+        let v = reserve(&host, &c, later, vec![plan(&c, 0, &b, &[50 * MILLI])]).unwrap();
+        assert!(
+            matches!(v, Verdict::Refused { .. }),
+            "b must not start over on a's idle slot: {v:?}"
+        );
+        let v = reserve(&host, &c, later, vec![plan(&c, 0, &b, &[10 * MILLI])]).unwrap();
+        assert_eq!(admitted(&v)[0].key, admitted(&held_b)[0].key);
     }
 
     #[test]
