@@ -284,3 +284,24 @@ def test_in_the_full_chain_a_hit_is_accounted_by_usage_stats_and_skips_the_provi
         time.sleep(0.1)
     assert records, "no audit record"
     assert records[0]["cache"] == "hit", records[0]
+
+
+def test_in_the_full_chain_masked_values_are_cached_as_placeholders_and_restored_per_caller(
+        chain_gateway: gateway.Gateway) -> None:
+    """ai-content-moderation masks e-mail addresses before the cache sees the request: the key and
+    the stored answer hold `[EMAIL_1]`, and each caller gets their own address back. (llm-sim
+    echoes the last user turn; for Anthropic the decorator's appended turn is merged into it.)"""
+    sim = Sim(chain_gateway.sim_url)
+    sim.clear()
+    client = openai.OpenAI(base_url=f"{chain_gateway.base_url}/v1", api_key="sk-e2e", max_retries=0,
+                           timeout=20.0, default_headers={"host": "cached.local"})
+    first = client.chat.completions.create(
+        model="claude-haiku-4-5", messages=user("Please repeat this address: ann.lee@corp.example"))
+    assert "ann.lee@corp.example" in (first.choices[0].message.content or "")
+    assert "ann.lee" not in json.dumps(sim.requests()), "the model saw the placeholder only"
+    raw = client.chat.completions.with_raw_response.create(
+        model="claude-haiku-4-5", messages=user("Please repeat this address: bob.ross@corp.example"))
+    answer = raw.parse().choices[0].message.content or ""
+    assert raw.headers["x-aigw-cache"] == "hit"
+    assert "bob.ross@corp.example" in answer and "ann.lee" not in answer, answer
+    assert len(sim.requests()) == 1
