@@ -325,22 +325,51 @@ def test_the_openai_sdk_speaks_the_responses_api_to_every_backend(
     assert resp.usage is not None and resp.usage.input_tokens > 0
 
 
-def test_a_responses_api_function_call_round_trip_through_anthropic(oai: openai.OpenAI) -> None:
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash",
+                                   "bedrock-nova"])
+def test_a_responses_api_function_call_round_trip(oai: openai.OpenAI, model: str) -> None:
     tools = [{"type": "function", "name": "get_weather", "description": "Weather by city",
               "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                              "required": ["city"]}}]
-    first = oai.responses.create(model="claude-haiku-4-5", tools=tools, tool_choice="required",
+    first = oai.responses.create(model=model, tools=tools, tool_choice="required",
                                  input="What is the weather in Paris?")
     calls = [o for o in first.output if o.type == "function_call"]
     assert calls and calls[0].name == "get_weather", first.output
+    assert json.loads(calls[0].arguments), calls[0].arguments
     second = oai.responses.create(
-        model="claude-haiku-4-5", tools=tools,
+        model=model, tools=tools,
         input=[{"role": "user", "content": "What is the weather in Paris?"},
                {"type": "function_call", "call_id": calls[0].call_id, "name": calls[0].name,
                 "arguments": calls[0].arguments},
                {"type": "function_call_output", "call_id": calls[0].call_id,
                 "output": "Sunny, 21 degrees"}])
     assert second.output_text, second.output
+
+
+COLOURS_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["colours"],
+                  "properties": {"colours": {"type": "array", "items": {"type": "string"}}}}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash",
+                                   "bedrock-nova"])
+def test_a_responses_api_json_schema_reaches_every_backend_in_its_own_form(
+        oai: openai.OpenAI, chain_sim: Sim, model: str) -> None:
+    chain_sim.clear()
+    fmt = {"type": "json_schema", "name": "colours", "strict": True, "schema": COLOURS_SCHEMA}
+    resp = oai.responses.create(model=model, input="Name three colours", text={"format": fmt})
+    assert resp.status == "completed"
+    [sent] = [r["body"] for r in chain_sim.requests()]
+    if model.startswith("gpt"):
+        # Native: the format as the client wrote it.
+        assert sent["text"]["format"]["schema"] == COLOURS_SCHEMA
+    elif model.startswith("gemini"):
+        # Gemini's structured output: the schema in its OpenAPI subset, JSON mime type.
+        assert sent["generationConfig"]["responseMimeType"] == "application/json"
+        assert sent["generationConfig"]["responseSchema"]["required"] == ["colours"]
+    else:
+        # Anthropic and Bedrock Converse have no schema field: an instruction carrying it.
+        system = json.dumps(sent["system"])
+        assert "JSON schema" in system and "colours" in system, system
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash"])
