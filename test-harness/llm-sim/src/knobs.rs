@@ -15,6 +15,8 @@ pub const H_TPS: &str = "x-sim-tokens-per-second";
 pub const H_ERROR_STATUS: &str = "x-sim-error-status";
 /// Header: the exact error body to send with [`H_ERROR_STATUS`].
 pub const H_ERROR_BODY: &str = "x-sim-error-body";
+/// Header: with [`H_ERROR_STATUS`], send this `retry-after` value (seconds or an HTTP date).
+pub const H_RETRY_AFTER: &str = "x-sim-retry-after";
 /// Header: close the connection without any response.
 pub const H_RESET: &str = "x-sim-reset";
 /// Header: in a stream, stop after this many events without the terminator and close.
@@ -50,6 +52,8 @@ pub struct Knobs {
     pub error_status: Option<u16>,
     /// Injected error body, if any.
     pub error_body: Option<String>,
+    /// `retry-after` of the injected error, if any.
+    pub retry_after: Option<String>,
     /// Drop the connection without answering.
     pub reset: bool,
     /// Number of stream events to send before cutting the stream.
@@ -110,6 +114,7 @@ pub fn from_headers(headers: &HeaderMap, defaults: &Defaults) -> Result<Knobs, S
         tokens_per_second,
         error_status,
         error_body,
+        retry_after: text(headers, H_RETRY_AFTER)?,
         reset,
         truncate_after: number(headers, H_TRUNCATE)?,
         end_after: number(headers, H_END)?,
@@ -157,7 +162,8 @@ mod tests {
             ttft_ms: 7,
             tokens_per_second: 9,
         };
-        let k = from_headers(&headers(&[(H_TTFT, "100")]), &d).unwrap();
+        let k = from_headers(&headers(&[(H_TTFT, "100"), (H_RETRY_AFTER, "7")]), &d).unwrap();
+        assert_eq!(k.retry_after.as_deref(), Some("7"));
         assert_eq!(k.latency, Duration::from_millis(5));
         assert_eq!(k.ttft, Duration::from_millis(100));
         assert_eq!(k.tokens_per_second, 9);

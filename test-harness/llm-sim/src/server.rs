@@ -252,6 +252,9 @@ async fn model_endpoint(
         if let Some(body) = &knobs.error_body {
             plan = plan.with_body(body.clone().into_bytes());
         }
+        if let Some(after) = &knobs.retry_after {
+            plan = plan.with_header("retry-after", after.clone());
+        }
         return Ok(finish(
             state,
             method,
