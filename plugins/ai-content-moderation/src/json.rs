@@ -57,7 +57,10 @@ fn range_is(body: &[u8], r: Option<(usize, usize)>, name: &[u8]) -> bool {
     if raw == name {
         return true;
     }
-    if memchr::memchr(b'\\', raw).is_none() {
+    // A decoded byte takes at most six raw ones (`\u0041`): a longer key cannot be `name`, and
+    // is not decoded again for every string under it (a huge escaped key over a huge array was
+    // quadratic work).
+    if raw.len() > name.len().saturating_mul(6) || memchr::memchr(b'\\', raw).is_none() {
         return false;
     }
     s.checked_sub(1)
@@ -300,6 +303,28 @@ mod tests {
         })
         .unwrap();
         out
+    }
+
+    #[test]
+    fn a_huge_escaped_key_over_many_strings_is_not_decoded_for_each() {
+        let key = format!("\\n{}", "k".repeat(1 << 20));
+        let mut body = format!("{{\"{key}\":[");
+        for i in 0..20_000 {
+            body.push_str(if i == 0 { "\"\"" } else { ",\"\"" });
+        }
+        body.push_str("],\"m\\u0065ssages\":[\"x\"]}");
+        let body = body.as_bytes();
+        let started = std::time::Instant::now();
+        let mut hits = 0;
+        walk(body, |s| {
+            if s.top_is(body, b"messages") {
+                hits += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(hits, 1);
+        let took = started.elapsed();
+        assert!(took.as_secs() < 2, "took {took:?}");
     }
 
     #[test]
