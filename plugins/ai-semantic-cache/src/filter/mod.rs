@@ -399,17 +399,20 @@ impl HttpFilter for Filter {
                 return Action::Pause;
             }
         };
-        if self.look && self.config.exact {
-            if let Some(entry) = self.exact_hit(host, &lookup) {
-                self.lookup = Some(lookup);
-                self.answer(host, &entry, "exact", 1.0);
-                return Action::Pause;
-            }
-        }
+        let hit = (self.look && self.config.exact)
+            .then(|| self.exact_hit(host, &lookup))
+            .flatten();
         let fits = self
             .semantic()
             .is_some_and(|s| lookup.text.chars().count() <= s.embedding.max_input_chars);
         self.lookup = Some(lookup);
+        if let Some(entry) = hit {
+            self.answer(host, &entry, "exact", 1.0);
+            if self.phase == Phase::Answered {
+                return Action::Pause;
+            }
+            // The host refused the local reply (logged): the model answers instead.
+        }
         if fits {
             if let (Some(s), Some(l)) = (self.semantic(), self.lookup.as_ref()) {
                 let payload = embed::body(&s.embedding, &l.text);
