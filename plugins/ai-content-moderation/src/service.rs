@@ -175,6 +175,21 @@ impl Service {
                 "is required for kind `http`",
             ));
         };
+        // `:authority` and `:path` of every callout: a space or control character would have
+        // every callout refused by the host (or split its header block) instead of the config.
+        let visible = |v: &str| v.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80);
+        if !visible(&raw.authority) || raw.authority.contains('/') {
+            return Err(ConfigError::invalid(
+                format!("{path}.authority"),
+                "must be a host name (and port), without spaces, control characters or `/`",
+            ));
+        }
+        if !req_path.starts_with('/') || !visible(&req_path) {
+            return Err(ConfigError::invalid(
+                format!("{path}.path"),
+                "must start with `/` and have no spaces or control characters",
+            ));
+        }
         let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(key) = &raw.api_key {
             check_header_value(key, || format!("{path}.apiKey"))?;

@@ -178,4 +178,18 @@ fn bad_services_are_refused_with_their_path() {
         "headers": {"x token": "v"}})
     )
     .starts_with("services[1].headers.x token"));
+    assert!(err(
+        json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a\r\nx-injected: 1",
+        "path": "/x"})
+    )
+    .starts_with("services[1].authority"));
+    assert!(err(
+        json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a",
+        "path": "/x\r\nx-injected: 1"})
+    )
+    .starts_with("services[1].path"));
+    assert!(err(
+        json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a", "path": "x"})
+    )
+    .starts_with("services[1].path"));
 }
