@@ -117,6 +117,16 @@ def test_a_5xx_from_the_provider_is_retried_on_the_next_target(oai: openai.OpenA
     assert second["headers"]["authorization"] == "Bearer sk-sim-openai"
 
 
+def test_a_429_with_retry_after_falls_back_to_the_next_target(oai: openai.OpenAI, sim: Sim) -> None:
+    raw = chat(oai, "gpt-4o-reset", extra_headers={"x-sim-error-status": "429", "x-sim-retry-after": "7"})
+    assert raw.parse().choices[0].message.content == REPLY
+    assert raw.headers.get("x-aigw-attempts") == "2"
+    assert raw.headers.get("retry-after") is None, "the failed answer's headers are not the client's"
+    first, second = sim.requests()
+    assert first["headers"].get("x-sim-retry-after") == "7"
+    assert second["body"]["model"] == "gpt-4o-mini"
+
+
 def test_a_provider_slower_than_the_attempt_timeout_is_replaced(oai: openai.OpenAI, sim: Sim) -> None:
     raw = chat(oai, "gpt-4o-retry", extra_headers={"x-sim-latency-ms": "6000"})
     assert raw.parse().choices[0].message.content == REPLY

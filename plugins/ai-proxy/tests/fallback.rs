@@ -335,3 +335,45 @@ fn a_fallback_target_whose_breaker_is_open_is_skipped_without_costing_an_attempt
     assert_eq!(header(&out, "x-aigw-attempts").as_deref(), Some("2"));
     assert_eq!(header(&out, ":status").as_deref(), Some("200"));
 }
+
+#[test]
+fn a_rate_limited_fallback_call_takes_its_key_out_for_the_retry_after_and_moves_on() {
+    let mut gw = Gateway::<Proxy>::new(&fixture("config.json"), Capabilities::FULL);
+    let out = gw.run(
+        Exchange::post_json("/v1/chat/completions", CHAT)
+            .reply(failing(429))
+            .answer(|call| {
+                if call.upstream == "oai" {
+                    Some(Reply::Http(CallResponse {
+                        status: Some(429),
+                        headers: vec![
+                            ("content-type".into(), b"application/json".to_vec()),
+                            ("retry-after".into(), b"20".to_vec()),
+                        ],
+                        body: br#"{"error":{"message":"slow down"}}"#.to_vec(),
+                    }))
+                } else {
+                    claude_answers(call)
+                }
+            }),
+    );
+    let clusters: Vec<&str> = out.callouts.iter().map(|c| c.upstream.as_str()).collect();
+    assert_eq!(
+        clusters,
+        ["oai", "claude"],
+        "the next key, then the next target"
+    );
+    assert_eq!(header(&out, "x-aigw-attempts").as_deref(), Some("3"));
+    let logs = out.host.logs_at_least(aigw_shared::host::LogLevel::Warn);
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("sits out for 20 s after a 429")),
+        "{logs:?}"
+    );
+    assert_eq!(
+        out.host
+            .metric_value("aigw.ai_proxy.provider.oai.key_ejections"),
+        Some(2),
+        "both keys of the pool sit out"
+    );
+}
