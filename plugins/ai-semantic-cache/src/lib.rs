@@ -47,6 +47,8 @@ pub mod metric {
     pub const SKIP: &str = "aigw.semantic_cache.outcome.skip.requests";
     /// Requests that bypassed the cache (`Cache-Control`, the bypass header).
     pub const BYPASS: &str = "aigw.semantic_cache.outcome.bypass.requests";
+    /// Histogram: the similarity (percent) of the nearest cached answer of each semantic lookup.
+    pub const NEAREST: &str = "aigw.semantic_cache.nearest_similarity_percent";
     /// Answers stored.
     pub const STORED: &str = "aigw.semantic_cache.answers_stored";
     /// Answers of misses not stored (error, cut, tool calls, too large, …).

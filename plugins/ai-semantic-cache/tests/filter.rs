@@ -316,6 +316,10 @@ fn a_rephrased_question_close_enough_is_answered_from_the_semantic_tier() {
     );
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "Paris.");
+    assert!(out
+        .host
+        .metric_value("aigw.semantic_cache.nearest_similarity_percent")
+        .is_some());
     let paths = seen.borrow().clone();
     assert_eq!(paths.len(), 3, "embed, collection, query: {paths:?}");
     assert!(paths[2].ends_with("/5ae4682c-48a1-43be-9afa-e9f9758f51e0/query"));

@@ -118,6 +118,12 @@ impl Filter {
             Call::Query => match backend.found(status.unwrap_or(0), body) {
                 Ok(Some(found)) => {
                     self.similarity = Some(found.similarity);
+                    // For calibrating the threshold on real traffic: the nearest answer's
+                    // similarity in percent, hit or not.
+                    let percent = (found.similarity.clamp(0.0, 1.0) * 100.0).round();
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let percent = percent as u64;
+                    self.state.metrics.observe(host, metric::NEAREST, percent);
                     if found.similarity >= config.semantic.as_ref().map_or(1.0, |s| s.threshold) {
                         if let Some(entry) = Entry::from_json(found.document.as_bytes()) {
                             self.answer(host, &entry, "semantic", found.similarity);
