@@ -12,6 +12,8 @@ use crate::prefix::mix;
 
 /// Endpoint references a prefix-table entry keeps (the most recent ones win).
 pub const ENTRY_ENDPOINTS: usize = 4;
+/// Block hashes one prefix-table slot holds (a fifth evicts the least recently written).
+pub const SLOT_WAYS: usize = 4;
 
 /// The shared-data keys of one pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,7 +160,7 @@ pub fn mark_up(host: &dyn Host, key: &str) {
 
 // === the prefix table ===
 
-/// One slot of the prefix table: a block hash and the endpoints it was routed to, each with the
+/// One entry of the prefix table: a block hash and the endpoints it was routed to, each with the
 /// endpoint's block sequence number at the time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
@@ -169,31 +171,69 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn decode(rec: &[u8]) -> Option<Entry> {
-        let hash = u64_at(rec, 0)?;
-        let n = usize::from(*rec.get(8)?);
-        let mut routed = Vec::with_capacity(n);
-        for i in 0..n.min(ENTRY_ENDPOINTS) {
-            let at = 9 + i * 5;
-            routed.push((*rec.get(at)?, u32_at(rec, at + 1)?));
+    /// Read one entry at `*at`, moving `*at` past it.
+    fn read(rec: &[u8], at: &mut usize) -> Option<Entry> {
+        let hash = u64_at(rec, *at)?;
+        let n = usize::from(*rec.get(*at + 8)?);
+        *at += 9;
+        let mut routed = Vec::with_capacity(n.min(ENTRY_ENDPOINTS));
+        for _ in 0..n {
+            let e = (*rec.get(*at)?, u32_at(rec, *at + 1)?);
+            if routed.len() < ENTRY_ENDPOINTS {
+                routed.push(e);
+            }
+            *at += 5;
         }
         Some(Entry { hash, routed })
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(9 + self.routed.len() * 5);
+    fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.hash.to_le_bytes());
         out.push(u8::try_from(self.routed.len()).unwrap_or(0));
         for (e, s) in &self.routed {
             out.push(*e);
             out.extend_from_slice(&s.to_le_bytes());
         }
-        out
     }
 
     /// The sequence stamped for endpoint `e`, if any.
     pub fn seq_of(&self, e: u8) -> Option<u32> {
         self.routed.iter().find(|(x, _)| *x == e).map(|(_, s)| *s)
+    }
+}
+
+/// One slot: up to [`SLOT_WAYS`] entries, least recently written first. Several ways per slot
+/// keep two prompts whose blocks share a slot from evicting each other (a lookup walk stops at
+/// the first missing block, so one lost block would cut a whole prefix short).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bucket(pub Vec<Entry>);
+
+impl Bucket {
+    fn decode(rec: &[u8]) -> Bucket {
+        let n = rec.first().map_or(0, |&n| usize::from(n));
+        let mut at = 1;
+        let mut entries = Vec::with_capacity(n.min(SLOT_WAYS));
+        for _ in 0..n.min(SLOT_WAYS) {
+            match Entry::read(rec, &mut at) {
+                Some(e) => entries.push(e),
+                None => break,
+            }
+        }
+        Bucket(entries)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.0.len() * 29);
+        out.push(u8::try_from(self.0.len()).unwrap_or(0));
+        for e in &self.0 {
+            e.write(&mut out);
+        }
+        out
+    }
+
+    fn take(&mut self, hash: u64) -> Option<Entry> {
+        let i = self.0.iter().position(|e| e.hash == hash)?;
+        Some(self.0.remove(i))
     }
 }
 
@@ -256,7 +296,7 @@ impl<'a> PrefixTable<'a> {
             let slot = self.slot(h);
             let key = self.key.at(&self.keys.prefix_slot, slot);
             let entry = match self.host.shared_data(key) {
-                Ok((Some(rec), _)) => Entry::decode(&rec).filter(|e| e.hash == h),
+                Ok((Some(rec), _)) => Bucket::decode(&rec).take(h),
                 _ => None,
             };
             let mut advanced = false;
@@ -311,19 +351,21 @@ impl<'a> PrefixTable<'a> {
             let slot = self.slot(h);
             let key = self.key.at(&self.keys.prefix_slot, slot).to_owned();
             let _ = kv::update(self.host, &key, |cur| {
-                let mut entry = cur
-                    .and_then(Entry::decode)
-                    .filter(|x| x.hash == h)
-                    .unwrap_or(Entry {
-                        hash: h,
-                        routed: Vec::new(),
-                    });
+                let mut bucket = cur.map(Bucket::decode).unwrap_or_default();
+                let mut entry = bucket.take(h).unwrap_or(Entry {
+                    hash: h,
+                    routed: Vec::new(),
+                });
                 entry.routed.retain(|(x, _)| *x != ep);
                 if entry.routed.len() >= ENTRY_ENDPOINTS {
                     entry.routed.remove(0);
                 }
                 entry.routed.push((ep, now));
-                (entry.encode(), ())
+                if bucket.0.len() >= SLOT_WAYS {
+                    bucket.0.remove(0);
+                }
+                bucket.0.push(entry);
+                (bucket.encode(), ())
             });
         }
     }

@@ -134,3 +134,22 @@ fn sessions_bind_expire_and_keep_ids_out_of_the_store() {
         .values()
         .all(|(v, _)| !v.windows(7).any(|w| w == b"user-42")));
 }
+
+#[test]
+fn blocks_sharing_a_slot_do_not_evict_each_other() {
+    // One slot for the whole table: every block collides.
+    let c = config(r#", "prefix": {"tableSlots": 1}"#);
+    let h = MockHost::default();
+    let mut t = PrefixTable::new(&h, &c, &c.keys);
+    for (e, hash) in [(0, 11u64), (1, 22), (0, 33), (1, 44)] {
+        let found = t.lookup(&[hash]);
+        t.record(e, &[hash], &found);
+    }
+    assert_eq!(t.lookup(&[11]).matched, vec![1, 0]);
+    assert_eq!(t.lookup(&[44]).matched, vec![0, 1]);
+    // A fifth hash evicts the least recently written.
+    let found = t.lookup(&[55]);
+    t.record(0, &[55], &found);
+    assert_eq!(t.lookup(&[11]).matched, vec![0, 0]);
+    assert_eq!(t.lookup(&[22]).matched, vec![0, 1]);
+}
