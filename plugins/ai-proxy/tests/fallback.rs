@@ -377,3 +377,42 @@ fn a_rate_limited_fallback_call_takes_its_key_out_for_the_retry_after_and_moves_
         "both keys of the pool sit out"
     );
 }
+
+#[test]
+fn a_primary_that_waited_for_its_token_still_falls_back() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/vertex/service-account.test-only.json");
+    let key: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let config = serde_json::json!({
+        "providers": [
+            {"name": "vertex", "type": "vertex", "options": {"project": "p", "location": "us-central1",
+             "serviceAccountKey": key, "tokenCluster": "google-oauth"}},
+            {"name": "oai", "type": "openai", "apiKeys": ["sk-o"]}],
+        "models": [{"match": "gpt-4o", "provider": "vertex", "target": "gemini-2.0-flash",
+                    "fallbacks": [{"provider": "oai"}]}]
+    });
+    let mut gw = Gateway::<Proxy>::new(&config.to_string(), Capabilities::FULL);
+    let out = gw.run(
+        Exchange::post_json("/v1/chat/completions", CHAT)
+            .reply(failing(503))
+            .answer(|call| match call.upstream.as_str() {
+                "google-oauth" => Some(reply(
+                    200,
+                    "application/json",
+                    r#"{"access_token":"ya29.t","expires_in":3600,"token_type":"Bearer"}"#,
+                )),
+                _ => Some(reply(200, "application/json", ANSWER)),
+            }),
+    );
+    assert_eq!(
+        out.upstream_header("x-aigw-upstream").as_deref(),
+        Some("vertex")
+    );
+    let clusters: Vec<&str> = out.callouts.iter().map(|c| c.upstream.as_str()).collect();
+    assert_eq!(clusters, ["google-oauth", "oai"]);
+    assert_eq!(header(&out, "x-aigw-attempts").as_deref(), Some("2"));
+    assert_eq!(
+        body_json(&out)["choices"][0]["message"]["content"],
+        "primary"
+    );
+}

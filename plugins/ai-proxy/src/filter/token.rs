@@ -153,9 +153,13 @@ impl Filter {
             ..inc
         };
         let ejected = |key: &str| super::ejected_keys(host, key);
-        let action = match prepare(&self.config, &self.state, &inc, &body, &ejected) {
-            Ok(p) => self.send(host, p, size, inc.now_ns),
-            Err(e) => self.reject(host, &e),
+        let action = if self.config.has_fallbacks && inc.json {
+            self.send_with_fallbacks(host, &inc, &body)
+        } else {
+            match prepare(&self.config, &self.state, &inc, &body, &ejected) {
+                Ok(p) => self.send(host, p, size, inc.now_ns),
+                Err(e) => self.reject(host, &e),
+            }
         };
         match action {
             Action::Continue => Next::Resume,
