@@ -110,6 +110,9 @@ fn redact(
     Some(out)
 }
 
+/// Bytes of a PII value still open in a stream held before it goes out masked as it is.
+pub const MAX_OPEN_VALUE: usize = 16 << 10;
+
 /// One text channel of a streamed answer.
 #[derive(Debug, Default)]
 pub struct Channel {
@@ -161,10 +164,16 @@ impl Channel {
             limit = vault.safe_cut(&self.pending, limit);
         }
         // A value still open at the limit (crossing it, or ending where the text ends so far and
-        // so maybe still growing) waits whole.
+        // so maybe still growing) waits whole; one longer than `MAX_OPEN_VALUE` (a private-key
+        // line with no end line, an endless JWT) goes out masked as far as it got, so a channel
+        // never holds (and rescans at every piece) the whole rest of the answer.
         for f in findings.iter().rev() {
             if f.start < limit && (f.end > limit || f.end == self.pending.len()) {
-                limit = f.start;
+                limit = if f.end - f.start > MAX_OPEN_VALUE {
+                    limit.max(f.end)
+                } else {
+                    f.start
+                };
             }
         }
         if limit == 0 {
@@ -504,6 +513,24 @@ mod tests {
         let pieces: Vec<String> = text.chars().map(String::from).collect();
         let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
         assert_eq!(through(p, &refs).unwrap(), want);
+    }
+
+    #[test]
+    fn a_value_that_never_ends_is_not_held_for_the_rest_of_the_stream() {
+        let c = pii_config(json!({"privateKey": "mask"}));
+        let p = pii_policy(&c);
+        let mut ch = Channel::default();
+        let mut tally = Tally::default();
+        let mut out = ch
+            .feed(p, "-----BEGIN RSA PRIVATE KEY-----\n", &mut tally)
+            .unwrap();
+        let line = format!("{}\n", "A".repeat(63));
+        for _ in 0..1000 {
+            out.push_str(&ch.feed(p, &line, &mut tally).unwrap());
+            assert!(ch.pending.len() <= MAX_OPEN_VALUE + 2 * line.len());
+        }
+        assert!(out.starts_with("[PRIVATE_KEY]"), "{}", &out[..40]);
+        assert!(!out.contains("BEGIN"));
     }
 
     #[test]
