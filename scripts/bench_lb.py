@@ -180,9 +180,10 @@ def mean_of(rounds: list[dict], key: str) -> float:
 def table(apps: int, results: dict[str, list[dict]], pods: dict[str, list[int]]) -> list[str]:
     rr = {k: mean_of(results["round-robin"], k) for k in ("hit_rate", "ttft_mean_ms")}
     what = (f"{apps} applications, each with its own {SYSTEM_WORDS}-token system prompt shared by "
-            "its conversations" if apps > 1 else f"one {SYSTEM_WORDS}-token system prompt shared by all")
+            "its conversations" if apps > 1 else f"One application: one {SYSTEM_WORDS}-token system "
+            "prompt shared by all conversations")
     lines = [
-        f"### {apps} application{'s' if apps > 1 else ''}: {what}",
+        f"### {what}",
         "",
         "| strategy | requests | prefix-cache hit rate | hit rate after the system prompt | "
         "same pod as the last turn | mean TTFT (ms) | p90 TTFT (ms) | requests/s | output tokens/s | "
