@@ -96,6 +96,15 @@ impl Api {
     }
 }
 
+/// Whether `method` and `path` call the OpenAI Responses API (`POST …/v1/responses`, query and one
+/// trailing `/` ignored; not `…/responses/input_tokens` or a stored response's sub-paths).
+/// [`Api::from_path`] classifies it as [`Api::Other`]; plugins that read it ask here.
+pub fn is_responses(method: &str, path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    method.eq_ignore_ascii_case("POST") && path.ends_with("/v1/responses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +136,16 @@ mod tests {
         for (method, path, want) in cases {
             assert_eq!(Api::from_path(method, path), want, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn the_responses_api_is_recognised_apart_from_its_sub_paths() {
+        assert!(is_responses("POST", "/v1/responses"));
+        assert!(is_responses("post", "/openai/v1/responses/?x=1"));
+        assert!(!is_responses("POST", "/v1/responses/input_tokens"));
+        assert!(!is_responses("GET", "/v1/responses"));
+        assert!(!is_responses("POST", "/v1/responses/resp_1/cancel"));
+        assert_eq!(Api::from_path("POST", "/v1/responses"), Api::Other);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! they complete and keeps a [`ResponseSummary`]: id, model, finish reason, usage, and timings.
 //!
 //! * SSE responses are decoded event by event (OpenAI `data:` chunks ending in `[DONE]`; Anthropic
-//!   typed events ending in `message_stop`). Deltas come out during [`ResponseObserver::feed`].
+//!   typed events ending in `message_stop`; Responses API typed events ending in
+//!   `response.completed`, `.incomplete` or `.failed`). Deltas come out during
+//!   [`ResponseObserver::feed`].
 //! * JSON responses are buffered (up to a cap) and read in [`ResponseObserver::finish`]; their
 //!   deltas (the whole message text) come out then.
 //! * `first_token_ns` is the clock passed with the chunk that completed the first non-empty delta
@@ -14,8 +16,8 @@
 //!   ([`ResponseSummary::malformed_events`]) and skipped; an oversized JSON body stops buffering and
 //!   sets [`ResponseSummary::parse_error`].
 
-use super::response::{openai_usage, upstream_error, AnthropicUsage};
-use super::{Api, Delta, DeltaKind, FinishReason, ResponseFormat, ResponseSummary};
+use super::response::{openai_usage, responses_usage, upstream_error, AnthropicUsage};
+use super::{Api, Delta, DeltaKind, FinishReason, ResponseFormat, ResponseSummary, UpstreamError};
 use crate::schema::{anthropic, openai, Text};
 use crate::stream::sse::{SseDecoder, SseEnd, SseEventRef};
 
@@ -67,9 +69,11 @@ fn names_a_finish_reason(data: &str) -> bool {
 }
 
 /// The keys whose string values are generated text in delta events (OpenAI chunks, Anthropic
-/// `content_block_start` and `content_block_delta`; `name`: a tool's).
-const TEXT_KEYS: [&[u8]; 9] = [
+/// `content_block_start` and `content_block_delta`, Responses API deltas; `name`: a tool's).
+const TEXT_KEYS: [&[u8]; 10] = [
     b"content\"",
+    // Responses API `response.output_text.delta` / `function_call_arguments.delta`.
+    b"delta\"",
     b"name\"",
     b"reasoning_content\"",
     b"reasoning\"",
@@ -118,6 +122,8 @@ struct State {
     clean_end: u64,
     /// A malformed event (not JSON, or over the decoder's size limit) was met at `clean_end`.
     malformed: bool,
+    /// The response is the OpenAI Responses API's ([`ResponseObserver::responses`]).
+    responses: bool,
 }
 
 impl State {
@@ -352,6 +358,127 @@ impl State {
         self.on_anthropic_usage(m.usage.as_ref());
     }
 
+    fn on_responses_response(
+        &mut self,
+        r: &openai::ResponsesResponse<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+        whole: bool,
+    ) {
+        set_once(&mut self.summary.id, r.id.as_ref());
+        set_once(&mut self.summary.model, r.model.as_ref());
+        if let Some(e) = &r.error {
+            self.summary.error = Some(upstream_error(e));
+        }
+        let mut called = false;
+        for (i, item) in r.output.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let is_call = item.kind.as_deref() == Some("function_call");
+            called |= is_call;
+            if !whole {
+                continue;
+            }
+            let texts = item
+                .arguments
+                .iter()
+                .map(|t| (DeltaKind::ToolArguments, t))
+                .chain(item.content.parts.iter().map(|t| (DeltaKind::Content, t)));
+            for (kind, text) in texts {
+                self.emit(
+                    Delta {
+                        choice: 0,
+                        index,
+                        kind,
+                        text,
+                    },
+                    now_ns,
+                    on_delta,
+                );
+            }
+        }
+        if let Some(status) = r.status.as_deref() {
+            let reason = match status {
+                "completed" if called => Some(FinishReason::ToolCalls),
+                "completed" => Some(FinishReason::Stop),
+                "incomplete" => Some(FinishReason::Length),
+                "failed" | "cancelled" => Some(FinishReason::Other),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                self.set_finish(reason, status, true);
+            }
+        }
+        if let Some(u) = &r.usage {
+            self.summary.usage = Some(responses_usage(u));
+        }
+    }
+
+    fn on_responses_event(
+        &mut self,
+        e: &openai::ResponsesEvent<'_>,
+        now_ns: u64,
+        on_delta: &mut dyn FnMut(Delta<'_>),
+    ) {
+        let kind = e.kind.as_deref().unwrap_or("");
+        match kind {
+            "response.output_text.delta" | "response.refusal.delta" => {
+                if let Some(text) = &e.delta {
+                    let kind = if kind == "response.refusal.delta" {
+                        DeltaKind::Refusal
+                    } else {
+                        DeltaKind::Content
+                    };
+                    let delta = Delta {
+                        choice: 0,
+                        index: 0,
+                        kind,
+                        text,
+                    };
+                    self.emit(delta, now_ns, on_delta);
+                }
+            }
+            "response.function_call_arguments.delta" | "response.reasoning_summary_text.delta" => {
+                if let Some(text) = &e.delta {
+                    let kind = if kind.starts_with("response.function") {
+                        DeltaKind::ToolArguments
+                    } else {
+                        DeltaKind::Reasoning
+                    };
+                    let delta = Delta {
+                        choice: 0,
+                        index: 0,
+                        kind,
+                        text,
+                    };
+                    self.emit(delta, now_ns, on_delta);
+                }
+            }
+            "response.created" | "response.in_progress" => {
+                if let Some(r) = &e.response {
+                    set_once(&mut self.summary.id, r.id.as_ref());
+                    set_once(&mut self.summary.model, r.model.as_ref());
+                }
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                if let Some(r) = &e.response {
+                    self.on_responses_response(r, now_ns, on_delta, false);
+                }
+                self.summary.completed = true;
+            }
+            "error" => {
+                self.summary.error = Some(UpstreamError {
+                    kind: Some("error".to_owned()),
+                    message: e.message.as_deref().map(str::to_owned),
+                    code: e.code.as_ref().map(|c| match c {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }),
+                });
+            }
+            _ => {}
+        }
+    }
+
     fn on_sse_event(
         &mut self,
         api: Api,
@@ -395,17 +522,35 @@ impl State {
         // and message_delta); a plain substring test skips the JSON parse of every other event
         // but the ones that end the stream or report an error.
         let light = self.light && self.summary.first_token_ns.is_some();
-        let must_parse = done
-            || matches!(ev.event, Some("message_stop"))
-            || names_usage_error_or_stop(data)
-            || (light && names_a_finish_reason(data));
+        let must_parse =
+            done || matches!(
+                ev.event,
+                Some(
+                    "message_stop"
+                        | "response.completed"
+                        | "response.incomplete"
+                        | "response.failed"
+                )
+            ) || names_usage_error_or_stop(data)
+                || (light && names_a_finish_reason(data));
         if (self.usage_only || light) && !must_parse {
-            if light {
+            // Responses API: only the `*.delta` events carry new text; the `.done` events and
+            // the items repeat it.
+            let is_delta = !self.responses
+                || ev
+                    .event
+                    .map_or_else(|| data.contains(".delta\""), |n| n.ends_with(".delta"));
+            if light && is_delta {
                 self.rough_deltas(data, now_ns);
             }
             return;
         }
-        if api == Api::AnthropicMessages {
+        if self.responses {
+            match serde_json::from_str::<openai::ResponsesEvent<'_>>(data) {
+                Ok(e) => self.on_responses_event(&e, now_ns, on_delta),
+                Err(_) => self.summary.malformed_events += 1,
+            }
+        } else if api == Api::AnthropicMessages {
             match serde_json::from_str::<anthropic::StreamEvent<'_>>(data) {
                 Ok(e) => self.on_anthropic_event(&e, now_ns, on_delta),
                 Err(_) => self.summary.malformed_events += 1,
@@ -446,7 +591,10 @@ impl State {
 
     fn on_json_body(&mut self, api: Api, body: &[u8], on_delta: &mut dyn FnMut(Delta<'_>)) {
         let first = self.summary.first_byte_ns.unwrap_or(0);
-        let result = if api == Api::AnthropicMessages {
+        let result = if self.responses {
+            serde_json::from_slice::<openai::ResponsesResponse<'_>>(body)
+                .map(|r| self.on_responses_response(&r, first, on_delta, true))
+        } else if api == Api::AnthropicMessages {
             serde_json::from_slice::<anthropic::Response<'_>>(body)
                 .map(|m| self.on_anthropic_message(&m, first, on_delta))
         } else {
@@ -491,6 +639,15 @@ impl ResponseObserver {
             finished: false,
             state: State::default(),
         }
+    }
+
+    /// An observer for an OpenAI Responses API answer (see [`super::is_responses`]) framed as
+    /// `format`: a `response` object, or typed events whose text deltas are reported and whose
+    /// `response.completed` / `.incomplete` / `.failed` event carries usage and the status.
+    pub fn responses(format: ResponseFormat) -> Self {
+        let mut observer = Self::new(Api::ChatCompletions, format);
+        observer.state.responses = true;
+        observer
     }
 
     /// The same observer reading only usage from streams (token counts, nothing else: no deltas,

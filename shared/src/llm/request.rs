@@ -148,6 +148,52 @@ impl<'a> RequestView<'a> {
         Ok(view)
     }
 
+    /// Read `body` as an OpenAI Responses API request (`POST …/responses`, see
+    /// [`super::is_responses`]): `instructions` as a system message, then each input item — a
+    /// message with its role, a `function_call`'s arguments as the assistant's, a
+    /// `function_call_output` as a tool message. The view's `api` is [`Api::Other`] (the shared
+    /// classifier has no Responses variant yet); its protocol is OpenAI's, and its streams always
+    /// report usage (`include_usage` is set with `stream`).
+    pub fn parse_responses(body: &'a [u8]) -> Result<Self, RequestError> {
+        let mut view = Self::empty(Api::Other);
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => return Err(RequestError::Empty),
+            Some(b'{') => {}
+            Some(_) => {
+                let message = "the request body must be a JSON object".to_owned();
+                return Err(RequestError::Invalid {
+                    path: String::new(),
+                    message,
+                });
+            }
+        }
+        let r: openai::ResponsesRequest<'a> = parse_body(body)?;
+        view.model = r.model;
+        view.stream = r.stream.unwrap_or(false);
+        view.include_usage = view.stream;
+        view.max_tokens = r.max_output_tokens;
+        if let Some(text) = r.instructions {
+            view.messages.push(MessageView {
+                role: Role::System,
+                content: TextContent { parts: vec![text] },
+            });
+        }
+        for item in r.input.items {
+            let (role, content) = match item.kind.as_deref().unwrap_or("message") {
+                "function_call" => (
+                    Role::Assistant,
+                    TextContent {
+                        parts: item.arguments.into_iter().collect(),
+                    },
+                ),
+                "function_call_output" => (Role::Tool, item.output),
+                _ => (item.role.unwrap_or(Role::User), item.content),
+            };
+            view.messages.push(MessageView { role, content });
+        }
+        Ok(view)
+    }
+
     fn empty(api: Api) -> Self {
         Self {
             api,

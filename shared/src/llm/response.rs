@@ -243,6 +243,25 @@ pub(super) fn openai_usage(u: &openai::Usage) -> Usage {
     }
 }
 
+pub(super) fn responses_usage(u: &openai::ResponsesUsage) -> Usage {
+    let input = u.input_tokens.map_or(0, |c| c.0);
+    let output = u.output_tokens.map_or(0, |c| c.0);
+    Usage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: u.total_tokens.map_or(input.saturating_add(output), |c| c.0),
+        cached_input_tokens: u
+            .input_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .map(|c| c.0),
+        cache_creation_input_tokens: None,
+        reasoning_tokens: u
+            .output_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+            .map(|c| c.0),
+    }
+}
+
 pub(super) fn upstream_error(e: &openai::ApiError<'_>) -> UpstreamError {
     let code = e.code.as_ref().and_then(|c| match c {
         serde_json::Value::String(s) => Some(s.clone()),

@@ -224,3 +224,140 @@ pub struct ApiError<'a> {
     #[serde(borrow, default)]
     pub status: Option<Text<'a>>,
 }
+
+/// An OpenAI Responses API request (`POST /v1/responses`): the fields the suite reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResponsesRequest<'a> {
+    /// The requested model.
+    #[serde(borrow, default)]
+    pub model: Option<Text<'a>>,
+    /// Stream the answer as typed SSE events.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Output token cap.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    /// System instructions.
+    #[serde(borrow, default)]
+    pub instructions: Option<Text<'a>>,
+    /// The input: a string (one user message) or a list of items.
+    #[serde(borrow, default)]
+    pub input: ResponsesInput<'a>,
+}
+
+/// `input` of a Responses API request, as items.
+#[derive(Debug, Clone, Default)]
+pub struct ResponsesInput<'a> {
+    /// The items in order (a string input is one user message).
+    pub items: Vec<ResponsesItem<'a>>,
+}
+
+/// One input item: a message (`role`, `content`), a `function_call` (`arguments`) or a
+/// `function_call_output` (`output`); other item types carry no text the suite reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResponsesItem<'a> {
+    /// `message` (also when absent), `function_call`, `function_call_output`, ...
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Text<'a>>,
+    /// A message's role.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// A message's text (string or `input_text` / `output_text` parts).
+    #[serde(borrow, default)]
+    pub content: TextContent<'a>,
+    /// A function call's arguments.
+    #[serde(borrow, default)]
+    pub arguments: Option<Text<'a>>,
+    /// A function call output's text.
+    #[serde(borrow, default)]
+    pub output: TextContent<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ResponsesInput<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw<'a> {
+            #[serde(borrow)]
+            Text(Text<'a>),
+            #[serde(borrow)]
+            Items(Vec<ResponsesItem<'a>>),
+            Null(()),
+        }
+        Ok(match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => ResponsesInput {
+                items: vec![ResponsesItem {
+                    role: Some(Role::User),
+                    content: TextContent { parts: vec![text] },
+                    ..ResponsesItem::default()
+                }],
+            },
+            Raw::Items(items) => ResponsesInput { items },
+            Raw::Null(()) => ResponsesInput::default(),
+        })
+    }
+}
+
+/// A Responses API `response` object (a JSON answer, or the `response` of a stream's
+/// `response.completed` / `.incomplete` / `.failed` event).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResponsesResponse<'a> {
+    /// `resp_...`.
+    #[serde(borrow, default)]
+    pub id: Option<Text<'a>>,
+    /// The model that answered.
+    #[serde(borrow, default)]
+    pub model: Option<Text<'a>>,
+    /// `completed`, `incomplete`, `failed`, `in_progress`.
+    #[serde(borrow, default)]
+    pub status: Option<Text<'a>>,
+    /// The output items.
+    #[serde(borrow, default)]
+    pub output: Vec<ResponsesItem<'a>>,
+    /// Token usage.
+    #[serde(default)]
+    pub usage: Option<ResponsesUsage>,
+    /// Why it failed.
+    #[serde(borrow, default)]
+    pub error: Option<ApiError<'a>>,
+}
+
+/// Responses API `usage`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct ResponsesUsage {
+    /// Input tokens (cached ones included).
+    #[serde(default)]
+    pub input_tokens: Option<Count>,
+    /// Output tokens (reasoning included).
+    #[serde(default)]
+    pub output_tokens: Option<Count>,
+    /// Sum.
+    #[serde(default)]
+    pub total_tokens: Option<Count>,
+    /// Input breakdown (`cached_tokens`).
+    #[serde(default)]
+    pub input_tokens_details: Option<PromptDetails>,
+    /// Output breakdown (`reasoning_tokens`).
+    #[serde(default)]
+    pub output_tokens_details: Option<CompletionDetails>,
+}
+
+/// One typed event of a streamed Responses API answer (the data; its `type` names it).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResponsesEvent<'a> {
+    /// `response.output_text.delta`, `response.completed`, `error`, ...
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Text<'a>>,
+    /// A text or arguments delta.
+    #[serde(borrow, default)]
+    pub delta: Option<Text<'a>>,
+    /// The response (lifecycle events).
+    #[serde(borrow, default)]
+    pub response: Option<ResponsesResponse<'a>>,
+    /// An `error` event's message and code (top level).
+    #[serde(borrow, default)]
+    pub message: Option<Text<'a>>,
+    /// An `error` event's code.
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
