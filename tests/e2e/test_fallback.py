@@ -12,6 +12,7 @@ headers, so the next target answers. What llm-sim received shows which target se
 from __future__ import annotations
 
 import json
+import time
 from typing import Iterator
 
 import anthropic
@@ -194,3 +195,34 @@ def test_make_run_shows_a_fallback_and_the_auto_model_through_the_whole_chain(ch
         model="auto", messages=[{"role": "user", "content": "Fix: ```print(1/0)```"}])
     assert raw.parse().choices[0].message.content.startswith("sim: ")
     assert raw.headers.get("x-aigw-upstream-model") == "claude-haiku-4-5"
+
+
+def usage_records(gw: gateway.Gateway, consumer: str) -> list[dict]:  # type: ignore[type-arg]
+    """ai-usage-stats' audit records of `consumer` (its `ai-usage-stats: <json>` log lines)."""
+    assert gw.envoy is not None
+    deadline = time.monotonic() + 5.0
+    while True:
+        out = []
+        for line in gw.envoy.log_tail(10_000_000).splitlines():
+            at = line.find("ai-usage-stats: {")
+            if at >= 0:
+                rec = json.loads(line[at + len("ai-usage-stats: "):])
+                if rec.get("consumer") == consumer:
+                    out.append(rec)
+        if out or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def test_usage_stats_records_the_attempts_and_the_model_that_answered(chain_gateway: gateway.Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{chain_gateway.base_url}/v1", api_key="any-key", max_retries=0,
+                           default_headers={"x-aigw-consumer": "team-fallback"})
+    client.chat.completions.create(model="gpt-4o-fallback", messages=[{"role": "user", "content": "Hello!"}])
+    (rec,) = usage_records(chain_gateway, "team-fallback")
+    assert rec["attempts"] == 2, rec
+    assert rec["requestModel"] == "claude-haiku-4-5", rec
+    auto = openai.OpenAI(base_url=f"{chain_gateway.base_url}/v1", api_key="any-key", max_retries=0,
+                         default_headers={"x-aigw-consumer": "team-auto"})
+    auto.chat.completions.create(model="auto", messages=[{"role": "user", "content": "Hello!"}])
+    (rec,) = usage_records(chain_gateway, "team-auto")
+    assert rec["requestModel"] == "gpt-4o-mini", rec
