@@ -511,3 +511,39 @@ fn a_bad_config_is_refused_at_load_with_the_field_named() {
         assert!(err.contains(path), "{config}: {err}");
     }
 }
+
+#[test]
+fn an_answer_stored_by_one_worker_is_a_hit_on_another() {
+    // Two VMs on one Env share its shared data, as Envoy's workers do.
+    let env = Env::new();
+    let mut first = chain(&env, r#"{"ttlSeconds": 60}"#, Profile::Envoy);
+    let mut second = chain(&env, r#"{"ttlSeconds": 60}"#, Profile::Envoy);
+    let mut calls = 0;
+    first
+        .run(
+            &chat("m", "What is the capital of France?", false),
+            &mut model(&mut calls),
+        )
+        .unwrap();
+    let hit = second
+        .run(
+            &chat("m", "What is the capital of France?", true),
+            &mut model(&mut calls),
+        )
+        .unwrap();
+    assert_eq!(calls, 1);
+    assert_eq!(hit.header("x-aigw-cache-tier").as_deref(), Some("exact"));
+    assert_eq!(
+        stream_text(&hit),
+        "Answer to: What is the capital of France?"
+    );
+    // Past the TTL (the virtual clock), it is gone for both.
+    env.advance_clock(Duration::from_secs(61));
+    second
+        .run(
+            &chat("m", "What is the capital of France?", false),
+            &mut model(&mut calls),
+        )
+        .unwrap();
+    assert_eq!(calls, 2);
+}
