@@ -82,6 +82,8 @@ impl Ids {
     }
 }
 
+/// The status of a finished response and of its output item: cut by `max_output_tokens`, OpenAI
+/// marks both `incomplete`.
 fn status_of(reply: &Reply) -> &'static str {
     if reply.finish == Finish::Length {
         "incomplete"
@@ -128,7 +130,7 @@ fn response(
 ) -> Value {
     let ended = status != "in_progress";
     let output = if ended {
-        vec![output_item(reply, ids, "completed")]
+        vec![output_item(reply, ids, status_of(reply))]
     } else {
         Vec::new()
     };
@@ -263,7 +265,7 @@ fn stream(request: &ResponsesRequest, reply: &Reply, ids: &Ids, created: u64) ->
     ev.push(
         EventKind::Trail,
         "response.output_item.done",
-        json!({"item": output_item(reply, ids, "completed"), "output_index": 0}),
+        json!({"item": output_item(reply, ids, status_of(reply)), "output_index": 0}),
     );
     let status = status_of(reply);
     let done = response(request, reply, ids, created, status);
@@ -458,6 +460,31 @@ mod tests {
         .unwrap();
         assert!(r.conversation.last_is_tool_result);
         assert_eq!(r.conversation.messages.len(), 3);
+    }
+
+    #[test]
+    fn an_answer_cut_by_max_output_tokens_has_its_item_incomplete_too() {
+        let request =
+            parse(br#"{"model":"m","input":"one two three four","max_output_tokens":1}"#).unwrap();
+        let reply = derive_reply(&request.conversation);
+        assert_eq!(reply.finish, Finish::Length);
+        let ids = Ids {
+            response: "resp_1".into(),
+            message: "msg_1".into(),
+            call_item: "fc_1".into(),
+            call: String::new(),
+        };
+        let body = response(&request, &reply, &ids, 0, status_of(&reply));
+        assert_eq!(body["status"], "incomplete");
+        assert_eq!(body["output"][0]["status"], "incomplete");
+        let Plan::Stream { events, .. } = stream(&request, &reply, &ids, 0) else {
+            panic!("not a stream")
+        };
+        let item_done = String::from_utf8_lossy(&events[events.len() - 2].bytes).into_owned();
+        assert!(item_done.starts_with("event: response.output_item.done\n"));
+        let data: Value =
+            serde_json::from_str(item_done.split_once("data: ").unwrap().1.trim()).unwrap();
+        assert_eq!(data["item"]["status"], "incomplete");
     }
 
     #[test]
