@@ -418,6 +418,8 @@ fn the_labelled_pairs_give_the_documented_hit_and_false_hit_rates() {
     let mut chain = chain(&env, &config(None), Profile::Envoy);
     let (mut hits, mut same, mut false_hits, mut different) = (0, 0, 0, 0);
     let mut lines = Vec::new();
+    // Per language: (hits, paraphrases, false hits, look-alikes).
+    let mut by_lang: std::collections::BTreeMap<String, [u32; 4]> = Default::default();
     for (i, pair) in pairs.iter().enumerate() {
         // Each pair in its own partition (the model is part of it).
         let model_name = format!("eval-{i}");
@@ -433,12 +435,19 @@ fn the_labelled_pairs_give_the_documented_hit_and_false_hit_rates() {
         let hit = out.header("x-aigw-cache").as_deref() == Some("hit");
         assert_eq!(hit, calls == 1, "a hit never reaches the model");
         let sim = out.header("x-aigw-cache-similarity").unwrap_or_default();
+        let lang = by_lang
+            .entry(pair["lang"].as_str().unwrap().to_owned())
+            .or_default();
         if pair["same"].as_bool().unwrap() {
             same += 1;
             hits += usize::from(hit);
+            lang[0] += u32::from(hit);
+            lang[1] += 1;
         } else {
             different += 1;
             false_hits += usize::from(hit);
+            lang[2] += u32::from(hit);
+            lang[3] += 1;
         }
         lines.push(format!(
             "{} {} {sim} {b}",
@@ -449,6 +458,9 @@ fn the_labelled_pairs_give_the_documented_hit_and_false_hit_rates() {
     let hit_rate = hits as f64 / same as f64;
     let false_rate = false_hits as f64 / different as f64;
     eprintln!("{}", lines.join("\n"));
+    for (lang, [h, s, f, d]) in &by_lang {
+        eprintln!("{lang}: hits {h}/{s}, false hits {f}/{d}");
+    }
     eprintln!(
         "labelled pairs at the default threshold: hit rate {hits}/{same} = {:.1} %, false-hit rate {false_hits}/{different} = {:.1} %",
         hit_rate * 100.0,
