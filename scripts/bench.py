@@ -15,6 +15,10 @@ One run starts a static upstream (nginx + Lua, scripts/bench_upstream.py) and on
   ai-usage-stats   | envoy-configs/ai-usage-stats.yaml
   moderation       | envoy-configs/ai-content-moderation.yaml (rules, PII masking, output rules)
   ai-token-ratelimit | envoy-configs/ai-token-ratelimit.yaml (a reservation per request in one shared bucket)
+  cache-hit        | bench/configs/semantic-cache.yaml, exact tier: the first answer is stored, every
+                   | later request is answered from shared data (no upstream)
+  cache-skip       | the same, with a skip rule (maxTemperature 0.1) every request hits: the body is
+                   | read and keyed, then passed on (the plugin's cost on a request it does not answer)
   chain            | envoy-configs/full-chain.yaml (`make run`: ai-usage-stats + ai-token-ratelimit +
                    | ai-content-moderation + decorator + ai-proxy), gpt-4o-mini
 
@@ -138,6 +142,12 @@ TARGETS = [
     Target("moderation", "ai-content-moderation",
            template=gateway.ENVOY_CONFIGS / "ai-content-moderation.yaml"),
     Target("ratelimit", "ai-token-ratelimit", template=gateway.ENVOY_CONFIGS / "ai-token-ratelimit.yaml"),
+    Target("cache-hit", "ai-semantic-cache, exact hits (answered by the plugin)",
+           template=BENCH / "configs" / "semantic-cache.yaml",
+           values={"WASM_CONFIG": '{\\"ttlSeconds\\":3600}'}),
+    Target("cache-skip", "ai-semantic-cache, body read and passed on (skip rule)",
+           template=BENCH / "configs" / "semantic-cache.yaml",
+           values={"WASM_CONFIG": '{\\"skip\\":{\\"maxTemperature\\":0.1}}'}),
     Target("chain", "`make run` chain (usage-stats + ratelimit + moderation + decorator + ai-proxy), OpenAI",
            template=gateway.ENVOY_CONFIGS / "full-chain.yaml"),
 ]
