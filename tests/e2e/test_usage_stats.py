@@ -101,6 +101,31 @@ def wait_records(gw: gateway.Gateway, consumer: str, n: int, access_log: bool = 
     return recs
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_responses_api_counts_the_tokens_the_sdk_got(
+        usage_gateway: gateway.Gateway, stream: bool) -> None:
+    consumer = f"team-responses-{'stream' if stream else 'json'}"
+    client = oai(usage_gateway, consumer)
+    if stream:
+        final = None
+        for event in client.responses.create(model="gpt-4o-mini", input=PROMPT, stream=True):
+            if event.type == "response.completed":
+                final = event.response
+        assert final is not None
+        usage = final.usage
+    else:
+        usage = client.responses.create(model="gpt-4o-mini", input=PROMPT).usage
+    assert usage is not None and usage.input_tokens > 0 and usage.output_tokens > 0
+    s = series("openai", "gpt-4o-mini", "chat", consumer)
+    duration = ("aigw_gen_ai_server_request_duration_ms_count", s)
+    got = wait_for(usage_gateway, lambda m: m.get(duration) == 1)
+    assert got[("aigw_gen_ai_tokens_total", s | {("token_type", "input")})] == usage.input_tokens
+    assert got[("aigw_gen_ai_tokens_total", s | {("token_type", "output")})] == usage.output_tokens
+    assert ("aigw_gen_ai_usage_estimated_total", s) not in got
+    [record] = wait_records(usage_gateway, consumer, 1)
+    assert record["api"] == "responses"
+
+
 def test_a_chat_completion_counts_the_tokens_the_sdk_got_and_their_cost(
         usage_gateway: gateway.Gateway) -> None:
     reply = oai(usage_gateway, "team-json").chat.completions.create(

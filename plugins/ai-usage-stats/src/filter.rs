@@ -14,7 +14,9 @@ use std::rc::Rc;
 
 use aigw_shared::genai::{label_value, Labels, UNKNOWN};
 use aigw_shared::host::{Action, BufferKind, Capabilities, LogLevel, MapKind};
-use aigw_shared::llm::{Api, Delta, DeltaKind, RequestView, ResponseFormat, ResponseObserver};
+use aigw_shared::llm::{
+    is_responses, Api, Delta, DeltaKind, RequestView, ResponseFormat, ResponseObserver,
+};
 use aigw_shared::plugin::budget::Reservation;
 use aigw_shared::plugin::{Ctx, HttpFilter, Plugin};
 use aigw_shared::tokens::TokenCount;
@@ -73,6 +75,8 @@ pub struct Filter {
     /// The captured prompt and whether it was cut.
     prompt: Option<(String, bool)>,
     observer: Option<ResponseObserver>,
+    /// The request is to the OpenAI Responses API (which `Api` calls `Other`).
+    responses: bool,
     status: u16,
     /// The last clock reading.
     clock_ns: u64,
@@ -143,6 +147,7 @@ impl Filter {
             sampled: false,
             prompt: None,
             observer: None,
+            responses: false,
             status: 0,
             clock_ns: 0,
             response_held: Reservation::default(),
@@ -186,11 +191,17 @@ impl Filter {
             // Only an OpenAI-style stream without `include_usage` is answered without usage.
             let usage_expected = !self.asked.stream
                 || self.asked.include_usage
-                || self.api == Api::AnthropicMessages;
+                || self.api == Api::AnthropicMessages
+                || self.responses;
             let audit = &self.config.audit;
             let capture = self.sampled && audit.capture_prompt;
             if !usage_expected || capture {
-                if let Ok(view) = RequestView::parse(self.api, &self.body) {
+                let view = if self.responses {
+                    RequestView::parse_responses(&self.body)
+                } else {
+                    RequestView::parse(self.api, &self.body)
+                };
+                if let Ok(view) = view {
                     if !usage_expected {
                         self.input_estimate = Some(view.estimate_input_tokens());
                     }
@@ -220,12 +231,22 @@ impl Filter {
     /// the first-token time, usage or its estimate, the finish reason and errors, not every
     /// delta).
     fn new_observer(&self, format: ResponseFormat) -> ResponseObserver {
-        let obs = ResponseObserver::new(self.api, format)
+        let obs = self
+            .plain_observer(format)
             .with_max_json_bytes(self.config.max_response_body_bytes);
         if self.answer_limit().is_some() {
             obs
         } else {
             obs.light_after_first_token()
+        }
+    }
+
+    /// An observer for this request's API.
+    fn plain_observer(&self, format: ResponseFormat) -> ResponseObserver {
+        if self.responses {
+            ResponseObserver::responses(format)
+        } else {
+            ResponseObserver::new(self.api, format)
         }
     }
 
@@ -293,7 +314,7 @@ impl Filter {
         let mut obs = self
             .observer
             .take()
-            .unwrap_or_else(|| ResponseObserver::new(self.api, ResponseFormat::Auto));
+            .unwrap_or_else(|| self.plain_observer(ResponseFormat::Auto));
         obs.finish(end_ns.unwrap_or(self.clock_ns), |d| {
             keep_answer(&mut answer, limit, d)
         });
@@ -354,7 +375,11 @@ impl Filter {
             let record = AuditRecord {
                 request_id: self.request_id.as_deref(),
                 start_ms: self.start_ns.map(|s| s / 1_000_000),
-                api: self.api.as_str(),
+                api: if self.responses {
+                    "responses"
+                } else {
+                    self.api.as_str()
+                },
                 route: if route.is_empty() { UNKNOWN } else { &route },
                 consumer: if consumer.is_empty() {
                     UNKNOWN
@@ -453,11 +478,13 @@ impl HttpFilter for Filter {
             return Action::Continue;
         };
         let get = |name: &str| header(&headers, name);
-        let api = Api::from_path(
+        let (method, path) = (
             text(get(":method")).unwrap_or(""),
             text(get(":path")).unwrap_or(""),
         );
-        if !(api.is_generation() || api == Api::Embeddings) {
+        let api = Api::from_path(method, path);
+        self.responses = api == Api::Other && is_responses(method, path);
+        if !(api.is_generation() || api == Api::Embeddings || self.responses) {
             return Action::Continue;
         }
         self.api = api;

@@ -699,3 +699,37 @@ fn the_chains_response_annotations_reach_the_record() {
     assert_eq!(rec["cache"].as_str().unwrap().len(), 64);
     assert!(rec.get("attempts").is_none());
 }
+
+#[test]
+fn the_responses_api_is_counted_from_its_json_answer_and_its_event_stream() {
+    let mut w = Worker::new(PRICED);
+    let body = fixture("providers/openai-responses.request.json");
+    w.run(
+        &Call::chat(&body)
+            .path("/v1/responses")
+            .json(200, &fixture("providers/openai-responses.response.json")),
+    );
+    let l = "openai/gpt-4o/chat/unknown";
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(14));
+    assert_eq!(w.counter(l, "token_type.output.tokens_total"), Some(8));
+    assert_eq!(w.counter(l, "usage_estimated_total"), None);
+    let rec = &w.audit_lines()[0];
+    assert_eq!(rec["api"], "responses");
+    assert_eq!(rec["finishReason"], "stop");
+    assert_eq!(rec["responseModel"], "gpt-4o-2024-08-06");
+
+    let stream = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/testdata/llm/responses-stream-text.sse"),
+    )
+    .unwrap();
+    let body = br#"{"model":"gpt-4o","input":"What is the capital of France?","stream":true}"#;
+    w.run(&Call::chat(body).path("/v1/responses").sse(&stream, MS));
+    assert_eq!(w.counter(l, "token_type.input.tokens_total"), Some(28));
+    assert_eq!(w.counter(l, "token_type.cached.tokens_total"), Some(4));
+    assert_eq!(
+        w.samples(l, "server_time_to_first_token_ms").len(),
+        1,
+        "the first output_text delta times the first token"
+    );
+}
