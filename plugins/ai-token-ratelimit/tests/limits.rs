@@ -347,6 +347,32 @@ fn requests_in_flight_hold_their_reservation_and_a_cancelled_one_releases_it() {
 }
 
 #[test]
+fn a_client_gone_once_a_stream_started_but_before_its_first_token_is_charged_the_prompt() {
+    let root = mock::root::<TokenRateLimit>(TEAM, Capabilities::FULL);
+    let shared = MockHost::default();
+    let mut first = start(&root, &shared, "a");
+    assert!(!first.refused());
+    // The 200 headers and the role-only first event, then the client leaves.
+    let stream = fixture("openai-stream-no-usage.sse");
+    let head = stream.split("\n\n").next().unwrap();
+    first.answer_part(&format!("{head}\n\n"));
+    first.drv.on_log(&first.host);
+    let records: Vec<Vec<u8>> = shared
+        .shared
+        .borrow()
+        .iter()
+        .filter(|(k, _)| k.starts_with("aigw-trl:team:0:#"))
+        .map(|(_, v)| v.0.clone())
+        .collect();
+    let level = i64::from_le_bytes(records[0][8..16].try_into().unwrap());
+    assert_eq!(
+        level,
+        (300 - 9) * 1000,
+        "the prompt estimate (9) is charged"
+    );
+}
+
+#[test]
 fn shadow_mode_forwards_what_it_would_refuse_and_logs_it() {
     let config = TEAM.replacen("{\"rules\"", "{\"shadow\": true, \"rules\"", 1);
     let mut gw = Gateway::<TokenRateLimit>::new(&config, Capabilities::FULL);

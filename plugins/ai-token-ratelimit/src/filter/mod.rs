@@ -347,14 +347,15 @@ impl Filter {
         if !matches!(self.phase, Phase::Admitted | Phase::Responding) {
             return;
         }
-        let forwarded_unanswered = self.phase == Phase::Admitted && !completed;
+        // The client went away after the request was forwarded, before any answer or once a
+        // successful one had started (its headers, maybe an empty first event): the provider has
+        // the prompt (and bills it), so at least the prompt estimate is charged; charging
+        // nothing would let a client that disconnects early send large prompts for free.
+        let ok_started = self.phase == Phase::Responding && (200..300).contains(&self.http_status);
+        let forwarded_unanswered = !completed && (self.phase == Phase::Admitted || ok_started);
         self.phase = Phase::Done;
         let mut actual = Tokens::default();
         if forwarded_unanswered {
-            // The client went away after the request was forwarded and before any answer: the
-            // provider has the prompt (and bills it), so the prompt estimate is charged and the
-            // rest of the reservation given back; charging nothing would let a client that
-            // disconnects early send large prompts for free.
             actual.input = self.reserved.input;
             self.state.count(cx.host, Metric::UsageEstimated, 1);
         }
