@@ -122,6 +122,42 @@ fn a_json_answer_adds_exact_token_cost_and_request_counts() {
     assert_eq!(env.metric(&name(l, "usage_estimated_total")), None);
 }
 
+#[test]
+fn the_responses_api_is_counted_from_its_answer_json_and_streamed() {
+    let env = Env::new();
+    let mut chain = Chain::new(&env).with(spec(PRICED)).unwrap();
+    let answer = fixture("providers/openai-responses.response.json");
+    let stream = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/llm/responses-stream-text.sse"),
+    )
+    .unwrap();
+    for (body, reply) in [
+        (
+            r#"{"model":"gpt-4o","input":"What is the capital of France?"}"#,
+            UpstreamResponse::json(200, &answer),
+        ),
+        (
+            r#"{"model":"gpt-4o","input":"What is the capital of France?","stream":true}"#,
+            UpstreamResponse::sse(vec![stream.clone()]),
+        ),
+    ] {
+        let req = Request::post_json("/v1/responses", body.to_owned())
+            .header("x-aigw-consumer", "team-r")
+            .chunk_size(11);
+        let out = chain
+            .run(&req, &mut |_: &UpstreamRequest| reply.clone())
+            .unwrap();
+        assert_eq!(out.status, 200);
+    }
+    let l = "openai/gpt-4o/chat/team-r";
+    assert_eq!(counter(&env, l, "requests_total"), Some(2));
+    assert_eq!(counter(&env, l, "token_type.input.tokens_total"), Some(28));
+    assert_eq!(counter(&env, l, "token_type.output.tokens_total"), Some(16));
+    assert_eq!(counter(&env, l, "token_type.cached.tokens_total"), Some(4));
+    assert_eq!(env.metric(&name(l, "usage_estimated_total")), None);
+}
+
 /// One request driven phase by phase on worker 0 with the clock moved between events; returns
 /// the filter state the plugin set (read before the stream is finished).
 fn streamed(p: &mut Plugin, env: &Env, body: &str, sse: &[u8], gap: Duration) -> Option<Vec<u8>> {
