@@ -13,20 +13,16 @@ use aigw_shared::callout::{CalloutRequest, Upstream};
 use aigw_shared::host::{Action, BufferKind, Host, LogLevel, MapKind};
 use aigw_shared::plugin::{Ctx, Next, Reply, WholeBody};
 
+use super::breakers::{admitted, record, unix};
 use super::response::{Responding, MAX_ERROR_BODY};
 use super::{ejected_keys, key_health, logged, targets, Call, Filter, Phase};
-use crate::breaker::{Admit, Breaker};
-use crate::config::Config;
 use crate::failover::{Attempts, Failure, ATTEMPTS_HEADER};
-use crate::models::Route;
 use crate::policy::Policy;
 use crate::prepare::{prepare_for, read_request, route_asked, Asked, Incoming, Plan, Prepared};
 use crate::stats::RequestStats;
 
 /// Fallbacks started (a callout to the next key or target).
 pub const FALLBACKS: &str = "aigw.ai_proxy.fallbacks";
-/// Breakers opened.
-pub const BREAKER_OPENED: &str = "aigw.ai_proxy.breaker_opened";
 
 /// What a request with fallback targets keeps while it may need them.
 pub(crate) struct Failover {
@@ -49,71 +45,6 @@ pub(crate) struct Failover {
     first_ns: Option<u64>,
     /// The routed attempt answered well (its latency is sampled at the end).
     routed_ok: bool,
-}
-
-/// The shared-data key of a target's breaker.
-pub(super) fn breaker_key(config: &Config, route: &Route) -> String {
-    let provider = config
-        .providers
-        .get(route.provider)
-        .map_or("", |p| p.name.as_str());
-    format!("aigw.ai_proxy.breaker.{provider}.{}", route.model)
-}
-
-fn unix(now_ns: u64) -> i64 {
-    i64::try_from(now_ns / 1_000_000_000).unwrap_or(0)
-}
-
-/// Whether `route` may be tried now: its breaker is closed, or this request claims its probe.
-fn admitted(config: &Config, host: &dyn Host, route: &Route, now_ns: u64) -> bool {
-    let key = breaker_key(config, route);
-    let Ok((bytes, cas)) = host.shared_data(&key) else {
-        return true;
-    };
-    let Some(bytes) = bytes else { return true };
-    match Breaker::parse(&bytes).admit(unix(now_ns), &config.breaker) {
-        Admit::Pass => true,
-        Admit::Skip => false,
-        // Another worker may claim it at the same time: only the write that wins probes.
-        Admit::Probe(next) => host
-            .set_shared_data(&key, &next.encode(), Some(cas.unwrap_or(0)))
-            .is_ok(),
-    }
-}
-
-/// Record an answer of the target `plan` went to in its breaker (`ok`: a success).
-fn record(config: &Config, state: &crate::state::State, host: &dyn Host, plan: &Plan, ok: bool) {
-    let Some(provider) = config.provider(&plan.provider) else {
-        return;
-    };
-    let key = format!(
-        "aigw.ai_proxy.breaker.{}.{}",
-        provider.name, plan.backend_model
-    );
-    let now = unix(host.now_nanos().unwrap_or(0));
-    let policy = &config.breaker;
-    let opened = aigw_shared::kv::update(host, &key, |current| {
-        let old = current.map(Breaker::parse).unwrap_or_default();
-        if ok {
-            if old == Breaker::default() && policy.error_rate.is_none() {
-                // Nothing to write: keep the common success free of a write.
-                return (current.map(<[u8]>::to_vec).unwrap_or_default(), false);
-            }
-            return (old.succeeded(now, policy).encode(), false);
-        }
-        let (next, opened) = old.failed(now, policy);
-        (next.encode(), opened)
-    });
-    if opened.unwrap_or(false) {
-        state.metrics.count(host, BREAKER_OPENED, 1);
-        host.log(
-            LogLevel::Warn,
-            &format!(
-                "ai-proxy: circuit breaker of {} model {} opened for {} s",
-                provider.name, plan.backend_model, policy.cool_off_seconds
-            ),
-        );
-    }
 }
 
 /// The body of a failure without an answer (a reset, a timeout, no cluster): a JSON error the

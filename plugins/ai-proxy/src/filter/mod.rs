@@ -31,6 +31,7 @@ pub(crate) use key_health::ejected_keys;
 use response::Responding;
 pub use token::TokenCall;
 
+mod breakers;
 mod failover;
 mod key_health;
 mod relay;

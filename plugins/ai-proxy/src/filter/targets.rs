@@ -67,7 +67,7 @@ pub(super) fn order(
             let scores: Vec<(Route, f64)> = items
                 .iter()
                 .map(|r| {
-                    let b = stored(host, &super::failover::breaker_key(config, r))
+                    let b = stored(host, &super::breakers::breaker_key(config, r))
                         .map(|b| Breaker::parse(&b))
                         .unwrap_or_default();
                     let rate = if b.window_requests > 0 {
