@@ -289,6 +289,12 @@ impl HttpFilter for Filter {
         );
         self.protocol = self.api.protocol();
         let c = &self.config;
+        if let Some((name, _)) = &c.only_when {
+            if !c.applies(header(name).as_deref()) {
+                self.phase = Phase::Off;
+                return Action::Continue;
+            }
+        }
         if !c.session.header.is_empty() && c.weights.session > 0.0 {
             self.session = header(&c.session.header)
                 .filter(|v| !v.is_empty())

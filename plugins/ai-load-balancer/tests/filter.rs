@@ -313,3 +313,22 @@ fn get_requests_are_routed_without_reading_a_body() {
     let out = gw.run(Exchange::get("/v1/models"));
     assert!(PODS.contains(&picked(&out).as_str()));
 }
+
+#[test]
+fn with_a_match_only_requests_carrying_the_header_value_are_routed() {
+    let mut gw = gateway(r#", "match": {"header": "x-aigw-upstream", "values": ["fleet"]}"#);
+    let out = gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("hi"))
+            .header("x-aigw-upstream", "openai"),
+    );
+    assert_eq!(
+        out.upstream_header(HEADER),
+        None,
+        "another provider's request passes untouched"
+    );
+    assert_eq!(out.upstream_header("endpoint-load-metrics-format"), None);
+    let out = gw.run(
+        Exchange::post_json("/v1/chat/completions", &chat("hi")).header("x-aigw-upstream", "fleet"),
+    );
+    assert!(PODS.contains(&picked(&out).as_str()));
+}

@@ -147,6 +147,8 @@ pub struct Config {
     /// Bounded-load factor: an endpoint holding more than this × its weighted share of the
     /// requests in flight goes after the others (0: no bound).
     pub bounded_load: f64,
+    /// Act only when this request header has one of these values.
+    pub only_when: Option<(String, Vec<String>)>,
     /// The largest endpoint weight (for the hardware scorer).
     pub max_weight: f64,
     /// Whether any endpoint serves a LoRA adapter (else the request's model is not looked up).
@@ -236,6 +238,16 @@ impl Config {
                 "must be 0 (no bound) or between 1 and 100",
             ));
         }
+        let only_when = match raw.matches {
+            None => None,
+            Some(m) => {
+                check_header("match.header", &m.header)?;
+                if m.values.is_empty() {
+                    return Err(ConfigError::invalid("match.values", "must not be empty"));
+                }
+                Some((m.header.to_ascii_lowercase(), m.values))
+            }
+        };
         let max_weight = endpoints.iter().map(|e| e.weight).fold(0.0, f64::max);
         let has_lora = endpoints.iter().any(|e| !e.lora_adapters.is_empty());
         let mut config = Self {
@@ -270,6 +282,7 @@ impl Config {
             max_request_body_bytes: raw.max_request_body_bytes,
             response_header: raw.response_header,
             bounded_load: raw.bounded_load,
+            only_when,
             max_weight,
             has_lora,
             keys: Keys::default(),
@@ -281,6 +294,14 @@ impl Config {
     /// True when the plugin has endpoints to pick from (else every request passes untouched).
     pub fn is_active(&self) -> bool {
         !self.endpoints.is_empty()
+    }
+
+    /// Whether a request with this value of the `match` header (`None`: absent) is this pool's.
+    pub fn applies(&self, value: Option<&[u8]>) -> bool {
+        match &self.only_when {
+            None => true,
+            Some((_, values)) => value.is_some_and(|v| values.iter().any(|x| x.as_bytes() == v)),
+        }
     }
 
     /// The index of the endpoint at `address`, if it is one of the pool's.

@@ -48,6 +48,10 @@ pub(super) struct RawConfig {
     /// Answer with `x-aigw-endpoint` naming the endpoint that served (shows internal addresses: off by default).
     #[serde(default)]
     pub(super) response_header: bool,
+    /// Act only on requests whose header `match.header` has one of `match.values` (another
+    /// filter's routing decision, such as ai-proxy's `x-aigw-upstream`); none: every request.
+    #[serde(default, rename = "match")]
+    pub(super) matches: Option<RawMatch>,
     /// Bounded loads: an endpoint holding more than this times its weighted share of the requests in flight goes after the others; 0 disables.
     #[serde(default = "default_bounded_load")]
     pub(super) bounded_load: f64,
@@ -275,4 +279,15 @@ pub(super) fn default_bounded_load() -> f64 {
 }
 pub(super) fn default_max_age() -> u64 {
     2_000
+}
+
+/// A request condition: one header, one of several values.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawMatch {
+    /// The request header (as the plugin sees it, after the filters before it).
+    pub(super) header: String,
+    /// Values that make the plugin act (exact).
+    pub(super) values: Vec<String>,
 }

@@ -91,6 +91,15 @@ fn bad_configs_are_refused_with_the_field_path() {
         (r#"{"load": {"maxAgeMs": 0}}"#, "load.maxAgeMs"),
         (r#"{"unhealthyCoolOffMs": 0}"#, "unhealthyCoolOffMs"),
         (r#"{"boundedLoad": 0.5}"#, "boundedLoad"),
+        (
+            r#"{"match": {"header": "x-aigw-upstream", "values": []}}"#,
+            "match.values",
+        ),
+        (
+            r#"{"match": {"header": "x y", "values": ["a"]}}"#,
+            "match.header",
+        ),
+        (r#"{"match": {"header": "x", "value": "a"}}"#, "match.value"),
     ];
     for (json, path) in cases {
         let err = parse(json).expect_err(json);
@@ -101,4 +110,15 @@ fn bad_configs_are_refused_with_the_field_path() {
         .collect();
     let err = parse(&format!(r#"{{"endpoints": [{}]}}"#, many.join(","))).unwrap_err();
     assert_eq!(err.path(), "endpoints");
+}
+
+#[test]
+fn a_match_limits_the_pool_to_requests_with_one_of_the_header_values() {
+    let c = parse(r#"{"match": {"header": "X-Aigw-Upstream", "values": ["fleet", "fleet-b"]}}"#)
+        .unwrap();
+    assert_eq!(c.only_when.as_ref().unwrap().0, "x-aigw-upstream");
+    assert!(c.applies(Some(b"fleet-b")));
+    assert!(!c.applies(Some(b"openai")));
+    assert!(!c.applies(None));
+    assert!(parse("{}").unwrap().applies(None));
 }
