@@ -559,3 +559,42 @@ fn an_answer_stored_by_one_worker_is_a_hit_on_another() {
         .unwrap();
     assert_eq!(calls, 2);
 }
+
+#[test]
+fn the_higress_build_answers_a_rephrased_question_under_the_higress_profile() {
+    let standard = wasm_path("ai_semantic_cache").unwrap_or_else(|e| panic!("{e}"));
+    let wasm = standard
+        .parent()
+        .unwrap()
+        .join("higress")
+        .join(standard.file_name().unwrap());
+    assert!(
+        wasm.is_file(),
+        "{} missing: run `make build`",
+        wasm.display()
+    );
+    let services = Services::start();
+    let env = services.env();
+    // No allow_on_headers_stop_iteration here: the Higress ABI marker does that job.
+    let spec = PluginSpec::new(wasm)
+        .config(config(None))
+        .profile(Profile::Higress);
+    let mut chain = Chain::new(&env)
+        .with(spec)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut calls = 0;
+    chain
+        .run(
+            &chat("qwen-max", "How do I install Docker on Ubuntu?", false),
+            &mut model(&mut calls),
+        )
+        .unwrap();
+    let hit = chain
+        .run(
+            &chat("qwen-max", "How to install Docker on Ubuntu?", false),
+            &mut model(&mut calls),
+        )
+        .unwrap();
+    assert_eq!(calls, 1);
+    assert_eq!(hit.header("x-aigw-cache-tier").as_deref(), Some("semantic"));
+}
