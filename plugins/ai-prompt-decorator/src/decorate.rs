@@ -1,9 +1,10 @@
 //! The request rewrite, as a pure function from body bytes to body bytes.
 //!
 //! The body is split into its top-level fields as raw JSON ([`RawObject`]), and written back with a
-//! new `messages` array (and, for Anthropic, a new `system`), copying every other field's bytes
-//! verbatim: values are never re-serialised, numbers and unknown fields stay exactly as sent.
-//! Only user messages are parsed, and only when the injection guard must rewrite their text.
+//! new `messages` array (and, for Anthropic, a new `system`; for the Responses API, a new `input`
+//! array and `instructions` string), copying every other field's bytes verbatim: values are
+//! never re-serialised, numbers and unknown fields stay exactly as sent. Only user messages are
+//! parsed, and only when the injection guard must rewrite their text.
 
 use std::borrow::Cow;
 
@@ -22,6 +23,9 @@ pub enum Dialect {
     OpenAiChat,
     /// Anthropic `POST /v1/messages`: system text travels in the top-level `system` field.
     AnthropicMessages,
+    /// OpenAI `POST /v1/responses`: system text travels in the `instructions` string, messages
+    /// are `input` items (a string `input` is one user message).
+    Responses,
 }
 
 /// Why a request could not be decorated. Every variant is the client's fault (HTTP 400).
@@ -39,6 +43,12 @@ pub enum DecorateError {
     /// `system` (Anthropic) is neither a string nor an array of blocks.
     #[error("`system` must be a string or an array of content blocks")]
     SystemInvalid,
+    /// `input` (Responses API) is neither a string nor an array of items.
+    #[error("`input` must be a string or an array of items")]
+    InputInvalid,
+    /// `instructions` (Responses API) is not a string.
+    #[error("`instructions` must be a string")]
+    InstructionsInvalid,
     /// `template` is not a string.
     #[error("`template` must be a string naming a configured template")]
     TemplateNotString,
@@ -74,6 +84,8 @@ impl DecorateError {
             Self::InvalidJson(_) | Self::NotObject => "body",
             Self::MessagesNotArray | Self::MessageUnreadable { .. } => "messages",
             Self::SystemInvalid => "system",
+            Self::InputInvalid => "input",
+            Self::InstructionsInvalid => "instructions",
             Self::TemplateNotString | Self::UnknownTemplate(_) => "template",
             Self::VariablesNotObject | Self::MissingVariable { .. } => "variables",
         }
@@ -94,6 +106,9 @@ pub struct Fragments {
     anthropic_tail: Vec<String>,
     system_head: Vec<String>,
     system_tail: Vec<String>,
+    /// The instruction texts in front of (and after) a Responses request's `instructions`.
+    instructions_head: Vec<String>,
+    instructions_tail: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -129,11 +144,13 @@ impl Fragments {
             f.openai_head
                 .push(message_json(Role::System, g.instruction()));
             f.system_head.push(block_json(g.instruction()));
+            f.instructions_head.push(g.instruction().to_owned());
         }
         for m in prepend {
             f.openai_head.push(message_json(m.role, &m.content));
             if m.role.is_instruction() {
                 f.system_head.push(block_json(&m.content));
+                f.instructions_head.push(m.content.clone());
             } else {
                 f.anthropic_head.push(message_json(m.role, &m.content));
             }
@@ -142,6 +159,7 @@ impl Fragments {
             f.openai_tail.push(message_json(m.role, &m.content));
             if m.role.is_instruction() {
                 f.system_tail.push(block_json(&m.content));
+                f.instructions_tail.push(m.content.clone());
             } else {
                 f.anthropic_tail.push(message_json(m.role, &m.content));
             }
@@ -183,9 +201,10 @@ pub fn decorate(
         Some((name, t)) => fill(name, t, &vars, config.guard.as_ref())?,
         None => Filled::default(),
     };
-    let original: Vec<Cow<'_, str>> = match field("messages") {
-        None => Vec::new(),
-        Some(raw) => {
+    let original: Vec<Cow<'_, str>> = match (dialect, field("messages")) {
+        (Dialect::Responses, _) => responses_input(config.guard.as_ref(), field("input"))?,
+        (_, None) => Vec::new(),
+        (_, Some(raw)) => {
             let items: Vec<&RawValue> =
                 serde_json::from_str(raw.get()).map_err(|_| DecorateError::MessagesNotArray)?;
             items
@@ -214,6 +233,20 @@ pub fn decorate(
             (all, None)
         }
         Dialect::AnthropicMessages => anthropic_parts(frag, &filled, original, field("system"))?,
+        Dialect::Responses => {
+            let instructions = responses_instructions(frag, &filled, field("instructions"))?;
+            let items = responses_parts(frag, &filled, original);
+            let items = join_array::<_, &str, &str>(&items, &[], &[]);
+            object.remove("template");
+            object.remove("variables");
+            object.set("input", raw(items)?);
+            if let Some(text) = instructions {
+                object
+                    .set_json("instructions", &text)
+                    .map_err(|e| DecorateError::InvalidJson(e.to_string()))?;
+            }
+            return Ok(Some(object.to_vec()));
+        }
     };
     let messages = join_array::<_, &str, &str>(&messages, &[], &[]);
     object.remove("template");
@@ -223,6 +256,96 @@ pub fn decorate(
         object.set("system", raw(system)?);
     }
     Ok(Some(object.to_vec()))
+}
+
+/// A Responses request's `input` as item JSON texts, user text guarded: a string input becomes
+/// one user message item.
+fn responses_input<'a>(
+    guard: Option<&Guard>,
+    input: Option<&'a RawValue>,
+) -> Result<Vec<Cow<'a, str>>, DecorateError> {
+    let Some(raw) = input else {
+        return Ok(Vec::new());
+    };
+    let text = raw.get();
+    if text.starts_with('"') {
+        let s: String = serde_json::from_str(text).map_err(|_| DecorateError::InputInvalid)?;
+        let s = match guard {
+            Some(g) => g.wrap(&s),
+            None => s,
+        };
+        return Ok(vec![Cow::Owned(message_json(Role::User, &s))]);
+    }
+    if text == "null" {
+        return Ok(Vec::new());
+    }
+    let items: Vec<&RawValue> =
+        serde_json::from_str(text).map_err(|_| DecorateError::InputInvalid)?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| guard_message(guard, i, m))
+        .collect()
+}
+
+/// The new `instructions` of a Responses request: the configured instruction texts (guard,
+/// prepended system/developer messages, a template's system text) before the request's own,
+/// appended ones after, joined by blank lines; `None` when nothing is added.
+fn responses_instructions(
+    frag: &Fragments,
+    filled: &Filled,
+    existing: Option<&RawValue>,
+) -> Result<Option<String>, DecorateError> {
+    let mut head: Vec<&str> = frag.instructions_head.iter().map(String::as_str).collect();
+    head.extend(filled.system.as_deref());
+    head.extend(
+        filled
+            .messages
+            .iter()
+            .filter(|(r, _)| r.is_instruction())
+            .map(|(_, t)| t.as_str()),
+    );
+    if head.is_empty() && frag.instructions_tail.is_empty() {
+        return Ok(None);
+    }
+    let own: Option<String> = match existing.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(text) => {
+            Some(serde_json::from_str(text).map_err(|_| DecorateError::InstructionsInvalid)?)
+        }
+    };
+    let all: Vec<&str> = head
+        .into_iter()
+        .chain(own.as_deref())
+        .chain(frag.instructions_tail.iter().map(String::as_str))
+        .collect();
+    Ok(Some(all.join("\n\n")))
+}
+
+/// The `input` items of a decorated Responses request: prepended messages, a template's
+/// non-instruction messages, the request's own, appended messages.
+fn responses_parts<'a>(
+    frag: &'a Fragments,
+    filled: &Filled,
+    original: Vec<Cow<'a, str>>,
+) -> Vec<Cow<'a, str>> {
+    let mut items: Vec<Cow<'a, str>> = frag
+        .anthropic_head
+        .iter()
+        .map(|s| Cow::Borrowed(s.as_str()))
+        .collect();
+    for (role, text) in &filled.messages {
+        if !role.is_instruction() {
+            items.push(Cow::Owned(message_json(*role, text)));
+        }
+    }
+    items.extend(original);
+    items.extend(
+        frag.anthropic_tail
+            .iter()
+            .map(|s| Cow::Borrowed(s.as_str())),
+    );
+    items
 }
 
 /// Wrap JSON text this module produced as a raw value (it is valid by construction; checked anyway).
@@ -378,7 +501,10 @@ fn wrap_content(guard: &Guard, content: &mut Value) {
         Value::String(s) => *s = guard.wrap(s),
         Value::Array(parts) => {
             for part in parts.iter_mut().filter_map(Value::as_object_mut) {
-                if part.get("type").and_then(Value::as_str) == Some("text") {
+                if matches!(
+                    part.get("type").and_then(Value::as_str),
+                    Some("text" | "input_text")
+                ) {
                     if let Some(Value::String(t)) = part.get_mut("text") {
                         *t = guard.wrap(t);
                     }
