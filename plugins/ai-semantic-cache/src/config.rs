@@ -2,6 +2,7 @@
 //! path), validated once into [`Config`]: the key rules, the exact tier, the semantic tier (an
 //! embedding service and a vector store, each a ready-made upstream), skip and bypass rules.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aigw_shared::callout::Upstream;
@@ -114,6 +115,8 @@ struct RawEmbedding {
     dimensions: Option<u32>,
     #[serde(default)]
     api_key: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     #[serde(default = "default_timeout")]
     timeout_ms: u64,
     #[serde(default = "default_max_input_chars")]
@@ -366,7 +369,7 @@ fn build_semantic(raw: RawSemantic) -> Result<Semantic, ConfigError> {
             "must be above 0",
         ));
     }
-    let headers = e
+    let mut headers: Vec<(String, Vec<u8>)> = e
         .api_key
         .iter()
         .map(|k| {
@@ -376,6 +379,17 @@ fn build_semantic(raw: RawSemantic) -> Result<Semantic, ConfigError> {
             )
         })
         .collect();
+    for (k, v) in &e.headers {
+        let name = k.to_ascii_lowercase();
+        let bad_value = v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
+        if name.is_empty() || name.starts_with(':') || name == "content-type" || bad_value {
+            return Err(ConfigError::invalid(
+                format!("semantic.embedding.headers.{k}"),
+                "pseudo-headers and content-type are set by the plugin; values are one line",
+            ));
+        }
+        headers.push((name, v.clone().into_bytes()));
+    }
     let embedding = Embedding {
         upstream: upstream(&e.cluster, &e.authority, "semantic.embedding")?,
         path: e.path,
@@ -449,6 +463,15 @@ mod tests {
         assert!(err(semantic(1.5, "chroma")).starts_with("semantic.threshold"));
         assert!(err(semantic(0.9, "mongo")).starts_with("semantic.vectorStore.kind"));
         assert!(Config::build(&semantic(0.9, "qdrant")).is_ok());
+        let azure = json!({"semantic": {
+            "embedding": {"cluster": "e", "authority": "e", "model": "m", "headers": {"api-key": "k"}},
+            "vectorStore": {"kind": "chroma", "cluster": "c", "authority": "c"}}});
+        let c = Config::build(&azure).unwrap();
+        let h = &c.semantic.unwrap().embedding.headers;
+        assert_eq!(h.first().map(|(k, _)| k.as_str()), Some("api-key"));
+        let mut bad = azure.clone();
+        bad["semantic"]["embedding"]["headers"] = json!({":path": "/x"});
+        assert!(err(bad).starts_with("semantic.embedding.headers.:path"));
         assert!(Config::build(&semantic(0.9, "milvus")).is_ok());
         assert!(Config::build(&semantic(0.9, "elasticsearch")).is_ok());
         assert!(Config::build(&semantic(0.9, "opensearch")).is_ok());
