@@ -138,7 +138,8 @@ def envoy_values(upstream_port: int, listen_port: int, admin_port: int,
     """The placeholder values every template in envoy-configs/ may use (see its README).
 
     `EMBEDDER_PORT` and `VECTOR_STORE_PORT` (ai-semantic-cache's embedding service and vector
-    store) default to the upstream's port; `extra` overrides any value.
+    store) and `FLEET_PORT` (the simulated vLLM fleet of ai-load-balancer, pods on 127.0.0.1-3)
+    default to the upstream's port; `extra` overrides any value.
     """
     return {
         "LISTEN_PORT": listen_port,
@@ -148,6 +149,7 @@ def envoy_values(upstream_port: int, listen_port: int, admin_port: int,
         "WASM_DIR": wasm_dir().as_posix(),
         "EMBEDDER_PORT": upstream_port,
         "VECTOR_STORE_PORT": upstream_port,
+        "FLEET_PORT": upstream_port,
         **(extra or {}),
     }
 

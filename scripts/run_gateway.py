@@ -128,6 +128,13 @@ Token rate limit (ai-token-ratelimit): consumer demo-limited has 300 tokens a mi
     -H 'x-aigw-consumer: demo-limited' -H 'content-type: application/json' \\
     -d '{{"model": "gpt-4o-mini", "max_tokens": 250, "messages": [{{"role": "user", "content": "Hello!"}}]}}' \\
     | grep -i -E '^HTTP|x-ratelimit-remaining-tokens|retry-after'; done
+Load balancer (ai-load-balancer): models fleet-* go to three simulated vLLM pods; requests that
+  share a prompt prefix stick to one pod and hit its KV cache (x-sim-pod names the pod,
+  x-sim-cached-tokens what its cache held; ai-proxy adds x-aigw-upstream: fleet):
+  for q in one two three; do curl -s -o /dev/null -D - {url}/v1/chat/completions \\
+    -H 'content-type: application/json' -d '{{"model": "fleet-llama", "messages": [
+    {{"role": "system", "content": "You answer questions about the Example Corp catalogue: plans, prices, support hours and shipping, briefly and politely."}},
+    {{"role": "user", "content": "question '"$q"'"}}]}}' | grep -i -E '^x-sim-(pod|cached-tokens)'; done
 Press Ctrl-C to stop.
 """
 
@@ -182,6 +189,11 @@ def main() -> int:
             helpers.append(embedder)
             chroma, values["VECTOR_STORE_PORT"] = semantic_services.start_chroma(workdir)
             helpers.append(chroma)
+        if "${FLEET_PORT}" in args.config.read_text(encoding="utf-8"):
+            # ai-load-balancer's simulated vLLM fleet: three pods on 127.0.0.1-3, one port.
+            fleet, values["FLEET_PORT"] = gateway.start_llm_sim(
+                workdir / "fleet", ["--fleet", "3", "--fleet-spread", "--fleet-decode-us", "2000"])
+            helpers.append(fleet)
     except gateway.GatewayError as err:
         print(f"make run: {err}", file=sys.stderr)
         for proc in helpers:
