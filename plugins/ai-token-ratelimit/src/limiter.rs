@@ -317,29 +317,33 @@ fn take_slot(
     let table = rule.max_keys.max(1);
     let home = slot_of(&plan.key).unwrap_or(0);
     let probes = PROBES.min(table);
-    // The value's own slot comes first: taking an earlier slot that is free or idle while its
-    // own one still holds its usage would start it over on fresh buckets (a limit bypass).
-    let own = (0..probes).find(|probe| {
-        let key = slot_key(rule, set, (home + probe) % table);
-        host.shared_data(&key)
+    let slot = |probe: u32| slot_key(rule, set, (home + probe) % table);
+    let is_own = |probe: u32| {
+        host.shared_data(&slot(probe))
             .ok()
             .and_then(|(bytes, _)| bytes)
             .is_some_and(|b| untag(Some(&b)).0 == plan.owner)
-    });
-    let order = own
-        .into_iter()
-        .chain((0..probes).filter(|p| Some(*p) != own));
-    for probe in order {
-        let key = slot_key(rule, set, (home + probe) % table);
+    };
+    // Set once the later probes were searched for the value's own slot.
+    let mut looked_ahead = false;
+    let mut probe = 0;
+    while probe < probes {
+        let key = slot(probe);
+        let mut vacant = false;
         let result = kv::update(host, &key, |current| {
             let (owner, rest) = untag(current);
             let mut buckets = decode(rest, specs, now);
-            let free = owner == 0 || owner == plan.owner || idle(&buckets, specs, now);
-            if !free {
-                // Busy with another live value: unchanged (no write), try the next slot.
-                return (current.unwrap_or_default().to_vec(), None);
-            }
             if owner != plan.owner {
+                let free = owner == 0 || idle(&buckets, specs, now);
+                // Free or idle but written before: the value's own slot may be further on
+                // (taken while this one was busy), and must be used first: starting over on
+                // fresh buckets here while it holds the value's usage would be a bypass. A slot
+                // never written is before no slot of the value's.
+                if !free || (current.is_some() && !looked_ahead) {
+                    vacant = free;
+                    // Unchanged (no write).
+                    return (current.unwrap_or_default().to_vec(), None);
+                }
                 buckets = decode(None, specs, now);
             }
             let r = take(&mut buckets);
@@ -347,7 +351,14 @@ fn take_slot(
         });
         match result {
             Ok(Some(r)) => return (Ok(r), key, plan.owner),
-            Ok(None) => continue,
+            Ok(None) if vacant && !looked_ahead => {
+                looked_ahead = true;
+                if let Some(own) = (probe + 1..probes).find(|q| is_own(*q)) {
+                    probe = own;
+                }
+                // Else this probe again, to be taken now.
+            }
+            Ok(None) => probe += 1,
             Err(e) => return (Err(e), key, plan.owner),
         }
     }
