@@ -168,3 +168,43 @@ def test_metrics_name_decisions_and_endpoints(lb: gateway.Gateway) -> None:
 def test_a_client_cannot_pick_the_destination(lb: gateway.Gateway) -> None:
     status, hdrs, _ = chat(lb, "x", "y", **{"x-gateway-destination-endpoint": f"127.0.0.1:{lb.admin_port}"})
     assert status == 200 and served_by(hdrs).startswith("pod-")
+
+
+@pytest.fixture(scope="module")
+def chain_with_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
+    """The full chain (what `make run` starts) with its simulated fleet on FLEET_PORT."""
+    workdir = tmp_path_factory.mktemp("full-chain-fleet")
+    fleet, port = gateway.start_llm_sim(workdir / "fleet", ["--fleet", "3", "--fleet-spread"])
+    gw = gateway.Gateway(gateway.ENVOY_CONFIGS / "full-chain.yaml", workdir,
+                         values={"FLEET_PORT": port})
+    try:
+        gw.start()
+        yield gw
+    finally:
+        gw.stop()
+        fleet.stop()
+
+
+def test_in_the_full_chain_fleet_models_stick_and_providers_pass(chain_with_fleet: gateway.Gateway) -> None:
+    gw = chain_with_fleet
+    system = system_prompt(f"chain-{uuid.uuid4().hex[:6]}")
+    pods = []
+    for q in range(4):
+        body = {"model": "fleet-llama", "max_tokens": 2,
+                "messages": [{"role": "system", "content": system},
+                             {"role": "user", "content": f"question {q}"}]}
+        status, hdrs, raw = call(f"{gw.base_url}/v1/chat/completions", "POST",
+                                 json.dumps(body).encode(), {"content-type": "application/json"})
+        assert status == 200, raw
+        pods.append(served_by(hdrs))
+    assert len(set(pods)) == 1, pods
+    # A hosted provider's request is not touched: no destination header reaches llm-sim.
+    sim = gw.sim_url
+    call(f"{sim}/_sim/requests", "DELETE")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+    status, hdrs, raw = call(f"{gw.base_url}/v1/chat/completions", "POST",
+                             json.dumps(body).encode(), {"content-type": "application/json"})
+    assert status == 200, raw
+    assert "x-aigw-endpoint" not in hdrs
+    seen = json.loads(call(f"{sim}/_sim/requests")[2])
+    assert seen and "x-gateway-destination-endpoint" not in seen[-1]["headers"], seen[-1]["headers"]
