@@ -1,6 +1,7 @@
 //! Native guest CPU of the routing decisions per request: the `auto` alias' rules over a ~1 KB
-//! chat request (reading the request's facts and matching seven rules), next to `prepare` of the
-//! same request for a plain model (the work every routed request does anyway).
+//! chat request (reading the request's facts and matching seven rules; one rule with a real
+//! regular expression), next to `prepare` of the same request for a plain model (the work every
+//! routed request does anyway).
 //!
 //! `cargo run --release -p ai-proxy --example routing_cost`
 #![allow(
@@ -94,6 +95,24 @@ fn main() {
                 .unwrap(),
         );
     });
+    let with_regex = Config::build(&serde_json::json!({
+        "providers": [{"name": "oai", "type": "openai"}],
+        "models": [{"match": "*", "provider": "oai"}],
+        "autoModels": {"auto": {"rules": [{"when": {"regex": "(?i)step\\s+by\\s+step"}, "model": "r"}],
+            "default": "small"}}
+    }))
+    .unwrap();
+    let (_, regex) = &with_regex.auto[0];
+    per_request(
+        "auto, one regex rule (regex-lite, not a plain literal)",
+        || {
+            black_box(
+                regex
+                    .choose(Api::ChatCompletions, black_box(&auto))
+                    .unwrap(),
+            );
+        },
+    );
     let facts = ai_proxy::auto::read_facts(Api::ChatCompletions, &auto, true).unwrap();
     per_request("auto, the 7 rules over facts already read", || {
         black_box(router.choose_for(black_box(&facts)));

@@ -67,9 +67,47 @@ struct When {
     tools: Option<bool>,
     images: Option<bool>,
     keywords: Vec<String>,
-    regex: Option<Regex>,
+    regex: Option<Matcher>,
     min_turns: Option<usize>,
     max_turns: Option<usize>,
+}
+
+/// A `regex` condition: a plain literal (optionally `(?i)`) is a substring search, anything else
+/// a regular expression (`regex-lite` costs tens of µs per KB; a substring search next to
+/// nothing).
+#[derive(Debug)]
+enum Matcher {
+    /// The literal, and whether case is ignored (then lower-cased).
+    Literal(String, bool),
+    /// A regular expression.
+    Regex(Regex),
+}
+
+impl Matcher {
+    fn new(pattern: &str) -> Result<Self, regex_lite::Error> {
+        let (body, ignore_case) = match pattern.strip_prefix("(?i)") {
+            Some(rest) => (rest, true),
+            None => (pattern, false),
+        };
+        let plain = !body.is_empty() && !body.chars().any(|c| "\\.^$|?*+()[]{}".contains(c));
+        if plain {
+            let text = if ignore_case {
+                body.to_lowercase()
+            } else {
+                body.to_owned()
+            };
+            return Ok(Self::Literal(text, ignore_case));
+        }
+        Regex::new(pattern).map(Self::Regex)
+    }
+
+    fn is_match(&self, f: &Facts) -> bool {
+        match self {
+            Self::Literal(text, true) => f.last_user_lower.contains(text.as_str()),
+            Self::Literal(text, false) => f.last_user.contains(text.as_str()),
+            Self::Regex(re) => re.is_match(&f.last_user),
+        }
+    }
 }
 
 impl When {
@@ -117,7 +155,7 @@ pub fn build(raw: HashMap<String, RawAuto>) -> Result<Vec<(String, AutoModel)>, 
         for (i, r) in a.rules.into_iter().enumerate() {
             let w = r.when;
             let regex = match w.regex {
-                Some(re) => Some(Regex::new(&re).map_err(|e| {
+                Some(re) => Some(Matcher::new(&re).map_err(|e| {
                     ConfigError::invalid(
                         format!("{path}.rules[{i}].when.regex"),
                         format!("bad regular expression: {e}"),
@@ -190,7 +228,7 @@ fn holds(w: &When, f: &Facts) -> bool {
             || w.keywords
                 .iter()
                 .any(|k| f.last_user_lower.contains(k.as_str())))
-        && w.regex.as_ref().is_none_or(|re| re.is_match(&f.last_user))
+        && w.regex.as_ref().is_none_or(|m| m.is_match(f))
 }
 
 /// Read the facts of a chat or messages body (`tokens`: estimate the prompt too).
@@ -373,6 +411,33 @@ mod tests {
         assert_eq!(a.choose_for(&f), "small");
         let f = Facts { tokens: 5000, ..f };
         assert_eq!(a.choose_for(&f), "big-coder");
+    }
+
+    #[test]
+    fn literal_patterns_match_like_the_regex_would() {
+        let facts = |text: &str| Facts {
+            last_user_lower: text.to_lowercase(),
+            last_user: text.to_owned(),
+            ..Facts::default()
+        };
+        let cases = [
+            ("(?i)step by step", "Think Step By Step", true),
+            ("Step by step", "think step by step", false),
+            ("Step by step", "Step by step please", true),
+            ("st(e)p", "a step", true),
+            ("^step$", "a step", false),
+        ];
+        for (pattern, text, want) in cases {
+            let m = Matcher::new(pattern).unwrap();
+            assert_eq!(m.is_match(&facts(text)), want, "{pattern} on {text}");
+            let re = Regex::new(pattern).unwrap();
+            assert_eq!(re.is_match(text), want, "regex {pattern} on {text}");
+        }
+        assert!(matches!(
+            Matcher::new("(?i)step by step"),
+            Ok(Matcher::Literal(..))
+        ));
+        assert!(matches!(Matcher::new("st(e)p"), Ok(Matcher::Regex(_))));
     }
 
     #[test]
