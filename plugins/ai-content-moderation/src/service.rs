@@ -175,6 +175,12 @@ impl Service {
                 "is required for kind `http`",
             ));
         };
+        if !raw.requests && !raw.answers {
+            return Err(ConfigError::invalid(
+                format!("{path}.requests"),
+                "the service is asked about nothing: set `requests` or `answers`",
+            ));
+        }
         // `:authority` and `:path` of every callout: a space or control character would have
         // every callout refused by the host (or split its header block) instead of the config.
         let visible = |v: &str| v.bytes().all(|b| b.is_ascii_graphic() || b >= 0x80);

@@ -192,4 +192,9 @@ fn bad_services_are_refused_with_their_path() {
         json!({"name": "g", "kind": "http", "cluster": "c", "authority": "a", "path": "x"})
     )
     .starts_with("services[1].path"));
+    assert!(err(
+        json!({"name": "o", "kind": "openaiModeration", "cluster": "c", "authority": "a",
+        "requests": false})
+    )
+    .starts_with("services[1].requests"));
 }
