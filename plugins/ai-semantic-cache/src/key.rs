@@ -73,6 +73,14 @@ pub enum Skip {
 }
 
 impl Skip {
+    /// Every reason, in [`Skip::index`] order.
+    pub const ALL: [Skip; 4] = [Skip::Tools, Skip::Temperature, Skip::Choices, Skip::NoText];
+
+    /// Its position in [`Skip::ALL`] (for per-reason tables made once).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Label for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -146,3 +146,10 @@ fn a_requested_response_format_is_its_own_partition() {
     let json_mode = chat(r#"{"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"q"}]}"#).unwrap();
     assert_ne!(plain.partition, json_mode.partition);
 }
+
+#[test]
+fn every_skip_reason_has_its_place_in_the_table() {
+    for (i, s) in Skip::ALL.iter().enumerate() {
+        assert_eq!(s.index(), i);
+    }
+}

@@ -93,8 +93,7 @@ impl State {
         Self {
             metrics: Metrics::new(),
             handle: RefCell::new(None),
-            skip_names: [Skip::Tools, Skip::Temperature, Skip::Choices, Skip::NoText]
-                .map(|s| metric::skipped(s.as_str())),
+            skip_names: Skip::ALL.map(|s| metric::skipped(s.as_str())),
         }
     }
 }

@@ -19,7 +19,7 @@ use aigw_shared::reply::send_error;
 use crate::capture::Capture;
 use crate::config::{Config, Semantic};
 use crate::entry::Entry;
-use crate::key::{self, KeyRules, Lookup, Skip};
+use crate::key::{self, KeyRules, Lookup};
 use crate::replay::{self, Shape};
 use crate::{embed, exact, metric, State};
 
@@ -382,10 +382,7 @@ impl HttpFilter for Filter {
         let lookup = match key::read(self.api, body, &rules) {
             Ok(Ok(l)) => l,
             Ok(Err(skip)) => {
-                let i = [Skip::Tools, Skip::Temperature, Skip::Choices, Skip::NoText]
-                    .iter()
-                    .position(|s| *s == skip);
-                if let Some(name) = i.and_then(|i| self.state.skip_names.get(i)) {
+                if let Some(name) = self.state.skip_names.get(skip.index()) {
                     self.count(host, name, 1);
                 }
                 self.store = false;
