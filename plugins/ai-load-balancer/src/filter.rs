@@ -65,99 +65,58 @@ impl Filter {
     fn route(&mut self, cx: &mut Ctx<'_, ()>, hashes: &[u64], model: Option<&str>) -> Action {
         let config = Rc::clone(&self.config);
         let c = &*config;
-        let keys = &c.keys;
         let now = cx.now_nanos().unwrap_or(0);
-        let max_age = u64::try_from(c.load.max_age.as_nanos()).unwrap_or(u64::MAX);
-        let mut table = PrefixTable::new(cx.host, c, keys);
+        let mut table = PrefixTable::new(cx.host, c, &c.keys);
         let found = if hashes.is_empty() {
             Lookup::default()
         } else {
             table.lookup(hashes)
         };
-        let mut sessions = Sessions::new(cx.host, c, keys);
+        let mut sessions = Sessions::new(cx.host, c, &c.keys);
         let bound = self.session.and_then(|id| sessions.get(id, now));
-        let mut views = Vec::with_capacity(c.endpoints.len());
-        let mut lora = Vec::with_capacity(c.endpoints.len());
-        for (i, e) in c.endpoints.iter().enumerate() {
-            fn key(list: &[String], i: usize) -> &str {
-                list.get(i).map_or("", String::as_str)
-            }
-            views.push(EndpointView {
-                healthy: store::healthy(cx.host, key(&keys.health, i), now),
-                load: store::get_load(cx.host, key(&keys.load, i), now, max_age),
-                in_flight: store::in_flight(cx.host, key(&keys.in_flight, i)),
-                prefix_blocks: found.matched.get(i).copied().unwrap_or(0),
-                session: bound.is_some_and(|(b, _)| b == i),
-            });
-            lora.push(model.is_some_and(|m| e.lora_adapters.iter().any(|a| a == m)));
-        }
+        let (views, lora) = snapshot(cx, c, &found, bound, model, now);
         let draw = self.state.draw(now);
-        match picker::pick(c, &views, hashes.len(), &lora, draw) {
+        let (order, reason) = match picker::pick(c, &views, hashes.len(), &lora, draw) {
+            Decision::Route { order, reason, .. } => (order, reason),
             Decision::Shed => {
                 self.phase = Phase::Done;
                 self.state.count(cx.host, Metric::Shed);
                 // A client must not steer the request itself when nothing was chosen.
                 let _ = cx.remove_header(MapKind::RequestHeaders, &c.header);
                 shed(cx, self.protocol);
-                Action::Pause
+                return Action::Pause;
             }
-            Decision::Route { order, reason, .. } => {
-                let Some(&first) = order.first() else {
-                    return Action::Continue;
-                };
-                let Some(endpoint) = c.endpoints.get(first) else {
-                    return Action::Continue;
-                };
-                let set = cx.set_header(
-                    MapKind::RequestHeaders,
-                    &c.header,
-                    endpoint.address.as_bytes(),
-                );
-                if !cx.check(set, "set the endpoint header") {
-                    self.phase = Phase::Done;
-                    self.state.count(cx.host, Metric::Unrouted);
-                    return Action::Continue;
-                }
-                if let Some(list_header) = &c.list_header {
-                    let list = order
-                        .iter()
-                        .filter_map(|&i| c.endpoints.get(i).map(|e| e.address.as_str()))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let set = cx.set_header(MapKind::RequestHeaders, list_header, list.as_bytes());
-                    cx.check(set, "set the endpoint list header");
-                }
-                // Ask the model server for its load report (vLLM sends it only when asked).
-                if cx
-                    .request_header(ORCA_FORMAT_HEADER)
-                    .ok()
-                    .flatten()
-                    .is_none()
-                {
-                    let _ = cx.set_header(MapKind::RequestHeaders, ORCA_FORMAT_HEADER, b"TEXT");
-                }
-                if !hashes.is_empty() {
-                    table.record(first, hashes, &found);
-                    let share =
-                        found.matched.get(first).copied().unwrap_or(0) * 100 / hashes.len().max(1);
-                    self.state
-                        .observe(cx.host, Metric::PrefixMatchPercent, share as u64);
-                }
-                if let Some(id) = self.session {
-                    if sessions.needs_bind(bound, first, now) {
-                        sessions.bind(id, first, now);
-                    }
-                }
-                if let Some(k) = keys.in_flight.get(first) {
-                    let _ = store::add_in_flight(cx.host, k, 1);
-                }
-                self.chosen = Some(first);
-                self.phase = Phase::Routed;
-                self.state.count(cx.host, Metric::from(reason));
-                self.state.count_endpoint(cx.host, &endpoint.picks_metric);
-                Action::Continue
+        };
+        let Some(first) = order.first().copied().filter(|&i| i < c.endpoints.len()) else {
+            return Action::Continue;
+        };
+        if !write_headers(cx, c, &order) {
+            self.phase = Phase::Done;
+            self.state.count(cx.host, Metric::Unrouted);
+            return Action::Continue;
+        }
+        if !hashes.is_empty() {
+            table.record(first, hashes, &found);
+            let held = found.matched.get(first).copied().unwrap_or(0);
+            let share = held * 100 / hashes.len().max(1);
+            self.state
+                .observe(cx.host, Metric::PrefixMatchPercent, share as u64);
+        }
+        if let Some(id) = self.session {
+            if sessions.needs_bind(bound, first, now) {
+                sessions.bind(id, first, now);
             }
         }
+        if let Some(k) = c.keys.in_flight.get(first) {
+            let _ = store::add_in_flight(cx.host, k, 1);
+        }
+        self.chosen = Some(first);
+        self.phase = Phase::Routed;
+        self.state.count(cx.host, Metric::from(reason));
+        if let Some(endpoint) = c.endpoints.get(first) {
+            self.state.count_endpoint(cx.host, &endpoint.picks_metric);
+        }
+        Action::Continue
     }
 
     /// What the response headers say about the endpoint that answered.
@@ -223,6 +182,69 @@ impl Filter {
             ),
         );
     }
+}
+
+/// What every endpoint looks like for this request, and which serve the requested adapter.
+fn snapshot(
+    cx: &Ctx<'_, ()>,
+    c: &Config,
+    found: &Lookup,
+    bound: Option<(usize, u64)>,
+    model: Option<&str>,
+    now: u64,
+) -> (Vec<EndpointView>, Vec<bool>) {
+    fn key(list: &[String], i: usize) -> &str {
+        list.get(i).map_or("", String::as_str)
+    }
+    let keys = &c.keys;
+    let max_age = u64::try_from(c.load.max_age.as_nanos()).unwrap_or(u64::MAX);
+    let mut views = Vec::with_capacity(c.endpoints.len());
+    let mut lora = Vec::with_capacity(c.endpoints.len());
+    for (i, e) in c.endpoints.iter().enumerate() {
+        views.push(EndpointView {
+            healthy: store::healthy(cx.host, key(&keys.health, i), now),
+            load: store::get_load(cx.host, key(&keys.load, i), now, max_age),
+            in_flight: store::in_flight(cx.host, key(&keys.in_flight, i)),
+            prefix_blocks: found.matched.get(i).copied().unwrap_or(0),
+            session: bound.is_some_and(|(b, _)| b == i),
+        });
+        lora.push(model.is_some_and(|m| e.lora_adapters.iter().any(|a| a == m)));
+    }
+    (views, lora)
+}
+
+/// The pick into `header`, the ordered list into `listHeader`, and the request for a load report
+/// (vLLM sends it only when asked). False when the pick could not be written.
+fn write_headers(cx: &Ctx<'_, ()>, c: &Config, order: &[usize]) -> bool {
+    let Some(endpoint) = order.first().and_then(|&i| c.endpoints.get(i)) else {
+        return false;
+    };
+    let set = cx.set_header(
+        MapKind::RequestHeaders,
+        &c.header,
+        endpoint.address.as_bytes(),
+    );
+    if !cx.check(set, "set the endpoint header") {
+        return false;
+    }
+    if let Some(list_header) = &c.list_header {
+        let list = order
+            .iter()
+            .filter_map(|&i| c.endpoints.get(i).map(|e| e.address.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let set = cx.set_header(MapKind::RequestHeaders, list_header, list.as_bytes());
+        cx.check(set, "set the endpoint list header");
+    }
+    let asked = cx
+        .request_header(ORCA_FORMAT_HEADER)
+        .ok()
+        .flatten()
+        .is_some();
+    if !asked {
+        let _ = cx.set_header(MapKind::RequestHeaders, ORCA_FORMAT_HEADER, b"TEXT");
+    }
+    true
 }
 
 /// The load report of a response: ORCA first, then the configured custom headers.
