@@ -27,16 +27,18 @@ from conftest import Sim, _STARTED
 MODEL = "sim-model"
 
 
-@pytest.fixture(scope="module")
-def cache_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
-    workdir = tmp_path_factory.mktemp("ai-semantic-cache")
+def gateway_with_services(template: str, tmp_path_factory: pytest.TempPathFactory,
+                          name: str) -> Iterator[gateway.Gateway]:
+    """llm-sim and Envoy with `envoy-configs/<template>`, plus the embedder and Chroma (their
+    ports fill EMBEDDER_PORT and VECTOR_STORE_PORT); all stopped by pid afterwards."""
+    workdir = tmp_path_factory.mktemp(name)
     embedder, embedder_port = semantic_services.start_embedder(workdir)
     try:
         chroma, chroma_port = semantic_services.start_chroma(workdir)
     except BaseException:
         embedder.stop()
         raise
-    gw = gateway.Gateway(gateway.ENVOY_CONFIGS / "ai-semantic-cache.yaml", workdir,
+    gw = gateway.Gateway(gateway.ENVOY_CONFIGS / template, workdir,
                          values={"EMBEDDER_PORT": embedder_port, "VECTOR_STORE_PORT": chroma_port})
     gw.embedder = embedder  # type: ignore[attr-defined]
     _STARTED.append(gw)
@@ -47,6 +49,11 @@ def cache_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.
         gw.stop()
         chroma.stop()
         embedder.stop()
+
+
+@pytest.fixture(scope="module")
+def cache_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
+    yield from gateway_with_services("ai-semantic-cache.yaml", tmp_path_factory, "ai-semantic-cache")
 
 
 @pytest.fixture(scope="module")
@@ -233,23 +240,7 @@ def test_the_embedder_going_away_fails_open(cache_gateway: gateway.Gateway, clie
 @pytest.fixture(scope="module")
 def chain_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway.Gateway]:
     """envoy-configs/full-chain.yaml with the embedder and Chroma, as `make run` starts it."""
-    workdir = tmp_path_factory.mktemp("full-chain-cache")
-    embedder, embedder_port = semantic_services.start_embedder(workdir)
-    try:
-        chroma, chroma_port = semantic_services.start_chroma(workdir)
-    except BaseException:
-        embedder.stop()
-        raise
-    gw = gateway.Gateway(gateway.ENVOY_CONFIGS / "full-chain.yaml", workdir,
-                         values={"EMBEDDER_PORT": embedder_port, "VECTOR_STORE_PORT": chroma_port})
-    _STARTED.append(gw)
-    try:
-        gw.start()
-        yield gw
-    finally:
-        gw.stop()
-        chroma.stop()
-        embedder.stop()
+    yield from gateway_with_services("full-chain.yaml", tmp_path_factory, "full-chain-cache")
 
 
 def test_in_the_full_chain_a_hit_is_accounted_by_usage_stats_and_skips_the_provider(
