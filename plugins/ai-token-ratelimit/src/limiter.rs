@@ -11,7 +11,8 @@
 //! an API key, an IPv6 address): so a rule keeps its counters in a table of `maxKeys` slots.
 //! A value's home slot is a hash of it; the record carries the owner's 8-byte tag before the
 //! buckets. A value takes its home slot (or one of the next [`PROBES`]) when the slot is free,
-//! its own, or idle (every bucket full: forgetting it loses nothing); when all are busy with
+//! its own, or idle (every bucket full, no write for [`IDLE_AFTER_NS`]: forgetting it loses
+//! nothing, and a request in flight keeps its slot); when all are busy with
 //! other live values it shares the home slot (both then count against one set of buckets, the
 //! safe side of a limit). Settling touches a record only while the tag it took from is there.
 
@@ -80,9 +81,18 @@ fn tagged(owner: u64, buckets: &[Bucket]) -> Vec<u8> {
     out
 }
 
-/// Every bucket is full at `now` (after its refill): the record's owner has nothing to lose
-/// if it is forgotten.
+/// How long a slot must have gone without a write before its owner can be forgotten: a
+/// request still in flight (a long stream) keeps its slot though its reservation has refilled,
+/// so its settlement (the usage beyond the reservation) is not dropped.
+pub const IDLE_AFTER_NS: u64 = 15 * 60 * 1_000_000_000;
+
+/// Every bucket is full at `now` (after its refill) and the record was not written for
+/// [`IDLE_AFTER_NS`]: the record's owner has nothing to lose if it is forgotten.
 fn idle(buckets: &[Bucket], specs: &[Spec], now: u64) -> bool {
+    let written = buckets.iter().map(|b| b.last_ns).max().unwrap_or(0);
+    if now.saturating_sub(written) < IDLE_AFTER_NS {
+        return false;
+    }
     buckets.iter().zip(specs).all(|(b, s)| {
         let mut b = *b;
         b.refill(s, now);
@@ -559,9 +569,13 @@ mod tests {
     }
 
     fn slots(max_keys: u32) -> Config {
+        slots_per(max_keys, "minute")
+    }
+
+    fn slots_per(max_keys: u32, per: &str) -> Config {
         config(&format!(
             r#"{{"rules": [{{"name": "r", "keys": ["header:x-k"], "maxKeys": {max_keys},
-                "limits": [{{"tokens": 100, "per": "minute"}}]}}]}}"#
+                "limits": [{{"tokens": 100, "per": "{per}"}}]}}]}}"#
         ))
     }
 
@@ -624,8 +638,9 @@ mod tests {
         let host = MockHost::default();
         let a = reserve(&host, &c, NOW, vec![plan(&c, 0, "a", &[10 * MILLI])]).unwrap();
         let a = admitted(&a)[0].clone();
-        // A minute later a's bucket is full again: idle, so c takes the slot with fresh buckets.
-        let later = NOW + 60_000_000_000;
+        // Later a's bucket is full again and nothing was written for a while: idle, so c takes
+        // the slot with fresh buckets.
+        let later = NOW + IDLE_AFTER_NS;
         let v = reserve(&host, &c, later, vec![plan(&c, 0, "c", &[30 * MILLI])]).unwrap();
         let taken = admitted(&v)[0].clone();
         assert_eq!(taken.key, a.key);
@@ -640,8 +655,26 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_whose_request_is_still_in_flight_is_not_taken_over_and_its_settlement_counts() {
+        let c = slots(1);
+        let host = MockHost::default();
+        let a = reserve(&host, &c, NOW, vec![plan(&c, 0, "a", &[10 * MILLI])]).unwrap();
+        let a = admitted(&a)[0].clone();
+        // A minute later a's reservation has refilled, but its stream still runs: c shares.
+        let later = NOW + 60_000_000_000;
+        let v = reserve(&host, &c, later, vec![plan(&c, 0, "c", &[30 * MILLI])]).unwrap();
+        assert_eq!(admitted(&v)[0].owner, a.owner, "c shares a's slot");
+        // a's stream used 50, 40 more than reserved: they are taken, not dropped.
+        settle(&host, &c, later, std::slice::from_ref(&a), |_, _| {
+            50 * MILLI
+        })
+        .unwrap();
+        assert_eq!(level(&host, &c, &a.key), vec![30 * MILLI]);
+    }
+
+    #[test]
     fn a_value_keeps_its_own_slot_when_an_earlier_one_falls_idle() {
-        let c = slots(2);
+        let c = slots_per(2, "day");
         let host = MockHost::default();
         let home = |v: &str| record_for(&c.rules[0], 0, &[v]).0;
         let b = (0..)
@@ -652,8 +685,8 @@ mod tests {
         let a = reserve(&host, &c, NOW, vec![plan(&c, 0, "a", &[10 * MILLI])]).unwrap();
         let held_b = reserve(&host, &c, NOW, vec![plan(&c, 0, &b, &[100 * MILLI])]).unwrap();
         assert_ne!(admitted(&a)[0].key, admitted(&held_b)[0].key);
-        // 6 s later a's bucket is full again (idle), b's has refilled 10 of 100.
-        let later = NOW + 6_000_000_000;
+        // 2.4 h later a's bucket is full again (idle), b's has refilled 10 of 100.
+        let later = NOW + 8_640_000_000_000;
         let v = reserve(&host, &c, later, vec![plan(&c, 0, &b, &[50 * MILLI])]).unwrap();
         assert!(
             matches!(v, Verdict::Refused { .. }),
