@@ -65,3 +65,25 @@ def start_chroma(workdir: Path) -> tuple[gateway.Process, int]:
             if not clash:
                 raise
     raise gateway.GatewayError("chroma: no free port after 3 tries")
+
+
+def run_chroma_child(argv: list[str]) -> int:
+    """`semantic_services.py chroma ARGS...`: run `chroma ARGS...` so that it dies with whoever
+    started this wrapper (Linux parent-death signal on both), passing SIGTERM on. For starters
+    that cannot set the signal themselves (the Rust harness tests)."""
+    import signal
+    import subprocess
+
+    gateway._die_with_parent()
+    child = subprocess.Popen([str(_venv_bin("chroma")), *argv], stdin=subprocess.DEVNULL,
+                             preexec_fn=gateway._die_with_parent)
+    signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    return child.wait()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "chroma":
+        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+        sys.exit(run_chroma_child(sys.argv[2:]))
+    print("usage: semantic_services.py chroma ARGS... (see the module doc)", file=sys.stderr)
+    sys.exit(2)

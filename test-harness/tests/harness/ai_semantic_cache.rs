@@ -38,10 +38,14 @@ fn free_port() -> u16 {
 
 /// `chroma run` on a free port (tried again on another if one was taken meanwhile).
 fn start_chroma(data: &Path) -> (Child, SocketAddr) {
+    venv_bin("chroma"); // installed, or say `make deps`
     for _ in 0..3 {
         let port = free_port();
-        let mut chroma = Command::new(venv_bin("chroma"))
+        // Through a wrapper that makes Chroma die with this test even if the runner is killed.
+        let mut chroma = Command::new(venv_bin("python"))
+            .arg(root().join("scripts").join("semantic_services.py"))
             .args([
+                "chroma",
                 "run",
                 "--host",
                 "127.0.0.1",
