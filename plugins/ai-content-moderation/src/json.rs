@@ -19,6 +19,8 @@ pub struct StrSpan {
     pub key: Option<(usize, usize)>,
     /// The top-level key it is under, raw.
     pub top: Option<(usize, usize)>,
+    /// The objects and arrays it is in (a top-level value: 1).
+    pub depth: usize,
 }
 
 impl StrSpan {
@@ -192,6 +194,7 @@ pub fn walk(body: &[u8], mut on_string: impl FnMut(StrSpan)) -> Result<Top, NotJ
                             escaped,
                             key,
                             top: top_key,
+                            depth,
                         };
                         if depth == 1 && span.key_is(body, b"model") {
                             top.model = Some(span);

@@ -280,10 +280,12 @@ pub fn answer_text(body: &[u8]) -> Option<String> {
     json::joined_texts(body, |s| is_answer_text(body, s))
 }
 
-/// Whether `s` is answer text: an OpenAI message content or an Anthropic text block.
+/// Whether `s` is answer text: an OpenAI message content (`choices[].message.content`) or an
+/// Anthropic text block (`content[].text`), at their depth: a `text` or `content` field deeper
+/// down (in a tool call's `input`) is the tool's, not text.
 fn is_answer_text(body: &[u8], s: &json::StrSpan) -> bool {
-    (s.top_is(body, b"choices") && s.key_is(body, b"content"))
-        || (s.top_is(body, b"content") && s.key_is(body, b"text"))
+    (s.depth == 4 && s.top_is(body, b"choices") && s.key_is(body, b"content"))
+        || (s.depth == 3 && s.top_is(body, b"content") && s.key_is(body, b"text"))
 }
 
 /// Check and restore a whole JSON answer of `protocol`.
@@ -547,6 +549,31 @@ mod tests {
         out.push_str(&ch.flush(p, &mut tally));
         assert_eq!(out, "mail ann@corp.example ");
         assert_eq!(tally.pii, [(Kind::Email, PiiAction::Log)]);
+    }
+
+    #[test]
+    fn a_tool_call_input_in_a_json_answer_is_neither_masked_nor_checked() {
+        let c = Config::build(&json!({"output": {"pii": {"email": "mask"},
+            "denyWords": [{"name": "bad", "words": ["kaboom"]}]}}))
+        .unwrap();
+        let body = json!({"model": "m", "content": [
+            {"type": "text", "text": "mail bob@other.example"},
+            {"type": "tool_use", "id": "t", "name": "send",
+             "input": {"text": "kaboom to bob@other.example", "content": "bob@other.example"}}]});
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let mut tally = Tally::default();
+        let fix = fix_json(&c, None, ClientProtocol::Anthropic, &bytes, 0, &mut tally);
+        assert_eq!(fix.cut, None, "the tool's input is not answer text");
+        let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
+        assert_eq!(new["content"][0]["text"], "mail [EMAIL]");
+        assert_eq!(
+            new["content"][1], body["content"][1],
+            "the tool gets its input as written"
+        );
+        assert_eq!(
+            answer_text(&bytes).as_deref(),
+            Some("mail bob@other.example")
+        );
     }
 
     #[test]
