@@ -153,3 +153,22 @@ fn blocks_sharing_a_slot_do_not_evict_each_other() {
     assert_eq!(t.lookup(&[11]).matched, vec![0, 0]);
     assert_eq!(t.lookup(&[22]).matched, vec![0, 1]);
 }
+
+#[test]
+fn long_prompts_are_matched_to_the_exact_block_on_each_endpoint() {
+    let c = config("");
+    let h = MockHost::default();
+    let mut t = PrefixTable::new(&h, &c, &c.keys);
+    let long: Vec<u64> = (1..=200).collect();
+    let found = t.lookup(&long);
+    t.record(0, &long, &found);
+    let short: Vec<u64> = (1..=40).collect();
+    let found = t.lookup(&short);
+    t.record(1, &short, &found);
+    // 150 shared blocks, then the request goes its own way.
+    let mut request: Vec<u64> = (1..=150).collect();
+    request.extend(1000..1050);
+    assert_eq!(t.lookup(&request).matched, vec![150, 40]);
+    assert_eq!(t.lookup(&long).matched, vec![200, 40]);
+    assert_eq!(t.lookup(&[5000, 5001, 5002]).matched, vec![0, 0], "never routed");
+}
