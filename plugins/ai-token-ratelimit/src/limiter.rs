@@ -268,16 +268,22 @@ pub fn reserve(
             }
             taken.map(|()| st).map_err(|(_, s)| (s, st))
         };
-        let (result, key, owner) = if plan.owner == 0 {
-            let result = kv::update(host, &plan.key, |current| {
-                let mut buckets = load(current, rule, &set.specs, now);
-                let r = take(&mut buckets);
-                (encode(&buckets), r)
-            });
-            (result, plan.key, 0)
-        } else {
-            take_slot(host, rule, plan.set, &set.specs, now, &plan, take)
-        };
+        let (result, key, owner) =
+            if rule.quota && matches!(host.shared_data(&plan.key), Ok((None, _))) {
+                // A value never given a quota (maybe one a client made up): refused from an empty
+                // bucket without writing a record, so such values do not grow shared data.
+                let mut buckets = load(None, rule, &set.specs, now);
+                (Ok(take(&mut buckets)), plan.key, 0)
+            } else if plan.owner == 0 {
+                let result = kv::update(host, &plan.key, |current| {
+                    let mut buckets = load(current, rule, &set.specs, now);
+                    let r = take(&mut buckets);
+                    (encode(&buckets), r)
+                });
+                (result, plan.key, 0)
+            } else {
+                take_slot(host, rule, plan.set, &set.specs, now, &plan, take)
+            };
         match result {
             Ok(Ok(st)) => {
                 status.merge(st);
@@ -694,6 +700,30 @@ mod tests {
         );
         let v = reserve(&host, &c, later, vec![plan(&c, 0, &b, &[10 * MILLI])]).unwrap();
         assert_eq!(admitted(&v)[0].key, admitted(&held_b)[0].key);
+    }
+
+    #[test]
+    fn values_never_given_a_quota_are_refused_without_a_record_each() {
+        let admin = key_hash_hex("admin");
+        let c = config(&format!(
+            r#"{{"quota": {{"key": "header:x-k", "adminKeys": ["{admin}"]}}}}"#
+        ));
+        let q = c.rules.iter().position(|r| r.quota).unwrap();
+        let host = MockHost::default();
+        for i in 0..100 {
+            let p = plan(&c, q, &format!("v{i}"), &[MILLI]);
+            let v = reserve(&host, &c, NOW, vec![p]).unwrap();
+            assert!(matches!(v, Verdict::Refused { .. }), "{v:?}");
+        }
+        assert_eq!(
+            host.shared.borrow().len(),
+            0,
+            "made-up values leave nothing"
+        );
+        // A value the admin gave a quota is counted as before.
+        let p = plan(&c, q, "paid", &[MILLI]);
+        crate::quota::apply(&host, &p.key, Some(&crate::quota::Write::Set(10)), NOW).unwrap();
+        admitted(&reserve(&host, &c, NOW, vec![p]).unwrap());
     }
 
     #[test]
