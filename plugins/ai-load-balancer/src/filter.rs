@@ -40,6 +40,8 @@ pub struct Filter {
     phase: Phase,
     session: Option<u64>,
     chosen: Option<usize>,
+    /// The pick was in a cool-off (every endpoint was): an answer ends it.
+    picked_down: bool,
 }
 
 impl Filter {
@@ -58,6 +60,7 @@ impl Filter {
             phase,
             session: None,
             chosen: None,
+            picked_down: false,
         }
     }
 
@@ -111,6 +114,7 @@ impl Filter {
             let _ = store::add_in_flight(cx.host, k, 1);
         }
         self.chosen = Some(first);
+        self.picked_down = views.get(first).is_some_and(|v| !v.healthy);
         self.phase = Phase::Routed;
         self.state.count(cx.host, Metric::from(reason));
         if let Some(endpoint) = c.endpoints.get(first) {
@@ -122,13 +126,17 @@ impl Filter {
     /// What the response headers say about the endpoint that answered.
     fn learn(&self, cx: &mut Ctx<'_, ()>, status: u16) {
         let c = &self.config;
-        // The endpoint Envoy really used (a retry may have gone down the list), else our pick.
-        let used = cx
-            .property(&["upstream", "address"])
-            .ok()
-            .flatten()
-            .and_then(|a| c.endpoint_index(&a))
-            .or(self.chosen);
+        // With a list (`override_host`), the endpoint Envoy really used (a retry may have gone
+        // down the list); with a single pick (ORIGINAL_DST), Envoy had no other: the pick.
+        let used = if c.list_header.is_some() {
+            cx.property(&["upstream", "address"])
+                .ok()
+                .flatten()
+                .and_then(|a| c.endpoint_index(&a))
+                .or(self.chosen)
+        } else {
+            self.chosen
+        };
         let Some(i) = used else { return };
         let now = cx.now_nanos().unwrap_or(0);
         // Envoy answered from further down the list (`override_host` retries): the pick failed.
@@ -146,7 +154,8 @@ impl Filter {
         if failed {
             let why = format!("answered {status} without a load report");
             self.mark_down(cx, i, now, &why);
-        } else if status < 500 {
+        } else if status < 500 && (self.picked_down || Some(i) != self.chosen) {
+            // Only an endpoint that may be in a cool-off is checked (one read saved per answer).
             if let Some(k) = keys.health.get(i) {
                 store::mark_up(cx.host, k);
             }

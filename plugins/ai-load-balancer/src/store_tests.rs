@@ -170,5 +170,9 @@ fn long_prompts_are_matched_to_the_exact_block_on_each_endpoint() {
     request.extend(1000..1050);
     assert_eq!(t.lookup(&request).matched, vec![150, 40]);
     assert_eq!(t.lookup(&long).matched, vec![200, 40]);
-    assert_eq!(t.lookup(&[5000, 5001, 5002]).matched, vec![0, 0], "never routed");
+    assert_eq!(
+        t.lookup(&[5000, 5001, 5002]).matched,
+        vec![0, 0],
+        "never routed"
+    );
 }
