@@ -420,39 +420,24 @@ impl State {
         on_delta: &mut dyn FnMut(Delta<'_>),
     ) {
         let kind = e.kind.as_deref().unwrap_or("");
+        let delta_kind = match kind {
+            "response.output_text.delta" => Some(DeltaKind::Content),
+            "response.refusal.delta" => Some(DeltaKind::Refusal),
+            "response.function_call_arguments.delta" => Some(DeltaKind::ToolArguments),
+            "response.reasoning_summary_text.delta" => Some(DeltaKind::Reasoning),
+            _ => None,
+        };
+        if let (Some(kind), Some(text)) = (delta_kind, &e.delta) {
+            let delta = Delta {
+                choice: 0,
+                index: 0,
+                kind,
+                text,
+            };
+            self.emit(delta, now_ns, on_delta);
+            return;
+        }
         match kind {
-            "response.output_text.delta" | "response.refusal.delta" => {
-                if let Some(text) = &e.delta {
-                    let kind = if kind == "response.refusal.delta" {
-                        DeltaKind::Refusal
-                    } else {
-                        DeltaKind::Content
-                    };
-                    let delta = Delta {
-                        choice: 0,
-                        index: 0,
-                        kind,
-                        text,
-                    };
-                    self.emit(delta, now_ns, on_delta);
-                }
-            }
-            "response.function_call_arguments.delta" | "response.reasoning_summary_text.delta" => {
-                if let Some(text) = &e.delta {
-                    let kind = if kind.starts_with("response.function") {
-                        DeltaKind::ToolArguments
-                    } else {
-                        DeltaKind::Reasoning
-                    };
-                    let delta = Delta {
-                        choice: 0,
-                        index: 0,
-                        kind,
-                        text,
-                    };
-                    self.emit(delta, now_ns, on_delta);
-                }
-            }
             "response.created" | "response.in_progress" => {
                 if let Some(r) = &e.response {
                     set_once(&mut self.summary.id, r.id.as_ref());

@@ -77,18 +77,7 @@ impl<'a> RequestView<'a> {
         if matches!(api, Api::Models | Api::Other) {
             return Ok(view);
         }
-        match body.iter().find(|b| !b.is_ascii_whitespace()) {
-            None => return Err(RequestError::Empty),
-            Some(b'{') => {}
-            Some(_) => {
-                // serde would read a JSON array into a struct positionally; a request is an object.
-                let message = "the request body must be a JSON object".to_owned();
-                return Err(RequestError::Invalid {
-                    path: String::new(),
-                    message,
-                });
-            }
-        }
+        expect_object(body)?;
         match api {
             Api::ChatCompletions => {
                 let r: openai::ChatRequest<'a> = parse_body(body)?;
@@ -156,17 +145,7 @@ impl<'a> RequestView<'a> {
     /// report usage (`include_usage` is set with `stream`).
     pub fn parse_responses(body: &'a [u8]) -> Result<Self, RequestError> {
         let mut view = Self::empty(Api::Other);
-        match body.iter().find(|b| !b.is_ascii_whitespace()) {
-            None => return Err(RequestError::Empty),
-            Some(b'{') => {}
-            Some(_) => {
-                let message = "the request body must be a JSON object".to_owned();
-                return Err(RequestError::Invalid {
-                    path: String::new(),
-                    message,
-                });
-            }
-        }
+        expect_object(body)?;
         let r: openai::ResponsesRequest<'a> = parse_body(body)?;
         view.model = r.model;
         view.stream = r.stream.unwrap_or(false);
@@ -254,6 +233,18 @@ impl<'a> RequestView<'a> {
                 .saturating_add(self.input_token_ids),
             estimated: true,
         }
+    }
+}
+
+/// A request body must be a JSON object: serde would read an array into a struct positionally.
+fn expect_object(body: &[u8]) -> Result<(), RequestError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(RequestError::Empty),
+        Some(b'{') => Ok(()),
+        Some(_) => Err(RequestError::Invalid {
+            path: String::new(),
+            message: "the request body must be a JSON object".to_owned(),
+        }),
     }
 }
 

@@ -225,40 +225,42 @@ impl AnthropicUsage {
 }
 
 pub(super) fn openai_usage(u: &openai::Usage) -> Usage {
-    let input = u.prompt_tokens.map_or(0, |c| c.0);
-    let output = u.completion_tokens.map_or(0, |c| c.0);
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        total_tokens: u.total_tokens.map_or(input.saturating_add(output), |c| c.0),
-        cached_input_tokens: u
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .map(|c| c.0),
-        cache_creation_input_tokens: None,
-        reasoning_tokens: u
-            .completion_tokens_details
-            .and_then(|d| d.reasoning_tokens)
-            .map(|c| c.0),
-    }
+    usage_of(
+        u.prompt_tokens,
+        u.completion_tokens,
+        u.total_tokens,
+        u.prompt_tokens_details.and_then(|d| d.cached_tokens),
+        u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+    )
 }
 
 pub(super) fn responses_usage(u: &openai::ResponsesUsage) -> Usage {
-    let input = u.input_tokens.map_or(0, |c| c.0);
-    let output = u.output_tokens.map_or(0, |c| c.0);
+    usage_of(
+        u.input_tokens,
+        u.output_tokens,
+        u.total_tokens,
+        u.input_tokens_details.and_then(|d| d.cached_tokens),
+        u.output_tokens_details.and_then(|d| d.reasoning_tokens),
+    )
+}
+
+/// OpenAI's usage numbers (chat and Responses API alike), total defaulting to the sum.
+fn usage_of(
+    input: Option<Count>,
+    output: Option<Count>,
+    total: Option<Count>,
+    cached: Option<Count>,
+    reasoning: Option<Count>,
+) -> Usage {
+    let input = input.map_or(0, |c| c.0);
+    let output = output.map_or(0, |c| c.0);
     Usage {
         input_tokens: input,
         output_tokens: output,
-        total_tokens: u.total_tokens.map_or(input.saturating_add(output), |c| c.0),
-        cached_input_tokens: u
-            .input_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .map(|c| c.0),
+        total_tokens: total.map_or(input.saturating_add(output), |c| c.0),
+        cached_input_tokens: cached.map(|c| c.0),
         cache_creation_input_tokens: None,
-        reasoning_tokens: u
-            .output_tokens_details
-            .and_then(|d| d.reasoning_tokens)
-            .map(|c| c.0),
+        reasoning_tokens: reasoning.map(|c| c.0),
     }
 }
 
