@@ -15,6 +15,7 @@ One run starts a static upstream (nginx + Lua, scripts/bench_upstream.py) and on
   ai-usage-stats   | envoy-configs/ai-usage-stats.yaml
   moderation       | envoy-configs/ai-content-moderation.yaml (rules, PII masking, output rules)
   ai-token-ratelimit | envoy-configs/ai-token-ratelimit.yaml (a reservation per request in one shared bucket)
+  original-dst     | bench/configs/original-dst.yaml (bare Envoy with ai-load-balancer's cluster type)
   ai-load-balancer | bench/configs/ai-load-balancer.yaml (prefix hashing, scoring over shared data,
                    | in-flight count; one endpoint: the upstream, behind an ORIGINAL_DST cluster)
   cache-hit        | bench/configs/semantic-cache.yaml, exact tier: the first answer is stored, every
@@ -144,6 +145,8 @@ TARGETS = [
     Target("moderation", "ai-content-moderation",
            template=gateway.ENVOY_CONFIGS / "ai-content-moderation.yaml"),
     Target("ratelimit", "ai-token-ratelimit", template=gateway.ENVOY_CONFIGS / "ai-token-ratelimit.yaml"),
+    Target("odst", "bare Envoy, ORIGINAL_DST cluster (the header set by the route)",
+           template=BENCH / "configs" / "original-dst.yaml"),
     Target("lb", "ai-load-balancer", template=BENCH / "configs" / "ai-load-balancer.yaml"),
     Target("cache-hit", "ai-semantic-cache, exact hits (answered by the plugin)",
            template=BENCH / "configs" / "semantic-cache.yaml",
