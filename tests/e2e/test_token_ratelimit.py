@@ -182,6 +182,31 @@ def test_an_admitted_answer_carries_the_rate_limit_headers(rl_gateway: gateway.G
     assert "retry-after" not in h
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_responses_api_is_limited_and_charged_its_usage(rl_gateway: gateway.Gateway,
+                                                            stream: bool) -> None:
+    key = new_key("responses")
+    client = oai(rl_gateway, key)
+    if stream:
+        usage = None
+        for event in client.responses.create(model=MODEL, input="Hello there",
+                                             max_output_tokens=50, stream=True):
+            if event.type == "response.completed":
+                usage = event.response.usage
+    else:
+        raw = client.responses.with_raw_response.create(model=MODEL, input="Hello there",
+                                                        max_output_tokens=50)
+        assert remaining(raw.headers) < LIMIT, "a reservation was taken"
+        usage = raw.parse().usage
+    assert usage is not None
+    # The next request's headers show what was charged: the answer's usage, not the reservation.
+    raw = client.responses.with_raw_response.create(model=MODEL, input="Hello there",
+                                                    max_output_tokens=50)
+    left = remaining(raw.headers) + estimate("Hello there") + 50
+    assert LIMIT - left <= usage.total_tokens + REFILL
+    assert LIMIT - left >= usage.total_tokens - REFILL
+
+
 @pytest.mark.parametrize("include_usage", [True, False], ids=["usage", "estimated"])
 def test_a_stream_is_charged_its_usage_or_its_estimate(rl_gateway: gateway.Gateway,
                                                        include_usage: bool) -> None:

@@ -686,3 +686,37 @@ fn an_answer_too_large_to_read_is_charged_its_reservation_not_nothing() {
     let next = gw.run(chat("a"));
     assert_eq!(next.local_response.map(|r| r.status), Some(429));
 }
+
+#[test]
+fn the_responses_api_is_limited_and_charged_like_chat() {
+    let mut gw = Gateway::<TokenRateLimit>::new(TEAM, Capabilities::FULL);
+    let body =
+        r#"{"model":"gpt-4o","input":"What is the capital of France?","max_output_tokens":250}"#;
+    let ask = || {
+        Exchange::post_json("/v1/responses", body)
+            .header("x-team", "r")
+            .reply(UpstreamReply::json(&fixture(
+                "providers/openai-responses.response.json",
+            )))
+    };
+    let first = gw.run(ask());
+    assert!(first.local_response.is_none());
+    let reserved = 300 - remaining(&first).unwrap();
+    assert!(
+        reserved > 250,
+        "the estimate plus max_output_tokens: {reserved}"
+    );
+    assert_eq!(
+        first
+            .host
+            .metric_value("aigw.ai_token_ratelimit.kind.charged.tokens_total"),
+        Some(22),
+        "the answer's usage: 14 in, 8 out"
+    );
+    // 278 left: the second reservation (over 250) fits, 256 are left after it, the third does not.
+    assert!(gw.run(ask()).local_response.is_none());
+    let refused = gw.run(ask()).local_response.expect("over the limit");
+    assert_eq!(refused.status, 429);
+    let err: Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(err["error"]["type"], "rate_limit_error", "{err}");
+}
