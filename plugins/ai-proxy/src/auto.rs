@@ -19,6 +19,7 @@ use regex_lite::Regex;
 use serde::Deserialize;
 
 /// An alias as written.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAuto {
@@ -27,6 +28,7 @@ pub struct RawAuto {
     default: String,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawAutoRule {
@@ -35,6 +37,7 @@ struct RawAutoRule {
     when: RawWhen,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawWhen {

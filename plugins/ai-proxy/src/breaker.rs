@@ -13,6 +13,7 @@
 use serde::Deserialize;
 
 /// When a target's breaker opens, and for how long.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BreakerPolicy {

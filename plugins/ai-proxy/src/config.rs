@@ -18,6 +18,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
 pub const DEFAULT_UPSTREAM_HEADER: &str = "x-aigw-upstream";
 
 /// What happens to the client's own credential.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CredentialPolicy {
@@ -29,10 +30,15 @@ pub enum CredentialPolicy {
     PassThrough,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
     #[serde(default)]
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schemars(with = "Vec<crate::provider::RawProvider>")
+    )]
     providers: Vec<Value>,
     #[serde(default)]
     models: Vec<RawRule>,
@@ -56,6 +62,7 @@ struct RawConfig {
     auto_models: HashMap<String, crate::auto::RawAuto>,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawRule {
@@ -72,6 +79,7 @@ struct RawRule {
     weight: u32,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawTarget {
@@ -400,4 +408,18 @@ pub enum ModelsShape {
     OpenAi,
     /// Anthropic `GET /v1/models` (the Anthropic SDK's `client.models.list()`).
     Anthropic,
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod schema_tests {
+    use std::path::Path;
+
+    use aigw_shared::config_schema::{check_committed, plugin_schema};
+
+    #[test]
+    fn the_committed_json_schema_is_the_schema_of_the_config_types() {
+        let schema = plugin_schema::<super::RawConfig>("ai-proxy");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.schema.json");
+        assert_eq!(check_committed(&path, &schema), Ok(()));
+    }
 }

@@ -22,6 +22,7 @@ pub const DEFAULT_ON_STATUS: [u16; 5] = [429, 500, 502, 503, 504];
 pub const ATTEMPTS_HEADER: &str = "x-aigw-attempts";
 
 /// The config's `fallback` object.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FallbackPolicy {
@@ -49,6 +50,7 @@ pub struct FallbackPolicy {
 }
 
 /// A configured answer for when every target failed.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CannedResponse {

@@ -182,9 +182,10 @@ impl Provider {
     }
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawProvider {
+pub(crate) struct RawProvider {
     name: String,
     #[serde(rename = "type")]
     kind: String,

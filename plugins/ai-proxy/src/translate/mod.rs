@@ -72,6 +72,7 @@ pub fn backend(schema: Schema) -> &'static dyn Backend {
 }
 
 /// What to do with a request field the chosen backend cannot express.
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum UnsupportedPolicy {
