@@ -3,6 +3,8 @@
 //! sequence counter; a bounded table of routed prefix-block hashes; a bounded session table.
 //! Keys are made once at configure time ([`Keys`]); records are small fixed-size byte strings.
 
+use std::cell::RefCell;
+
 use aigw_shared::host::{Host, HostError};
 use aigw_shared::kv;
 
@@ -251,7 +253,7 @@ pub struct PrefixTable<'a> {
 pub struct Lookup {
     /// Leading blocks each endpoint is believed to hold.
     pub matched: Vec<usize>,
-    /// Each endpoint's sequence counter when read.
+    /// Each endpoint's sequence counter when read (0: not needed, not read).
     pub seqs: Vec<u32>,
     /// Per endpoint, its stamp on the last block it holds (`None` when it holds none).
     pub boundary: Vec<Option<u32>>,
@@ -282,33 +284,38 @@ impl<'a> PrefixTable<'a> {
     /// it (the blocks before were stamped with it, or later). A search reads O(log n) slots, not
     /// one per matched block: a 16 KB prompt costs about 8 reads, not 256.
     pub fn lookup(&mut self, hashes: &[u64]) -> Lookup {
-        let seqs: Vec<u32> = self
-            .keys
-            .seq
-            .iter()
-            .map(|k| {
-                let v = kv::read_counter(self.host, k).unwrap_or(0);
-                (v & i64::from(u32::MAX)) as u32
-            })
-            .collect();
+        // Endpoints' sequence counters, read only for endpoints a probed entry names.
+        let n = self.keys.seq.len();
+        let seqs: RefCell<Vec<Option<u32>>> = RefCell::new(vec![None; n]);
+        let seq_of = |t: &Self, ep: usize| -> Option<u32> {
+            if let Some(v) = seqs.borrow().get(ep).copied().flatten() {
+                return Some(v);
+            }
+            let key = t.keys.seq.get(ep)?;
+            let v = (kv::read_counter(t.host, key).unwrap_or(0) & i64::from(u32::MAX)) as u32;
+            if let Some(slot) = seqs.borrow_mut().get_mut(ep) {
+                *slot = Some(v);
+            }
+            Some(v)
+        };
         let mut probes: Vec<Option<Option<Entry>>> = vec![None; hashes.len()];
         // The longest prefix any endpoint holds bounds every endpoint's search.
         let any = self.search(hashes, &mut probes, hashes.len(), |e, t| {
-            e.routed.iter().any(|&(ep, s)| {
-                seqs.get(usize::from(ep))
-                    .is_some_and(|&now| t.alive(now, s))
-            })
+            e.routed
+                .iter()
+                .any(|&(ep, s)| seq_of(t, usize::from(ep)).is_some_and(|now| t.alive(now, s)))
         });
-        let mut matched = Vec::with_capacity(seqs.len());
-        let mut boundary = Vec::with_capacity(seqs.len());
-        for (ep, &now) in seqs.iter().enumerate() {
+        let mut matched = Vec::with_capacity(n);
+        let mut boundary = Vec::with_capacity(n);
+        for ep in 0..n {
             let Ok(id) = u8::try_from(ep) else {
                 matched.push(0);
                 boundary.push(None);
                 continue;
             };
             let held = self.search(hashes, &mut probes, any, |e, t| {
-                e.seq_of(id).is_some_and(|s| t.alive(now, s))
+                e.seq_of(id)
+                    .is_some_and(|s| seq_of(t, ep).is_some_and(|now| t.alive(now, s)))
             });
             let stamp = held
                 .checked_sub(1)
@@ -317,6 +324,11 @@ impl<'a> PrefixTable<'a> {
             matched.push(held);
             boundary.push(stamp);
         }
+        let seqs = seqs
+            .into_inner()
+            .into_iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
         Lookup {
             matched,
             seqs,
@@ -380,9 +392,14 @@ impl<'a> PrefixTable<'a> {
         };
         let held = found.matched.get(e).copied().unwrap_or(0);
         let new_blocks = hashes.len().saturating_sub(held) as i64;
-        let now = match kv::add_counter(self.host, seq_key, new_blocks) {
-            Ok(v) => (v & i64::from(u32::MAX)) as u32,
-            Err(_) => return,
+        // Nothing new: the counter stays, and it was read by the lookup (no second read).
+        let known = found.seqs.get(e).copied().filter(|_| held > 0);
+        let now = match known {
+            Some(v) if new_blocks == 0 => v,
+            _ => match kv::add_counter(self.host, seq_key, new_blocks) {
+                Ok(v) => (v & i64::from(u32::MAX)) as u32,
+                Err(_) => return,
+            },
         };
         let refresh = (self.capacity / 4).max(1);
         // The held prefix was stamped no earlier than its last block: fresh there, fresh all along.
