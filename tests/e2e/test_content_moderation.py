@@ -228,3 +228,15 @@ def test_a_service_asked_about_answers_replaces_a_flagged_one(
     assert re.search(r'^aigw_content_moderation_answers_cut\{reason="service_omni_out"\} 1',
                      metrics, re.M), "counted"
 
+
+
+def test_the_responses_api_is_checked_masked_and_restored(client: openai.OpenAI,
+                                                          msim: Sim) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=MODEL, input="please say forbidden-word")
+    assert msim.requests() == [], "a blocked request never reaches the model"
+    reply = client.responses.create(model=MODEL, instructions="Be brief.",
+                                    input=f"write to {EMAIL} today")
+    assert reply.output_text == f"sim: write to {EMAIL} today"
+    sent = msim.only_request()["body"]
+    assert sent["input"] == "write to [EMAIL_1] today"

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel, MapKind};
-use aigw_shared::llm::{Api, ResponseFormat};
+use aigw_shared::llm::{is_responses, Api, ResponseFormat};
 use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, Next, Reply, WholeBody};
 use aigw_shared::reply::send_error;
 
@@ -75,6 +75,8 @@ pub struct Filter {
     /// The request's model and stream flag, for a refusal in its shape.
     model: String,
     stream: bool,
+    /// The request is to the OpenAI Responses API (which `Api` calls `Other`).
+    responses: bool,
 }
 
 impl Filter {
@@ -90,6 +92,7 @@ impl Filter {
             answer: Answer::Untouched,
             model: String::new(),
             stream: false,
+            responses: false,
         }
     }
 
@@ -377,11 +380,14 @@ impl HttpFilter for Filter {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let api = Api::from_path(
+        let (method, path) = (
             std::str::from_utf8(&method).unwrap_or(""),
             std::str::from_utf8(&path).unwrap_or(""),
         );
-        if !matches!(api, Api::ChatCompletions | Api::AnthropicMessages) {
+        let api = Api::from_path(method, path);
+        // The Responses API is `Api::Other` to the shared classifier; it is checked like chat.
+        self.responses = api == Api::Other && is_responses(method, path);
+        if !matches!(api, Api::ChatCompletions | Api::AnthropicMessages) && !self.responses {
             return Action::Continue;
         }
         self.protocol = api.protocol();
@@ -541,8 +547,9 @@ impl HttpFilter for Filter {
         }
         let content_type = host.response_header("content-type").ok().flatten();
         if ResponseFormat::from_content_type(content_type.as_deref()) == ResponseFormat::Sse {
-            if !stream_work {
-                // Only services would look, and they are not asked about streams.
+            if !stream_work || self.responses {
+                // Only services would look, and they are not asked about streams; Responses API
+                // event streams are not rewritten (README: not yet).
                 return Action::Continue;
             }
             // The rewritten stream has another length.

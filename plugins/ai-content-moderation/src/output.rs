@@ -286,6 +286,8 @@ pub fn answer_text(body: &[u8]) -> Option<String> {
 fn is_answer_text(body: &[u8], s: &json::StrSpan) -> bool {
     (s.depth == 4 && s.top_is(body, b"choices") && s.key_is(body, b"content"))
         || (s.depth == 3 && s.top_is(body, b"content") && s.key_is(body, b"text"))
+        // Responses API: output[].content[].text.
+        || (s.depth == 5 && s.top_is(body, b"output") && s.key_is(body, b"text"))
 }
 
 /// Check and restore a whole JSON answer of `protocol`.

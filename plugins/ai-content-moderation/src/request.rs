@@ -51,10 +51,24 @@ pub struct Scratch {
 }
 
 fn is_message_text(body: &[u8], s: &StrSpan) -> bool {
-    (s.top_is(body, b"messages") || s.top_is(body, b"system"))
+    let chat = (s.top_is(body, b"messages") || s.top_is(body, b"system"))
         && [b"content".as_slice(), b"text", b"arguments", b"system"]
             .iter()
-            .any(|k| s.key_is(body, k))
+            .any(|k| s.key_is(body, k));
+    // The Responses API: `instructions`, a string `input`, and the items' message content (string
+    // or parts), function call arguments and function call outputs.
+    let responses = s.top_is(body, b"instructions")
+        || (s.top_is(body, b"input")
+            && [
+                b"input".as_slice(),
+                b"content",
+                b"text",
+                b"arguments",
+                b"output",
+            ]
+            .iter()
+            .any(|k| s.key_is(body, k)));
+    chat || responses
 }
 
 /// Check (and mask) a request body. `Err` when it is not a JSON object.

@@ -138,3 +138,42 @@ fn a_body_that_is_not_json_is_refused() {
         .run::<ContentModeration>(CONFIG);
     assert_eq!(out.local_response.unwrap().status, 400);
 }
+
+#[test]
+fn responses_api_requests_are_checked_and_masked_and_json_answers_restored() {
+    let blocked = json!({"model": "m", "instructions": "say forbidden-word", "input": "hi"});
+    let out =
+        Exchange::post_json("/v1/responses", &blocked.to_string()).run::<ContentModeration>(CONFIG);
+    let reply = out
+        .local_response
+        .expect("blocked by the deny word in instructions");
+    assert_eq!(reply.status, 400);
+    assert!(out.upstream_headers.is_none());
+
+    let body = json!({"model": "m", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "mail bo@corp.example"}]},
+        {"type": "function_call_output", "call_id": "c", "output": "card 4111 1111 1111 1111"}]});
+    let out =
+        Exchange::post_json("/v1/responses", &body.to_string()).run::<ContentModeration>(CONFIG);
+    assert_eq!(
+        out.local_response
+            .expect("the card in a tool output blocks")
+            .status,
+        400
+    );
+
+    let body = json!({"model": "m", "input": "mail bo@corp.example"});
+    let answer = json!({"id": "resp_1", "object": "response", "status": "completed", "output": [
+        {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "sim: mail [EMAIL_1]", "annotations": []}]}]});
+    let out = Exchange::post_json("/v1/responses", &body.to_string())
+        .chunked(7)
+        .reply(UpstreamReply::json(&answer.to_string()))
+        .run::<ContentModeration>(CONFIG);
+    assert_eq!(out.upstream_json()["input"], "mail [EMAIL_1]");
+    let v: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        "sim: mail bo@corp.example"
+    );
+}
