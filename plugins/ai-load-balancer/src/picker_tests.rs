@@ -194,10 +194,10 @@ fn affinity_yields_once_an_endpoint_holds_more_than_its_bounded_share_in_flight(
     let mut v = [idle(); 3];
     v[0].prefix_blocks = 10;
     // Weights 1, 1, 2. Two in flight there, none elsewhere: with this one 3 in all, its bound is
-    // ceil(1.5 × 3 × 1/4) = 2.
+    // ceil(1.25 × 3 × 1/4) = 1.
     v[0].in_flight = 2;
     assert_ne!(winner(&pick(&c, &v, 10, &NO_LORA, 0)), 0);
-    // The others busy too: 7 in all, bound ceil(1.5 × 7 / 4) = 3.
+    // The others busy too: 7 in all, bound ceil(1.25 × 7 / 4) = 3.
     v[1].in_flight = 2;
     v[2].in_flight = 2;
     assert_eq!(
@@ -218,9 +218,9 @@ fn the_bound_follows_the_hardware_weights() {
     v[2].prefix_blocks = 10;
     v[2].in_flight = 3;
     v[0].in_flight = 1;
-    // 5 in all with this one: bound ceil(1.5 × 5 × 2 / 4) = 4 > 3.
+    // 5 in all with this one: bound ceil(1.25 × 5 × 2 / 4) = 4 > 3.
     assert_eq!(winner(&pick(&c, &v, 10, &NO_LORA, 0)), 2);
-    // 10 in all with this one: bound ceil(1.5 × 10 × 2 / 4) = 8.
+    // 10 in all with this one: bound ceil(1.25 × 10 × 2 / 4) = 7.
     v[2].in_flight = 8;
     assert_ne!(winner(&pick(&c, &v, 10, &NO_LORA, 0)), 2);
 }

@@ -275,7 +275,7 @@ pub(super) fn default_session_slots() -> u32 {
     4096
 }
 pub(super) fn default_bounded_load() -> f64 {
-    1.5
+    1.25
 }
 pub(super) fn default_max_age() -> u64 {
     2_000
