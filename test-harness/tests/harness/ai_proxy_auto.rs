@@ -48,7 +48,7 @@ fn the_auto_model_is_chosen_by_the_request_and_named_in_the_answer() {
     let simple = json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}]});
     let out = chain
         .run(
-            &Request::post_json("/v1/chat/completions", &simple.to_string()),
+            &Request::post_json("/v1/chat/completions", simple.to_string()),
             &mut answer,
         )
         .unwrap();
@@ -64,7 +64,7 @@ fn the_auto_model_is_chosen_by_the_request_and_named_in_the_answer() {
     let hard = json!({"model": "auto", "messages": [{"role": "user", "content": "Prove it"}]});
     let out = chain
         .run(
-            &Request::post_json("/v1/chat/completions", &hard.to_string()),
+            &Request::post_json("/v1/chat/completions", hard.to_string()),
             &mut answer,
         )
         .unwrap();

@@ -142,7 +142,7 @@ fn the_responses_api_is_counted_from_its_answer_json_and_streamed() {
             UpstreamResponse::sse(vec![stream.clone()]),
         ),
     ] {
-        let req = Request::post_json("/v1/responses", body.to_owned())
+        let req = Request::post_json("/v1/responses", body)
             .header("x-aigw-consumer", "team-r")
             .chunk_size(11);
         let out = chain
