@@ -220,7 +220,13 @@ def serve(model: MiniLM, host: str, port: int) -> ThreadingHTTPServer:
                 status, obj = answer(model, body)
             self.send_json(status, obj)
 
-    return ThreadingHTTPServer((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        # The listen backlog: http.server's default of 5 can refuse Envoy's connections when
+        # both workers and the test clients connect at once on a busy box.
+        request_queue_size = 128
+        daemon_threads = True
+
+    return Server((host, port), Handler)
 
 
 def die_with_parent() -> None:
