@@ -174,11 +174,7 @@ pub fn handle(req: &SimRequest, ctx: &Ctx<'_>) -> Plan {
 pub fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| ApiError::unparsable_body())?;
     let obj = value.as_object().ok_or_else(ApiError::unparsable_body)?;
-    let model = match obj.get("model") {
-        None | Some(Value::Null) => return Err(ApiError::missing_model()),
-        Some(Value::String(m)) => m.clone(),
-        Some(_) => return Err(ApiError::wrong_type("model", "a string")),
-    };
+    let model = required_model(obj)?;
     let messages = match obj.get("messages") {
         None | Some(Value::Null) => return Err(ApiError::missing("messages")),
         Some(Value::Array(m)) => m,
@@ -222,12 +218,34 @@ fn message_text(i: usize, msg: &Value) -> Result<(bool, String), ApiError> {
     let obj = msg
         .as_object()
         .ok_or_else(|| ApiError::wrong_type(&param, "an object"))?;
+    role_and_text(&param, obj, false)
+}
+
+/// The `model` field, which OpenAI requires as a string.
+pub(crate) fn required_model(obj: &Map<String, Value>) -> Result<String, ApiError> {
+    match obj.get("model") {
+        None | Some(Value::Null) => Err(ApiError::missing_model()),
+        Some(Value::String(m)) => Ok(m.clone()),
+        Some(_) => Err(ApiError::wrong_type("model", "a string")),
+    }
+}
+
+/// A message object at `param` as (from the user, its text: a string or its parts' `text`s
+/// joined by newlines). Without `content_required`, a missing or null content is empty text.
+pub(crate) fn role_and_text(
+    param: &str,
+    obj: &Map<String, Value>,
+    content_required: bool,
+) -> Result<(bool, String), ApiError> {
     let role = match obj.get("role") {
         Some(Value::String(r)) => r.as_str(),
         Some(_) => return Err(ApiError::wrong_type(&format!("{param}.role"), "a string")),
         None => return Err(ApiError::missing(&format!("{param}.role"))),
     };
     let text = match obj.get("content") {
+        None | Some(Value::Null) if content_required => {
+            return Err(ApiError::missing(&format!("{param}.content")))
+        }
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts
@@ -309,7 +327,8 @@ fn max_tokens(obj: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
     Ok(None)
 }
 
-fn flag(obj: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
+/// An optional boolean field (absent or null: false).
+pub(crate) fn flag(obj: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),

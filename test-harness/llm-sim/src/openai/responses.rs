@@ -13,6 +13,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::chat::{flag, required_model, role_and_text};
 use super::error::ApiError;
 use crate::plan::{Event, EventKind, Plan, EVENT_STREAM, JSON};
 use crate::reply::{derive_reply, Conversation, Finish, Reply};
@@ -281,11 +282,7 @@ fn stream(request: &ResponsesRequest, reply: &Reply, ids: &Ids, created: u64) ->
 pub fn parse(body: &[u8]) -> Result<ResponsesRequest, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| ApiError::unparsable_body())?;
     let obj = value.as_object().ok_or_else(ApiError::unparsable_body)?;
-    let model = match obj.get("model") {
-        None | Some(Value::Null) => return Err(ApiError::missing_model()),
-        Some(Value::String(m)) => m.clone(),
-        Some(_) => return Err(ApiError::wrong_type("model", "a string")),
-    };
+    let model = required_model(obj)?;
     if let Some(Value::String(id)) = obj.get("previous_response_id") {
         return Err(ApiError::invalid(
             format!("Previous response with id '{id}' not found."),
@@ -337,11 +334,7 @@ pub fn parse(body: &[u8]) -> Result<ResponsesRequest, ApiError> {
         ),
     };
     conversation.max_tokens = max_output_tokens;
-    let stream = match obj.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::wrong_type("stream", "a boolean")),
-    };
+    let stream = flag(obj, "stream")?;
     Ok(ResponsesRequest {
         model,
         conversation,
@@ -380,27 +373,7 @@ fn item_text(i: usize, item: &Value) -> Result<(bool, String), ApiError> {
             ))
         }
     }
-    let role = match obj.get("role") {
-        Some(Value::String(r)) => r.as_str(),
-        Some(_) => return Err(ApiError::wrong_type(&format!("{param}.role"), "a string")),
-        None => return Err(ApiError::missing(&format!("{param}.role"))),
-    };
-    let text = match obj.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        None => return Err(ApiError::missing(&format!("{param}.content"))),
-        Some(_) => {
-            return Err(ApiError::wrong_type(
-                &format!("{param}.content"),
-                "a string or an array of content parts",
-            ))
-        }
-    };
-    Ok((role == "user", text))
+    role_and_text(&param, obj, true)
 }
 
 /// Function tools (`{"type": "function", "name", "parameters"}`); none with `tool_choice: none`.
