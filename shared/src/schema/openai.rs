@@ -275,26 +275,50 @@ pub struct ResponsesItem<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for ResponsesInput<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw<'a> {
-            #[serde(borrow)]
-            Text(Text<'a>),
-            #[serde(borrow)]
-            Items(Vec<ResponsesItem<'a>>),
-            Null(()),
+        use serde::de::{Error, SeqAccess, Visitor};
+        use std::borrow::Cow;
+
+        /// Read in place (an untagged enum would first copy the whole input into a buffer).
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ResponsesInput<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, null or an array of input items")
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(ResponsesInput::default())
+            }
+            fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(ResponsesInput::default())
+            }
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(ResponsesInput::user(Text(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ResponsesInput::user(Text(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(ResponsesInput { items })
+            }
         }
-        Ok(match Raw::deserialize(deserializer)? {
-            Raw::Text(text) => ResponsesInput {
-                items: vec![ResponsesItem {
-                    role: Some(Role::User),
-                    content: TextContent { parts: vec![text] },
-                    ..ResponsesItem::default()
-                }],
-            },
-            Raw::Items(items) => ResponsesInput { items },
-            Raw::Null(()) => ResponsesInput::default(),
-        })
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'a> ResponsesInput<'a> {
+    /// A string input: one user message.
+    fn user(text: Text<'a>) -> Self {
+        ResponsesInput {
+            items: vec![ResponsesItem {
+                role: Some(Role::User),
+                content: TextContent { parts: vec![text] },
+                ..ResponsesItem::default()
+            }],
+        }
     }
 }
 
