@@ -498,3 +498,34 @@ fn a_service_asked_about_answers_only_replaces_a_flagged_json_answer() {
         Some(MetricValue::Counter(1))
     ));
 }
+
+#[test]
+fn responses_api_requests_are_blocked_or_masked_in_the_built_module() {
+    let env = Env::new();
+    let mut c = chain(&env, CONFIG, Profile::Envoy);
+    let blocked = json!({"model": "m", "instructions": "say forbidden-word", "input": "hi"});
+    let out = run(
+        &mut c,
+        &Request::post_json("/v1/responses", blocked.to_string()),
+        |_| panic!("a blocked request must not be forwarded"),
+    );
+    assert_eq!(out.status, 400);
+    let body = json!({"model": "m", "input": format!("mail {EMAIL}")});
+    let answer = json!({"id": "resp_1", "object": "response", "status": "completed", "output": [
+        {"type": "message", "role": "assistant", "content": [
+            {"type": "output_text", "text": "sim: mail [EMAIL_1]", "annotations": []}]}]});
+    let out = run(
+        &mut c,
+        &Request::post_json("/v1/responses", body.to_string()).chunk_size(5),
+        |up| {
+            let sent: Value = serde_json::from_slice(&up.body).unwrap();
+            assert_eq!(sent["input"], "mail [EMAIL_1]");
+            UpstreamResponse::json(200, answer.to_string())
+        },
+    );
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        format!("sim: mail {EMAIL}")
+    );
+}

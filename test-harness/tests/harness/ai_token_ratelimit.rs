@@ -459,3 +459,42 @@ fn a_quota_set_by_an_admin_on_one_worker_is_spent_on_the_other() {
     // 50 used: 250 left, one more fits.
     assert!(begin(&mut p, 0, "a").is_some());
 }
+
+#[test]
+fn responses_api_requests_are_reserved_charged_and_refused_in_the_built_module() {
+    let env = Env::new();
+    let mut p = Plugin::load_workers(&env, spec(&team_config(300, "hour")), 1).unwrap();
+    let body =
+        br#"{"model":"gpt-4o","input":"What is the capital of France?","max_output_tokens":250}"#;
+    let answer = fixture("providers/openai-responses.response.json");
+    let mut refused = None;
+    for round in 0..3 {
+        let vm = p.worker(0);
+        let id = vm.create_stream().unwrap();
+        let h = headers(&[
+            (":method", "POST"),
+            (":path", "/v1/responses"),
+            (":authority", "gw"),
+            ("content-type", "application/json"),
+            ("x-team", "r"),
+        ]);
+        vm.request_headers(id, h, false).unwrap();
+        let step = vm.request_body(id, body, true).unwrap();
+        if let Some(reply) = step.local_reply {
+            refused = Some((round, reply.status));
+            vm.finish_stream(id).unwrap();
+            break;
+        }
+        let rh = headers(&[(":status", "200"), ("content-type", "application/json")]);
+        vm.response_headers(id, rh, false).unwrap();
+        vm.response_body(id, &answer, true).unwrap();
+        vm.finish_stream(id).unwrap();
+    }
+    // Each answer is charged its usage (22 of the ~260 reserved): the third reservation no
+    // longer fits in what is left.
+    assert_eq!(refused, Some((2, 429)));
+    assert_eq!(
+        counter(&env, "aigw.ai_token_ratelimit.kind.charged.tokens_total"),
+        Some(44)
+    );
+}
