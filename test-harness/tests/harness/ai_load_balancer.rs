@@ -224,3 +224,78 @@ fn bad_config_is_refused_at_load_with_the_field_path() {
         other => panic!("expected ConfigRejected, got {other}"),
     }
 }
+
+/// A conversation's messages as a chat body: `[system, user, assistant, user, …]`.
+fn conversation(system: &str, turns: &[&str]) -> Vec<u8> {
+    let mut messages = vec![serde_json::json!({"role": "system", "content": system})];
+    for (i, t) in turns.iter().enumerate() {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages.push(serde_json::json!({"role": role, "content": t}));
+    }
+    serde_json::json!({"model": "m", "messages": messages})
+        .to_string()
+        .into_bytes()
+}
+
+/// Host calls worker 0 of the chain's only filter made while `req` ran, by function.
+fn host_calls(
+    chain: &mut Chain,
+    req: &Request,
+    up: &mut dyn aigw_harness::Upstream,
+) -> (usize, std::collections::BTreeMap<&'static str, usize>, String) {
+    let before = chain.plugin(0).unwrap().worker(0).trace().len();
+    let out = chain.run(req, up).unwrap();
+    assert_eq!(out.status, 200);
+    let pick = out.upstream.unwrap().header(HEADER).expect("routed");
+    let vm = chain.plugin(0).unwrap().worker(0);
+    let mut counts = std::collections::BTreeMap::new();
+    for t in &vm.trace()[before..] {
+        *counts.entry(t.function).or_insert(0) += 1;
+    }
+    (vm.trace().len() - before, counts, pick)
+}
+
+#[test]
+fn a_routed_request_costs_a_small_constant_number_of_host_calls() {
+    // Three endpoints reporting their load, a ~1.5 KB system prompt shared by conversations; the
+    // measured request is a conversation's second turn (about 2 KB of prompt), the common path
+    // of a chat fleet: its first turn went to a pod, the second extends that prefix.
+    let env = Env::new();
+    let mut chain = Chain::new(&env).with(spec(&config(""))).unwrap();
+    let system: String = (0..190).map(|i| format!("rule{i:03} ")).collect();
+    assert!((1400..1600).contains(&system.len()), "{}", system.len());
+    let mut up = |_: &UpstreamRequest| {
+        UpstreamResponse::json(200, "{}").header(
+            "endpoint-load-metrics",
+            "TEXT named_metrics.kv_cache_usage_perc=0.3, named_metrics.num_requests_waiting=1",
+        )
+    };
+    let step = std::time::Duration::from_millis(2);
+    // Warm-up: other conversations, so that every pod has reported and metric ids exist.
+    for i in 0..6 {
+        let req = Request::post_json(
+            "/v1/chat/completions",
+            conversation(&system, &[&format!("other question {i}")]),
+        );
+        chain.run(&req, &mut up).unwrap();
+        env.advance_clock(step);
+    }
+    let first = "Please summarise the rules above in three short bullet points for me.";
+    let answer = "Rules 0 to 50 concern naming; 51 to 120 concern layout; the rest concern tests and review.";
+    let second = "Thanks. Now which of them matter most for a first-time contributor, and why?";
+    let turn1 = Request::post_json("/v1/chat/completions", conversation(&system, &[first]));
+    let (_, _, pick1) = host_calls(&mut chain, &turn1, &mut up);
+    env.advance_clock(step);
+    let body2 = conversation(&system, &[first, answer, second]);
+    assert!((1900..2300).contains(&body2.len()), "{}", body2.len());
+    let turn2 = Request::post_json("/v1/chat/completions", body2);
+    let (n, counts, pick2) = host_calls(&mut chain, &turn2, &mut up);
+    assert_eq!(pick2, pick1, "the second turn follows the first");
+    eprintln!("next turn, snapshot {step:?} old: {n} host calls: {counts:?}");
+    env.advance_clock(step);
+    let (n_again, counts_again, _) = host_calls(&mut chain, &turn2, &mut up);
+    eprintln!("same request again: {n_again} host calls: {counts_again:?}");
+    assert_eq!(counts.get("proxy_define_metric"), None, "ids are made once");
+    assert!(n <= 60, "{n} host calls: {counts:?}");
+    assert!(n_again <= 60, "{n_again} host calls: {counts_again:?}");
+}
