@@ -40,11 +40,15 @@ pub struct Plan {
     pub dropped: Vec<String>,
     /// Embeddings translated for a non-OpenAI backend: how to translate the answer back.
     pub embed: Option<EmbedPlan>,
-    /// A token count translated for a Gemini-schema backend (`countTokens`): its answer
-    /// (`totalTokens`) goes back as Anthropic's `{"input_tokens": N}`.
-    pub count_from: Option<Schema>,
+    /// A token count translated for a provider's counting API (Gemini `countTokens`, Bedrock
+    /// `CountTokens`): its answer goes back in the client's shape (or, for Bedrock, the estimate
+    /// when it fails).
+    pub count: Option<crate::token_count::Counting>,
     /// A Responses API request sent through the hub: its answer goes back as a Responses object.
     pub responses: bool,
+    /// A Responses API request passed to a provider that serves it (OpenAI, Azure OpenAI): the
+    /// answer passes untouched, its usage read on the side.
+    pub native_responses: bool,
     /// The client's own key when it was passed through to the provider (redacted from error
     /// bodies like the configured keys).
     pub client_secret: Option<Secret>,
@@ -445,9 +449,11 @@ pub fn prepare_for(
         Api::AnthropicMessages => schema == Schema::Anthropic,
         _ => schema == Schema::OpenAi,
     };
-    // A Responses API request goes to OpenAI as it is, and through the hub (as a chat
-    // request) to every other backend.
-    let responses = inc.api == Api::Other && inc.suffix == RESPONSES && provider.kind != "openai";
+    // A Responses API request goes to a provider that serves it (OpenAI, Azure OpenAI) as it
+    // is, and through the hub (as a chat request) to every other backend.
+    let responses_api = inc.api == Api::Other && inc.suffix == RESPONSES;
+    let native_responses = responses_api && provider.vendor.native_responses();
+    let responses = responses_api && !native_responses;
     let translated =
         responses || (!same && matches!(inc.api, Api::ChatCompletions | Api::AnthropicMessages));
     let call_desc = ApiCall {
@@ -466,16 +472,31 @@ pub fn prepare_for(
     };
     let path = provider.vendor.path(&provider.base_path, &call_desc)?;
     let mut include_usage = false;
-    let counting = inc.api == Api::Other && inc.suffix == COUNT_TOKENS;
-    let count_from = (counting && schema == Schema::Gemini).then_some(Schema::Gemini);
-    let count_body = match count_from {
-        Some(_) => Some(gemini_count_body(
-            body,
-            &route.model,
-            &provider.kind,
-            &mut ctx,
-        )?),
-        None => None,
+    let asked_count = if inc.api == Api::Other {
+        crate::token_count::Asked::of(&inc.suffix)
+    } else {
+        None
+    };
+    let (count, count_body) = match (asked_count, schema) {
+        (Some(asked @ crate::token_count::Asked::Anthropic), Schema::Gemini) => {
+            let b = gemini_count_body(body, &route.model, &provider.kind, &mut ctx)?;
+            let c = crate::token_count::Counting {
+                from: schema,
+                asked,
+                estimate: None,
+            };
+            (Some(c), Some(b))
+        }
+        (Some(asked), Schema::Bedrock | Schema::BedrockInvoke) => {
+            let b = crate::token_count::bedrock_count_body(body, asked, schema, &mut ctx)?;
+            let c = crate::token_count::Counting {
+                from: schema,
+                asked,
+                estimate: asked.estimate(body),
+            };
+            (Some(c), Some(b))
+        }
+        _ => (None, None),
     };
     let embed_out = if inc.api == Api::Embeddings && inc.json {
         embed_request(schema, &path, body, &route.model, model).map_err(|e| translate_err(&e))?
@@ -490,8 +511,14 @@ pub fn prepare_for(
         b
     } else if !translated {
         // The client's bytes stay when the model does not change (no second parse, no write).
-        if inc.json && !route.model.is_empty() && route.model != *model {
-            passthrough::patch_model(body, &route.model)
+        // Azure's Responses API takes the deployment as the model.
+        let sent_model = if native_responses {
+            provider.vendor.responses_model(&route.model)
+        } else {
+            route.model.as_str()
+        };
+        if inc.json && !sent_model.is_empty() && sent_model != *model {
+            passthrough::patch_model(body, sent_model)
                 .map_err(|e| translate_err(&e))?
                 .body
         } else {
@@ -573,8 +600,9 @@ pub fn prepare_for(
             provider: provider.name.clone(),
             dropped: ctx.dropped,
             embed,
-            count_from,
+            count,
             responses,
+            native_responses,
             client_secret,
         },
     })

@@ -1,9 +1,21 @@
 //! Token counting endpoints the gateway answers or forwards: Anthropic's
-//! `POST /v1/messages/count_tokens` and OpenAI's `POST /v1/responses/input_tokens`, and the
-//! estimate for a Responses API body when the provider has no counting API.
+//! `POST /v1/messages/count_tokens` and OpenAI's `POST /v1/responses/input_tokens`, the estimate
+//! for a Responses API body when the provider has no counting API, and the body of Bedrock's
+//! `CountTokens` (`POST /model/{modelId}/count-tokens`, AWS "CountTokens" API reference:
+//! `{"input": {"converse": {messages, system, toolConfig, additionalModelRequestFields}}}` or
+//! `{"input": {"invokeModel": {"body": <base64 InvokeModel body>}}}`, answered
+//! `{"inputTokens": N}`).
 
+use aigw_shared::error::{ClientError, ErrorKind};
+use aigw_shared::llm::{Api, RequestView};
 use aigw_shared::tokens::TokenEstimator;
-use serde_json::Value;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::hub::ChatRequest;
+use crate::translate::client::{anthropic as anthropic_client, responses as responses_client};
+use crate::translate::{self, BuildContext, Schema};
 
 /// Anthropic's token counting endpoint (after `/v1`).
 pub const COUNT_TOKENS: &str = "/messages/count_tokens";
@@ -61,6 +73,130 @@ pub fn estimate_responses_input(body: &[u8]) -> Result<u64, String> {
     Ok(e.estimate()
         .tokens
         .saturating_add(items.saturating_mul(TOKENS_PER_ITEM)))
+}
+
+/// The fields of a Converse request that Bedrock's `ConverseTokensRequest` takes (AWS API
+/// reference, "ConverseTokensRequest"); generation settings (`inferenceConfig`) are not counted.
+const CONVERSE_COUNTED: [&str; 4] = [
+    "messages",
+    "system",
+    "toolConfig",
+    "additionalModelRequestFields",
+];
+
+/// How a token count was asked for and is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Anthropic's `count_tokens`: `{"input_tokens": N}`.
+    Anthropic,
+    /// OpenAI's Responses `input_tokens`: `{"object": "response.input_tokens", "input_tokens": N}`.
+    OpenAiResponses,
+}
+
+impl Asked {
+    /// The API path (after `/v1`) asked.
+    pub fn of(suffix: &str) -> Option<Self> {
+        match suffix {
+            COUNT_TOKENS => Some(Self::Anthropic),
+            INPUT_TOKENS => Some(Self::OpenAiResponses),
+            _ => None,
+        }
+    }
+
+    /// The answer carrying `tokens`.
+    pub fn answer(self, tokens: u64) -> String {
+        match self {
+            Self::Anthropic => format!("{{\"input_tokens\":{tokens}}}"),
+            Self::OpenAiResponses => {
+                format!("{{\"object\":\"response.input_tokens\",\"input_tokens\":{tokens}}}")
+            }
+        }
+    }
+
+    /// The suite's estimate of the request `body` (`None`: not a request of this API).
+    pub fn estimate(self, body: &[u8]) -> Option<u64> {
+        match self {
+            Self::Anthropic => RequestView::parse(Api::AnthropicMessages, body)
+                .ok()
+                .map(|v| v.estimate_input_tokens().tokens),
+            Self::OpenAiResponses => estimate_responses_input(body).ok(),
+        }
+    }
+}
+
+/// A token count sent to a provider's counting API, and how its answer comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counting {
+    /// The backend schema that counts (Gemini `countTokens`, Bedrock `CountTokens`).
+    pub from: Schema,
+    /// The client's API (the answer's shape).
+    pub asked: Asked,
+    /// The gateway's estimate, answered (marked `x-aigw-token-count: estimated`) when the
+    /// provider's count fails; `None`: a failure reaches the client as an error.
+    pub estimate: Option<u64>,
+}
+
+impl Counting {
+    /// The count in a provider's 2xx answer: Gemini's `totalTokens`, Bedrock's `inputTokens`.
+    pub fn read(&self, body: &[u8]) -> Result<u64, String> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let key = match self.from {
+            Schema::Bedrock | Schema::BedrockInvoke => "inputTokens",
+            _ => "totalTokens",
+        };
+        v.get(key)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| format!("no `{key}` in the answer"))
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ClientError {
+    ClientError::new(
+        ErrorKind::Internal,
+        format!("cannot build CountTokens: {e}"),
+    )
+}
+
+/// The hub request of a token count body.
+fn hub_of(
+    body: &[u8],
+    asked: Asked,
+    ctx: &mut BuildContext<'_>,
+) -> Result<ChatRequest, ClientError> {
+    match asked {
+        Asked::Anthropic => anthropic_client::to_hub(body, ctx).map_err(|e| e.to_client()),
+        Asked::OpenAiResponses => {
+            let chat = responses_client::to_chat(body).map_err(|e| e.to_client())?;
+            serde_json::from_value(chat).map_err(|e| {
+                ClientError::invalid_request(format!(
+                    "request body does not fit the Responses API: {e}"
+                ))
+            })
+        }
+    }
+}
+
+/// The body of Bedrock's `CountTokens` for a count asked as `asked`: the request as Converse
+/// (`schema` [`Schema::Bedrock`]) would get it, reduced to the counted fields, or the
+/// InvokeModel body (Anthropic Messages for Claude, [`Schema::BedrockInvoke`]) base64-encoded.
+pub fn bedrock_count_body(
+    body: &[u8],
+    asked: Asked,
+    schema: Schema,
+    ctx: &mut BuildContext<'_>,
+) -> Result<Vec<u8>, ClientError> {
+    let hub = hub_of(body, asked, ctx)?;
+    let encoded = translate::backend(schema)
+        .encode_request(&hub, ctx)
+        .map_err(|e| e.to_client())?;
+    let input = if schema == Schema::BedrockInvoke {
+        serde_json::json!({"invokeModel": {"body": STANDARD.encode(&encoded)}})
+    } else {
+        let mut request: Map<String, Value> = serde_json::from_slice(&encoded).map_err(internal)?;
+        request.retain(|k, _| CONVERSE_COUNTED.contains(&k.as_str()));
+        serde_json::json!({ "converse": request })
+    };
+    serde_json::to_vec(&serde_json::json!({ "input": input })).map_err(internal)
 }
 
 /// The texts of one input item.

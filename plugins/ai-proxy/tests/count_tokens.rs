@@ -267,3 +267,195 @@ fn openai_counts_responses_input_tokens_and_the_gateway_estimates_for_other_prov
     let v: Value = serde_json::from_slice(&local.body).unwrap();
     assert!(v["error"]["message"].is_string(), "OpenAI's shape: {v}");
 }
+
+// Bedrock CountTokens (`POST /model/{modelId}/count-tokens`). No recorded sample exists: the
+// fixtures in `testdata/bedrock/count-tokens/` are built from the AWS Bedrock Runtime API
+// reference (CountTokens, CountTokensInput, ConverseTokensRequest, InvokeModelTokensRequest; see
+// the README there).
+
+const BEDROCK: &str = r#"{
+  "providers": [{"name": "aws", "type": "bedrock", "cluster": "bedrock", "options": {
+    "region": "us-east-1", "accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "wJalrXUtnFEMI",
+    "invokeModels": ["us.anthropic.*"]}}],
+  "models": [
+    {"match": "claude-haiku-4-5", "provider": "aws", "target": "anthropic.claude-haiku-4-5-20251001-v1:0"},
+    {"match": "claude-invoke", "provider": "aws", "target": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}
+  ]
+}"#;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/bedrock/count-tokens")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The upstream request's SigV4 signature checked as Bedrock would (the mock clock).
+fn signed_by_bedrock(out: &aigw_shared::mock::Outcome) -> bool {
+    use aigw_shared::aws::{verify, AmzDate, Credentials, SignableRequest, VerifyPolicy};
+    let headers = out.upstream_headers.as_ref().expect("reached the upstream");
+    let text: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap()))
+        .collect();
+    let find = |name: &str| {
+        text.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut req = SignableRequest::new("POST", find(":path").unwrap(), &out.upstream_body)
+        .header("host", find(":authority").unwrap());
+    for (k, v) in text.iter().filter(|(k, _)| !k.starts_with(':')) {
+        req = req.header(k, v);
+    }
+    let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI");
+    let policy = VerifyPolicy {
+        now: Some(AmzDate::from_unix_seconds(1_700_000_001)),
+        region: Some("us-east-1"),
+        service: Some("bedrock"),
+        ..VerifyPolicy::default()
+    };
+    verify(
+        &req,
+        |id| (id == "AKIDEXAMPLE").then(|| creds.clone()),
+        &policy,
+    )
+    .is_ok()
+}
+
+const FOX: &str = r#"{"model":"claude-haiku-4-5","system":"Be brief.","messages":[{"role":"user","content":"The quick brown fox jumps over the lazy dog"}]}"#;
+
+#[test]
+fn a_bedrock_model_is_counted_by_count_tokens_with_a_converse_input_signed_with_sigv4() {
+    let out = count(FOX.as_bytes())
+        .reply(json_reply(200, fixture("converse.response.json")))
+        .run::<Proxy>(BEDROCK);
+    let sent = out.upstream_headers.as_ref().expect("forwarded");
+    assert_eq!(
+        header(sent, ":path"),
+        Some("/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/count-tokens")
+    );
+    assert_eq!(
+        header(sent, ":authority"),
+        Some("bedrock-runtime.us-east-1.amazonaws.com")
+    );
+    assert_eq!(header(sent, "x-api-key"), None, "the client's key is gone");
+    assert!(signed_by_bedrock(&out), "a valid SigV4 signature");
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    let documented: Value = serde_json::from_slice(&fixture("converse.request.json")).unwrap();
+    assert_eq!(body, documented, "the documented CountTokens shape");
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer, serde_json::json!({"input_tokens": 17}));
+    let held = out.host.state.borrow().response_headers.clone();
+    assert_eq!(header(&held, "x-aigw-token-count"), None);
+    assert_eq!(header(&held, ":status"), Some("200"));
+}
+
+#[test]
+fn the_openai_sdks_input_tokens_for_a_bedrock_model_are_counted_by_count_tokens() {
+    let ask = r#"{"model":"claude-haiku-4-5","instructions":"Be brief.","input":[{"role":"user","content":"The quick brown fox jumps over the lazy dog"}]}"#;
+    let out = Exchange::post_json("/v1/responses/input_tokens", ask)
+        .header("authorization", "Bearer client")
+        .reply(json_reply(200, fixture("converse.response.json")))
+        .run::<Proxy>(BEDROCK);
+    let sent = out.upstream_headers.as_ref().expect("forwarded");
+    assert_eq!(
+        header(sent, ":path"),
+        Some("/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/count-tokens")
+    );
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    let documented: Value = serde_json::from_slice(&fixture("converse.request.json")).unwrap();
+    assert_eq!(
+        body, documented,
+        "instructions as system, input as messages"
+    );
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"object": "response.input_tokens", "input_tokens": 17})
+    );
+}
+
+#[test]
+fn an_invoke_model_is_counted_with_its_anthropic_body_base64_encoded() {
+    use base64::Engine as _;
+    let ask = FOX.replace("claude-haiku-4-5", "claude-invoke");
+    let out = count(ask.as_bytes())
+        .reply(json_reply(200, br#"{"inputTokens": 21}"#.to_vec()))
+        .run::<Proxy>(BEDROCK);
+    let sent = out.upstream_headers.as_ref().expect("forwarded");
+    assert_eq!(
+        header(sent, ":path"),
+        Some("/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/count-tokens")
+    );
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    let encoded = body["input"]["invokeModel"]["body"].as_str().unwrap();
+    let invoke: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(invoke["anthropic_version"], "bedrock-2023-05-31");
+    assert_eq!(invoke["system"][0]["text"], "Be brief.");
+    assert_eq!(
+        invoke["messages"][0]["content"][0]["text"],
+        "The quick brown fox jumps over the lazy dog"
+    );
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer, serde_json::json!({"input_tokens": 21}));
+}
+
+#[test]
+fn a_failed_bedrock_count_falls_back_to_the_gateways_estimate_marked_as_one() {
+    let bodiless = UpstreamReply {
+        status: 503,
+        headers: vec![],
+        chunks: vec![],
+    };
+    for (what, reply) in [
+        (
+            "a ValidationException",
+            UpstreamReply {
+                status: 400,
+                headers: vec![
+                    ("content-type".into(), b"application/json".to_vec()),
+                    (
+                        "x-amzn-errortype".into(),
+                        b"ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+                            .to_vec(),
+                    ),
+                ],
+                chunks: vec![fixture("error-400.response.json")],
+            },
+        ),
+        ("a 200 without a count", json_reply(200, b"{}".to_vec())),
+        ("a 503 without a body", bodiless),
+    ] {
+        let out = count(FOX.as_bytes()).reply(reply).run::<Proxy>(BEDROCK);
+        assert!(out.upstream_headers.is_some(), "{what}: Bedrock was asked");
+        let (status, headers, body) = match &out.local_response {
+            Some(l) => (l.status, l.headers.clone(), l.body.clone()),
+            None => {
+                // The held headers as they finally left (the outcome's are a snapshot).
+                let held = out.host.state.borrow().response_headers.clone();
+                let status = header(&held, ":status").unwrap().parse().unwrap();
+                (status, held, out.response_body.clone())
+            }
+        };
+        assert_eq!(status, 200, "{what}: {:?}", out.warnings());
+        assert_eq!(
+            header(&headers, "x-aigw-token-count"),
+            Some("estimated"),
+            "{what}"
+        );
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        let n = answer["input_tokens"].as_u64().unwrap();
+        assert!((5..=40).contains(&n), "{what}: {n}");
+        assert_eq!(answer.as_object().unwrap().len(), 1, "{what}: {answer}");
+        assert!(
+            out.warnings().iter().any(|w| w.contains("could not count")),
+            "{what}: logged"
+        );
+    }
+}

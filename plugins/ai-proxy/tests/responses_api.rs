@@ -284,3 +284,149 @@ fn an_upstream_error_in_the_stream_ends_it_with_response_failed() {
         1
     );
 }
+
+const AZURE: &str = r#"{
+  "providers": [
+    {"name": "az", "type": "azure-openai", "cluster": "azure", "authority": "res.openai.azure.com",
+     "apiKeys": ["az-key-1", "az-key-2"], "options": {"deployments": {"gpt-4o": "prod-4o"}}},
+    {"name": "azdated", "type": "azure-openai", "cluster": "azure", "apiKeys": ["az-key-3"],
+     "options": {"responses": "versioned"}},
+    {"name": "azchat", "type": "azure-openai", "cluster": "azure", "apiKeys": ["az-key-4"],
+     "options": {"responses": "chat"}}
+  ],
+  "models": [
+    {"match": "gpt-4o", "provider": "az"},
+    {"match": "dated-*", "provider": "azdated", "target": "dated-deploy"},
+    {"match": "chat-*", "provider": "azchat"}
+  ]
+}"#;
+
+fn counter(out: &aigw_shared::mock::Outcome, name: &str) -> Option<i64> {
+    out.host.metric_value(&format!("aigw.gen_ai.{name}"))
+}
+
+#[test]
+fn azure_gets_the_responses_api_natively_on_v1_with_the_deployment_as_the_model() {
+    let ask = br#"{"model":"gpt-4o","input":"What is the capital of France?","store":false}"#;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let out = Exchange::post_json("/v1/responses", std::str::from_utf8(ask).unwrap())
+            .header("authorization", "Bearer client-key")
+            .reply(json_reply(sample("openai-responses.response.json")))
+            .run::<Proxy>(AZURE);
+        let sent = out.upstream_headers.as_ref().expect("forwarded");
+        assert_eq!(header(sent, ":path"), Some("/openai/v1/responses"));
+        assert_eq!(header(sent, ":authority"), Some("res.openai.azure.com"));
+        assert_eq!(header(sent, "x-aigw-upstream"), Some("azure"));
+        assert_eq!(
+            header(sent, "authorization"),
+            None,
+            "the client's key is gone"
+        );
+        keys.push(header(sent, "api-key").unwrap().to_owned());
+        let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+        assert_eq!(body["model"], "prod-4o", "the deployment, in the body");
+        assert_eq!(body["input"], "What is the capital of France?");
+        assert_eq!(body["store"], false, "the rest as the client sent it");
+        assert_eq!(
+            out.response_body,
+            sample("openai-responses.response.json"),
+            "the answer passes untouched"
+        );
+        // The same metrics as chat: the request and the answer's usage, read on the side.
+        let series = "provider.az.model.gpt-4o.route.unknown.consumer.unknown";
+        assert_eq!(
+            counter(&out, &format!("{series}.upstream_requests_total")),
+            Some(1)
+        );
+        assert_eq!(
+            counter(
+                &out,
+                &format!("{series}.token_type.input.upstream_tokens_total")
+            ),
+            Some(14)
+        );
+        assert_eq!(
+            counter(
+                &out,
+                &format!("{series}.token_type.output.upstream_tokens_total")
+            ),
+            Some(8)
+        );
+    }
+    assert!(
+        keys.iter().all(|k| k.starts_with("az-key-")),
+        "pool keys: {keys:?}"
+    );
+}
+
+#[test]
+fn azure_streams_pass_untouched_and_their_usage_is_counted() {
+    let stream = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n\
+event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Paris\"}\n\n\
+event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"usage\":{\"input_tokens\":9,\"output_tokens\":3,\"total_tokens\":12}}}\n\n";
+    let out = Exchange::post_json(
+        "/v1/responses",
+        r#"{"model":"gpt-4o","input":"Capital of France?","stream":true}"#,
+    )
+    .reply(UpstreamReply {
+        status: 200,
+        headers: vec![("content-type".into(), b"text/event-stream".to_vec())],
+        chunks: stream.as_bytes().chunks(7).map(<[u8]>::to_vec).collect(),
+    })
+    .run::<Proxy>(AZURE);
+    assert_eq!(out.response_body, stream.as_bytes());
+    let series = "provider.az.model.gpt-4o.route.unknown.consumer.unknown";
+    assert_eq!(
+        counter(
+            &out,
+            &format!("{series}.token_type.input.upstream_tokens_total")
+        ),
+        Some(9)
+    );
+    assert_eq!(
+        counter(
+            &out,
+            &format!("{series}.token_type.output.upstream_tokens_total")
+        ),
+        Some(3)
+    );
+}
+
+#[test]
+fn azure_versioned_responses_carry_the_api_version_and_chat_mode_translates() {
+    let out = Exchange::post_json("/v1/responses", r#"{"model":"dated-x","input":"Hi"}"#)
+        .reply(json_reply(sample("openai-responses.response.json")))
+        .run::<Proxy>(AZURE);
+    let sent = out.upstream_headers.as_ref().expect("forwarded");
+    assert_eq!(
+        header(sent, ":path"),
+        Some("/openai/responses?api-version=2025-04-01-preview")
+    );
+    assert_eq!(header(sent, "api-key"), Some("az-key-3"));
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    assert_eq!(body["model"], "dated-deploy");
+
+    // `responses: chat`: the deployment's Chat Completions, answered as a Responses object.
+    let out = Exchange::post_json("/v1/responses", r#"{"model":"chat-4o","input":"Hi"}"#)
+        .reply(json_reply(sample("azure-openai-chat.response.json")))
+        .run::<Proxy>(AZURE);
+    let sent = out.upstream_headers.as_ref().expect("forwarded");
+    assert_eq!(
+        header(sent, ":path"),
+        Some("/openai/deployments/chat-4o/chat/completions?api-version=2024-10-21")
+    );
+    let body: Value = serde_json::from_slice(&out.upstream_body).unwrap();
+    assert_eq!(body["messages"][0]["content"], "Hi");
+    let answer: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(answer["object"], "response", "{answer}");
+}
+
+#[test]
+fn azure_needs_a_model_for_its_deployment() {
+    let out = Exchange::post_json("/v1/responses", r#"{"input":"Hi"}"#)
+        .run::<Proxy>(&AZURE.replace(r#""models": ["#, r#""defaultProvider": "az", "models": ["#));
+    let local = out.local_response.as_ref().expect("refused");
+    assert_eq!(local.status, 400);
+    assert!(out.upstream_headers.is_none());
+}

@@ -242,7 +242,7 @@ impl Filter {
             results.push(host.set_header(req, k, v.as_bytes()));
         }
         let translated = p.plan.translate_from.is_some() || p.plan.embed.is_some();
-        if translated {
+        if translated || p.plan.count.is_some() {
             results.push(host.set_header(req, "content-type", b"application/json"));
         }
         if p.body_changed {
@@ -300,19 +300,20 @@ impl Filter {
 
     /// `POST /v1/messages/count_tokens` for a model whose provider has no counting API: answered
     /// here with the suite's estimate, marked `x-aigw-token-count: estimated`. `None`: the
-    /// provider counts (Anthropic as it is; Gemini and Vertex through `countTokens`), so the
-    /// request is prepared and forwarded.
+    /// provider counts (Anthropic as it is; Gemini and Vertex through `countTokens`, Bedrock
+    /// through `CountTokens`), so the request is prepared and forwarded.
     fn count_tokens_here(&mut self, host: &dyn Host, body: &[u8]) -> Option<Action> {
         let (index, model) = match self.count_target(host, body) {
             Ok(target) => target?,
             Err(refused) => return Some(refused),
         };
         let provider = self.config.providers.get(index)?;
-        // Anthropic counts itself; Gemini and Vertex count with `countTokens` (translated).
+        // Anthropic counts itself; Gemini and Vertex count with `countTokens`, Bedrock with
+        // `CountTokens` (translated).
         use crate::translate::Schema;
         if matches!(
             provider.vendor.schema_for(&model),
-            Schema::Anthropic | Schema::Gemini
+            Schema::Anthropic | Schema::Gemini | Schema::Bedrock | Schema::BedrockInvoke
         ) {
             return None;
         }
@@ -327,16 +328,21 @@ impl Filter {
         Some(self.estimated_count(host, &format!("{{\"input_tokens\":{tokens}}}")))
     }
 
-    /// `POST /v1/responses/input_tokens`: forwarded to OpenAI itself (`None`), answered here with
-    /// the suite's estimate for a model on any other provider (marked
-    /// `x-aigw-token-count: estimated`).
+    /// `POST /v1/responses/input_tokens`: forwarded to OpenAI itself and translated to Bedrock's
+    /// `CountTokens` (`None`), answered here with the suite's estimate for a model on any other
+    /// provider (marked `x-aigw-token-count: estimated`).
     fn input_tokens_here(&mut self, host: &dyn Host, body: &[u8]) -> Option<Action> {
-        let (index, _) = match self.count_target(host, body) {
+        let (index, model) = match self.count_target(host, body) {
             Ok(target) => target?,
             Err(refused) => return Some(refused),
         };
         let provider = self.config.providers.get(index)?;
-        if provider.kind == "openai" {
+        use crate::translate::Schema;
+        let bedrock = matches!(
+            provider.vendor.schema_for(&model),
+            Schema::Bedrock | Schema::BedrockInvoke
+        );
+        if provider.kind == "openai" || bedrock {
             return None;
         }
         match crate::token_count::estimate_responses_input(body) {

@@ -67,9 +67,13 @@ enum Work {
     Scrub { status: u16 },
     /// Hold a 2xx embeddings answer (headers and body) and translate it at the end.
     Embed(EmbedPlan),
-    /// Hold a 2xx `countTokens` answer and give it back as Anthropic's `{"input_tokens": N}`.
-    Count,
+    /// Hold a counting API's answer (`status`) and give the count back in the client's shape
+    /// (or the estimate, marked, when a Bedrock count failed).
+    Count { status: u16 },
 }
+
+/// The response header marking a token count the gateway estimated.
+pub const ESTIMATED_HEADER: &str = "x-aigw-token-count";
 
 /// The response header naming the model sent upstream when a mapping changed it (read by
 /// ai-usage-stats for its record's `requestModel`).
@@ -148,21 +152,22 @@ impl Responding {
             );
         }
         let translated =
-            plan.translate_from.is_some() || plan.embed.is_some() || plan.count_from.is_some();
-        let work = if !ok && (translated || !content_type.contains("json")) {
+            plan.translate_from.is_some() || plan.embed.is_some() || plan.count.is_some();
+        let estimated = plan.count.as_ref().is_some_and(|c| c.estimate.is_some());
+        let work = if (ok || estimated) && plan.count.is_some() {
+            logged(
+                host,
+                host.set_header(resp, "content-type", b"application/json"),
+                "cannot set the token count's content-type",
+            );
+            Work::Count { status }
+        } else if !ok && (translated || !content_type.contains("json")) {
             logged(
                 host,
                 host.set_header(resp, "content-type", b"application/json"),
                 "cannot set the error's content-type",
             );
             Work::MapError { status }
-        } else if ok && plan.count_from.is_some() {
-            logged(
-                host,
-                host.set_header(resp, "content-type", b"application/json"),
-                "cannot set the token count's content-type",
-            );
-            Work::Count
         } else if let (true, Some(embed)) = (ok, &plan.embed) {
             logged(
                 host,
@@ -196,7 +201,12 @@ impl Responding {
             Work::Scrub { status }
         } else {
             let format = ResponseFormat::from_content_type(Some(content_type.as_bytes()));
-            let observer = Box::new(ResponseObserver::new(api, format).usage_only());
+            let observer = if plan.native_responses {
+                ResponseObserver::responses(format)
+            } else {
+                ResponseObserver::new(api, format)
+            };
+            let observer = Box::new(observer.usage_only());
             let streamed = matches!(api, Api::ChatCompletions | Api::AnthropicMessages);
             if format == ResponseFormat::Sse && streamed {
                 Work::Relay(Box::new(Relay::new(observer, plan.protocol)))
@@ -221,7 +231,9 @@ impl Responding {
     /// The whole-body read a held answer needs (headers held until it is handled).
     fn held(&self) -> Option<WholeBody> {
         let limit = match &self.work {
-            Work::Translate { hold: true, .. } | Work::Embed(_) | Work::Count => MAX_HELD_ANSWER,
+            Work::Translate { hold: true, .. } | Work::Embed(_) | Work::Count { .. } => {
+                MAX_HELD_ANSWER
+            }
             Work::MapError { .. } | Work::Scrub { .. } => MAX_ERROR_BODY,
             Work::Translate { .. } | Work::Untouched(_) | Work::Relay(_) => return None,
         };
@@ -268,7 +280,27 @@ impl Responding {
                 );
                 e
             }
-            Work::Translate { .. } | Work::Embed(_) | Work::Count => {
+            Work::Count { .. } if self.estimate().is_some() => {
+                // A count that failed without a body: the estimate, answered here.
+                let out = self.estimated(host, status, "no body");
+                if let Err(e) = host.send_local_response(
+                    200,
+                    &[
+                        ("content-type", b"application/json"),
+                        (ESTIMATED_HEADER, b"estimated"),
+                    ],
+                    &out,
+                ) {
+                    host.log(
+                        LogLevel::Warn,
+                        &format!("ai-proxy: cannot answer a token count: {e}"),
+                    );
+                }
+                self.stats.status(metrics, host, 200);
+                self.stats.finish(metrics, host);
+                return (Action::Pause, None);
+            }
+            Work::Translate { .. } | Work::Embed(_) | Work::Count { .. } => {
                 metrics.count(host, metric::BROKEN_STREAMS, 1);
                 ClientError::new(ErrorKind::BadGateway, "upstream answered without a body")
             }
@@ -335,7 +367,10 @@ impl Responding {
                 let plan = plan.clone();
                 self.embed_answer(state, host, &plan, body)
             }
-            Work::Count => self.count_answer(state, host, body),
+            Work::Count { status } => {
+                let status = *status;
+                self.count_answer(state, host, status, body)
+            }
             Work::MapError { status } => {
                 let mut e = errors::from_upstream(*status, body);
                 e.message = config.redact_also(
@@ -587,35 +622,74 @@ impl Responding {
         out
     }
 
-    /// A held `countTokens` answer (`{"totalTokens": N, ...}`) as Anthropic's
-    /// `{"input_tokens": N}`; an answer without the count is a 502 in the caller's shape.
-    fn count_answer(&mut self, state: &State, host: &dyn Host, body: &[u8]) -> Vec<u8> {
-        #[derive(serde::Deserialize)]
-        struct Counted {
-            #[serde(rename = "totalTokens")]
-            total_tokens: u64,
-        }
-        let (status, out) = match serde_json::from_slice::<Counted>(body) {
-            Ok(c) => (
-                200,
-                format!("{{\"input_tokens\":{}}}", c.total_tokens).into_bytes(),
+    /// The gateway's estimate of a count the provider could not give (`status`, `why`), logged.
+    fn estimated(&self, host: &dyn Host, status: u16, why: &str) -> Vec<u8> {
+        let Some((asked, tokens)) = self
+            .plan
+            .count
+            .as_ref()
+            .and_then(|c| Some((c.asked, c.estimate?)))
+        else {
+            return Vec::new();
+        };
+        host.log(
+            LogLevel::Warn,
+            &format!(
+                "ai-proxy: provider {} could not count tokens (status {status}: {why}); answered \
+                 the gateway's estimate",
+                self.plan.provider
             ),
-            Err(e) => {
+        );
+        asked.answer(tokens).into_bytes()
+    }
+
+    /// The estimate a failed count falls back to (`None`: failures are errors).
+    fn estimate(&self) -> Option<u64> {
+        self.plan.count.as_ref().and_then(|c| c.estimate)
+    }
+
+    /// A held counting API answer (`{"totalTokens": N}` from Gemini, `{"inputTokens": N}` from
+    /// Bedrock) in the client's shape. One that fails (an error status, no count in it) is the
+    /// gateway's estimate, marked `x-aigw-token-count: estimated`, where the plan has one, and a
+    /// 502 in the caller's shape otherwise (never a made-up number).
+    fn count_answer(
+        &mut self,
+        state: &State,
+        host: &dyn Host,
+        status: u16,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let Some(count) = self.plan.count.clone() else {
+            return body.to_vec();
+        };
+        let read = if (200..300).contains(&status) {
+            count.read(body)
+        } else {
+            Err(format!("the provider answered {status}"))
+        };
+        let resp = MapKind::ResponseHeaders;
+        let (status, out) = match read {
+            Ok(tokens) => (200, count.asked.answer(tokens).into_bytes()),
+            Err(why) if count.estimate.is_some() => {
+                logged(
+                    host,
+                    host.set_header(resp, ESTIMATED_HEADER, b"estimated"),
+                    "cannot mark the token count as estimated",
+                );
+                (200, self.estimated(host, status, &why))
+            }
+            Err(why) => {
                 state.metrics.count(host, metric::BROKEN_STREAMS, 1);
                 let e = ClientError::new(
                     ErrorKind::BadGateway,
-                    format!("the provider's token count could not be read: {e}"),
+                    format!("the provider's token count could not be read: {why}"),
                 );
                 (e.status, e.body(self.plan.protocol))
             }
         };
         logged(
             host,
-            host.set_header(
-                MapKind::ResponseHeaders,
-                ":status",
-                status.to_string().as_bytes(),
-            ),
+            host.set_header(resp, ":status", status.to_string().as_bytes()),
             "cannot set the token count's status",
         );
         self.stats.status(&state.metrics, host, status);

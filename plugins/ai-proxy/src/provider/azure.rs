@@ -1,5 +1,14 @@
 //! Azure OpenAI: `/openai/deployments/{deployment}/...?api-version=...` and the `api-key` header.
 //! The deployment is the mapped model unless `deployments` maps it to another name.
+//!
+//! The Responses API goes to Azure's own endpoint, as it is (the deployment name as the body's
+//! `model`): by default the v1 form `POST {base}/v1/responses` (no `api-version`), or with
+//! `responses: versioned` the dated form `POST {base}/responses?api-version=…` that the
+//! `AzureOpenAI` clients use (not under `/deployments/`: openai-python's Azure client keeps
+//! `/responses` out of its deployment endpoints). `responses: chat` translates it to Chat
+//! Completions for resources without the Responses API. Sources: Microsoft Learn, "Azure OpenAI
+//! Responses API" and "API version lifecycle" (the v1 base URL
+//! `https://{resource}.openai.azure.com/openai/v1/`, `api-key` or Bearer auth).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +26,23 @@ use crate::translate::Schema;
 /// The api-version used when none is configured (the current GA version).
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
+/// The api-version of the dated Responses endpoint when none is configured (the Responses API
+/// is in no GA dated version).
+pub const DEFAULT_RESPONSES_API_VERSION: &str = "2025-04-01-preview";
+
+/// Where a Responses API request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResponsesMode {
+    /// `POST {base}/v1/responses`, as it is.
+    #[default]
+    V1,
+    /// `POST {base}/responses?api-version={responsesApiVersion}`, as it is.
+    Versioned,
+    /// Translated to Chat Completions on the deployment.
+    Chat,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Options {
@@ -25,6 +51,12 @@ struct Options {
     /// Model name -> deployment name.
     #[serde(default)]
     deployments: BTreeMap<String, String>,
+    /// Where Responses API requests go.
+    #[serde(default)]
+    responses: ResponsesMode,
+    /// The api-version of `responses: versioned`.
+    #[serde(default)]
+    responses_api_version: Option<String>,
 }
 
 fn default_version() -> String {
@@ -35,6 +67,8 @@ fn default_version() -> String {
 #[derive(Debug)]
 pub struct Azure {
     options: Options,
+    /// The api-version of the dated Responses endpoint.
+    responses_version: String,
 }
 
 impl Azure {
@@ -48,7 +82,36 @@ impl Azure {
         for (model, deployment) in &options.deployments {
             header_safe(&format!("deployments.{model}"), deployment)?;
         }
-        Ok(Self { options })
+        if let Some(v) = &options.responses_api_version {
+            if options.responses != ResponsesMode::Versioned {
+                return Err(ConfigError::invalid(
+                    "responsesApiVersion",
+                    "is only used with `responses: versioned`",
+                ));
+            }
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(ConfigError::invalid(
+                    "responsesApiVersion",
+                    "must be an api-version such as 2025-04-01-preview (letters, digits, `-`)",
+                ));
+            }
+        }
+        let responses_version = options
+            .responses_api_version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RESPONSES_API_VERSION.to_owned());
+        Ok(Self {
+            options,
+            responses_version,
+        })
+    }
+
+    /// The deployment a (mapped) model name runs on.
+    fn deployment<'a>(&'a self, model: &'a str) -> &'a str {
+        self.options
+            .deployments
+            .get(model)
+            .map_or(model, String::as_str)
     }
 }
 
@@ -58,6 +121,12 @@ const APIS: Apis = Apis {
     audio: true,
     images: true,
 };
+
+/// A client error for a call without a model.
+fn model_required() -> ClientError {
+    ClientError::invalid_request("azure-openai needs a model to choose the deployment")
+        .with_param("model")
+}
 
 impl Vendor for Azure {
     fn schema(&self) -> Schema {
@@ -72,21 +141,39 @@ impl Vendor for Azure {
         "/openai"
     }
 
+    fn native_responses(&self) -> bool {
+        self.options.responses != ResponsesMode::Chat
+    }
+
+    /// The deployment: Azure's Responses API takes it as the body's `model`.
+    fn responses_model<'a>(&'a self, model: &'a str) -> &'a str {
+        self.deployment(model)
+    }
+
     fn path(&self, base: &str, call: &ApiCall<'_>) -> Result<String, ClientError> {
+        if call.api == Api::Other && call.suffix == crate::prepare::RESPONSES {
+            if call.model.is_empty() {
+                return Err(model_required());
+            }
+            return match self.options.responses {
+                ResponsesMode::V1 => Ok(format!("{base}/v1/responses")),
+                ResponsesMode::Versioned => Ok(format!(
+                    "{base}/responses?api-version={}",
+                    self.responses_version
+                )),
+                // Translated requests ask for `/chat/completions`; this one cannot be sent.
+                ResponsesMode::Chat => Err(ClientError::invalid_request(
+                    "provider type azure-openai is configured without the Responses API",
+                )
+                .with_code("unsupported_api")),
+            };
+        }
         offers("azure-openai", APIS, call)?;
         if call.model.is_empty() {
-            return Err(ClientError::invalid_request(
-                "azure-openai needs a model to choose the deployment",
-            )
-            .with_param("model"));
+            return Err(model_required());
         }
-        let deployment = self
-            .options
-            .deployments
-            .get(call.model)
-            .map_or(call.model, String::as_str);
         // The deployment is one path segment whatever the client's model says.
-        let deployment = path_segment(deployment)?;
+        let deployment = path_segment(self.deployment(call.model))?;
         let suffix = if call.api == Api::AnthropicMessages {
             "/chat/completions"
         } else {
@@ -104,5 +191,79 @@ impl Vendor for Azure {
             call.headers.push(("api-key".into(), k.to_owned()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(model: &str) -> ApiCall<'_> {
+        ApiCall {
+            api: Api::Other,
+            suffix: crate::prepare::RESPONSES,
+            model,
+            stream: false,
+        }
+    }
+
+    fn azure(options: Value) -> Azure {
+        Azure::build(&options).unwrap()
+    }
+
+    #[test]
+    fn responses_go_to_the_v1_endpoint_by_default_with_the_deployment_as_the_model() {
+        let a = azure(serde_json::json!({"deployments": {"gpt-4o": "prod-4o"}}));
+        assert!(a.native_responses());
+        assert_eq!(
+            a.path("/openai", &call("gpt-4o")).unwrap(),
+            "/openai/v1/responses"
+        );
+        assert_eq!(a.responses_model("gpt-4o"), "prod-4o");
+        assert_eq!(
+            a.responses_model("other"),
+            "other",
+            "unmapped: the model itself"
+        );
+        assert!(a.path("/openai", &call("")).is_err(), "a model is required");
+    }
+
+    #[test]
+    fn the_versioned_form_carries_its_own_api_version_and_chat_translates() {
+        let a = azure(serde_json::json!({"responses": "versioned"}));
+        assert_eq!(
+            a.path("/openai", &call("d")).unwrap(),
+            "/openai/responses?api-version=2025-04-01-preview"
+        );
+        let a = azure(serde_json::json!({"responses": "versioned",
+            "responsesApiVersion": "preview"}));
+        assert_eq!(
+            a.path("/openai", &call("d")).unwrap(),
+            "/openai/responses?api-version=preview"
+        );
+        let a = azure(serde_json::json!({"responses": "chat"}));
+        assert!(!a.native_responses());
+    }
+
+    #[test]
+    fn bad_responses_options_are_refused_with_their_path() {
+        for (options, path) in [
+            (serde_json::json!({"responses": "v2"}), "responses"),
+            (
+                serde_json::json!({"responsesApiVersion": "2025-04-01-preview"}),
+                "responsesApiVersion",
+            ),
+            (
+                serde_json::json!({"responses": "versioned", "responsesApiVersion": "x&y=1"}),
+                "responsesApiVersion",
+            ),
+            (
+                serde_json::json!({"responses": "versioned", "responsesApiVersion": ""}),
+                "responsesApiVersion",
+            ),
+        ] {
+            let err = Azure::build(&options).unwrap_err();
+            assert_eq!(err.path(), path, "{options}: {err}");
+        }
     }
 }

@@ -63,6 +63,16 @@ pub trait Vendor {
     /// The upstream path for `call` under `base`, or a client error when the provider has no
     /// such API.
     fn path(&self, base: &str, call: &ApiCall<'_>) -> Result<String, ClientError>;
+    /// Whether the provider serves the OpenAI Responses API itself (the request then passes as
+    /// it is, `model` mapped); otherwise it is translated to chat through the hub.
+    fn native_responses(&self) -> bool {
+        false
+    }
+    /// The body's `model` of a native Responses API request for the backend model `model`
+    /// (Azure: the deployment name).
+    fn responses_model<'a>(&'a self, model: &'a str) -> &'a str {
+        model
+    }
     /// Put the credential (when there is one) and any fixed headers on the call.
     fn authorize(&self, call: &mut UpstreamCall, key: Option<&str>) -> Result<(), ClientError>;
     /// Sign the finished call (final body, path and authority) at `now_unix` (seconds since the

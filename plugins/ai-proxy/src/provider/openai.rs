@@ -81,6 +81,10 @@ impl Vendor for OpenAi {
         self.preset.base_path
     }
 
+    fn native_responses(&self) -> bool {
+        self.preset.name == "openai"
+    }
+
     fn path(&self, base: &str, call: &ApiCall<'_>) -> Result<String, ClientError> {
         offers(self.preset.name, self.preset.apis, call)?;
         let suffix = if call.api == Api::AnthropicMessages {

@@ -188,6 +188,15 @@ impl Vendor for Bedrock {
                 };
                 Ok(format!("{base}/model/{model}/{op}"))
             }
+            // CountTokens (AWS Bedrock Runtime API reference: `POST /model/{modelId}/count-tokens`)
+            // for Anthropic's count_tokens and OpenAI's Responses input_tokens.
+            Api::Other
+                if call.suffix == crate::prepare::COUNT_TOKENS
+                    || call.suffix == crate::prepare::INPUT_TOKENS =>
+            {
+                let model = path_segment(call.model)?;
+                Ok(format!("{base}/model/{model}/count-tokens"))
+            }
             Api::Embeddings => {
                 if call.model.is_empty() {
                     return Err(
