@@ -227,3 +227,63 @@ fn embeddings_and_tool_calls_follow_the_openai_format() {
     );
     assert_eq!(tools.json()["choices"][0]["finish_reason"], "tool_calls");
 }
+
+#[test]
+fn azure_serves_the_responses_api_on_v1_and_on_the_dated_form_in_openais_recorded_shape() {
+    let sim = TestServer::start();
+    let request = fixture_text("openai-responses.request.json")
+        .replace("\"gpt-4o\"", "\"my-deployment\"")
+        .replace("\"gpt-4.1-mini\"", "\"my-deployment\"");
+    let asked: Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(
+        asked["model"], "my-deployment",
+        "the deployment as the model"
+    );
+    let real = Ordered::parse(&fixture_text("openai-responses.response.json"));
+    for path in [
+        "/openai/v1/responses",
+        "/openai/responses?api-version=2025-04-01-preview",
+    ] {
+        let resp = sim.send("POST", path, &KEY, request.as_bytes());
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+        assert_eq!(resp.header("x-ms-deployment-name"), Some("my-deployment"));
+        assert!(resp.header("apim-request-id").is_some());
+        let ours = Ordered::parse(&resp.text());
+        assert_eq!(ours.sorted_shape(), real.sorted_shape(), "{path}");
+        let v = resp.json();
+        assert_eq!(v["model"], "my-deployment");
+        assert!(v["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("sim: "));
+    }
+    // The dated form needs its api-version; neither form answers without a key.
+    let resp = sim.send("POST", "/openai/responses", &KEY, request.as_bytes());
+    assert_eq!(resp.status, 404);
+    let resp = sim.post_json("/openai/v1/responses", request.as_bytes());
+    assert_eq!(resp.status, 401);
+    // A Bearer token is accepted on v1 as well.
+    let resp = sim.send(
+        "POST",
+        "/openai/v1/responses",
+        &[("authorization", "Bearer azure-test-key")],
+        request.as_bytes(),
+    );
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn azure_streams_the_responses_api_as_openais_typed_events() {
+    let sim = TestServer::start();
+    let resp = sim.send(
+        "POST",
+        "/openai/v1/responses",
+        &KEY,
+        br#"{"model":"my-deployment","input":"Name three colours","stream":true}"#,
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-type"), Some("text/event-stream"));
+    let text = resp.text();
+    assert!(text.starts_with("event: response.created\n"), "{text}");
+    assert!(text.contains("event: response.completed\n"), "{text}");
+}

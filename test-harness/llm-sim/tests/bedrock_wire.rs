@@ -268,3 +268,64 @@ fn with_aws_keys_configured_only_correctly_signed_requests_pass() {
         "UnrecognizedClientException"
     );
 }
+
+// CountTokens: no recorded capture exists; the request and answer shapes are the AWS Bedrock
+// Runtime API reference's (CountTokens, CountTokensInput, ConverseTokensRequest,
+// InvokeModelTokensRequest), as in plugins/ai-proxy/testdata/bedrock/count-tokens/.
+const COUNT: &str = "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/count-tokens";
+
+#[test]
+fn count_tokens_counts_a_converse_input_as_converse_reports_its_input_tokens() {
+    let sim = TestServer::start();
+    let converse = serde_json::json!({
+        "system": [{"text": "Be brief."}],
+        "messages": [{"role": "user", "content": [{"text": "The quick brown fox jumps over the lazy dog"}]}]});
+    let resp = sim.post_json(
+        COUNT,
+        serde_json::json!({"input": {"converse": converse}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.text(), r#"{"inputTokens":11}"#);
+    assert!(resp.header("x-amzn-requestid").is_some());
+    // The same input through Converse reports the same input tokens.
+    let mut asked = converse.clone();
+    asked["inferenceConfig"] = serde_json::json!({"maxTokens": 5});
+    let resp = sim.post_json(
+        "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse",
+        asked.to_string().as_bytes(),
+    );
+    assert_eq!(resp.json()["usage"]["inputTokens"], 11);
+}
+
+#[test]
+fn count_tokens_reads_a_base64_invoke_model_body_and_refuses_malformed_input() {
+    use base64::Engine as _;
+    let sim = TestServer::start();
+    let invoke = serde_json::json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "one two three"}]}]});
+    let encoded = base64::engine::general_purpose::STANDARD.encode(invoke.to_string());
+    let resp = sim.post_json(
+        COUNT,
+        serde_json::json!({"input": {"invokeModel": {"body": encoded}}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["inputTokens"], 3);
+    for bad in [
+        r#"{"input": {}}"#,
+        r#"{"nothing": 1}"#,
+        r#"{"input": {"invokeModel": {"body": "not base64!"}}}"#,
+        "not json",
+    ] {
+        let resp = sim.post_json(COUNT, bad.as_bytes());
+        assert_eq!(resp.status, 400, "{bad}");
+        assert!(resp
+            .header("x-amzn-errortype")
+            .unwrap()
+            .starts_with("ValidationException:"));
+        assert!(resp.json()["message"].is_string());
+    }
+}

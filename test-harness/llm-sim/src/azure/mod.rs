@@ -1,10 +1,12 @@
 //! Azure OpenAI: `/openai/deployments/{deployment}/chat/completions` and `/embeddings` with
 //! `?api-version=…` and an `api-key` header, Azure's content-filter annotations
-//! (`prompt_filter_results`, `content_filter_results`) and its content-filter 400.
+//! (`prompt_filter_results`, `content_filter_results`) and its content-filter 400; the Responses
+//! API on `/openai/v1/responses` and `/openai/responses?api-version=…` ([`responses`]).
 
 pub mod chat;
 pub mod error;
 pub mod filter;
+pub mod responses;
 pub mod stream;
 
 use crate::auth::{self, query_param};
@@ -28,6 +30,20 @@ pub fn routes() -> Vec<Route> {
             method: "POST",
             pattern: "/openai/deployments/{deployment}/embeddings",
             handler: embeddings,
+            kind,
+            auth: Some(auth::azure),
+        },
+        Route {
+            method: "POST",
+            pattern: "/openai/v1/responses",
+            handler: responses::handle_v1,
+            kind,
+            auth: Some(auth::azure),
+        },
+        Route {
+            method: "POST",
+            pattern: "/openai/responses",
+            handler: responses::handle_versioned,
             kind,
             auth: Some(auth::azure),
         },

@@ -1,10 +1,12 @@
 //! AWS Bedrock Runtime: `POST /model/{modelId}/converse` (JSON) and `/converse-stream`
 //! (`application/vnd.amazon.eventstream` frames), Bedrock's error shape (`{"message"}` plus the
 //! `x-amzn-errortype` header) and SigV4 verification of incoming requests; `/model/{modelId}/invoke`
-//! answers the Titan and Cohere embedding models ([`embed`]).
+//! answers the Titan and Cohere embedding models ([`embed`]); `/model/{modelId}/count-tokens` is
+//! `CountTokens` ([`count`]).
 
 pub mod auth;
 pub mod converse;
+pub mod count;
 pub mod embed;
 pub mod error;
 pub mod stream;
@@ -33,6 +35,13 @@ pub fn routes() -> Vec<Route> {
             method: "POST",
             pattern: "/model/{modelId}/invoke",
             handler: embed::handle,
+            kind,
+            auth: Some(auth::check),
+        },
+        Route {
+            method: "POST",
+            pattern: "/model/{modelId}/count-tokens",
+            handler: count::handle,
             kind,
             auth: Some(auth::check),
         },
