@@ -1,11 +1,11 @@
 //! The built `ai_proxy.wasm` in the harness. Envoy profile: OpenAI client -> Anthropic backend and
 //! Anthropic client -> OpenAI backend, streaming (upstream body re-chunked) and not, translated
 //! JSON answers held until complete (502 for an unreadable 200), same-protocol passthrough to
-//! OpenAI and Azure, `/v1/models`, errors in the caller's shape, per-request metrics. Higress
-//! profile: the same bytes, and `_rules_` choosing the provider per route. APISIX profile: no
-//! trap, `/v1/models` answered, everything else passed unchanged and the limitation logged. The
-//! expected client bytes are the plugin's own golden files, so the native and wasm layers check
-//! the same thing.
+//! OpenAI and Azure (Azure's own Responses API on v1), `/v1/models`, errors in the caller's shape,
+//! per-request metrics. Higress profile: the same bytes, and `_rules_` choosing the provider per
+//! route. APISIX profile: no trap, `/v1/models` answered, everything else passed unchanged and the
+//! limitation logged. The expected client bytes are the plugin's own golden files, so the native
+//! and wasm layers check the same thing.
 
 use std::path::PathBuf;
 
@@ -483,4 +483,44 @@ fn a_streamed_responses_api_request_gets_typed_events_from_anthropics_stream() {
     let delta = text.find("event: response.output_text.delta").unwrap();
     let done = text.find("event: response.completed").unwrap();
     assert!(first < delta && delta < done, "{text}");
+}
+
+#[test]
+fn azure_gets_the_responses_api_natively_on_v1_and_its_usage_is_counted() {
+    let env = Env::new();
+    let mut c = chain(&env);
+    let req = Request::post_json(
+        "/v1/responses",
+        r#"{"model":"azure-x","input":"What is the capital of France?"}"#,
+    )
+    .header("authorization", "Bearer client");
+    let answer = sample("openai-responses.response.json");
+    let mut seen = None;
+    let out = c
+        .run(&req, &mut |up: &UpstreamRequest| {
+            seen = Some(up.clone());
+            UpstreamResponse::json(200, answer.clone())
+        })
+        .unwrap();
+    let up = seen.expect("the request reached Azure");
+    assert_eq!(up.header(":path").as_deref(), Some("/openai/v1/responses"));
+    assert_eq!(
+        up.header(":authority").as_deref(),
+        Some("res.openai.azure.com")
+    );
+    assert_eq!(up.header("api-key").as_deref(), Some("az-key"));
+    assert_eq!(up.header("authorization"), None);
+    let sent: Value = serde_json::from_slice(&up.body).unwrap();
+    assert_eq!(sent["model"], "nano-deploy", "the deployment as the model");
+    assert_eq!(sent["input"], "What is the capital of France?");
+    assert_eq!((out.status, out.body.clone()), (200, answer));
+    let series = "aigw.gen_ai.provider.azure.model.nano-deploy.route.test-route.consumer.unknown";
+    assert_eq!(
+        env.metric(&format!("{series}.token_type.input.upstream_tokens_total")),
+        Some(MetricValue::Counter(14))
+    );
+    assert_eq!(
+        env.metric(&format!("{series}.token_type.output.upstream_tokens_total")),
+        Some(MetricValue::Counter(8))
+    );
 }

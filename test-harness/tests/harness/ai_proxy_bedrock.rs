@@ -2,7 +2,9 @@
 //! upstream accepts a request only when its SigV4 signature verifies with the shared verifier
 //! (session token included, time from the harness clock), and recorded Bedrock event streams
 //! (ConverseStream and InvokeModelWithResponseStream) reach OpenAI clients as OpenAI SSE and
-//! Anthropic clients as Anthropic SSE, identically at several upstream chunk sizes.
+//! Anthropic clients as Anthropic SSE, identically at several upstream chunk sizes; token counts
+//! (Anthropic `count_tokens`, OpenAI `input_tokens`) go to a signed `CountTokens` call, and a
+//! refused one is answered by the marked estimate.
 
 use std::path::PathBuf;
 
@@ -245,4 +247,68 @@ fn an_invoke_model_stream_reaches_openai_and_anthropic_clients_at_any_chunking()
             }
         }
     }
+}
+
+// Bedrock CountTokens: built from the AWS Bedrock Runtime API reference (no recorded sample; see
+// plugins/ai-proxy/testdata/bedrock/count-tokens/README.md).
+
+fn documented(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/ai-proxy/testdata/bedrock/count-tokens")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+const FOX: &str = r#"{"model":"nova","system":"Be brief.","messages":[{"role":"user","content":"The quick brown fox jumps over the lazy dog"}]}"#;
+
+#[test]
+fn anthropic_count_tokens_and_openai_input_tokens_go_to_a_signed_count_tokens_call() {
+    let reply = UpstreamResponse::json(200, documented("converse.response.json"));
+    let req = Request::post_json("/v1/messages/count_tokens", FOX)
+        .header("x-api-key", "client")
+        .header("anthropic-version", "2023-06-01");
+    let (out, up) = run(&req, reply.clone());
+    assert_eq!(
+        up.header(":path").as_deref(),
+        Some("/model/us.amazon.nova-micro-v1%3A0/count-tokens")
+    );
+    let sent: Value = serde_json::from_slice(&up.body).unwrap();
+    let shape: Value = serde_json::from_slice(&documented("converse.request.json")).unwrap();
+    assert_eq!(sent, shape);
+    assert_eq!(out.status, 200);
+    assert_eq!(out.body_text(), r#"{"input_tokens":17}"#);
+    assert_eq!(out.header("x-aigw-token-count"), None);
+
+    let req = Request::post_json(
+        "/v1/responses/input_tokens",
+        r#"{"model":"nova","instructions":"Be brief.","input":"The quick brown fox jumps over the lazy dog"}"#,
+    );
+    let (out, up) = run(&req, reply);
+    let sent: Value = serde_json::from_slice(&up.body).unwrap();
+    assert_eq!(sent, shape);
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"object": "response.input_tokens", "input_tokens": 17})
+    );
+}
+
+#[test]
+fn a_refused_count_tokens_call_is_answered_by_the_marked_estimate() {
+    let req = Request::post_json("/v1/messages/count_tokens", FOX).header("x-api-key", "client");
+    let refusal = UpstreamResponse::new(400)
+        .header("content-type", "application/json")
+        .header(
+            "x-amzn-errortype",
+            "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+        )
+        .chunk(documented("error-400.response.json"));
+    let (out, _) = run(&req, refusal);
+    assert_eq!(out.status, 200, "{}", out.body_text());
+    assert_eq!(
+        out.header("x-aigw-token-count").as_deref(),
+        Some("estimated")
+    );
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    assert!(v["input_tokens"].as_u64().unwrap() >= 9, "{v}");
 }
