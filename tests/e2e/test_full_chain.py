@@ -5,7 +5,9 @@ simulated providers, all served by one llm-sim that requires each provider's own
 (`# llm-sim-args:` in the template): `gpt-4o-mini` to OpenAI, `claude-haiku-4-5` to Anthropic,
 `bedrock-nova` to Bedrock Converse (SigV4), `gemini-2.0-flash` to the Gemini API, `azure-gpt-4o`
 to an Azure OpenAI deployment and `vertex-flash` to Vertex AI (static token); OpenAI embeddings
-for a Bedrock Titan model, a Gemini model and a Vertex AI model are translated. Driven by the unmodified OpenAI and
+for a Bedrock Titan model, a Gemini model and a Vertex AI model are translated; the Responses API
+goes natively to OpenAI and to Azure's own v1 endpoint and is translated for the rest; token counts
+go to Anthropic, Gemini's countTokens and Bedrock's CountTokens. Driven by the unmodified OpenAI and
 Anthropic SDKs, streaming and not; each test checks what llm-sim received (path, decoration, the
 provider's credential, no trace of the client's key) and what the client got.
 """
@@ -302,6 +304,54 @@ def test_a_mapped_model_is_named_in_a_response_header_and_the_audit_record(
         ("bedrock-nova", "amazon.nova-micro-v1:0")
 
 
+def test_azure_gets_the_responses_api_on_its_v1_endpoint_with_the_deployment_as_the_model(
+        oai: openai.OpenAI, chain_sim: Sim) -> None:
+    raw = oai.responses.with_raw_response.create(model="azure-gpt-4o", input=PROMPT)
+    resp = raw.parse()
+    assert resp.status == "completed" and resp.output_text.startswith("sim:"), resp
+    seen = chain_sim.only_request()
+    assert seen["path"] == "/openai/v1/responses", seen["path"]
+    PROVIDERS[4].check_credential(seen["headers"])
+    assert CLIENT_KEY not in json.dumps(seen)
+    assert seen["body"]["model"] == "gpt4o-deploy", seen["body"]
+    # The decorator's turns around the user's, as for every backend.
+    assert PROMPT in json.dumps(seen["body"]["input"]), seen["body"]
+    # Azure's own answer, untouched: its headers reach the client.
+    assert raw.headers.get("x-ms-deployment-name") == "gpt4o-deploy"
+
+
+def test_bedrock_counts_tokens_with_count_tokens_for_both_sdks_and_the_estimate_covers_a_refusal(
+        claude: anthropic.Anthropic, oai: openai.OpenAI, chain_sim: Sim) -> None:
+    messages = [{"role": "user", "content": "The quick brown fox jumps over the lazy dog"}]
+    counted = claude.messages.with_raw_response.count_tokens(model="bedrock-nova",
+                                                            messages=messages)
+    # llm-sim's CountTokens counts words, as its Converse usage does.
+    assert counted.parse().input_tokens == 9
+    assert counted.headers.get("x-aigw-token-count") is None
+    seen = chain_sim.only_request()
+    assert seen["path"] == "/model/amazon.nova-micro-v1%3A0/count-tokens", seen["path"]
+    PROVIDERS[2].check_credential(seen["headers"])
+    assert seen["body"] == {"input": {"converse": {"messages": [
+        {"role": "user", "content": [{"text": "The quick brown fox jumps over the lazy dog"}]}]}}}
+
+    chain_sim.clear()
+    raw = oai.responses.input_tokens.with_raw_response.count(
+        model="bedrock-nova", instructions="Be brief.",
+        input=[{"role": "user", "content": "What is the weather in Paris?"}])
+    assert raw.parse().input_tokens == 8  # "Be brief." and the question: 2 + 6 words
+    assert raw.headers.get("x-aigw-token-count") is None
+    assert chain_sim.only_request()["body"]["input"]["converse"]["system"] == [{"text": "Be brief."}]
+
+    # Bedrock refuses (llm-sim fails the call on demand): the gateway's estimate, marked.
+    chain_sim.clear()
+    refused = claude.messages.with_raw_response.count_tokens(
+        model="bedrock-nova", messages=messages, extra_headers={"x-sim-error-status": "400"})
+    assert refused.http_response.status_code == 200
+    assert refused.parse().input_tokens > 0
+    assert refused.headers.get("x-aigw-token-count") == "estimated"
+    assert chain_sim.only_request()["path"].endswith("/count-tokens")
+
+
 def test_the_openai_sdk_counts_responses_input_tokens_estimated_for_a_non_openai_model(
         oai: openai.OpenAI) -> None:
     raw = oai.responses.input_tokens.with_raw_response.count(
@@ -313,9 +363,10 @@ def test_the_openai_sdk_counts_responses_input_tokens_estimated_for_a_non_openai
     assert raw.headers.get("x-aigw-token-count") == "estimated"
 
 
-# gpt-4o-mini: OpenAI itself, the request and the answer passed through natively.
+# gpt-4o-mini: OpenAI itself, azure-gpt-4o: Azure OpenAI's own Responses API (v1), the request
+# and the answer passed through natively.
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash",
-                                   "bedrock-nova"])
+                                   "bedrock-nova", "azure-gpt-4o"])
 def test_the_openai_sdk_speaks_the_responses_api_to_every_backend(
         oai: openai.OpenAI, model: str) -> None:
     resp = oai.responses.create(model=model, instructions="Be brief.",
@@ -326,7 +377,7 @@ def test_the_openai_sdk_speaks_the_responses_api_to_every_backend(
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash",
-                                   "bedrock-nova"])
+                                   "bedrock-nova", "azure-gpt-4o"])
 def test_a_responses_api_function_call_round_trip(oai: openai.OpenAI, model: str) -> None:
     tools = [{"type": "function", "name": "get_weather", "description": "Weather by city",
               "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -351,7 +402,7 @@ COLOURS_SCHEMA = {"type": "object", "additionalProperties": False, "required": [
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash",
-                                   "bedrock-nova"])
+                                   "bedrock-nova", "azure-gpt-4o"])
 def test_a_responses_api_json_schema_reaches_every_backend_in_its_own_form(
         oai: openai.OpenAI, chain_sim: Sim, model: str) -> None:
     chain_sim.clear()
@@ -359,8 +410,8 @@ def test_a_responses_api_json_schema_reaches_every_backend_in_its_own_form(
     resp = oai.responses.create(model=model, input="Name three colours", text={"format": fmt})
     assert resp.status == "completed"
     [sent] = [r["body"] for r in chain_sim.requests()]
-    if model.startswith("gpt"):
-        # Native: the format as the client wrote it.
+    if model.startswith(("gpt", "azure")):
+        # Native (OpenAI, Azure): the format as the client wrote it.
         assert sent["text"]["format"]["schema"] == COLOURS_SCHEMA
     elif model.startswith("gemini"):
         # Gemini's structured output: the schema in its OpenAPI subset, JSON mime type.
@@ -372,7 +423,8 @@ def test_a_responses_api_json_schema_reaches_every_backend_in_its_own_form(
         assert "JSON schema" in system and "colours" in system, system
 
 
-@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash"])
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.0-flash",
+                                   "azure-gpt-4o"])
 def test_the_openai_sdk_streams_the_responses_api_from_every_backend(
         oai: openai.OpenAI, model: str) -> None:
     kinds, deltas, final = [], [], None
