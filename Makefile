@@ -30,9 +30,9 @@ EXAMPLE_PKGS := $(addprefix -p ,$(EXAMPLES))
 WASM_FILES := $(addsuffix .wasm,$(subst -,_,$(PLUGINS) $(EXAMPLES)) aigw_test_guest)
 # Debian packages the tests use (prometheus: promtool for deploy/ rules; ca-certificates: the CA
 # bundle envoy-configs/real-providers.yaml names, which `envoy --mode validate` reads; skopeo and
-# docker-registry: the OCI images of `make oci` are pushed to a real registry in tests/e2e/test_oci.py);
-# plugins that need more (redis-server, ...) add them here.
-APT_PACKAGES := curl ca-certificates python3-venv prometheus skopeo docker-registry
+# docker-registry: the OCI images of `make oci` are pushed to a real registry in tests/e2e/test_oci.py;
+# redis-server: the Higress build's Redis backend runs its scripts on a real Redis in the harness).
+APT_PACKAGES := curl ca-certificates python3-venv prometheus skopeo docker-registry redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native test runner; `cargo nextest run` would do too but is not faster for this suite.
 CARGO_TEST ?= $(CARGO) test
@@ -120,6 +120,7 @@ lint: deps-rust ## rustfmt check, proxy-wasm only through aigw-shared, clippy (n
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p aigw-shared $(PLUGIN_PKGS) $(EXAMPLE_PKGS) -p aigw-test-guest \
 		-- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p aigw-shared --features higress -- -D warnings
 
 fmt: ## Format the whole workspace
 	$(CARGO) fmt --all

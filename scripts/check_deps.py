@@ -3,6 +3,8 @@
 
 Fails (exit 1) when a package under plugins/ or examples/ declares `proxy-wasm` as a dependency of
 any kind or target (renamed or not), or when a file there mentions the `proxy_wasm` crate path.
+Also fails when a Rust file other than shared/src/higress_abi.rs opts out of the workspace's
+`unsafe_code = "deny"` (the one audited module with `unsafe`: Higress host calls the SDK lacks).
 Run by `make lint`; reads `cargo metadata --no-deps` (the declared dependencies, no network).
 """
 
@@ -18,6 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIRS = (REPO_ROOT / "plugins", REPO_ROOT / "examples")
 FORBIDDEN_PACKAGE = "proxy-wasm"
 FORBIDDEN_PATH = "proxy_wasm"
+# The only file allowed to opt out of `unsafe_code = "deny"`.
+UNSAFE_ALLOWED = REPO_ROOT / "shared" / "src" / "higress_abi.rs"
+UNSAFE_OPT_OUT = ("allow(unsafe_code)", "expect(unsafe_code)", "warn(unsafe_code)")
+RUST_ROOTS = ("shared", "plugins", "examples", "test-harness")
 
 
 def declared_violations() -> list[str]:
@@ -61,9 +67,26 @@ def source_violations() -> list[str]:
     return found
 
 
+def unsafe_violations() -> list[str]:
+    """Rust files, other than the audited Higress module, that allow `unsafe` code."""
+    found = []
+    for root in RUST_ROOTS:
+        for path in sorted((REPO_ROOT / root).rglob("*.rs")):
+            if path.resolve() == UNSAFE_ALLOWED or "target" in path.relative_to(REPO_ROOT).parts:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), start=1):
+                if any(opt in line.replace(" ", "") for opt in UNSAFE_OPT_OUT):
+                    found.append(
+                        f"{path.relative_to(REPO_ROOT)}:{number}: opts out of unsafe_code = "
+                        f"deny (only {UNSAFE_ALLOWED.relative_to(REPO_ROOT)} may)"
+                    )
+    return found
+
+
 def main() -> int:
     """Print every violation; exit 1 when there is one."""
-    violations = declared_violations() + source_violations()
+    violations = declared_violations() + source_violations() + unsafe_violations()
     for violation in violations:
         print(f"check_deps: {violation}", file=sys.stderr)
     if violations:

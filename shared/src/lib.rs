@@ -19,6 +19,7 @@ pub mod llm;
 pub mod metrics;
 pub mod plugin;
 pub mod reply;
+pub mod resp;
 pub mod rules;
 pub mod schema;
 pub mod stream;
@@ -31,6 +32,8 @@ pub mod scenario;
 
 #[cfg(target_arch = "wasm32")]
 pub mod adapter;
+#[cfg(all(target_arch = "wasm32", feature = "higress"))]
+mod higress_abi;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

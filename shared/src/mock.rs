@@ -44,6 +44,8 @@ pub enum CalloutKind {
         /// The method.
         method: String,
     },
+    /// A Redis command (Higress; its RESP bytes are in `body`).
+    Redis,
 }
 
 /// A callout a filter (or the root) started.
@@ -107,6 +109,8 @@ pub struct MockState {
     pub local_response: Option<LocalResponse>,
     /// Callouts started, in order.
     pub callouts: Vec<Callout>,
+    /// Clusters `redis_init` connected (Higress).
+    pub redis_clusters: Vec<String>,
     /// Directions resumed, in order.
     pub resumed: Vec<Direction>,
     /// The clock, in nanoseconds.
@@ -432,6 +436,40 @@ impl Host for MockHost {
                 .collect(),
             body: Some(message.to_vec()),
             timeout,
+        });
+        Ok(token)
+    }
+
+    fn redis_init(
+        &self,
+        cluster: &str,
+        _username: &str,
+        _password: &str,
+        _timeout: Duration,
+    ) -> Result<(), HostError> {
+        if !self.caps.redis {
+            return Err(HostError::Unsupported);
+        }
+        self.state
+            .borrow_mut()
+            .redis_clusters
+            .push(cluster.to_owned());
+        Ok(())
+    }
+
+    fn redis_call(&self, cluster: &str, query: &[u8]) -> Result<u32, HostError> {
+        if !self.caps.redis {
+            return Err(HostError::Unsupported);
+        }
+        let mut st = self.state.borrow_mut();
+        let token = 4 * (st.callouts.len() as u32 + 1) + 3;
+        st.callouts.push(Callout {
+            token,
+            kind: CalloutKind::Redis,
+            upstream: cluster.to_owned(),
+            headers: Vec::new(),
+            body: Some(query.to_vec()),
+            timeout: Duration::ZERO,
         });
         Ok(token)
     }

@@ -21,15 +21,16 @@ pub mod keys;
 pub mod limiter;
 pub mod measure;
 pub mod quota;
+pub mod redis;
 pub mod rls;
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use aigw_shared::config::ConfigError;
-use aigw_shared::host::{Capabilities, Host, MetricKind};
+use aigw_shared::host::{Capabilities, Host, LogLevel, MetricKind};
 use aigw_shared::metrics::Metrics;
-use aigw_shared::plugin::{FilterEnv, Plugin, PluginConfig};
+use aigw_shared::plugin::{Ctx, FilterEnv, Plugin, PluginConfig};
 
 pub use config::Config;
 pub use filter::Filter;
@@ -124,10 +125,36 @@ impl Plugin for TokenRateLimit {
         Filter::new(config, state, env.capabilities)
     }
 
+    fn on_start(config: &PluginConfig<Self>, _state: &State, cx: &mut Ctx<'_, ()>) {
+        if !cx.capabilities().redis {
+            return;
+        }
+        // One connection per distinct Redis (rules may differ per route).
+        let mut done: Vec<&str> = Vec::new();
+        for c in config.all() {
+            let Some(r) = c.redis.as_ref() else { continue };
+            if done.contains(&r.cluster.as_str()) {
+                continue;
+            }
+            done.push(&r.cluster);
+            if let Err(e) = cx.redis_init(&r.cluster, &r.username, &r.password, r.timeout) {
+                cx.log(
+                    LogLevel::Error,
+                    &format!(
+                        "{}: cannot connect to Redis cluster `{}`: {e}",
+                        Self::NAME,
+                        r.cluster
+                    ),
+                );
+            }
+        }
+    }
+
     fn host_limitations(config: &Config, caps: Capabilities) -> Vec<String> {
         let available = match config.backend {
             config::Backend::Local => caps.shared_data && caps.clock,
             config::Backend::Rls => caps.grpc,
+            config::Backend::Redis => caps.redis,
         };
         if config.rules.is_empty() || available {
             return Vec::new();
@@ -137,8 +164,9 @@ impl Plugin for TokenRateLimit {
             config::FailureMode::Closed => "every limited request is answered 503",
         };
         vec![format!(
-            "ai-token-ratelimit: this host has no shared data or no clock (local backend) or no \
-             gRPC (rls backend), so nothing can be counted: {what} (failureMode)"
+            "ai-token-ratelimit: this host has no shared data or no clock (local backend), no \
+             gRPC (rls backend) or no Redis calls (redis backend: the Higress build), so nothing \
+             can be counted: {what} (failureMode)"
         )]
     }
 }

@@ -73,6 +73,15 @@ pub trait Plugin: Sized + 'static {
         None
     }
 
+    /// Once per VM, at the root, right after the configuration was accepted: connect to what the
+    /// streams will use (Higress: `cx.redis_init`). Failures are the plugin's to log.
+    fn on_start(
+        _config: &PluginConfig<Self>,
+        _state: &Self::State,
+        _cx: &mut Ctx<'_, Self::RootCall>,
+    ) {
+    }
+
     /// The timer fired (on the root context: no request headers or bodies here).
     fn on_tick(
         _config: &PluginConfig<Self>,
@@ -258,6 +267,21 @@ impl<'a, C> Ctx<'a, C> {
         }
         let token = self.host.redis_call(cluster, query)?;
         self.calls.insert(token, self.direction, call);
+        Ok(token)
+    }
+
+    /// Send a Redis command the stream does not wait for (a write after the answer).
+    pub fn redis_call_detached(
+        &mut self,
+        cluster: &str,
+        query: &[u8],
+        call: C,
+    ) -> Result<u32, HostError> {
+        if !self.host.capabilities().redis {
+            return Err(HostError::Unsupported);
+        }
+        let token = self.host.redis_call(cluster, query)?;
+        self.calls.insert(token, None, call);
         Ok(token)
     }
 

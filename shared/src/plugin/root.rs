@@ -58,6 +58,13 @@ impl<P: Plugin> RootDriver<P> {
         FilterDriver::new(Rc::clone(&self.config), Rc::clone(&self.state), self.env)
     }
 
+    /// The configuration was accepted: [`Plugin::on_start`].
+    pub fn start(&mut self, host: &dyn Host) {
+        let mut wants = Wants::default();
+        let mut cx = Ctx::new(host, &mut self.calls, &mut wants, None, P::NAME);
+        P::on_start(&self.config, &self.state, &mut cx);
+    }
+
     /// The timer fired.
     pub fn on_tick(&mut self, host: &dyn Host) {
         let mut wants = Wants::default();

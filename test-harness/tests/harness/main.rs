@@ -22,6 +22,7 @@ mod ai_proxy_keys;
 mod ai_proxy_vertex;
 mod ai_semantic_cache;
 mod ai_token_ratelimit;
+mod ai_token_ratelimit_redis;
 mod ai_usage_stats;
 mod chain;
 mod example_plugin;

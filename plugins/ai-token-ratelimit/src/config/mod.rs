@@ -55,7 +55,42 @@ struct RawConfig {
     #[serde(default)]
     rls: Option<RawRls>,
     #[serde(default)]
+    redis: Option<RawRedis>,
+    #[serde(default)]
     quota: Option<crate::quota::RawQuota>,
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRedis {
+    /// The Envoy cluster of the Redis service (Higress: e.g. `outbound|6379||redis.default.svc.cluster.local` or `redis.dns`).
+    cluster: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default = "default_redis_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
+    database: u32,
+}
+
+fn default_redis_timeout() -> u64 {
+    200
+}
+
+/// The `redis` backend's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redis {
+    /// The cluster name handed to Higress, `?db=N` appended for a database other than 0.
+    pub cluster: String,
+    /// ACL user name (empty: none).
+    pub username: String,
+    /// Password (empty: none).
+    pub password: String,
+    /// How long a command may take.
+    pub timeout: Duration,
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
@@ -74,6 +109,36 @@ fn default_domain() -> String {
 }
 fn default_rls_timeout() -> u64 {
     200
+}
+
+fn compile_redis(r: RawRedis) -> Result<Redis, ConfigError> {
+    let cluster = r.cluster.trim();
+    if cluster.is_empty() {
+        return Err(ConfigError::invalid("redis.cluster", "must not be empty"));
+    }
+    if cluster.contains('?') || cluster.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            "redis.cluster",
+            "a cluster name without `?` options or control characters (the database is `database`)",
+        ));
+    }
+    if !(1..=60_000).contains(&r.timeout_ms) {
+        return Err(ConfigError::invalid(
+            "redis.timeoutMs",
+            "must be between 1 and 60000",
+        ));
+    }
+    let cluster = if r.database == 0 {
+        cluster.to_owned()
+    } else {
+        format!("{cluster}?db={}", r.database)
+    };
+    Ok(Redis {
+        cluster,
+        username: r.username,
+        password: r.password,
+        timeout: Duration::from_millis(r.timeout_ms),
+    })
 }
 
 /// The `rls` backend's settings.
@@ -219,6 +284,9 @@ pub enum Backend {
     Local,
     /// Envoy's RateLimitService over gRPC (`rls` settings).
     Rls,
+    /// Redis through Higress's `proxy_redis_*` host calls (`redis` settings; the Higress build):
+    /// shared by every gateway replica.
+    Redis,
 }
 
 fn yes() -> bool {
@@ -329,6 +397,8 @@ pub struct Config {
     pub backend: Backend,
     /// The `rls` backend's settings (set exactly when `backend` is `rls`).
     pub rls: Option<Rls>,
+    /// The `redis` backend's settings (set exactly when `backend` is `redis`).
+    pub redis: Option<Redis>,
     /// The quota's admin endpoint (the quota itself is the last rule).
     pub quota_admin: Option<crate::quota::Admin>,
     /// Some limit counts tokens or cost, or some key is the model: the body must be read.
@@ -473,10 +543,24 @@ impl Config {
                     "backend rls needs the rls settings",
                 ))
             }
-            (Backend::Local, Some(_)) => {
-                return Err(ConfigError::invalid("rls", "only goes with backend rls"))
+            (_, Some(_)) => return Err(ConfigError::invalid("rls", "only goes with backend rls")),
+            (_, None) => None,
+        };
+        let redis = match (raw.backend, raw.redis) {
+            (Backend::Redis, Some(r)) => Some(compile_redis(r)?),
+            (Backend::Redis, None) => {
+                return Err(ConfigError::invalid(
+                    "redis",
+                    "backend redis needs the redis settings",
+                ))
             }
-            (Backend::Local, None) => None,
+            (_, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "redis",
+                    "only goes with backend redis",
+                ))
+            }
+            (_, None) => None,
         };
         // RLS takes hits before the answer and cannot give them back or add them after.
         if raw.backend == Backend::Rls {
@@ -526,6 +610,7 @@ impl Config {
             response_headers: raw.response_headers,
             backend: raw.backend,
             rls,
+            redis,
             quota_admin,
             needs_body,
         })

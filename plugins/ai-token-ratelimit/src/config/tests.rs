@@ -114,7 +114,33 @@ fn bad_configs_are_refused_with_the_field_path() {
         (r#"{"weights": {"m": {"input": -1}}}"#, "weights.m.input"),
         (r#"{"weights": {"a*b": {}}}"#, "weights.a*b"),
         (r#"{"failureMode": "maybe"}"#, "failureMode"),
-        (r#"{"backend": "redis"}"#, "backend"),
+        (r#"{"backend": "memcached"}"#, "backend"),
+        (r#"{"backend": "redis"}"#, "redis"),
+        (r#"{"redis": {"cluster": "r"}}"#, "redis"),
+        (
+            r#"{"backend": "redis", "redis": {"cluster": " "}}"#,
+            "redis.cluster",
+        ),
+        (
+            r#"{"backend": "redis", "redis": {"cluster": "r?db=1"}}"#,
+            "redis.cluster",
+        ),
+        (
+            r#"{"backend": "redis", "redis": {"cluster": "r", "timeoutMs": 0}}"#,
+            "redis.timeoutMs",
+        ),
+        (
+            r#"{"backend": "redis", "redis": {"cluster": "r", "db": 1}}"#,
+            "redis.db",
+        ),
+        (
+            r#"{"backend": "redis", "redis": {"cluster": "r"}, "rls": {"cluster": "x"}}"#,
+            "rls",
+        ),
+        (
+            r#"{"backend": "redis", "redis": {"cluster": "r"}, "quota": {"adminKeys": ["0123456789abcdef0123"]}}"#,
+            "quota",
+        ),
         (r#"{"backend": "rls"}"#, "rls"),
         (r#"{"rls": {"cluster": "x"}}"#, "rls"),
         (

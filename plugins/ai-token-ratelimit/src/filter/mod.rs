@@ -24,6 +24,7 @@ use crate::measure::{amount, Measure, Tokens, Weights};
 use crate::{Metric, State, TokenRateLimit};
 
 mod admin;
+mod redis;
 mod rls;
 
 /// Where the request is.
@@ -64,6 +65,8 @@ pub struct Filter {
     caps: Capabilities,
     /// `rls` backend: the (rule, token family) of each descriptor sent.
     asked: Vec<(usize, bool)>,
+    /// `redis` backend: the plans the reservation script was asked for.
+    pending: Vec<Plan>,
 }
 
 fn text(v: Option<&[u8]>) -> Option<&str> {
@@ -95,6 +98,7 @@ impl Filter {
             observer: None,
             caps,
             asked: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -164,7 +168,11 @@ impl Filter {
                     }
                 })
                 .collect();
-            let (key, owner) = record_for(rule, set, &values);
+            let (key, owner) = if self.config.backend == Backend::Redis {
+                (crate::redis::record_key(rule, set, &values), 0)
+            } else {
+                record_for(rule, set, &values)
+            };
             plans.push(Plan {
                 rule: r,
                 set,
@@ -183,8 +191,10 @@ impl Filter {
             self.phase = Phase::Passed;
             return Action::Continue;
         }
-        if self.config.backend == Backend::Rls {
-            return self.ask_rls(cx, &plans);
+        match self.config.backend {
+            Backend::Rls => return self.ask_rls(cx, &plans),
+            Backend::Redis => return self.ask_redis(cx, plans),
+            Backend::Local => {}
         }
         let verdict = match cx.now_nanos() {
             Some(now) => reserve(cx.host, &self.config, now, plans),
@@ -402,14 +412,19 @@ impl Filter {
         let config = Rc::clone(&self.config);
         let weights = self.weights;
         let held = std::mem::take(&mut self.held);
-        let result = settle(cx.host, &config, now, &held, |h, i| {
+        let used = |h: &Held, i: usize| {
             config
                 .rules
                 .get(h.rule)
                 .and_then(|r| r.sets.get(h.set))
                 .and_then(|s| s.limits.get(i))
                 .map_or(0, |l| amount(l.measure, &actual, &weights))
-        });
+        };
+        let result = if config.backend == Backend::Redis {
+            self.settle_redis(cx, &held, used)
+        } else {
+            settle(cx.host, &config, now, &held, used)
+        };
         if let Err(e) = result {
             self.state.count(cx.host, Metric::BackendError, 1);
             cx.log(
@@ -451,6 +466,7 @@ impl HttpFilter for Filter {
         let available = match self.config.backend {
             Backend::Local => self.caps.shared_data && self.caps.clock,
             Backend::Rls => self.caps.grpc,
+            Backend::Redis => self.caps.redis,
         };
         if !available {
             // APISIX: nothing to count with (said once at configure time); decided here,
@@ -489,9 +505,17 @@ impl HttpFilter for Filter {
 
     fn on_reply(&mut self, cx: &mut Ctx<'_, ()>, _call: (), reply: Reply) -> Next {
         if self.phase != Phase::Asking {
-            return Next::Resume;
+            // The only other call: a Redis settlement, sent after the answer (nothing waits).
+            if self.config.backend == Backend::Redis {
+                self.on_redis_settled(cx, &reply);
+            }
+            return Next::Hold;
         }
-        match self.on_rls_answer(cx, &reply) {
+        let action = match self.config.backend {
+            Backend::Redis => self.on_redis_answer(cx, &reply),
+            _ => self.on_rls_answer(cx, &reply),
+        };
+        match action {
             Action::Continue => Next::Resume,
             Action::Pause => Next::Hold,
         }

@@ -1,6 +1,8 @@
 //! Helpers shared by the harness tests: the test guest's path and request builders.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use aigw_harness::{headers, wasm_path, Env, Headers, Plugin, PluginSpec, Profile};
 use std::path::PathBuf;
 

@@ -1,0 +1,113 @@
+//! The `redis` backend's half of the filter (Higress): one script takes the whole reservation
+//! while the stream waits, and one more, not waited for, settles it after the answer.
+
+use std::rc::Rc;
+
+use aigw_shared::host::{Action, HostError, LogLevel};
+use aigw_shared::plugin::{Ctx, Plugin, Reply};
+
+use super::{Filter, Phase};
+use crate::limiter::{Held, Plan};
+use crate::redis::{decode_reserve, reserve_command, settle_command, settled, Answer};
+use crate::{Metric, TokenRateLimit};
+
+impl Filter {
+    /// `redis` backend: run the reservation script; the stream waits for [`Self::on_redis_answer`].
+    pub(super) fn ask_redis(&mut self, cx: &mut Ctx<'_, ()>, plans: Vec<Plan>) -> Action {
+        let config = Rc::clone(&self.config);
+        let Some(settings) = config.redis.as_ref() else {
+            return self.backend_failed(cx, Some(&HostError::Unsupported));
+        };
+        let command = reserve_command(&config, &plans);
+        match cx.redis_call(&settings.cluster, &command, ()) {
+            Ok(_) => {
+                self.pending = plans;
+                self.phase = Phase::Asking;
+                Action::Pause
+            }
+            Err(e) => self.backend_failed(cx, Some(&e)),
+        }
+    }
+
+    /// The reservation script answered (or the call failed: an empty reply).
+    pub(super) fn on_redis_answer(&mut self, cx: &mut Ctx<'_, ()>, reply: &Reply) -> Action {
+        let plans = std::mem::take(&mut self.pending);
+        let answer = match reply {
+            Reply::Redis(bytes) if bytes.is_empty() => Err("the Redis call failed".to_owned()),
+            Reply::Redis(bytes) => decode_reserve(&self.config, &plans, bytes),
+            _ => Err("not a Redis reply".to_owned()),
+        };
+        match answer {
+            Ok(Answer::Admitted(status)) => {
+                self.held = plans
+                    .into_iter()
+                    .map(|p| Held {
+                        rule: p.rule,
+                        set: p.set,
+                        key: p.key,
+                        owner: 0,
+                        reserved: p.amounts,
+                    })
+                    .collect();
+                self.status = status;
+                self.phase = Phase::Admitted;
+                self.state.count(cx.host, Metric::Allowed, 1);
+                let tokens = self.reserved.input.saturating_add(self.reserved.output);
+                self.state.count(cx.host, Metric::ReservedTokens, tokens);
+                Action::Continue
+            }
+            Ok(Answer::Refused {
+                index,
+                short,
+                status,
+            }) => {
+                let rule = plans.get(index).map_or(0, |p| p.rule);
+                self.refuse(cx, rule, short, &status)
+            }
+            Err(e) => {
+                cx.log(
+                    LogLevel::Warn,
+                    &format!("{}: Redis reservation: {e}", TokenRateLimit::NAME),
+                );
+                self.backend_failed(cx, None)
+            }
+        }
+    }
+
+    /// Send the settlement script (not waited for: the answer has gone on).
+    pub(super) fn settle_redis(
+        &mut self,
+        cx: &mut Ctx<'_, ()>,
+        held: &[Held],
+        actual: impl Fn(&Held, usize) -> i64,
+    ) -> Result<(), HostError> {
+        let config = Rc::clone(&self.config);
+        let Some(settings) = config.redis.as_ref() else {
+            return Err(HostError::Unsupported);
+        };
+        let Some(command) = settle_command(&config, held, actual) else {
+            return Ok(());
+        };
+        cx.redis_call_detached(&settings.cluster, &command, ())
+            .map(|_| ())
+    }
+
+    /// A settlement's answer: only a failure is worth a word.
+    pub(super) fn on_redis_settled(&self, cx: &mut Ctx<'_, ()>, reply: &Reply) {
+        let result = match reply {
+            Reply::Redis(bytes) if bytes.is_empty() => Err("the Redis call failed".to_owned()),
+            Reply::Redis(bytes) => settled(bytes),
+            _ => Err("not a Redis reply".to_owned()),
+        };
+        if let Err(e) = result {
+            self.state.count(cx.host, Metric::BackendError, 1);
+            cx.log(
+                LogLevel::Warn,
+                &format!(
+                    "{}: reservation not settled in Redis: {e}",
+                    TokenRateLimit::NAME
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Higress's host calls beyond proxy-wasm 0.2.1 (the `higress` build, wasm32 only): Redis
+//! commands and the upstream override host. The proxy-wasm Rust SDK has neither, so this is the
+//! one module of the suite with `unsafe` code (the workspace denies it everywhere else; `make
+//! lint` checks that no other file allows it).
+//!
+//! Every `unsafe` block here is a call into the host through the ABI's documented signature
+//! (`../shared/research/proxy-wasm-abi.md` §5), passing pointers and lengths of live Rust
+//! slices, or taking back a buffer the host allocated through the SDK's
+//! `proxy_on_memory_allocate` (a boxed `[u8]` of exactly the returned size, as the SDK's own
+//! `get_buffer` does).
+//!
+//! Redis answers arrive through the export `proxy_on_redis_call_response(root_context, token,
+//! status, size)`, addressed like HTTP callouts to the root context. The SDK keeps its contexts
+//! to itself, so streams that call Redis are registered here ([`register`]) and each token
+//! remembers its stream: the answer is handed to that stream if it is still alive, and dropped
+//! otherwise (a settlement sent as the stream ended needs no answer).
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Weak;
+
+use crate::host::HostError;
+
+/// Higress's buffer type for a Redis reply (`proxy_get_buffer_bytes`).
+const REDIS_CALL_RESPONSE: u32 = 9;
+/// `proxy_status_t` OK.
+const OK: u32 = 0;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_redis_init(
+        upstream: *const u8,
+        upstream_len: usize,
+        username: *const u8,
+        username_len: usize,
+        password: *const u8,
+        password_len: usize,
+        timeout_ms: u32,
+    ) -> u32;
+    fn proxy_redis_call(
+        upstream: *const u8,
+        upstream_len: usize,
+        query: *const u8,
+        query_len: usize,
+        token: *mut u32,
+    ) -> u32;
+    fn proxy_set_upstream_override_host(host: *const u8, host_len: usize) -> u32;
+    #[link_name = "proxy_get_buffer_bytes"]
+    fn get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+}
+
+fn status(code: u32) -> Result<(), HostError> {
+    match code {
+        OK => Ok(()),
+        2 => Err(HostError::BadArgument("rejected by host")),
+        other => Err(HostError::Status(other)),
+    }
+}
+
+/// Connect to the Redis behind Envoy cluster `upstream` (options such as `?db=1` after it).
+pub fn redis_init(
+    upstream: &str,
+    username: &str,
+    password: &str,
+    timeout_ms: u32,
+) -> Result<(), HostError> {
+    // SAFETY: three live slices, read by the host during the call only.
+    let code = unsafe {
+        proxy_redis_init(
+            upstream.as_ptr(),
+            upstream.len(),
+            username.as_ptr(),
+            username.len(),
+            password.as_ptr(),
+            password.len(),
+            timeout_ms,
+        )
+    };
+    status(code)
+}
+
+/// Send the RESP command `query` to `upstream`; the answer comes to `context` (a stream).
+pub fn redis_call(upstream: &str, query: &[u8], context: u32) -> Result<u32, HostError> {
+    let mut token: u32 = 0;
+    // SAFETY: two live slices read during the call, and a live u32 the host writes.
+    let code = unsafe {
+        proxy_redis_call(
+            upstream.as_ptr(),
+            upstream.len(),
+            query.as_ptr(),
+            query.len(),
+            &mut token,
+        )
+    };
+    status(code)?;
+    PENDING.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            p.insert(token, context);
+        }
+    });
+    Ok(token)
+}
+
+/// Send this request to `host` (`ip:port`) of its cluster.
+pub fn set_upstream_override_host(host: &[u8]) -> Result<(), HostError> {
+    // SAFETY: a live slice read during the call.
+    status(unsafe { proxy_set_upstream_override_host(host.as_ptr(), host.len()) })
+}
+
+/// The Redis reply of the current `proxy_on_redis_call_response` (empty when there is none).
+fn redis_reply(size: usize) -> Vec<u8> {
+    if size == 0 {
+        return Vec::new();
+    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: the host writes a pointer it got from the SDK's `proxy_on_memory_allocate` (a
+    // leaked `Box<[u8]>` of `len` bytes) and its length; ownership passes to us and is taken
+    // back exactly once, with that length.
+    unsafe {
+        if get_buffer_bytes(REDIS_CALL_RESPONSE, 0, size, &mut data, &mut len) != OK
+            || data.is_null()
+        {
+            return Vec::new();
+        }
+        Vec::from_raw_parts(data, len, len)
+    }
+}
+
+/// A stream that can take a Redis answer.
+pub(crate) trait RedisSink {
+    /// Deliver the answer to call `token` (empty bytes: the call failed).
+    fn deliver(&self, token: u32, reply: Vec<u8>);
+}
+
+thread_local! {
+    /// Streams that may receive Redis answers, by context id.
+    static SINKS: RefCell<HashMap<u32, Weak<dyn RedisSink>>> = RefCell::new(HashMap::new());
+    /// Which stream sent each pending call.
+    static PENDING: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
+}
+
+/// Make stream `context` reachable for Redis answers (until [`unregister`]).
+pub(crate) fn register(context: u32, sink: Weak<dyn RedisSink>) {
+    SINKS.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.insert(context, sink);
+        }
+    });
+}
+
+/// Stream `context` is done: answers still on their way are dropped.
+pub(crate) fn unregister(context: u32) {
+    SINKS.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.remove(&context);
+        }
+    });
+    PENDING.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            p.retain(|_, c| *c != context);
+        }
+    });
+}
+
+/// Higress calls this when a Redis command was answered (status 0) or failed.
+#[no_mangle]
+pub extern "C" fn proxy_on_redis_call_response(
+    _root_context: u32,
+    token: u32,
+    status: u32,
+    response_size: usize,
+) {
+    let Some(context) =
+        PENDING.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.remove(&token)))
+    else {
+        return;
+    };
+    let Some(sink) = SINKS.with(|s| s.try_borrow().ok().and_then(|s| s.get(&context).cloned()))
+    else {
+        return;
+    };
+    let Some(sink) = sink.upgrade() else {
+        return;
+    };
+    let reply = if status == OK {
+        redis_reply(response_size)
+    } else {
+        Vec::new()
+    };
+    if proxy_wasm::hostcalls::set_effective_context(context).is_ok() {
+        sink.deliver(token, reply);
+    }
+}
