@@ -6,6 +6,17 @@ use crate::host::{Host, HostError};
 /// How often a compare-and-swap update is retried before giving up.
 pub const CAS_RETRIES: usize = 16;
 
+/// The version passed when creating a key: non-zero (0 turns the check off) and the last a host
+/// counter reaches (Envoy's starts at 1 and counts every write of the VM id's data), so it matches
+/// no existing key in practice.
+const CREATE_CAS: u32 = u32::MAX;
+
+/// The version to write with after reading `cas`: the read's version, or for a key that was
+/// absent, one that makes a concurrent creation a mismatch (see [`update`]).
+pub fn write_cas(cas: Option<u32>) -> u32 {
+    cas.unwrap_or(CREATE_CAS)
+}
+
 /// Read a signed 64-bit counter (0 when absent or malformed).
 pub fn read_counter(host: &dyn Host, key: &str) -> Result<i64, HostError> {
     let (value, _) = host.shared_data(key)?;
@@ -36,8 +47,11 @@ pub fn update<T>(
         if current.as_deref() == Some(next.as_slice()) {
             return Ok(out);
         }
-        // A missing key has no version; Envoy ignores cas on insert, so pass 0 only when absent.
-        match host.set_shared_data(key, &next, Some(cas.unwrap_or(0))) {
+        // A missing key has no version. Envoy ignores cas when it inserts, but checks a non-zero
+        // one against a key that exists: so a create passes a version no write hands out (not
+        // 0, which means "no check"). Another worker that created the key since our read makes
+        // this a mismatch, and the retry reads its value, instead of overwriting it.
+        match host.set_shared_data(key, &next, Some(write_cas(cas))) {
             Ok(()) => return Ok(out),
             Err(HostError::CasMismatch) => continue,
             Err(e) => return Err(e),
@@ -67,6 +81,27 @@ mod tests {
         assert_eq!(add_counter(&a, "k", 5).unwrap(), 5);
         assert_eq!(add_counter(&b, "k", -2).unwrap(), 3);
         assert_eq!(read_counter(&a, "k").unwrap(), 3);
+    }
+
+    #[test]
+    fn two_workers_creating_one_key_at_once_both_count() {
+        let a = MockHost::default();
+        let b = MockHost {
+            shared: a.shared.clone(),
+            ..MockHost::default()
+        };
+        let mut first = true;
+        let total = update(&a, "k", |current| {
+            if std::mem::take(&mut first) {
+                // Worker b creates the key between a's read (nothing there) and a's write.
+                assert_eq!(add_counter(&b, "k", 5).unwrap(), 5);
+            }
+            let now = current.map(decode_i64).unwrap_or(0) + 1;
+            (now.to_le_bytes().to_vec(), now)
+        })
+        .unwrap();
+        assert_eq!(total, 6, "a retried on b's value instead of overwriting it");
+        assert_eq!(read_counter(&a, "k").unwrap(), 6);
     }
 
     #[test]
