@@ -1,13 +1,14 @@
-//! The per-request state machine: read the request body once (generation APIs), hash its prompt
-//! blocks, snapshot every endpoint from shared data, pick, write the chosen `ip:port` (and the
-//! ordered list) into the request headers, count the request in flight; on the response, learn
-//! the endpoint's load from its headers or put it in a cool-off when it failed; at the end,
-//! count it out.
+//! The per-request state machine: read the request headers (one call) and body once (generation
+//! APIs), hash its prompt blocks, snapshot every endpoint from the worker's cached view
+//! ([`crate::fleet`]), look the prompt up in the shared prefix table, pick, write the chosen
+//! `ip:port` (and the ordered list) into the request headers, count the request in flight; on the
+//! response (headers read in one call), learn the endpoint's load or put it in a cool-off when it
+//! failed; at the end, count it out.
 
 use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
-use aigw_shared::host::{Action, Capabilities, Direction, LogLevel, MapKind};
+use aigw_shared::host::{Action, Capabilities, Direction, LogLevel, MapKind, MetricKind};
 use aigw_shared::llm::{Api, RequestView};
 use aigw_shared::plugin::{Ctx, HttpFilter, WholeBody};
 
@@ -15,7 +16,7 @@ use crate::config::Config;
 use crate::orca::{self, LoadReport, ORCA_FORMAT_HEADER, ORCA_HEADER};
 use crate::picker::{self, Decision, EndpointView};
 use crate::prefix::request_hashes;
-use crate::store::{self, Lookup, PrefixTable, Sessions};
+use crate::store::{self, Health, Lookup, PrefixTable, Sessions};
 use crate::{Metric, State};
 
 /// Where the request is.
@@ -35,13 +36,28 @@ enum Phase {
 pub struct Filter {
     config: Rc<Config>,
     state: Rc<State>,
+    /// The worker view's index of each endpoint of `config`.
+    slots: Rc<[usize]>,
     protocol: ClientProtocol,
     api: Api,
     phase: Phase,
     session: Option<u64>,
+    /// The client asked for a load report itself (the header is left as it is).
+    client_asked: bool,
     chosen: Option<usize>,
     /// The pick was in a cool-off (every endpoint was): an answer ends it.
     picked_down: bool,
+}
+
+fn ns(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn find<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
 }
 
 impl Filter {
@@ -52,32 +68,63 @@ impl Filter {
         } else {
             Phase::Off
         };
+        let slots = if phase == Phase::Off {
+            Rc::from(Vec::new())
+        } else {
+            state.fleet.slots(&config)
+        };
         Self {
             config,
             state,
+            slots,
             protocol: ClientProtocol::OpenAi,
             api: Api::Other,
             phase,
             session: None,
+            client_asked: false,
             chosen: None,
             picked_down: false,
         }
+    }
+
+    fn slot(&self, i: usize) -> Option<usize> {
+        self.slots.get(i).copied()
     }
 
     /// Pick for this request and write the headers; `Pause` when it was answered locally.
     fn route(&mut self, cx: &mut Ctx<'_, ()>, hashes: &[u64], model: Option<&str>) -> Action {
         let config = Rc::clone(&self.config);
         let c = &*config;
+        let fleet = &self.state.fleet;
         let now = cx.now_nanos().unwrap_or(0);
+        let read = fleet.refresh(cx.host, now, &self.slots, ns(c.load.refresh));
+        let max_age = ns(c.load.max_age);
+        let seen: Vec<_> = self
+            .slots
+            .iter()
+            .map(|&s| fleet.seen(s, now, max_age))
+            .collect();
         let mut table = PrefixTable::new(cx.host, c, &c.keys);
         let found = if hashes.is_empty() {
             Lookup::default()
         } else {
-            table.lookup(hashes)
+            let seqs: Vec<u64> = seen.iter().map(|s| s.seq).collect();
+            table.lookup(hashes, &seqs)
         };
         let mut sessions = Sessions::new(cx.host, c, &c.keys);
         let bound = self.session.and_then(|id| sessions.get(id, now));
-        let (views, lora) = snapshot(cx, c, &found, bound, model, now);
+        let mut views = Vec::with_capacity(c.endpoints.len());
+        let mut lora = Vec::with_capacity(c.endpoints.len());
+        for (i, (e, s)) in c.endpoints.iter().zip(&seen).enumerate() {
+            views.push(EndpointView {
+                healthy: s.healthy,
+                load: s.load,
+                in_flight: s.in_flight,
+                prefix_blocks: found.matched.get(i).copied().unwrap_or(0),
+                session: bound.is_some_and(|(b, _)| b == i),
+            });
+            lora.push(model.is_some_and(|m| e.lora_adapters.iter().any(|a| a == m)));
+        }
         let draw = self.state.draw(now);
         let (order, reason) = match picker::pick(c, &views, hashes.len(), &lora, draw) {
             Decision::Route { order, reason, .. } => (order, reason),
@@ -87,44 +134,44 @@ impl Filter {
                 // A client must not steer the request itself when nothing was chosen.
                 let _ = cx.remove_header(MapKind::RequestHeaders, &c.header);
                 shed(cx, self.protocol);
+                fleet.publish_read(cx.host, now, &self.slots, read);
                 return Action::Pause;
             }
         };
         let Some(first) = order.first().copied().filter(|&i| i < c.endpoints.len()) else {
             return Action::Continue;
         };
-        if !write_headers(cx, c, &order) {
+        if !write_headers(cx, c, &order, self.client_asked) {
             self.phase = Phase::Done;
             self.state.count(cx.host, Metric::Unrouted);
             return Action::Continue;
         }
+        let held = found.matched.get(first).copied().unwrap_or(0);
+        let new_blocks = hashes.len().saturating_sub(held) as u64;
+        if let Some(slot) = self.slot(first) {
+            fleet.picked(slot, new_blocks);
+        }
         if !hashes.is_empty() {
-            table.record(first, hashes, &found);
-            let held = found.matched.get(first).copied().unwrap_or(0);
-            let share = held * 100 / hashes.len().max(1);
-            self.state
-                .observe(cx.host, Metric::PrefixMatchPercent, share as u64);
+            let seq_now = seen
+                .get(first)
+                .map_or(0, |s| s.seq.wrapping_add(new_blocks));
+            table.record(first, hashes, &found, seq_now);
         }
         if let Some(id) = self.session {
             if sessions.needs_bind(bound, first, now) {
                 sessions.bind(id, first, now);
             }
         }
-        if let Some(k) = c.keys.in_flight.get(first) {
-            let _ = store::add_in_flight(cx.host, k, 1);
-        }
+        fleet.publish_read(cx.host, now, &self.slots, read);
         self.chosen = Some(first);
         self.picked_down = views.get(first).is_some_and(|v| !v.healthy);
         self.phase = Phase::Routed;
-        self.state.count(cx.host, Metric::from(reason));
-        if let Some(endpoint) = c.endpoints.get(first) {
-            self.state.count_endpoint(cx.host, &endpoint.picks_metric);
-        }
+        self.state.count_decision(reason, held, hashes.len());
         Action::Continue
     }
 
     /// What the response headers say about the endpoint that answered.
-    fn learn(&self, cx: &mut Ctx<'_, ()>, status: u16) {
+    fn learn(&self, cx: &mut Ctx<'_, ()>, status: u16, headers: &[(String, Vec<u8>)]) {
         let c = &self.config;
         // With a list (`override_host`), the endpoint Envoy really used (a retry may have gone
         // down the list); with a single pick (ORIGINAL_DST), Envoy had no other: the pick.
@@ -143,11 +190,11 @@ impl Filter {
         if let Some(first) = self.chosen.filter(|&first| first != i) {
             self.mark_down(cx, first, now, "failed before another endpoint answered");
         }
-        let report = read_report(cx, c);
-        let keys = &c.keys;
+        let report = read_report(headers, c);
+        let fleet = &self.state.fleet;
         if !report.is_empty() {
-            if let Some(k) = keys.load.get(i) {
-                store::put_load(cx.host, k, &report, now);
+            if let Some(slot) = self.slot(i) {
+                fleet.learned(slot, report, now);
             }
         }
         let failed = matches!(status, 502..=504) && report.is_empty();
@@ -155,9 +202,12 @@ impl Filter {
             let why = format!("answered {status} without a load report");
             self.mark_down(cx, i, now, &why);
         } else if status < 500 && (self.picked_down || Some(i) != self.chosen) {
-            // Only an endpoint that may be in a cool-off is checked (one read saved per answer).
-            if let Some(k) = keys.health.get(i) {
-                store::mark_up(cx.host, k);
+            // It answered: end its cool-off if this worker believes it is in one.
+            if let Some(slot) = self.slot(i) {
+                let max_age = ns(c.load.max_age);
+                if !fleet.seen(slot, now, max_age).healthy {
+                    fleet.publish(cx.host, now, slot, Health::Up, true);
+                }
             }
         }
         if c.response_header {
@@ -173,15 +223,19 @@ impl Filter {
 }
 
 impl Filter {
-    /// Skip endpoint `i` for the cool-off.
+    /// Skip endpoint `i` for the cool-off (written to the store at once).
     fn mark_down(&self, cx: &Ctx<'_, ()>, i: usize, now: u64, why: &str) {
         let c = &self.config;
-        let (Some(k), Some(e)) = (c.keys.health.get(i), c.endpoints.get(i)) else {
+        let (Some(slot), Some(e)) = (self.slot(i), c.endpoints.get(i)) else {
             return;
         };
-        let cool = u64::try_from(c.cool_off.as_nanos()).unwrap_or(u64::MAX);
-        store::mark_down(cx.host, k, now.saturating_add(cool));
-        self.state.count_endpoint(cx.host, &e.down_metric);
+        let until = now.saturating_add(ns(c.cool_off));
+        self.state
+            .fleet
+            .publish(cx.host, now, slot, Health::DownUntil(until), true);
+        if let Ok(id) = cx.define_metric(MetricKind::Counter, &e.down_metric) {
+            let _ = cx.increment_metric(id, 1);
+        }
         cx.log(
             LogLevel::Info,
             &format!(
@@ -193,38 +247,9 @@ impl Filter {
     }
 }
 
-/// What every endpoint looks like for this request, and which serve the requested adapter.
-fn snapshot(
-    cx: &Ctx<'_, ()>,
-    c: &Config,
-    found: &Lookup,
-    bound: Option<(usize, u64)>,
-    model: Option<&str>,
-    now: u64,
-) -> (Vec<EndpointView>, Vec<bool>) {
-    fn key(list: &[String], i: usize) -> &str {
-        list.get(i).map_or("", String::as_str)
-    }
-    let keys = &c.keys;
-    let max_age = u64::try_from(c.load.max_age.as_nanos()).unwrap_or(u64::MAX);
-    let mut views = Vec::with_capacity(c.endpoints.len());
-    let mut lora = Vec::with_capacity(c.endpoints.len());
-    for (i, e) in c.endpoints.iter().enumerate() {
-        views.push(EndpointView {
-            healthy: store::healthy(cx.host, key(&keys.health, i), now),
-            load: store::get_load(cx.host, key(&keys.load, i), now, max_age),
-            in_flight: store::in_flight(cx.host, key(&keys.in_flight, i)),
-            prefix_blocks: found.matched.get(i).copied().unwrap_or(0),
-            session: bound.is_some_and(|(b, _)| b == i),
-        });
-        lora.push(model.is_some_and(|m| e.lora_adapters.iter().any(|a| a == m)));
-    }
-    (views, lora)
-}
-
 /// The pick into `header`, the ordered list into `listHeader`, and the request for a load report
 /// (vLLM sends it only when asked). False when the pick could not be written.
-fn write_headers(cx: &Ctx<'_, ()>, c: &Config, order: &[usize]) -> bool {
+fn write_headers(cx: &Ctx<'_, ()>, c: &Config, order: &[usize], client_asked: bool) -> bool {
     let Some(endpoint) = order.first().and_then(|&i| c.endpoints.get(i)) else {
         return false;
     };
@@ -245,37 +270,32 @@ fn write_headers(cx: &Ctx<'_, ()>, c: &Config, order: &[usize]) -> bool {
         let set = cx.set_header(MapKind::RequestHeaders, list_header, list.as_bytes());
         cx.check(set, "set the endpoint list header");
     }
-    let asked = cx
-        .request_header(ORCA_FORMAT_HEADER)
-        .ok()
-        .flatten()
-        .is_some();
-    if !asked {
+    if !client_asked {
         let _ = cx.set_header(MapKind::RequestHeaders, ORCA_FORMAT_HEADER, b"TEXT");
     }
     true
 }
 
 /// The load report of a response: ORCA first, then the configured custom headers.
-fn read_report(cx: &Ctx<'_, ()>, c: &Config) -> LoadReport {
-    let header = |name: &str| cx.response_header(name).ok().flatten();
+fn read_report(headers: &[(String, Vec<u8>)], c: &Config) -> LoadReport {
+    let header = |name: &str| find(headers, name);
     let orca = header(ORCA_HEADER)
-        .and_then(|v| orca::parse_orca(&v).ok())
+        .and_then(|v| orca::parse_orca(v).ok())
         .unwrap_or_default();
     let l = &c.load;
     let custom = LoadReport {
         kv_cache: l
             .kv_cache_header
             .as_deref()
-            .and_then(|h| orca::header_fraction(header(h).as_deref())),
+            .and_then(|h| orca::header_fraction(header(h))),
         waiting: l
             .queue_header
             .as_deref()
-            .and_then(|h| orca::header_count(header(h).as_deref())),
+            .and_then(|h| orca::header_count(header(h))),
         running: l
             .running_header
             .as_deref()
-            .and_then(|h| orca::header_count(header(h).as_deref())),
+            .and_then(|h| orca::header_count(header(h))),
     };
     orca.or(custom)
 }
@@ -311,17 +331,15 @@ impl HttpFilter for Filter {
         if self.phase == Phase::Off {
             return Action::Continue;
         }
-        let header = |name: &str| cx.request_header(name).ok().flatten();
-        let method = header(":method").unwrap_or_default();
-        let path = header(":path").unwrap_or_default();
-        self.api = Api::from_path(
-            std::str::from_utf8(&method).unwrap_or(""),
-            std::str::from_utf8(&path).unwrap_or(""),
-        );
+        // Every header this filter needs, in one host call.
+        let headers = cx.headers(MapKind::RequestHeaders).unwrap_or_default();
+        let header = |name: &str| find(&headers, name);
+        let text = |name: &str| header(name).and_then(|v| std::str::from_utf8(v).ok());
+        self.api = Api::from_path(text(":method").unwrap_or(""), text(":path").unwrap_or(""));
         self.protocol = self.api.protocol();
         let c = &self.config;
         if let Some((name, _)) = &c.only_when {
-            if !c.applies(header(name).as_deref()) {
+            if !c.applies(header(name)) {
                 self.phase = Phase::Off;
                 return Action::Continue;
             }
@@ -329,14 +347,21 @@ impl HttpFilter for Filter {
         if !c.session.header.is_empty() && c.weights.session > 0.0 {
             self.session = header(&c.session.header)
                 .filter(|v| !v.is_empty())
-                .map(|v| store::session_hash(&v));
+                .map(store::session_hash);
         }
+        self.client_asked = header(ORCA_FORMAT_HEADER).is_some();
         let wants_body = !end_of_stream
             && (self.api.is_generation() || self.api == Api::Embeddings)
             && (c.weights.prefix > 0.0 || c.has_lora);
         if wants_body {
+            let declared = text("content-length").and_then(|v| v.trim().parse::<usize>().ok());
             let max = c.max_request_body_bytes;
-            cx.read_whole_request(WholeBody::up_to(max).pass_oversize().holding_headers());
+            cx.read_whole_request(
+                WholeBody::up_to(max)
+                    .pass_oversize()
+                    .holding_headers()
+                    .declared_length(declared),
+            );
             return Action::Continue;
         }
         self.route(cx, &[], None)
@@ -375,13 +400,11 @@ impl HttpFilter for Filter {
 
     fn on_response_headers(&mut self, cx: &mut Ctx<'_, ()>, _end_of_stream: bool) -> Action {
         if self.phase == Phase::Routed {
-            let status = cx
-                .response_header(":status")
-                .ok()
-                .flatten()
-                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok())
+            let headers = cx.headers(MapKind::ResponseHeaders).unwrap_or_default();
+            let status = find(&headers, ":status")
+                .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u16>().ok())
                 .unwrap_or(0);
-            self.learn(cx, status);
+            self.learn(cx, status, &headers);
         }
         Action::Continue
     }
@@ -391,8 +414,8 @@ impl HttpFilter for Filter {
             return;
         }
         self.phase = Phase::Done;
-        if let Some(k) = self.chosen.and_then(|i| self.config.keys.in_flight.get(i)) {
-            let _ = store::add_in_flight(cx.host, k, -1);
+        if let Some(slot) = self.chosen.and_then(|i| self.slot(i)) {
+            self.state.fleet.finished(cx.host, slot);
         }
     }
 }

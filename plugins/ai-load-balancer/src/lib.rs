@@ -7,10 +7,12 @@
 //! reads. What the workers learn is shared through proxy-wasm shared data.
 //!
 //! Modules: [`config`], [`orca`] (load reports), [`prefix`] (chained block hashes), [`store`]
-//! (shared records and tables), [`picker`] (filters, scorers, the pick) and [`filter`].
+//! (shared records and tables), [`fleet`] (the worker's cached view of the endpoint records and
+//! its batched writes), [`picker`] (filters, scorers, the pick) and [`filter`].
 
 pub mod config;
 pub mod filter;
+pub mod fleet;
 pub mod orca;
 pub mod picker;
 pub mod prefix;
@@ -18,14 +20,15 @@ pub mod store;
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use aigw_shared::config::ConfigError;
 use aigw_shared::host::{Capabilities, Host, MetricKind};
-use aigw_shared::metrics::Metrics;
-use aigw_shared::plugin::{FilterEnv, Plugin, PluginConfig};
+use aigw_shared::plugin::{Ctx, FilterEnv, Plugin, PluginConfig};
 
 pub use config::Config;
 pub use filter::Filter;
+pub use fleet::Fleet;
 
 /// The fixed metrics, in [`METRIC_NAMES`] order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,19 +45,22 @@ pub enum Metric {
     Unrouted,
     /// Routed without prefix hashing: the body was over `maxRequestBodyBytes`.
     Unhashed,
-    /// Histogram: share of the prompt's blocks the chosen endpoint held, in percent.
-    PrefixMatchPercent,
+    /// Prompt blocks of routed requests the chosen endpoint held.
+    MatchedBlocks,
+    /// Prompt blocks of routed requests (hashed ones).
+    PromptBlocks,
 }
 
 /// Names of the fixed metrics (Envoy shows them as `wasmcustom.<name>`).
-pub const METRIC_NAMES: [&str; 7] = [
+pub const METRIC_NAMES: [&str; 8] = [
     "aigw.ai_load_balancer.decision.prefix.requests_total",
     "aigw.ai_load_balancer.decision.session.requests_total",
     "aigw.ai_load_balancer.decision.load.requests_total",
     "aigw.ai_load_balancer.outcome.shed.requests_total",
     "aigw.ai_load_balancer.outcome.unrouted.requests_total",
     "aigw.ai_load_balancer.outcome.unhashed.requests_total",
-    "aigw.ai_load_balancer.prefix_match_percent",
+    "aigw.ai_load_balancer.prefix.matched_blocks_total",
+    "aigw.ai_load_balancer.prefix.prompt_blocks_total",
 ];
 
 impl From<picker::Reason> for Metric {
@@ -67,12 +73,17 @@ impl From<picker::Reason> for Metric {
     }
 }
 
-/// What one worker keeps: metric ids and the tie-breaking random state.
+/// What one worker keeps: metric ids, decision counts not yet added to their counters, the
+/// tie-breaking random state and its view of the endpoints ([`Fleet`]).
 #[derive(Debug, Default)]
 pub struct State {
-    ids: [Cell<Option<u32>>; 7],
-    endpoints: Metrics,
+    ids: [Cell<Option<u32>>; 8],
+    /// Decisions (prefix, session, load), then matched and prompt blocks, counted since the last
+    /// tick.
+    pending: [Cell<u64>; 5],
     rng: Cell<u64>,
+    /// The endpoints as this worker sees them.
+    pub fleet: Fleet,
 }
 
 impl State {
@@ -87,23 +98,47 @@ impl State {
         Some(id)
     }
 
-    /// Add one to a fixed counter.
+    /// Add one to a fixed counter now.
     pub fn count(&self, host: &dyn Host, metric: Metric) {
         if let Some(id) = self.id(host, metric, MetricKind::Counter) {
             let _ = host.increment_metric(id, 1);
         }
     }
 
-    /// Record a histogram sample.
-    pub fn observe(&self, host: &dyn Host, metric: Metric, value: u64) {
-        if let Some(id) = self.id(host, metric, MetricKind::Histogram) {
-            let _ = host.record_metric(id, value);
+    /// Count a routing decision and the prompt blocks the pick held (added to their counters on
+    /// the next tick: no host call here).
+    pub fn count_decision(&self, reason: picker::Reason, matched: usize, prompt: usize) {
+        let i = match reason {
+            picker::Reason::Prefix => 0,
+            picker::Reason::Session => 1,
+            picker::Reason::Load => 2,
+        };
+        for (i, n) in [(i, 1), (3, matched as u64), (4, prompt as u64)] {
+            if let Some(c) = self.pending.get(i) {
+                c.set(c.get().saturating_add(n));
+            }
         }
     }
 
-    /// Add one to a per-endpoint counter (its name made at configure time).
-    pub fn count_endpoint(&self, host: &dyn Host, name: &str) {
-        self.endpoints.count(host, name, 1);
+    /// Add what was counted since the last flush to the counters, and publish what the worker
+    /// has not yet (the tick).
+    pub fn flush(&self, host: &dyn Host, now: u64) {
+        self.fleet.on_tick(host, now);
+        let metrics = [
+            Metric::PrefixPick,
+            Metric::SessionPick,
+            Metric::LoadPick,
+            Metric::MatchedBlocks,
+            Metric::PromptBlocks,
+        ];
+        for (c, m) in self.pending.iter().zip(metrics) {
+            let n = c.replace(0);
+            if n > 0 {
+                if let Some(id) = self.id(host, m, MetricKind::Counter) {
+                    let _ = host.increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
+        }
     }
 
     /// The next tie-breaking draw (xorshift, seeded from the clock on first use).
@@ -135,12 +170,26 @@ impl Plugin for LoadBalancer {
         Config::from_json(value)
     }
 
-    fn new_state(_config: &PluginConfig<Self>, _env: &FilterEnv) -> State {
-        State::default()
+    fn new_state(config: &PluginConfig<Self>, _env: &FilterEnv) -> State {
+        State {
+            fleet: Fleet::new(config.all()),
+            ..State::default()
+        }
     }
 
     fn new_filter(config: Rc<Config>, state: Rc<State>, env: &FilterEnv) -> Filter {
         Filter::new(config, state, env.capabilities)
+    }
+
+    fn tick_period(config: &PluginConfig<Self>) -> Option<Duration> {
+        config.all().any(|c| c.is_active()).then_some(fleet::TICK)
+    }
+
+    fn on_tick(config: &PluginConfig<Self>, state: &State, cx: &mut Ctx<'_, ()>) {
+        let _ = config;
+        if let Some(now) = cx.now_nanos() {
+            state.flush(cx.host, now);
+        }
     }
 
     fn host_limitations(config: &Config, caps: Capabilities) -> Vec<String> {

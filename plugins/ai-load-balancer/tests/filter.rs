@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use ai_load_balancer::LoadBalancer;
+use ai_load_balancer::{fleet, store, LoadBalancer};
 use aigw_shared::host::Capabilities;
 use aigw_shared::mock::{Exchange, Gateway, Outcome, UpstreamReply};
 use serde_json::Value;
@@ -77,22 +77,38 @@ fn the_chosen_address_goes_into_the_header_and_the_load_report_is_asked_for() {
 fn requests_sharing_a_prompt_prefix_stick_to_one_endpoint() {
     let mut gw = gateway("");
     let first = picked(&gw.run(Exchange::post_json("/v1/chat/completions", &chat("one"))));
-    for (i, q) in [
+    for q in [
         "two",
         "three",
         "a much longer question about the plans and their prices",
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ] {
         let out = gw.run(Exchange::post_json("/v1/chat/completions", &chat(q)));
         assert_eq!(picked(&out), first, "{q}");
-        if i == 0 {
-            // The mock gives each request its own metric store; the id is defined once.
-            let name = "aigw.ai_load_balancer.decision.prefix.requests_total";
-            assert_eq!(out.host.metric_value(name), Some(1));
-        }
     }
+    // Decisions and picks are counted on the worker and added to the counters on its tick.
+    let prefix = "aigw.ai_load_balancer.decision.prefix.requests_total";
+    assert_eq!(gw.root_host().metric_value(prefix), None);
+    gw.tick();
+    let host = gw.root_host();
+    assert_eq!(host.metric_value(prefix), Some(3));
+    assert_eq!(
+        host.metric_value("aigw.ai_load_balancer.decision.load.requests_total"),
+        Some(1),
+        "the first: nothing held anywhere"
+    );
+    let blocks = |what: &str| {
+        host.metric_value(&format!("aigw.ai_load_balancer.prefix.{what}_blocks_total"))
+            .unwrap()
+    };
+    assert!(
+        blocks("matched") > 0 && blocks("matched") < blocks("prompt"),
+        "{} of {}",
+        blocks("matched"),
+        blocks("prompt")
+    );
+    let label = first.replace(['.', ':'], "_");
+    let picks = format!("aigw.ai_load_balancer.endpoint.{label}.picks_total");
+    assert_eq!(host.metric_value(&picks), Some(4));
 }
 
 #[test]
@@ -230,23 +246,81 @@ fn all_endpoints_saturated_is_a_429_in_the_callers_protocol() {
     );
 }
 
+/// Requests in flight to `pod` as the shared endpoint record says (every live worker's entry).
+fn shared_in_flight(gw: &Gateway<LoadBalancer>, pod: &str) -> u32 {
+    let key = format!("aigw.lb.ep.{pod}");
+    store::read_endpoint(gw.root_host(), &key)
+        .unwrap()
+        .0
+        .in_flight_of_others(0, gw.now_nanos())
+}
+
 #[test]
 fn requests_in_flight_are_counted_out_when_they_end() {
-    let mut gw = gateway("");
+    let mut gw = gateway(r#", "scorers": {"prefix": 0}"#);
     for i in 0..5 {
         let _ = gw.run(Exchange::post_json(
             "/v1/chat/completions",
             &chat(&format!("{i}")),
         ));
+        // The worker's own view is exact at once.
+        for s in 0..3 {
+            assert_eq!(
+                gw.state().fleet.seen(s, gw.now_nanos(), u64::MAX).in_flight,
+                0
+            );
+        }
     }
-    let shared = gw.root_host().shared.borrow();
+    // The store too: the first request published its pick with the read it made, and its end
+    // (the worker's last request there) at once.
     for pod in PODS {
-        let key = format!("aigw.lb.ep.{pod}.inflight");
-        let v = shared
-            .get(&key)
-            .map(|(v, _)| i64::from_le_bytes(v[..8].try_into().unwrap()));
-        assert!(matches!(v, None | Some(0)), "{pod}: {v:?}");
+        assert_eq!(shared_in_flight(&gw, pod), 0, "{pod}");
     }
+}
+
+#[test]
+fn a_dead_workers_requests_in_flight_expire() {
+    let mut gw = gateway(r#", "scorers": {"prefix": 0, "hardware": 0, "queue": 0, "kvCache": 0}"#);
+    // Another worker's VM died with 40 requests counted to the first pod.
+    let key = format!("aigw.lb.ep.{}", PODS[0]);
+    let dead = store::Publish {
+        worker: 999,
+        in_flight: 40,
+        ..store::Publish::default()
+    };
+    store::publish_endpoint(gw.root_host(), &key, None, &dead, gw.now_nanos()).unwrap();
+    let mut open = Vec::new();
+    for i in 0..6 {
+        let out = gw.run(
+            Exchange::post_json("/v1/chat/completions", &chat(&format!("a{i}")))
+                .reply(reply(200, None)),
+        );
+        open.push(picked(&out));
+    }
+    assert!(
+        !open.contains(&PODS[0].to_owned()),
+        "over its bound: {open:?}"
+    );
+    gw.advance(Duration::from_nanos(store::WORKER_TTL_NS));
+    let mut seen = false;
+    for i in 0..12 {
+        let out = gw.run(
+            Exchange::post_json("/v1/chat/completions", &chat(&format!("b{i}"))).reply(reply(
+                200,
+                Some("TEXT named_metrics.num_requests_waiting=0"),
+            )),
+        );
+        seen |= picked(&out) == PODS[0];
+    }
+    assert!(seen, "the dead worker's count expired");
+    gw.advance(fleet::TICK);
+    assert!(
+        !gw.root_host().shared.borrow()[&key]
+            .0
+            .windows(4)
+            .any(|w| w == 999u32.to_le_bytes()),
+        "and its entry was dropped by the next write"
+    );
 }
 
 #[test]

@@ -118,13 +118,17 @@ fn mutated_requests_and_load_reports_never_panic_stall_or_leak_in_flight_counts(
         }
     }
     assert!(forwarded > 0, "{forwarded} forwarded, {shed} shed");
-    for (key, (bytes, _)) in gw.root_host().shared.borrow().iter() {
-        if key.ends_with(".inflight") {
-            assert_eq!(
-                i64::from_le_bytes(bytes[..8].try_into().unwrap()),
-                0,
-                "{key}"
-            );
-        }
+    // Nothing in flight: not in the worker's view, not in the store once the tick published it.
+    gw.advance(ai_load_balancer::fleet::TICK);
+    let now = gw.now_nanos();
+    for (s, pod) in PODS.iter().enumerate() {
+        assert_eq!(
+            gw.state().fleet.seen(s, now, u64::MAX).in_flight,
+            0,
+            "{pod}"
+        );
+        let key = format!("aigw.lb.ep.{pod}");
+        let (rec, _) = ai_load_balancer::store::read_endpoint(gw.root_host(), &key).unwrap();
+        assert_eq!(rec.in_flight_of_others(0, now), 0, "{pod}: {rec:?}");
     }
 }

@@ -82,11 +82,21 @@ fn complete(p: &mut Plugin, w: usize, id: StreamId, status: &str, orca: Option<&
     vm.finish_stream(id).unwrap();
 }
 
-fn in_flight(env: &Env, pod: &str) -> i64 {
-    env.shared_data("ai-load-balancer", &format!("aigw.lb.ep.{pod}.inflight"))
-        .map(|(v, _)| i64::from_le_bytes(v[..8].try_into().unwrap()))
-        .unwrap_or(0)
+/// Requests in flight to `pod` by the endpoint's shared record: the sum of the workers' entries
+/// (version byte, …, the entry count at byte 36, then 16-byte entries: id, count, time).
+fn in_flight(env: &Env, pod: &str) -> u32 {
+    let Some((rec, _)) = env.shared_data("ai-load-balancer", &format!("aigw.lb.ep.{pod}")) else {
+        return 0;
+    };
+    assert_eq!(rec[0], 1, "record version");
+    (0..usize::from(rec[36]))
+        .map(|i| u32::from_le_bytes(rec[37 + 16 * i + 4..37 + 16 * i + 8].try_into().unwrap()))
+        .sum()
 }
+
+/// Workers read the endpoint records at most every `load.refreshMs` (5 ms): tests that need a
+/// worker to see another's latest move the clock on by that much.
+const REFRESH: std::time::Duration = std::time::Duration::from_millis(5);
 
 #[test]
 fn a_prefix_routed_by_one_worker_is_found_by_the_other() {
@@ -112,6 +122,7 @@ fn requests_in_flight_on_both_workers_spread_and_are_counted_out() {
         let w = i % 2;
         let (id, pick) = begin(&mut p, w, &chat("s", &format!("q{i}")));
         open.push((w, id, pick));
+        env.advance_clock(REFRESH);
     }
     let mut picks: Vec<&str> = open.iter().map(|(_, _, p)| p.as_str()).collect();
     picks.sort_unstable();
@@ -242,7 +253,11 @@ fn host_calls(
     chain: &mut Chain,
     req: &Request,
     up: &mut dyn aigw_harness::Upstream,
-) -> (usize, std::collections::BTreeMap<&'static str, usize>, String) {
+) -> (
+    usize,
+    std::collections::BTreeMap<&'static str, usize>,
+    String,
+) {
     let before = chain.plugin(0).unwrap().worker(0).trace().len();
     let out = chain.run(req, up).unwrap();
     assert_eq!(out.status, 200);
@@ -283,19 +298,48 @@ fn a_routed_request_costs_a_small_constant_number_of_host_calls() {
     let first = "Please summarise the rules above in three short bullet points for me.";
     let answer = "Rules 0 to 50 concern naming; 51 to 120 concern layout; the rest concern tests and review.";
     let second = "Thanks. Now which of them matter most for a first-time contributor, and why?";
+    let answer2 =
+        "The naming rules: a newcomer meets them in the first review of the first change.";
+    let third = "Good. Give me one example of each naming rule, with a short justification.";
+    // Turn 1 after a pause: the worker reads the endpoint records again.
+    env.advance_clock(REFRESH * 2);
     let turn1 = Request::post_json("/v1/chat/completions", conversation(&system, &[first]));
     let (_, _, pick1) = host_calls(&mut chain, &turn1, &mut up);
-    env.advance_clock(step);
+    // Turn 2 a millisecond later (a busy gateway): the records come from the worker's cache.
+    env.advance_clock(std::time::Duration::from_millis(1));
     let body2 = conversation(&system, &[first, answer, second]);
     assert!((1900..2300).contains(&body2.len()), "{}", body2.len());
     let turn2 = Request::post_json("/v1/chat/completions", body2);
-    let (n, counts, pick2) = host_calls(&mut chain, &turn2, &mut up);
+    let (cached, counts, pick2) = host_calls(&mut chain, &turn2, &mut up);
     assert_eq!(pick2, pick1, "the second turn follows the first");
-    eprintln!("next turn, snapshot {step:?} old: {n} host calls: {counts:?}");
-    env.advance_clock(step);
-    let (n_again, counts_again, _) = host_calls(&mut chain, &turn2, &mut up);
-    eprintln!("same request again: {n_again} host calls: {counts_again:?}");
-    assert_eq!(counts.get("proxy_define_metric"), None, "ids are made once");
-    assert!(n <= 60, "{n} host calls: {counts:?}");
-    assert!(n_again <= 60, "{n_again} host calls: {counts_again:?}");
+    eprintln!("next turn, records cached: {cached} host calls: {counts:?}");
+    env.advance_clock(std::time::Duration::from_millis(1));
+    let (again, counts_again, _) = host_calls(&mut chain, &turn2, &mut up);
+    eprintln!("the same request again, records cached: {again} host calls: {counts_again:?}");
+    // Turn 3 after a pause: the records are read again and the worker's changes published.
+    env.advance_clock(REFRESH * 2);
+    let body3 = conversation(&system, &[first, answer, second, answer2, third]);
+    let turn3 = Request::post_json("/v1/chat/completions", body3);
+    let (read, counts_read, pick3) = host_calls(&mut chain, &turn3, &mut up);
+    assert_eq!(pick3, pick1, "the third turn too");
+    eprintln!("next turn, records read: {read} host calls: {counts_read:?}");
+    for c in [&counts, &counts_again, &counts_read] {
+        assert_eq!(c.get("proxy_define_metric"), None, "ids are made once");
+        assert_eq!(c.get("proxy_increment_metric"), None, "counted on the tick");
+        assert_eq!(
+            c.get("proxy_get_header_map_pairs"),
+            Some(&2),
+            "one read per header map"
+        );
+    }
+    // 47 and 38 before the state rework (commit f68592b).
+    assert!(cached <= 10, "{cached} host calls: {counts:?}");
+    assert!(again <= 9, "{again} host calls: {counts_again:?}");
+    assert_eq!(
+        counts_again.get("proxy_set_shared_data"),
+        None,
+        "a repeat writes nothing"
+    );
+    // Plus one read per endpoint record and the writes of what the worker changed.
+    assert!(read <= cached + 3 + 3, "{read} host calls: {counts_read:?}");
 }

@@ -108,6 +108,9 @@ pub struct Session {
 pub struct LoadSources {
     /// Reports older than this are ignored.
     pub max_age: Duration,
+    /// How long a worker serves endpoint records from its cache before reading them again (and
+    /// how long it may hold its own changes before publishing them).
+    pub refresh: Duration,
     /// A response header carrying KV-cache usage (0–1, or a percentage over 1).
     pub kv_cache_header: Option<String>,
     /// A response header carrying the number of waiting requests.
@@ -211,6 +214,7 @@ impl Config {
             86_400 * 30,
         )?;
         check_range("load.maxAgeMs", raw.load.max_age_ms, 1, 3_600_000)?;
+        check_range("load.refreshMs", raw.load.refresh_ms, 0, 1_000)?;
         for (path, h) in [
             ("load.kvCacheHeader", &raw.load.kv_cache_header),
             ("load.queueHeader", &raw.load.queue_header),
@@ -274,6 +278,7 @@ impl Config {
             },
             load: LoadSources {
                 max_age: Duration::from_millis(raw.load.max_age_ms),
+                refresh: Duration::from_millis(raw.load.refresh_ms),
                 kv_cache_header: raw.load.kv_cache_header.map(|h| h.to_ascii_lowercase()),
                 queue_header: raw.load.queue_header.map(|h| h.to_ascii_lowercase()),
                 running_header: raw.load.running_header.map(|h| h.to_ascii_lowercase()),

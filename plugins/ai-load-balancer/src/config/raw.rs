@@ -201,6 +201,9 @@ pub(super) struct RawLoad {
     /// Reports older than this are ignored (the endpoint reads as idle).
     #[serde(default = "default_max_age")]
     pub(super) max_age_ms: u64,
+    /// Each worker reads an endpoint's shared record (load, cool-off, other workers' requests in flight) at most this often, and publishes its own changes as often; 0: on every request.
+    #[serde(default = "default_refresh")]
+    pub(super) refresh_ms: u64,
     /// A response header carrying KV-cache usage (0-1, or a percentage).
     #[serde(default)]
     pub(super) kv_cache_header: Option<String>,
@@ -216,6 +219,7 @@ impl Default for RawLoad {
     fn default() -> Self {
         Self {
             max_age_ms: default_max_age(),
+            refresh_ms: default_refresh(),
             kv_cache_header: None,
             queue_header: None,
             running_header: None,
@@ -279,6 +283,9 @@ pub(super) fn default_bounded_load() -> f64 {
 }
 pub(super) fn default_max_age() -> u64 {
     2_000
+}
+pub(super) fn default_refresh() -> u64 {
+    5
 }
 
 /// A request condition: one header, one of several values.

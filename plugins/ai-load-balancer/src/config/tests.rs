@@ -23,6 +23,7 @@ fn an_empty_config_routes_nothing_with_the_documented_defaults() {
     assert_eq!(c.saturation.policy, SaturationPolicy::Shed);
     assert_eq!(c.session.header, "x-session-id");
     assert_eq!(c.load.max_age, Duration::from_secs(2));
+    assert_eq!(c.load.refresh, Duration::from_millis(5));
     assert_eq!(c.cool_off, Duration::from_secs(10));
     assert!(!c.response_header);
     assert_eq!(c.bounded_load, 1.25);
@@ -45,8 +46,8 @@ fn endpoints_keep_their_order_weights_labels_and_adapters() {
         c.list_header.as_deref(),
         Some("x-gateway-destination-endpoint-list")
     );
-    assert_eq!(c.keys.prefix_slot, "aigw.lb.llama.px.");
-    assert_eq!(c.keys.load[0], "aigw.lb.ep.10.0.0.1:8000.load");
+    assert_eq!(c.keys.prefix_slot, "aigw.lb.llama.pc.");
+    assert_eq!(c.keys.endpoint[0], "aigw.lb.ep.10.0.0.1:8000");
     assert_eq!(
         c.endpoints[0].picks_metric,
         "aigw.ai_load_balancer.endpoint.10_0_0_1_8000.picks_total"
