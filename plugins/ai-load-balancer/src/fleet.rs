@@ -38,7 +38,7 @@ struct Known {
     picks_pending: u64,
     /// The shared record as last read or written.
     rec: EndpointRecord,
-    /// Its version, when `rec` was read (not written) at `read_at`.
+    /// The version to write `rec` back with, when it was read (not written) at `read_at`.
     cas: Option<u32>,
     read_at: Option<u64>,
     /// This worker's requests in flight to it.
@@ -142,7 +142,9 @@ impl Fleet {
             }
             if let Ok((rec, cas)) = store::read_endpoint(host, &k.key) {
                 k.rec = rec;
-                k.cas = cas.or(Some(0));
+                // The version to write with (for an absent record, one that makes another
+                // worker's creation since this read a conflict).
+                k.cas = Some(kv::write_cas(cas));
                 k.read_at = Some(now);
                 read |= 1 << i;
             }

@@ -430,8 +430,8 @@ impl Bucket {
     }
 }
 
-/// A slot as a lookup read it: its bytes (None: empty) and version, for a write without a
-/// second read.
+/// A slot as a lookup read it: its entries and version (None: it was empty), for a write
+/// without a second read.
 #[derive(Debug, Clone, Default)]
 struct Read {
     slot: u64,
@@ -659,7 +659,7 @@ impl<'a> PrefixTable<'a> {
             let next = r.bucket.stamped(key, stamp);
             match self
                 .host
-                .set_shared_data(&name, &next.encode(), Some(r.cas.unwrap_or(0)))
+                .set_shared_data(&name, &next.encode(), Some(kv::write_cas(r.cas)))
             {
                 Ok(()) => return,
                 Err(HostError::CasMismatch) => {}

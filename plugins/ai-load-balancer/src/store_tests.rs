@@ -172,10 +172,14 @@ fn a_publish_with_a_stale_version_retries_and_keeps_the_other_workers_entry() {
         seq_delta: 5,
         ..Publish::default()
     };
-    let stored = publish_endpoint(&a, k, Some((&seen, cas.unwrap_or(0))), &p1, S).unwrap();
-    // The insert race: absent keys have no version (Envoy ignores it), so check the next round.
+    let stored = publish_endpoint(&a, k, Some((&seen, kv::write_cas(cas))), &p1, S).unwrap();
+    assert_eq!(
+        stored.in_flight_of_others(0, S),
+        3,
+        "worker 2 created the record since worker 1's read: a conflict, then a merge"
+    );
+    assert_eq!(stored.seq, 15);
     let (seen, cas) = read_endpoint(&a, k).unwrap();
-    assert_eq!(seen, stored);
     publish(&b, k, p2, 2 * S);
     let p3 = Publish {
         worker: 1,
