@@ -240,3 +240,35 @@ def test_the_responses_api_is_checked_masked_and_restored(client: openai.OpenAI,
     assert reply.output_text == f"sim: write to {EMAIL} today"
     sent = msim.only_request()["body"]
     assert sent["input"] == "write to [EMAIL_1] today"
+
+
+def test_a_responses_api_stream_is_restored_masked_and_cut(client: openai.OpenAI,
+                                                           msim: Sim) -> None:
+    # Restored and masked in the deltas and in the final response the SDK assembles.
+    with client.responses.stream(model=MODEL,
+                                 input=f"mail {EMAIL} from 10.20.30.40 today") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text == f"sim: mail {EMAIL} from [IP] today"
+    assert final.output_text == text
+    assert final.status == "completed"
+    assert msim.only_request()["body"]["input"] == "mail [EMAIL_1] from 10.20.30.40 today"
+    # An output rule ends the response incomplete for content filtering.
+    events = list(client.responses.create(
+        model=MODEL, stream=True,
+        input="one two three four five six seven eight nine kaboom ten eleven"))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert "kaboom" not in text and "eleven" not in text
+    assert text.startswith("sim: one two") and text.endswith(SAFE), text
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    assert last.response.incomplete_details.reason == "content_filter"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_a_responses_api_answer_cut_by_a_rule_stays_a_response(client: openai.OpenAI) -> None:
+    reply = client.responses.create(model=MODEL, input="just say kaboom")
+    assert reply.object == "response"
+    assert reply.status == "incomplete"
+    assert reply.incomplete_details.reason == "content_filter"
+    assert reply.output_text == SAFE

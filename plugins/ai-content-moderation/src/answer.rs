@@ -9,6 +9,133 @@ use serde_json::{json, Value};
 pub const OPENAI_ID: &str = "chatcmpl-moderation";
 /// The id of Anthropic messages the plugin writes.
 pub const ANTHROPIC_ID: &str = "msg_moderation";
+/// The id of OpenAI Responses API responses the plugin writes, and of their message item.
+pub const RESPONSES_ID: &str = "resp_moderation";
+const RESPONSES_ITEM_ID: &str = "msg_moderation";
+
+/// A Responses API response object whose one message says `text`, `incomplete` for content
+/// filtering (`incomplete_details.reason: "content_filter"`, as OpenAI ends a filtered answer).
+/// `base` is the upstream's response object to keep fields of (id, model, usage…), if any.
+pub fn responses_object(base: Option<&Value>, model: &str, text: &str, created: u64) -> Value {
+    let mut v = base.filter(|b| b.is_object()).cloned().unwrap_or_else(|| {
+        json!({"id": RESPONSES_ID, "object": "response", "created_at": created,
+                   "model": model, "error": null,
+                   "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}})
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.insert("status".into(), json!("incomplete"));
+        o.insert(
+            "incomplete_details".into(),
+            json!({"reason": "content_filter"}),
+        );
+        o.insert(
+            "output".into(),
+            json!([responses_message(text, "incomplete")]),
+        );
+    }
+    v
+}
+
+/// A Responses API message item saying `text`.
+pub fn responses_message(text: &str, status: &str) -> Value {
+    json!({"type": "message", "id": RESPONSES_ITEM_ID, "status": status, "role": "assistant",
+           "content": [{"type": "output_text", "text": text, "annotations": []}]})
+}
+
+/// The Responses API events that write `text` as (the rest of) message `output_index` and end
+/// the response as `incomplete` for content filtering; `seq` numbers them on from the stream's
+/// own. `item_id` is the message's id in the stream (a new item when `None`), `before` the text
+/// the client already got in it.
+pub struct ResponsesEnd<'a> {
+    /// The response object from `response.created`, if seen.
+    pub base: Option<&'a Value>,
+    /// The model to name when there is no base.
+    pub model: &'a str,
+    /// The message item being cut, and its content part.
+    pub item: Option<(&'a str, u64, u64)>,
+    /// Its text so far.
+    pub before: &'a str,
+    /// The next sequence number.
+    pub seq: u64,
+    /// Creation time for a response written from scratch.
+    pub created: u64,
+}
+
+impl ResponsesEnd<'_> {
+    /// Append the events to `out`; returns the next sequence number.
+    pub fn write(&self, out: &mut Vec<u8>, text: &str) -> u64 {
+        let mut seq = self.seq;
+        let mut push = |out: &mut Vec<u8>, mut v: Value| {
+            let name = v
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("sequence_number".into(), json!(seq));
+            }
+            seq += 1;
+            push_event(out, &name, &v);
+        };
+        let (item_id, output_index, content_index) = match self.item {
+            Some((id, o, c)) => (id.to_owned(), o, c),
+            None => {
+                let item = json!({"type": "message", "id": RESPONSES_ITEM_ID, "status": "in_progress",
+                                  "role": "assistant", "content": []});
+                push(
+                    out,
+                    json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
+                );
+                push(
+                    out,
+                    json!({"type": "response.content_part.added", "item_id": RESPONSES_ITEM_ID,
+                                 "output_index": 0, "content_index": 0,
+                                 "part": {"type": "output_text", "text": "", "annotations": []}}),
+                );
+                (RESPONSES_ITEM_ID.to_owned(), 0, 0)
+            }
+        };
+        let full = format!("{}{text}", self.before);
+        push(
+            out,
+            json!({"type": "response.output_text.delta", "item_id": item_id,
+                         "output_index": output_index, "content_index": content_index,
+                         "delta": text, "logprobs": []}),
+        );
+        push(
+            out,
+            json!({"type": "response.output_text.done", "item_id": item_id,
+                         "output_index": output_index, "content_index": content_index,
+                         "text": full, "logprobs": []}),
+        );
+        let part = json!({"type": "output_text", "text": full, "annotations": []});
+        push(
+            out,
+            json!({"type": "response.content_part.done", "item_id": item_id,
+                         "output_index": output_index, "content_index": content_index, "part": part}),
+        );
+        let mut item = responses_message(&full, "incomplete");
+        if let Some(o) = item.as_object_mut() {
+            o.insert("id".into(), json!(item_id));
+        }
+        push(
+            out,
+            json!({"type": "response.output_item.done", "output_index": output_index, "item": item}),
+        );
+        let mut response = responses_object(self.base, self.model, &full, self.created);
+        if let Some(o) = response
+            .pointer_mut("/output/0")
+            .and_then(Value::as_object_mut)
+        {
+            o.insert("id".into(), json!(item_id));
+        }
+        push(
+            out,
+            json!({"type": "response.incomplete", "response": response}),
+        );
+        seq
+    }
+}
 
 fn bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
@@ -19,11 +146,19 @@ fn bytes(v: &Value) -> Vec<u8> {
 /// the upstream's usage object to keep, if any.
 pub fn refusal_json(
     protocol: ClientProtocol,
+    responses: bool,
     model: &str,
     text: &str,
     created: u64,
     usage: Option<Value>,
 ) -> Vec<u8> {
+    if responses {
+        let mut v = responses_object(None, model, text, created);
+        if let (Some(o), Some(u)) = (v.as_object_mut(), usage) {
+            o.insert("usage".into(), u);
+        }
+        return bytes(&v);
+    }
     match protocol {
         ClientProtocol::OpenAi => bytes(&json!({
             "id": OPENAI_ID,
@@ -52,8 +187,37 @@ pub fn refusal_json(
 }
 
 /// The same refusal as a complete SSE stream.
-pub fn refusal_stream(protocol: ClientProtocol, model: &str, text: &str, created: u64) -> Vec<u8> {
+pub fn refusal_stream(
+    protocol: ClientProtocol,
+    responses: bool,
+    model: &str,
+    text: &str,
+    created: u64,
+) -> Vec<u8> {
     let mut out = Vec::new();
+    if responses {
+        let mut base = json!({"id": RESPONSES_ID, "object": "response", "created_at": created,
+                              "status": "in_progress", "model": model, "output": [], "usage": null});
+        let created_event =
+            json!({"type": "response.created", "sequence_number": 0, "response": base});
+        push_event(&mut out, "response.created", &created_event);
+        if let Some(o) = base.as_object_mut() {
+            o.insert(
+                "usage".into(),
+                json!({"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}),
+            );
+        }
+        let end = ResponsesEnd {
+            base: Some(&base),
+            model,
+            item: None,
+            before: "",
+            seq: 1,
+            created,
+        };
+        end.write(&mut out, text);
+        return out;
+    }
     match protocol {
         ClientProtocol::OpenAi => {
             let chunk = |delta: Value, finish: Value| {
@@ -177,24 +341,42 @@ mod tests {
 
     #[test]
     fn refusals_have_each_protocols_shape() {
-        let o: Value =
-            serde_json::from_slice(&refusal_json(ClientProtocol::OpenAi, "m", "no", 5, None))
-                .unwrap();
+        let o: Value = serde_json::from_slice(&refusal_json(
+            ClientProtocol::OpenAi,
+            false,
+            "m",
+            "no",
+            5,
+            None,
+        ))
+        .unwrap();
         assert_eq!(o["choices"][0]["message"]["content"], "no");
         assert_eq!(o["choices"][0]["finish_reason"], "content_filter");
-        let a: Value =
-            serde_json::from_slice(&refusal_json(ClientProtocol::Anthropic, "m", "no", 5, None))
-                .unwrap();
+        let a: Value = serde_json::from_slice(&refusal_json(
+            ClientProtocol::Anthropic,
+            false,
+            "m",
+            "no",
+            5,
+            None,
+        ))
+        .unwrap();
         assert_eq!(a["content"][0]["text"], "no");
         assert_eq!(a["stop_reason"], "refusal");
     }
 
     #[test]
     fn refusal_streams_end_like_the_provider_ends_them() {
-        let o = events(&refusal_stream(ClientProtocol::OpenAi, "m", "no", 1));
+        let o = events(&refusal_stream(ClientProtocol::OpenAi, false, "m", "no", 1));
         assert_eq!(o.last().unwrap().1, "[DONE]");
         assert!(o[1].1.contains("\"content_filter\""));
-        let a = events(&refusal_stream(ClientProtocol::Anthropic, "m", "no", 1));
+        let a = events(&refusal_stream(
+            ClientProtocol::Anthropic,
+            false,
+            "m",
+            "no",
+            1,
+        ));
         let names: Vec<&str> = a.iter().map(|e| e.0.as_deref().unwrap()).collect();
         assert_eq!(
             names,

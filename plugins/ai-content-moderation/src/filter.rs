@@ -175,12 +175,25 @@ impl Filter {
         let (content_type, reply) = if self.stream {
             (
                 "text/event-stream",
-                answer::refusal_stream(self.protocol, &self.model, &message, created),
+                answer::refusal_stream(
+                    self.protocol,
+                    self.responses,
+                    &self.model,
+                    &message,
+                    created,
+                ),
             )
         } else {
             (
                 "application/json",
-                answer::refusal_json(self.protocol, &self.model, &message, created, None),
+                answer::refusal_json(
+                    self.protocol,
+                    self.responses,
+                    &self.model,
+                    &message,
+                    created,
+                    None,
+                ),
             )
         };
         let headers = [("content-type", content_type.as_bytes())];
@@ -345,7 +358,8 @@ impl Filter {
             return; // Already replaced.
         }
         let created = host.now_nanos().unwrap_or(0) / 1_000_000_000;
-        let safe = crate::output::safe_answer(&self.config, self.protocol, body, created);
+        let safe =
+            crate::output::safe_answer(&self.config, self.protocol, self.responses, body, created);
         match host.replace_body(BufferKind::ResponseBody, *held, &safe) {
             Ok(()) => *held = safe.len(),
             Err(e) => host.log(
@@ -547,15 +561,19 @@ impl HttpFilter for Filter {
         }
         let content_type = host.response_header("content-type").ok().flatten();
         if ResponseFormat::from_content_type(content_type.as_deref()) == ResponseFormat::Sse {
-            if !stream_work || self.responses {
-                // Only services would look, and they are not asked about streams; Responses API
-                // event streams are not rewritten (README: not yet).
+            if !stream_work {
+                // Only services would look, and they are not asked about streams.
                 return Action::Continue;
             }
             // The rewritten stream has another length.
             let removed = host.remove_header(MapKind::ResponseHeaders, "content-length");
             cx.check(removed, "cannot remove content-length");
-            self.answer = Answer::Stream(Box::new(StreamFix::new(self.protocol)));
+            let fix = if self.responses {
+                StreamFix::responses()
+            } else {
+                StreamFix::new(self.protocol)
+            };
+            self.answer = Answer::Stream(Box::new(fix));
         } else {
             self.answer = Answer::Json;
             cx.read_whole_response(
@@ -608,6 +626,7 @@ impl HttpFilter for Filter {
             &self.config,
             self.restoring(),
             self.protocol,
+            self.responses,
             body,
             created,
             &mut tally,

@@ -260,13 +260,21 @@ struct Head {
 pub fn safe_answer(
     config: &Config,
     protocol: aigw_shared::error::ClientProtocol,
+    responses: bool,
     body: &[u8],
     created: u64,
 ) -> Vec<u8> {
+    if responses {
+        // The response object itself, its output replaced (id, model, usage kept).
+        let base: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let v = crate::answer::responses_object(base.as_ref(), "", &config.safe_message, created);
+        return serde_json::to_vec(&v).unwrap_or_default();
+    }
     let head: Option<Head> = serde_json::from_slice(body).ok();
     let (model, usage) = head.map(|h| (h.model, h.usage)).unwrap_or_default();
     crate::answer::refusal_json(
         protocol,
+        false,
         model.as_deref().unwrap_or(""),
         &config.safe_message,
         created,
@@ -295,6 +303,7 @@ pub fn fix_json(
     config: &Config,
     vault: Option<&Vault>,
     protocol: aigw_shared::error::ClientProtocol,
+    responses: bool,
     body: &[u8],
     created: u64,
     tally: &mut Tally,
@@ -321,7 +330,7 @@ pub fn fix_json(
             }
             if let Some(cut) = cut {
                 out.cut = Some(cut);
-                out.body = Some(safe_answer(config, protocol, body, created));
+                out.body = Some(safe_answer(config, protocol, responses, body, created));
                 tally.findings = findings;
                 return out;
             }
@@ -455,7 +464,15 @@ mod tests {
             {"function": {"name": "send", "arguments": "{\"to\":\"[EMAIL_1]\"}"}}]}}]});
         let bytes = serde_json::to_vec(&body).unwrap();
         let mut tally = Tally::default();
-        let fix = fix_json(&c, Some(&v), ClientProtocol::OpenAi, &bytes, 0, &mut tally);
+        let fix = fix_json(
+            &c,
+            Some(&v),
+            ClientProtocol::OpenAi,
+            false,
+            &bytes,
+            0,
+            &mut tally,
+        );
         let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
         assert_eq!(
             new["choices"][0]["message"]["content"],
@@ -473,18 +490,32 @@ mod tests {
         let c = rules_config();
         let body = br#"{"model":"m","content":[{"type":"text","text":"KABOOM!"}],"usage":{"input_tokens":3,"output_tokens":1}}"#;
         let mut tally = Tally::default();
-        let fix = fix_json(&c, None, ClientProtocol::Anthropic, body, 0, &mut tally);
+        let fix = fix_json(
+            &c,
+            None,
+            ClientProtocol::Anthropic,
+            false,
+            body,
+            0,
+            &mut tally,
+        );
         assert_eq!(fix.cut, Some(Cut::Rule(0)));
         let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
         assert_eq!(new["stop_reason"], "refusal");
         assert_eq!(new["content"][0]["text"], c.safe_message);
         assert_eq!(new["usage"]["input_tokens"], 3);
         let fine = br#"{"model":"m","content":[{"type":"text","text":"ok"}]}"#;
-        assert!(
-            fix_json(&c, None, ClientProtocol::Anthropic, fine, 0, &mut tally)
-                .body
-                .is_none()
-        );
+        assert!(fix_json(
+            &c,
+            None,
+            ClientProtocol::Anthropic,
+            false,
+            fine,
+            0,
+            &mut tally
+        )
+        .body
+        .is_none());
     }
 
     fn pii_config(actions: Value) -> Config {
@@ -564,7 +595,15 @@ mod tests {
              "input": {"text": "kaboom to bob@other.example", "content": "bob@other.example"}}]});
         let bytes = serde_json::to_vec(&body).unwrap();
         let mut tally = Tally::default();
-        let fix = fix_json(&c, None, ClientProtocol::Anthropic, &bytes, 0, &mut tally);
+        let fix = fix_json(
+            &c,
+            None,
+            ClientProtocol::Anthropic,
+            false,
+            &bytes,
+            0,
+            &mut tally,
+        );
         assert_eq!(fix.cut, None, "the tool's input is not answer text");
         let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
         assert_eq!(new["content"][0]["text"], "mail [EMAIL]");
@@ -588,7 +627,15 @@ mod tests {
             json!({"choices": [{"message": {"content": "reach [EMAIL_1] or bob@other.example"}}]});
         let bytes = serde_json::to_vec(&body).unwrap();
         let mut tally = Tally::default();
-        let fix = fix_json(&c, Some(&v), ClientProtocol::OpenAi, &bytes, 0, &mut tally);
+        let fix = fix_json(
+            &c,
+            Some(&v),
+            ClientProtocol::OpenAi,
+            false,
+            &bytes,
+            0,
+            &mut tally,
+        );
         let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
         assert_eq!(
             new["choices"][0]["message"]["content"],
@@ -597,7 +644,7 @@ mod tests {
         assert_eq!((tally.restored, tally.pii.len()), (1, 1));
         let c = pii_config(json!({"openaiKey": "block"}));
         let leak = br#"{"model":"m","choices":[{"message":{"content":"use sk-proj-abcdefghijklmnopqrstuvwxyz123456"}}]}"#;
-        let fix = fix_json(&c, None, ClientProtocol::OpenAi, leak, 0, &mut tally);
+        let fix = fix_json(&c, None, ClientProtocol::OpenAi, false, leak, 0, &mut tally);
         assert_eq!(fix.cut, Some(Cut::Pii(Kind::OpenaiKey)));
         let new: Value = serde_json::from_slice(&fix.body.unwrap()).unwrap();
         assert_eq!(new["choices"][0]["message"]["content"], c.safe_message);

@@ -177,3 +177,86 @@ fn responses_api_requests_are_checked_and_masked_and_json_answers_restored() {
         "sim: mail bo@corp.example"
     );
 }
+
+#[test]
+fn responses_api_refusals_and_cut_answers_keep_the_responses_shape() {
+    // A request blocked in `refusal` mode is answered as a Responses API response, not a chat
+    // completion the client's SDK could not read.
+    let config = r#"{"denyWords": [{"name": "demo", "words": ["forbidden-word"]}],
+        "onBlock": {"mode": "refusal", "message": "not here"}}"#;
+    let body = json!({"model": "m", "input": "say forbidden-word"});
+    let out =
+        Exchange::post_json("/v1/responses", &body.to_string()).run::<ContentModeration>(config);
+    let reply = out.local_response.expect("answered");
+    assert_eq!(reply.status, 200);
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "incomplete");
+    assert_eq!(v["incomplete_details"]["reason"], "content_filter");
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        "not here (rule: deny:demo)"
+    );
+    let streamed = json!({"model": "m", "input": "say forbidden-word", "stream": true});
+    let out = Exchange::post_json("/v1/responses", &streamed.to_string())
+        .run::<ContentModeration>(config);
+    let text = String::from_utf8(out.local_response.expect("answered").body).unwrap();
+    assert!(text.starts_with("event: response.created\n"), "{text}");
+    assert!(text.contains("event: response.incomplete\n"), "{text}");
+
+    // A JSON answer an output rule cuts stays a response object (its id and usage kept).
+    let body = json!({"model": "m", "input": "hello"});
+    let answer = json!({"id": "resp_9", "object": "response", "status": "completed", "model": "m",
+        "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": "it is TOP-SECRET-42", "annotations": []}]}],
+        "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}});
+    let out = Exchange::post_json("/v1/responses", &body.to_string())
+        .reply(UpstreamReply::json(&answer.to_string()))
+        .run::<ContentModeration>(CONFIG);
+    let v: Value = serde_json::from_slice(&out.response_body).unwrap();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["id"], "resp_9");
+    assert_eq!(v["status"], "incomplete");
+    assert_eq!(v["usage"]["total_tokens"], 7);
+    assert!(!out.response_body.windows(10).any(|w| w == b"TOP-SECRET"));
+}
+
+#[test]
+fn responses_api_event_streams_are_restored_and_cut() {
+    let events = |deltas: &[&str]| {
+        let mut chunks = vec![
+            b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"m\",\"output\":[]}}\n\n".to_vec(),
+        ];
+        for (i, d) in deltas.iter().enumerate() {
+            let v = json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
+                           "content_index": 0, "delta": d, "sequence_number": i + 1});
+            chunks.push(format!("event: response.output_text.delta\ndata: {v}\n\n").into_bytes());
+        }
+        let full: String = deltas.concat();
+        let done = json!({"type": "response.output_text.done", "item_id": "msg_1", "output_index": 0,
+                          "content_index": 0, "text": full, "sequence_number": deltas.len() + 1});
+        chunks.push(format!("event: response.output_text.done\ndata: {done}\n\n").into_bytes());
+        UpstreamReply {
+            status: 200,
+            headers: vec![("content-type".into(), b"text/event-stream".to_vec())],
+            chunks,
+        }
+    };
+    let body = json!({"model": "m", "input": "mail bo@corp.example", "stream": true});
+    let out = Exchange::post_json("/v1/responses", &body.to_string())
+        .reply(events(&["sim: mail [EMA", "IL_1]"]))
+        .run::<ContentModeration>(CONFIG);
+    let text = String::from_utf8(out.response_body.clone()).unwrap();
+    assert!(
+        text.contains("\"text\":\"sim: mail bo@corp.example\""),
+        "{text}"
+    );
+    assert!(!text.contains("EMAIL_1"), "{text}");
+
+    let out = Exchange::post_json("/v1/responses", &body.to_string())
+        .reply(events(&["the code is TOP-SEC", "RET-7 ok"]))
+        .run::<ContentModeration>(CONFIG);
+    let text = String::from_utf8(out.response_body).unwrap();
+    assert!(!text.contains("SECRET-7"), "{text}");
+    assert!(text.contains("\"reason\":\"content_filter\""), "{text}");
+}

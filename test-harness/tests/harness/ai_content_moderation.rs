@@ -529,3 +529,100 @@ fn responses_api_requests_are_blocked_or_masked_in_the_built_module() {
         format!("sim: mail {EMAIL}")
     );
 }
+
+/// A Responses API event stream saying `pieces` (one message part), numbered from 0.
+fn responses_sse(pieces: &[&str]) -> Vec<u8> {
+    let full: String = pieces.concat();
+    let mut evs = vec![
+        json!({"type": "response.created", "response": {"id": "resp_1",
+        "object": "response", "status": "in_progress", "model": "m", "output": []}}),
+    ];
+    for p in pieces {
+        evs.push(
+            json!({"type": "response.output_text.delta", "item_id": "msg_1",
+            "output_index": 0, "content_index": 0, "delta": p}),
+        );
+    }
+    evs.push(
+        json!({"type": "response.output_text.done", "item_id": "msg_1",
+        "output_index": 0, "content_index": 0, "text": full}),
+    );
+    evs.push(
+        json!({"type": "response.completed", "response": {"id": "resp_1",
+        "object": "response", "status": "completed", "model": "m", "output": [
+            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": full, "annotations": []}]}]}}),
+    );
+    let mut out = String::new();
+    for (i, mut v) in evs.into_iter().enumerate() {
+        v["sequence_number"] = json!(i);
+        out.push_str(&format!(
+            "event: {}\ndata: {v}\n\n",
+            v["type"].as_str().unwrap()
+        ));
+    }
+    out.into_bytes()
+}
+
+/// (delta text, final status, every `text` copy) of a Responses stream as the client got it.
+fn responses_view(body: &[u8]) -> (String, String, Vec<String>) {
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let (mut text, mut status, mut copies) = (String::new(), String::new(), Vec::new());
+    for (i, event) in body.split("\n\n").filter(|e| !e.is_empty()).enumerate() {
+        let data = event.split_once("\ndata: ").map(|(_, d)| d).unwrap();
+        let v: Value = serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
+        assert_eq!(
+            v["sequence_number"],
+            json!(i),
+            "consecutive numbers: {body}"
+        );
+        match v["type"].as_str().unwrap() {
+            "response.output_text.delta" => text.push_str(v["delta"].as_str().unwrap()),
+            "response.output_text.done" => copies.push(v["text"].as_str().unwrap().to_owned()),
+            "response.completed" | "response.incomplete" => {
+                status = v["response"]["status"].as_str().unwrap().to_owned();
+                for item in v["response"]["output"].as_array().unwrap() {
+                    copies.push(item["content"][0]["text"].as_str().unwrap().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    (text, status, copies)
+}
+
+#[test]
+fn responses_api_streams_are_restored_and_cut_at_every_byte_boundary() {
+    let env = Env::new();
+    let mut c = chain(&env, CONFIG, Profile::Envoy);
+    let req = json!({"model": "m", "stream": true, "input": format!("mail {EMAIL}")});
+    let restored = responses_sse(&["sim: mail [EMA", "IL_1] ok"]);
+    for cut in (1..restored.len()).step_by(5) {
+        let (a, b) = restored.split_at(cut);
+        let chunks = [a.to_vec(), b.to_vec()];
+        let out = run(
+            &mut c,
+            &Request::post_json("/v1/responses", req.to_string()),
+            |_| UpstreamResponse::sse(chunks.clone()),
+        );
+        let (text, status, copies) = responses_view(&out.body);
+        let want = format!("sim: mail {EMAIL} ok");
+        assert_eq!(text, want, "cut at {cut}");
+        assert_eq!(status, "completed");
+        assert_eq!(copies, vec![want.clone(), want], "cut at {cut}");
+    }
+    let cut = responses_sse(&["All", " is", " fine", " ka", "boom", " after"]);
+    let out = run(
+        &mut c,
+        &Request::post_json("/v1/responses", req.to_string()),
+        |_| UpstreamResponse::sse(cut.chunks(7)),
+    );
+    let (text, status, copies) = responses_view(&out.body);
+    assert_eq!(status, "incomplete");
+    assert!(
+        text.starts_with("All") && text.ends_with("[cut by policy]"),
+        "{text}"
+    );
+    assert!(!text.contains("boom") && !text.contains("after"), "{text}");
+    assert!(copies.iter().all(|t| *t == text), "{copies:?}");
+}

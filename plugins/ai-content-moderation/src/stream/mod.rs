@@ -11,8 +11,17 @@
 //!   open text block (or a new one), closes it, and ends the message with
 //!   `stop_reason: "refusal"` and `message_stop`.
 //!
+//! * OpenAI Responses API (typed events; [`responses`]): `response.output_text.delta` text is
+//!   checked and restored, function call argument deltas restored; held text goes out as one more
+//!   delta before the part's `…done` event, and the `…done` events and the final response object
+//!   carry the text as released. Later sequence numbers move up by the events added. A cut writes
+//!   the safe message as the message's last delta, closes the part and item, and ends with
+//!   `response.incomplete` (`incomplete_details.reason: "content_filter"`).
+//!
 //! After a cut, the rest of the upstream's stream is dropped. Partial events wait in the
 //! decoder for their rest, so a stream split at any byte comes out the same.
+
+mod responses;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::stream::sse::{encode_event, SseDecoder, SseEnd, SseEvent};
@@ -38,6 +47,8 @@ pub struct StreamFix {
     open_block: Option<(u64, bool)>,
     next_block: u64,
     ended: bool,
+    /// A Responses API event stream: its own bookkeeping.
+    responses: Option<Box<responses::State>>,
     /// Why the stream was cut.
     pub cut: Option<Cut>,
     /// Running results.
@@ -56,8 +67,17 @@ impl StreamFix {
             open_block: None,
             next_block: 0,
             ended: false,
+            responses: None,
             cut: None,
             tally: Tally::default(),
+        }
+    }
+
+    /// A rewriter for an OpenAI Responses API event stream.
+    pub fn responses() -> Self {
+        Self {
+            responses: Some(Box::default()),
+            ..Self::new(ClientProtocol::OpenAi)
         }
     }
 
@@ -167,6 +187,10 @@ impl StreamFix {
     }
 
     fn flush_all(&mut self, config: &Config, vault: Option<&Vault>, out: &mut Vec<u8>) {
+        if self.responses.is_some() {
+            self.responses_flush_all(config, vault, None, out);
+            return;
+        }
         for (key, text) in self.flush_where(config, vault, |_| true) {
             match self.protocol {
                 ClientProtocol::OpenAi if !key.2 => {
@@ -194,6 +218,10 @@ impl StreamFix {
     }
 
     fn event(&mut self, config: &Config, vault: Option<&Vault>, e: SseEvent, out: &mut Vec<u8>) {
+        if self.responses.is_some() {
+            self.responses_event(config, vault, e, out);
+            return;
+        }
         let data = e.data.trim();
         if self.protocol == ClientProtocol::OpenAi && data == "[DONE]" {
             self.flush_all(config, vault, out);
