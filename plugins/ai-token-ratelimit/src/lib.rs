@@ -133,17 +133,17 @@ impl Plugin for TokenRateLimit {
         let mut done: Vec<&str> = Vec::new();
         for c in config.all() {
             let Some(r) = c.redis.as_ref() else { continue };
-            if done.contains(&r.cluster.as_str()) {
+            if done.contains(&r.init_cluster.as_str()) {
                 continue;
             }
-            done.push(&r.cluster);
-            if let Err(e) = cx.redis_init(&r.cluster, &r.username, &r.password, r.timeout) {
+            done.push(&r.init_cluster);
+            if let Err(e) = cx.redis_init(&r.init_cluster, &r.username, &r.password, r.timeout) {
                 cx.log(
                     LogLevel::Error,
                     &format!(
                         "{}: cannot connect to Redis cluster `{}`: {e}",
                         Self::NAME,
-                        r.cluster
+                        r.init_cluster
                     ),
                 );
             }

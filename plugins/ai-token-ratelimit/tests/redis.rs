@@ -66,6 +66,19 @@ fn int_array(items: &[i64]) -> Reply {
 }
 
 #[test]
+fn the_connection_names_the_database_and_commands_the_bare_cluster() {
+    // Higress's own SDK connects to `cluster?db=N` and sends every command to `cluster`.
+    let mut root = aigw_shared::mock::root::<TokenRateLimit>(REDIS, Capabilities::HIGRESS);
+    let host = aigw_shared::mock::MockHost::new(Capabilities::HIGRESS);
+    root.start(&host);
+    assert_eq!(host.state.borrow().redis_clusters, vec!["redis.dns?db=2"]);
+    let out = chat("a")
+        .answer(|_| Some(int_array(&[0, 0, 91_000, 99_000])))
+        .run::<TokenRateLimit>(REDIS);
+    assert_eq!(out.callouts[0].upstream, "redis.dns");
+}
+
+#[test]
 fn the_reservation_is_one_script_with_a_key_and_an_argv_block_per_record() {
     let out = chat("a")
         .answer(|call| {
@@ -81,8 +94,9 @@ fn the_reservation_is_one_script_with_a_key_and_an_argv_block_per_record() {
     let call = &out.callouts[0];
     assert_eq!(call.kind, CalloutKind::Redis);
     assert_eq!(
-        call.upstream, "redis.dns?db=2",
-        "the database as Higress's option"
+        call.upstream, "redis.dns",
+        "commands go to the bare cluster name (the database is the connection's option, as in \
+         Higress's own SDK)"
     );
     let a = args(call.body.as_ref().unwrap());
     assert_eq!(a[0], "EVAL");

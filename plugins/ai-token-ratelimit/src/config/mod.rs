@@ -83,8 +83,12 @@ fn default_redis_timeout() -> u64 {
 /// The `redis` backend's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redis {
-    /// The cluster name handed to Higress, `?db=N` appended for a database other than 0.
+    /// The cluster name the commands go to (`proxy_redis_call`): the bare name, as Higress's own
+    /// SDK sends it (the database is an option of the connection, not of each call).
     pub cluster: String,
+    /// The name the connection is made with (`proxy_redis_init`): `?db=N` appended for a
+    /// database other than 0.
+    pub init_cluster: String,
     /// ACL user name (empty: none).
     pub username: String,
     /// Password (empty: none).
@@ -128,13 +132,14 @@ fn compile_redis(r: RawRedis) -> Result<Redis, ConfigError> {
             "must be between 1 and 60000",
         ));
     }
-    let cluster = if r.database == 0 {
+    let init_cluster = if r.database == 0 {
         cluster.to_owned()
     } else {
         format!("{cluster}?db={}", r.database)
     };
     Ok(Redis {
-        cluster,
+        cluster: cluster.to_owned(),
+        init_cluster,
         username: r.username,
         password: r.password,
         timeout: Duration::from_millis(r.timeout_ms),
