@@ -12,8 +12,7 @@
 use std::path::Path;
 
 use aigw_shared::llm::{
-    is_responses, DeltaKind, FinishReason, RequestView, ResponseFormat, ResponseObserver,
-    ResponseSummary,
+    Api, DeltaKind, FinishReason, RequestView, ResponseFormat, ResponseObserver, ResponseSummary,
 };
 use aigw_shared::schema::Role;
 
@@ -37,9 +36,9 @@ fn hand_written(name: &str) -> Vec<u8> {
 
 #[test]
 fn the_recorded_requests_read_as_conversations() {
-    assert!(is_responses("POST", "/v1/responses"));
+    assert_eq!(Api::from_path("POST", "/v1/responses"), Api::Responses);
     let body = sample("openai-responses.request.json");
-    let v = RequestView::parse_responses(&body).unwrap();
+    let v = RequestView::parse(Api::Responses, &body).unwrap();
     assert_eq!(v.model_str(), "gpt-4o");
     assert!(!v.stream);
     assert_eq!(
@@ -49,7 +48,7 @@ fn the_recorded_requests_read_as_conversations() {
     assert!(v.estimate_input_tokens().tokens > 4);
 
     let body = sample("openai-responses-functioncall-output.request.json");
-    let v = RequestView::parse_responses(&body).unwrap();
+    let v = RequestView::parse(Api::Responses, &body).unwrap();
     let roles: Vec<Role> = v.messages.iter().map(|m| m.role).collect();
     assert_eq!(roles, [Role::User, Role::Assistant, Role::Tool]);
     assert_eq!(
@@ -62,7 +61,7 @@ fn the_recorded_requests_read_as_conversations() {
 #[test]
 fn instructions_string_input_and_caps_are_read_and_bad_bodies_named() {
     let body = br#"{"model":"m","instructions":"Be brief.","input":"Hi","max_output_tokens":9,"stream":true}"#;
-    let v = RequestView::parse_responses(body).unwrap();
+    let v = RequestView::parse(Api::Responses, body).unwrap();
     assert_eq!(v.messages[0].role, Role::System);
     assert_eq!(v.messages[0].content.joined(), "Be brief.");
     assert_eq!(v.last_user_text().as_deref(), Some("Hi"));
@@ -73,20 +72,20 @@ fn instructions_string_input_and_caps_are_read_and_bad_bodies_named() {
     );
     let parts = br#"{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_image","image_url":"x"}]}]}"#;
     assert_eq!(
-        RequestView::parse_responses(parts)
+        RequestView::parse(Api::Responses, parts)
             .unwrap()
             .last_user_text()
             .as_deref(),
         Some("a")
     );
-    let err = RequestView::parse_responses(br#"{"model":"m","input":7}"#).unwrap_err();
+    let err = RequestView::parse(Api::Responses, br#"{"model":"m","input":7}"#).unwrap_err();
     assert!(err.to_string().contains("input"), "{err}");
-    assert!(RequestView::parse_responses(b"[1]").is_err());
-    assert!(RequestView::parse_responses(b"").is_err());
+    assert!(RequestView::parse(Api::Responses, b"[1]").is_err());
+    assert!(RequestView::parse(Api::Responses, b"").is_err());
 }
 
 fn observe(bytes: &[u8], format: ResponseFormat, splits: &[usize]) -> (ResponseSummary, String) {
-    let mut obs = ResponseObserver::responses(format);
+    let mut obs = ResponseObserver::new(Api::Responses, format);
     let mut text = String::new();
     let mut last = 0;
     for (i, &at) in splits.iter().chain([&bytes.len()]).enumerate() {
@@ -157,15 +156,16 @@ fn light_and_usage_only_readings_agree_with_the_full_one_on_usage() {
     let bytes = hand_written("responses-stream-text.sse");
     let (full, _) = observe(&bytes, ResponseFormat::Sse, &[]);
     for mut obs in [
-        ResponseObserver::responses(ResponseFormat::Sse).light_after_first_token(),
-        ResponseObserver::responses(ResponseFormat::Sse).usage_only(),
+        ResponseObserver::new(Api::Responses, ResponseFormat::Sse).light_after_first_token(),
+        ResponseObserver::new(Api::Responses, ResponseFormat::Sse).usage_only(),
     ] {
         obs.feed_quiet(&bytes, 1);
         let s = obs.finish(2, |_| {});
         assert_eq!(s.usage, full.usage);
         assert!(s.completed);
     }
-    let mut light = ResponseObserver::responses(ResponseFormat::Sse).light_after_first_token();
+    let mut light =
+        ResponseObserver::new(Api::Responses, ResponseFormat::Sse).light_after_first_token();
     light.feed_quiet(&bytes, 1);
     let s = light.finish(2, |_| {});
     assert_eq!(

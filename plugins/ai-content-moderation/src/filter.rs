@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel, MapKind};
-use aigw_shared::llm::{is_responses, Api, ResponseFormat};
+use aigw_shared::llm::{Api, ResponseFormat};
 use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, Next, Reply, WholeBody};
 use aigw_shared::reply::send_error;
 
@@ -75,7 +75,7 @@ pub struct Filter {
     /// The request's model and stream flag, for a refusal in its shape.
     model: String,
     stream: bool,
-    /// The request is to the OpenAI Responses API (which `Api` calls `Other`).
+    /// The request is to the OpenAI Responses API (its answers have their own shapes).
     responses: bool,
 }
 
@@ -399,9 +399,11 @@ impl HttpFilter for Filter {
             std::str::from_utf8(&path).unwrap_or(""),
         );
         let api = Api::from_path(method, path);
-        // The Responses API is `Api::Other` to the shared classifier; it is checked like chat.
-        self.responses = api == Api::Other && is_responses(method, path);
-        if !matches!(api, Api::ChatCompletions | Api::AnthropicMessages) && !self.responses {
+        self.responses = api == Api::Responses;
+        if !matches!(
+            api,
+            Api::ChatCompletions | Api::AnthropicMessages | Api::Responses
+        ) {
             return Action::Continue;
         }
         self.protocol = api.protocol();

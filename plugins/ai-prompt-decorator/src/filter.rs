@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol};
 use aigw_shared::host::{Action, BufferKind, Direction, Host, LogLevel};
-use aigw_shared::llm::{is_responses, Api};
+use aigw_shared::llm::Api;
 use aigw_shared::plugin::{Ctx, FilterEnv, HttpFilter, WholeBody};
 use aigw_shared::reply::send_error;
 
@@ -86,7 +86,7 @@ pub fn dialect_of(method: &[u8], path: &[u8]) -> Option<Dialect> {
     match Api::from_path(method, path) {
         Api::ChatCompletions => Some(Dialect::OpenAiChat),
         Api::AnthropicMessages => Some(Dialect::AnthropicMessages),
-        Api::Other if is_responses(method, path) => Some(Dialect::Responses),
+        Api::Responses => Some(Dialect::Responses),
         _ => None,
     }
 }

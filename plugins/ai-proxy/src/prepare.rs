@@ -451,7 +451,7 @@ pub fn prepare_for(
     };
     // A Responses API request goes to a provider that serves it (OpenAI, Azure OpenAI) as it
     // is, and through the hub (as a chat request) to every other backend.
-    let responses_api = inc.api == Api::Other && inc.suffix == RESPONSES;
+    let responses_api = inc.api == Api::Responses;
     let native_responses = responses_api && provider.vendor.native_responses();
     let responses = responses_api && !native_responses;
     let translated =

@@ -14,9 +14,7 @@ use std::rc::Rc;
 
 use aigw_shared::genai::{label_value, Labels, UNKNOWN};
 use aigw_shared::host::{Action, BufferKind, Capabilities, LogLevel, MapKind};
-use aigw_shared::llm::{
-    is_responses, Api, Delta, DeltaKind, RequestView, ResponseFormat, ResponseObserver,
-};
+use aigw_shared::llm::{Api, Delta, DeltaKind, RequestView, ResponseFormat, ResponseObserver};
 use aigw_shared::plugin::budget::Reservation;
 use aigw_shared::plugin::{Ctx, HttpFilter, Plugin};
 use aigw_shared::tokens::TokenCount;
@@ -75,8 +73,6 @@ pub struct Filter {
     /// The captured prompt and whether it was cut.
     prompt: Option<(String, bool)>,
     observer: Option<ResponseObserver>,
-    /// The request is to the OpenAI Responses API (which `Api` calls `Other`).
-    responses: bool,
     status: u16,
     /// The last clock reading.
     clock_ns: u64,
@@ -147,7 +143,6 @@ impl Filter {
             sampled: false,
             prompt: None,
             observer: None,
-            responses: false,
             status: 0,
             clock_ns: 0,
             response_held: Reservation::default(),
@@ -191,17 +186,11 @@ impl Filter {
             // Only an OpenAI-style stream without `include_usage` is answered without usage.
             let usage_expected = !self.asked.stream
                 || self.asked.include_usage
-                || self.api == Api::AnthropicMessages
-                || self.responses;
+                || matches!(self.api, Api::AnthropicMessages | Api::Responses);
             let audit = &self.config.audit;
             let capture = self.sampled && audit.capture_prompt;
             if !usage_expected || capture {
-                let view = if self.responses {
-                    RequestView::parse_responses(&self.body)
-                } else {
-                    RequestView::parse(self.api, &self.body)
-                };
-                if let Ok(view) = view {
+                if let Ok(view) = RequestView::parse(self.api, &self.body) {
                     if !usage_expected {
                         self.input_estimate = Some(view.estimate_input_tokens());
                     }
@@ -243,11 +232,7 @@ impl Filter {
 
     /// An observer for this request's API.
     fn plain_observer(&self, format: ResponseFormat) -> ResponseObserver {
-        if self.responses {
-            ResponseObserver::responses(format)
-        } else {
-            ResponseObserver::new(self.api, format)
-        }
+        ResponseObserver::new(self.api, format)
     }
 
     /// Feed a response chunk; a JSON answer's bytes (which the observer buffers up to
@@ -375,11 +360,7 @@ impl Filter {
             let record = AuditRecord {
                 request_id: self.request_id.as_deref(),
                 start_ms: self.start_ns.map(|s| s / 1_000_000),
-                api: if self.responses {
-                    "responses"
-                } else {
-                    self.api.as_str()
-                },
+                api: self.api.as_str(),
                 route: if route.is_empty() { UNKNOWN } else { &route },
                 consumer: if consumer.is_empty() {
                     UNKNOWN
@@ -483,8 +464,7 @@ impl HttpFilter for Filter {
             text(get(":path")).unwrap_or(""),
         );
         let api = Api::from_path(method, path);
-        self.responses = api == Api::Other && is_responses(method, path);
-        if !(api.is_generation() || api == Api::Embeddings || self.responses) {
+        if !(api.is_generation() || api == Api::Embeddings) {
             return Action::Continue;
         }
         self.api = api;

@@ -26,6 +26,9 @@ pub enum Api {
     Embeddings,
     /// `POST .../v1/messages` (Anthropic).
     AnthropicMessages,
+    /// `POST .../v1/responses` (the OpenAI Responses API; not its sub-paths such as
+    /// `/v1/responses/input_tokens`).
+    Responses,
     /// `GET .../v1/models` or `.../v1/models/{id}` (OpenAI).
     Models,
     /// Anything else; plugins pass it through.
@@ -62,6 +65,8 @@ impl Api {
             Self::Embeddings
         } else if path.ends_with("/v1/messages") {
             Self::AnthropicMessages
+        } else if path.ends_with("/v1/responses") {
+            Self::Responses
         } else {
             Self::Other
         }
@@ -75,11 +80,11 @@ impl Api {
         }
     }
 
-    /// True for the APIs that generate text (chat, completions, messages).
+    /// True for the APIs that generate text (chat, completions, messages, responses).
     pub fn is_generation(self) -> bool {
         matches!(
             self,
-            Self::ChatCompletions | Self::Completions | Self::AnthropicMessages
+            Self::ChatCompletions | Self::Completions | Self::AnthropicMessages | Self::Responses
         )
     }
 
@@ -90,19 +95,11 @@ impl Api {
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::AnthropicMessages => "messages",
+            Self::Responses => "responses",
             Self::Models => "models",
             Self::Other => "other",
         }
     }
-}
-
-/// Whether `method` and `path` call the OpenAI Responses API (`POST …/v1/responses`, query and one
-/// trailing `/` ignored; not `…/responses/input_tokens` or a stored response's sub-paths).
-/// [`Api::from_path`] classifies it as [`Api::Other`]; plugins that read it ask here.
-pub fn is_responses(method: &str, path: &str) -> bool {
-    let path = path.split(['?', '#']).next().unwrap_or(path);
-    let path = path.strip_suffix('/').unwrap_or(path);
-    method.eq_ignore_ascii_case("POST") && path.ends_with("/v1/responses")
 }
 
 #[cfg(test)]
@@ -140,12 +137,15 @@ mod tests {
 
     #[test]
     fn the_responses_api_is_recognised_apart_from_its_sub_paths() {
-        assert!(is_responses("POST", "/v1/responses"));
-        assert!(is_responses("post", "/openai/v1/responses/?x=1"));
-        assert!(!is_responses("POST", "/v1/responses/input_tokens"));
-        assert!(!is_responses("GET", "/v1/responses"));
-        assert!(!is_responses("POST", "/v1/responses/resp_1/cancel"));
-        assert_eq!(Api::from_path("POST", "/v1/responses"), Api::Other);
+        let api = Api::from_path;
+        assert_eq!(api("POST", "/v1/responses"), Api::Responses);
+        assert_eq!(api("post", "/openai/v1/responses/?x=1"), Api::Responses);
+        assert_eq!(api("POST", "/v1/responses/input_tokens"), Api::Other);
+        assert_eq!(api("GET", "/v1/responses"), Api::Other);
+        assert_eq!(api("POST", "/v1/responses/resp_1/cancel"), Api::Other);
+        assert!(Api::Responses.is_generation());
+        assert_eq!(Api::Responses.protocol(), ClientProtocol::OpenAi);
+        assert_eq!(Api::Responses.as_str(), "responses");
     }
 
     #[test]

@@ -122,7 +122,7 @@ struct State {
     clean_end: u64,
     /// A malformed event (not JSON, or over the decoder's size limit) was met at `clean_end`.
     malformed: bool,
-    /// The response is the OpenAI Responses API's ([`ResponseObserver::responses`]).
+    /// The response is the OpenAI Responses API's ([`Api::Responses`]).
     responses: bool,
 }
 
@@ -611,8 +611,14 @@ pub struct ResponseObserver {
 
 impl ResponseObserver {
     /// An observer for a response to `api` framed as `format`. For [`Api::Models`] and
-    /// [`Api::Other`] it stays inert (nothing is buffered or parsed).
+    /// [`Api::Other`] it stays inert (nothing is buffered or parsed). For [`Api::Responses`]: a
+    /// `response` object, or typed events whose text deltas are reported and whose
+    /// `response.completed` / `.incomplete` / `.failed` event carries usage and the status.
     pub fn new(api: Api, format: ResponseFormat) -> Self {
+        let state = State {
+            responses: api == Api::Responses,
+            ..State::default()
+        };
         Self {
             api,
             format,
@@ -622,17 +628,8 @@ impl ResponseObserver {
             overflowed: false,
             last_byte_ns: None,
             finished: false,
-            state: State::default(),
+            state,
         }
-    }
-
-    /// An observer for an OpenAI Responses API answer (see [`super::is_responses`]) framed as
-    /// `format`: a `response` object, or typed events whose text deltas are reported and whose
-    /// `response.completed` / `.incomplete` / `.failed` event carries usage and the status.
-    pub fn responses(format: ResponseFormat) -> Self {
-        let mut observer = Self::new(Api::ChatCompletions, format);
-        observer.state.responses = true;
-        observer
     }
 
     /// The same observer reading only usage from streams (token counts, nothing else: no deltas,

@@ -77,6 +77,9 @@ impl<'a> RequestView<'a> {
         if matches!(api, Api::Models | Api::Other) {
             return Ok(view);
         }
+        if api == Api::Responses {
+            return Self::parse_responses(body);
+        }
         expect_object(body)?;
         match api {
             Api::ChatCompletions => {
@@ -132,19 +135,16 @@ impl<'a> RequestView<'a> {
                     }))
                     .collect();
             }
-            Api::Models | Api::Other => {}
+            Api::Models | Api::Other | Api::Responses => {}
         }
         Ok(view)
     }
 
-    /// Read `body` as an OpenAI Responses API request (`POST …/responses`, see
-    /// [`super::is_responses`]): `instructions` as a system message, then each input item — a
-    /// message with its role, a `function_call`'s arguments as the assistant's, a
-    /// `function_call_output` as a tool message. The view's `api` is [`Api::Other`] (the shared
-    /// classifier has no Responses variant yet); its protocol is OpenAI's, and its streams always
-    /// report usage (`include_usage` is set with `stream`).
-    pub fn parse_responses(body: &'a [u8]) -> Result<Self, RequestError> {
-        let mut view = Self::empty(Api::Other);
+    /// [`Api::Responses`]: `instructions` as a system message, then each input item — a message
+    /// with its role, a `function_call`'s arguments as the assistant's, a `function_call_output`
+    /// as a tool message. Its streams always report usage (`include_usage` is set with `stream`).
+    fn parse_responses(body: &'a [u8]) -> Result<Self, RequestError> {
+        let mut view = Self::empty(Api::Responses);
         expect_object(body)?;
         let r: openai::ResponsesRequest<'a> = parse_body(body)?;
         view.model = r.model;

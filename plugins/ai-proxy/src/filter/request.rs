@@ -10,7 +10,7 @@ use super::{ejected_keys, logged, metric, Call, Filter, Phase};
 use crate::config::ModelsShape;
 use crate::prepare::{
     api_endpoint, api_suffix, check_path, prepare, Incoming, Plan, Prepared, Secret, COUNT_TOKENS,
-    INPUT_TOKENS, RESPONSES,
+    INPUT_TOKENS,
 };
 use crate::stats::RequestStats;
 
@@ -130,7 +130,7 @@ impl Filter {
                 self.protocol = ClientProtocol::Anthropic;
                 method.eq_ignore_ascii_case("POST")
             }
-            Api::Other if matches!(suffix.split('?').next(), Some(INPUT_TOKENS | RESPONSES)) => {
+            Api::Other if suffix.split('?').next() == Some(INPUT_TOKENS) => {
                 method.eq_ignore_ascii_case("POST")
             }
             Api::Other => {

@@ -202,7 +202,7 @@ impl Responding {
         } else {
             let format = ResponseFormat::from_content_type(Some(content_type.as_bytes()));
             let observer = if plan.native_responses {
-                ResponseObserver::responses(format)
+                ResponseObserver::new(Api::Responses, format)
             } else {
                 ResponseObserver::new(api, format)
             };

@@ -151,7 +151,7 @@ impl Vendor for Azure {
     }
 
     fn path(&self, base: &str, call: &ApiCall<'_>) -> Result<String, ClientError> {
-        if call.api == Api::Other && call.suffix == crate::prepare::RESPONSES {
+        if call.api == Api::Responses {
             if call.model.is_empty() {
                 return Err(model_required());
             }
@@ -200,7 +200,7 @@ mod tests {
 
     fn call(model: &str) -> ApiCall<'_> {
         ApiCall {
-            api: Api::Other,
+            api: Api::Responses,
             suffix: crate::prepare::RESPONSES,
             model,
             stream: false,

@@ -54,7 +54,7 @@ pub(crate) fn offers(name: &str, apis: Apis, call: &ApiCall<'_>) -> Result<(), C
         Api::Other if s.starts_with("/images/") => apis.images,
         // Only OpenAI itself counts Responses API input tokens.
         Api::Other if s == crate::token_count::INPUT_TOKENS => name == "openai",
-        Api::Other if s == crate::prepare::RESPONSES => name == "openai",
+        Api::Responses => name == "openai",
         Api::Other => false,
     };
     if ok {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use aigw_shared::consumer::key_hash_hex;
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
 use aigw_shared::host::{Action, BufferKind, Capabilities, HostError, LogLevel, MapKind};
-use aigw_shared::llm::{is_responses, Api, RequestView, ResponseFormat, ResponseObserver};
+use aigw_shared::llm::{Api, RequestView, ResponseFormat, ResponseObserver};
 use aigw_shared::plugin::{Ctx, HttpFilter, Next, Plugin, Reply, WholeBody};
 
 use crate::bucket::Short;
@@ -52,8 +52,6 @@ pub struct Filter {
     state: Rc<State>,
     phase: Phase,
     api: Api,
-    /// The request is to the OpenAI Responses API (which `api` calls `Other`).
-    responses: bool,
     /// One value per [`Config::sources`] entry (`None`: absent from this request).
     facts: Vec<Option<String>>,
     reserved: Tokens,
@@ -88,7 +86,6 @@ impl Filter {
             state,
             phase: Phase::Passed,
             api: Api::Other,
-            responses: false,
             facts: Vec::new(),
             reserved: Tokens::default(),
             weights: Weights::default(),
@@ -321,12 +318,7 @@ impl Filter {
 
     /// The body was read: estimate, then admit or refuse.
     fn on_body(&mut self, cx: &mut Ctx<'_, ()>, body: &[u8]) -> Action {
-        let view = if self.responses {
-            RequestView::parse_responses(body)
-        } else {
-            RequestView::parse(self.api, body)
-        };
-        let view = match view {
+        let view = match RequestView::parse(self.api, body) {
             Ok(v) => v,
             Err(e) => {
                 let error = e.to_client_error();
@@ -347,7 +339,7 @@ impl Filter {
             }
         }
         self.weights = self.config.weights.lookup(model);
-        let output = if self.api.is_generation() || self.responses {
+        let output = if self.api.is_generation() {
             self.config.output_reservation(view.max_tokens)
         } else {
             0
@@ -457,9 +449,7 @@ impl HttpFilter for Filter {
         }
         let method = text(header(&headers, ":method")).unwrap_or("");
         let api = Api::from_path(method, path);
-        // The Responses API is `Api::Other` to the shared classifier; it is limited like chat.
-        self.responses = api == Api::Other && is_responses(method, path);
-        if !(api.is_generation() || api == Api::Embeddings || self.responses) {
+        if !(api.is_generation() || api == Api::Embeddings) {
             return Action::Continue;
         }
         self.api = api;
@@ -552,13 +542,9 @@ impl HttpFilter for Filter {
         // Usage (or the estimate of what was produced) is all that is needed: after the first
         // token only the events that may carry usage, an error or the end are parsed.
         self.observer = Some(
-            if self.responses {
-                ResponseObserver::responses(format)
-            } else {
-                ResponseObserver::new(self.api, format)
-            }
-            .with_max_json_bytes(self.config.max_response_body_bytes)
-            .light_after_first_token(),
+            ResponseObserver::new(self.api, format)
+                .with_max_json_bytes(self.config.max_response_body_bytes)
+                .light_after_first_token(),
         );
         self.phase = Phase::Responding;
         if end_of_stream {
