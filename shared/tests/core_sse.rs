@@ -310,3 +310,17 @@ fn random_bytes_never_panic_and_decode_the_same_in_any_chunking() {
         assert_eq!((got.0, got.1), (whole.0, whole.1), "{bytes:?}");
     }
 }
+
+#[test]
+fn comment_lines_are_counted_though_no_event_carries_them() {
+    let mut d = SseDecoder::new();
+    let mut events = 0;
+    d.feed(b": keep-alive\n\ndata: 1\n: inside an event\n\n:x", |_| {
+        events += 1
+    })
+    .unwrap();
+    assert_eq!(events, 1);
+    assert_eq!(d.comments(), 2, "the last line is not complete yet");
+    d.feed(b"\n", |_| events += 1).unwrap();
+    assert_eq!(d.comments(), 3);
+}

@@ -271,3 +271,29 @@ fn placeholders_in_streamed_tool_arguments_are_restored_escaped_as_json() {
         assert_eq!(s.finish, Some(FinishReason::ToolCalls));
     }
 }
+
+#[test]
+fn upstream_keep_alive_comments_still_reach_the_client() {
+    let config = Config::build(&json!({"output": {
+        "denyWords": [{"name": "never", "words": ["zzyzx"]}], "holdBackChars": 8
+    }}))
+    .unwrap();
+    let stream = sample("openai-chat-stream.sse");
+    // A silent model: the upstream sends keep-alives before the first event, in chunks of their
+    // own, as proxies in front of slow models do.
+    let first = b": keep-alive\n\n".as_slice();
+    let second = b": OPENROUTER PROCESSING\n\n".as_slice();
+    let mut fix = StreamFix::new(ClientProtocol::OpenAi);
+    let mut pieces = Vec::new();
+    for (i, chunk) in [first, second, stream.as_slice()].into_iter().enumerate() {
+        pieces.push(fix.feed(&config, None, chunk, i == 2));
+    }
+    assert_eq!(pieces[0], b": keep-alive\n".to_vec(), "passed on at once");
+    assert_eq!(pieces[1], b": keep-alive\n".to_vec());
+    let all: Vec<u8> = pieces.concat();
+    assert_eq!(
+        seen(Api::ChatCompletions, &all),
+        seen(Api::ChatCompletions, &stream),
+        "the events are unchanged"
+    );
+}

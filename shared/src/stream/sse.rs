@@ -135,6 +135,7 @@ pub struct SseDecoder {
     boundary: u64,
     max_event_bytes: usize,
     failed: bool,
+    comments: u64,
 }
 
 impl Default for SseDecoder {
@@ -167,7 +168,14 @@ impl SseDecoder {
             boundary: 0,
             max_event_bytes: limit,
             failed: false,
+            comments: 0,
         }
+    }
+
+    /// Comment lines (`: keep-alive`) seen so far: a rewriter that re-encodes events can pass
+    /// keep-alives on (the decoder itself drops comments, as the SSE spec says).
+    pub fn comments(&self) -> u64 {
+        self.comments
     }
 
     /// Total bytes fed so far.
@@ -321,6 +329,7 @@ impl SseDecoder {
             return;
         }
         if line.first() == Some(&b':') {
+            self.comments = self.comments.saturating_add(1);
             if !self.in_event {
                 self.boundary = end_offset;
             }

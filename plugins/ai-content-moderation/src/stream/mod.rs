@@ -94,6 +94,7 @@ impl StreamFix {
             return out;
         }
         let mut events = Vec::new();
+        let comments = self.decoder.comments();
         if self
             .decoder
             .feed(chunk, |e| events.push(e.to_owned_event()))
@@ -121,6 +122,11 @@ impl StreamFix {
         if eos && !self.ended {
             // A stream that ended without its terminator: what is held still goes out.
             self.flush_all(config, vault, &mut out);
+        }
+        if self.decoder.comments() > comments && !self.ended {
+            // The upstream's keep-alives keep the client's connection (and its proxies) from
+            // timing out while the model is silent: one goes on for the chunk's comments.
+            aigw_shared::stream::sse::encode_comment(&mut out, "keep-alive");
         }
         out
     }
