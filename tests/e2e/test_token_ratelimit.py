@@ -263,6 +263,28 @@ def test_a_client_that_leaves_mid_stream_is_charged_for_what_was_produced(
     assert charged <= estimate("Hello there") + 4, charged
 
 
+def test_key_values_beyond_max_keys_share_a_bucket_stricter_never_looser(
+        rl_gateway: gateway.Gateway) -> None:
+    # `e2e-slots` keeps counters for one value (`maxKeys: 1`), 300 tokens a day. The first value
+    # spends over a hundred of them; a second value, whose reservation alone would fit, shares
+    # that bucket while the first value's record is in use: refused.
+    prompt = " ".join(["word"] * 100)
+    first = oai(rl_gateway, new_key("slot"), key_header="x-e2e-slot")
+    raw = first.chat.completions.with_raw_response.create(
+        model=MODEL, max_tokens=150, messages=[{"role": "user", "content": prompt}])
+    used = raw.parse().usage.total_tokens
+    assert used + estimate(prompt) + 150 > 300 + REFILL, used
+    second = oai(rl_gateway, new_key("slot"), key_header="x-e2e-slot")
+    with pytest.raises(openai.RateLimitError) as refused:
+        second.chat.completions.create(
+            model=MODEL, max_tokens=150, messages=[{"role": "user", "content": prompt}])
+    headers = refused.value.response.headers
+    assert int(headers["x-ratelimit-limit-tokens"]) == 300
+    assert int(headers["x-ratelimit-remaining-tokens"]) <= 300 - used + REFILL
+    # What the second value asks for fits an empty bucket: only the sharing refused it.
+    assert estimate(prompt) + 150 <= 300
+
+
 def test_anthropic_clients_are_refused_in_anthropic_s_shape(rl_gateway: gateway.Gateway) -> None:
     client = anthropic.Anthropic(base_url=rl_gateway.base_url, api_key="sk-e2e", max_retries=0,
                                  timeout=30.0, default_headers={"x-e2e-key": new_key("tiny")})
