@@ -239,3 +239,20 @@ fn an_unreachable_redis_fails_open_or_closed_as_configured() {
     let (status, _) = begin(&mut closed, 0, "x").expect_err("refused");
     assert_eq!(status, 503);
 }
+
+#[test]
+fn a_redis_not_reachable_at_configure_time_is_connected_by_the_first_request() {
+    // The cluster is not there yet when the configuration comes (Higress: the Redis service's
+    // cluster arrives after the plugin), so the connection made at start fails.
+    let redis = RedisServer::start();
+    let env = Env::new();
+    let spec = PluginSpec::new(higress_wasm())
+        .config(config("closed"))
+        .profile(Profile::Higress);
+    let mut gw = Plugin::load_workers(&env, spec, 1).unwrap_or_else(|e| panic!("{e}"));
+    redis.serve(&env);
+    let id = begin(&mut gw, 0, "x").expect("connected and reserved at the first request");
+    complete(&mut gw, 0, id, 9, 1);
+    let errors = "aigw.ai_token_ratelimit.outcome.backend_error.requests_total";
+    assert_eq!(counter(&env, errors), 0);
+}

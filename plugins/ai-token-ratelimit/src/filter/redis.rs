@@ -7,9 +7,45 @@ use aigw_shared::host::{Action, HostError, LogLevel};
 use aigw_shared::plugin::{Ctx, Plugin, Reply};
 
 use super::{Filter, Phase};
+use crate::config::Redis;
 use crate::limiter::{Held, Plan};
 use crate::redis::{decode_reserve, reserve_command, settle_command, settled, Answer};
 use crate::{Metric, TokenRateLimit};
+
+/// Send `command` (`detached`: not waited for). A call the host refuses is retried once after
+/// connecting again: the connection made at start fails when the Redis cluster is not known yet
+/// (Higress learns the service's cluster after the plugin's configuration), and Higress's own SDK
+/// connects again before a command for the same reason.
+fn send(
+    cx: &mut Ctx<'_, ()>,
+    settings: &Redis,
+    command: &[u8],
+    detached: bool,
+) -> Result<u32, HostError> {
+    let call = |cx: &mut Ctx<'_, ()>| {
+        if detached {
+            cx.redis_call_detached(&settings.cluster, command, ())
+        } else {
+            cx.redis_call(&settings.cluster, command, ())
+        }
+    };
+    match call(cx) {
+        Err(HostError::Unsupported) => Err(HostError::Unsupported),
+        Err(e) => {
+            let connected = cx.redis_init(
+                &settings.init_cluster,
+                &settings.username,
+                &settings.password,
+                settings.timeout,
+            );
+            match connected {
+                Ok(()) => call(cx),
+                Err(_) => Err(e),
+            }
+        }
+        ok => ok,
+    }
+}
 
 impl Filter {
     /// `redis` backend: run the reservation script; the stream waits for [`Self::on_redis_answer`].
@@ -19,7 +55,7 @@ impl Filter {
             return self.backend_failed(cx, Some(&HostError::Unsupported));
         };
         let command = reserve_command(&config, &plans);
-        match cx.redis_call(&settings.cluster, &command, ()) {
+        match send(cx, settings, &command, false) {
             Ok(_) => {
                 self.pending = plans;
                 self.phase = Phase::Asking;
@@ -88,8 +124,7 @@ impl Filter {
         let Some(command) = settle_command(&config, held, actual) else {
             return Ok(());
         };
-        cx.redis_call_detached(&settings.cluster, &command, ())
-            .map(|_| ())
+        send(cx, settings, &command, true).map(|_| ())
     }
 
     /// A settlement's answer: only a failure is worth a word.
