@@ -47,6 +47,8 @@ pub struct Filter {
     chosen: Option<usize>,
     /// The pick was in a cool-off (every endpoint was): an answer ends it.
     picked_down: bool,
+    /// When the response headers came (ns; 0: not yet).
+    answered_at: u64,
 }
 
 fn ns(d: std::time::Duration) -> u64 {
@@ -84,6 +86,7 @@ impl Filter {
             client_asked: false,
             chosen: None,
             picked_down: false,
+            answered_at: 0,
         }
     }
 
@@ -171,7 +174,7 @@ impl Filter {
     }
 
     /// What the response headers say about the endpoint that answered.
-    fn learn(&self, cx: &mut Ctx<'_, ()>, status: u16, headers: &[(String, Vec<u8>)]) {
+    fn learn(&mut self, cx: &mut Ctx<'_, ()>, status: u16, headers: &[(String, Vec<u8>)]) {
         let c = &self.config;
         // With a list (`override_host`), the endpoint Envoy really used (a retry may have gone
         // down the list); with a single pick (ORIGINAL_DST), Envoy had no other: the pick.
@@ -186,6 +189,7 @@ impl Filter {
         };
         let Some(i) = used else { return };
         let now = cx.now_nanos().unwrap_or(0);
+        self.answered_at = now;
         // Envoy answered from further down the list (`override_host` retries): the pick failed.
         if let Some(first) = self.chosen.filter(|&first| first != i) {
             self.mark_down(cx, first, now, "failed before another endpoint answered");
@@ -415,7 +419,7 @@ impl HttpFilter for Filter {
         }
         self.phase = Phase::Done;
         if let Some(slot) = self.chosen.and_then(|i| self.slot(i)) {
-            self.state.fleet.finished(cx.host, slot);
+            self.state.fleet.finished(cx.host, slot, self.answered_at);
         }
     }
 }

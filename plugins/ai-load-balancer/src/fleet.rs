@@ -5,12 +5,12 @@
 //! **Reads** of an endpoint record happen at most once per `load.refreshMs` per worker (the
 //! snapshot of a request is otherwise served from this cache). **Writes** are batched: a worker
 //! publishes its changes to an endpoint (its in-flight count, routed blocks, newest report) in
-//! the request that refreshed the record (one write, with the version just read), and on its
-//! tick ([`TICK`]) when it has no requests. A cool-off is written at once.
+//! the request that refreshed the record (one write, with the version just read) and on its tick
+//! (every `refreshMs`, see [`tick_period`]); an end is written at once when the store would
+//! otherwise count the worker's requests there too high ([`Fleet::finished`]); a cool-off at once.
 //!
-//! So another worker's changes reach this one within `refreshMs` of being published, and are
-//! published within `refreshMs` of being made on a busy worker, within [`TICK`] on an idle one.
-//! This worker's own changes count at once in its own picks.
+//! So another worker's changes reach this one within about two `refreshMs` (published within one,
+//! read within the next), and this worker's own changes count at once in its own picks.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -25,8 +25,24 @@ use crate::store::{
     self, EndpointRecord, Health, Publish, WorkerCount, WORKER_ID_KEY, WORKER_TTL_NS,
 };
 
-/// How often an idle worker publishes what it has not yet (and flushes its counters).
+/// The tick period when no config asks for a shorter one: how often a worker publishes what it
+/// has not yet and adds its counts to the counters, at the most.
 pub const TICK: Duration = Duration::from_millis(100);
+
+/// The tick: every `load.refreshMs` (the shortest of the pools'), between 1 ms and [`TICK`].
+pub fn tick_period<'a>(configs: impl IntoIterator<Item = &'a Rc<Config>>) -> Option<Duration> {
+    configs
+        .into_iter()
+        .filter(|c| c.is_active())
+        .map(|c| {
+            if c.load.refresh.is_zero() {
+                TICK
+            } else {
+                c.load.refresh.clamp(Duration::from_millis(1), TICK)
+            }
+        })
+        .min()
+}
 
 /// What this worker knows about one endpoint (one per distinct address over every pool).
 #[derive(Debug, Default)]
@@ -185,19 +201,24 @@ impl Fleet {
         }
     }
 
-    /// A request sent to `slot` ended. When it was this worker's last one there and the store
-    /// still counts some of its requests, the count is published now (without a clock read: as of
-    /// the worker's last read or write), so that a conversation's next turn, picked by another
-    /// worker, does not see a request that is over.
-    pub fn finished(&self, host: &dyn Host, slot: usize) {
+    /// A request sent to `slot` ended; its answer came at `answered` (0: none). The store is
+    /// written now when it would otherwise count this worker's requests there too high: by one or
+    /// more while the worker has at most 8 there, by more than an eighth of them beyond. A
+    /// finished request still counted holds its own pod against the conversation's next turn
+    /// (picked by another worker a millisecond later), so small counts are kept exact; a busy
+    /// endpoint's count is batched. A request whose pick was never published needs no write (the
+    /// store never counted it). The write carries the reports learned meanwhile. No clock read:
+    /// it is dated `answered` (or the worker's last read or write).
+    pub fn finished(&self, host: &dyn Host, slot: usize, answered: u64) {
         let when = {
             let mut known = self.known.borrow_mut();
             let Some(k) = known.get_mut(slot) else { return };
             k.in_flight = k.in_flight.saturating_sub(1);
-            if k.in_flight > 0 || k.published_in_flight == 0 {
+            let slack = k.published_in_flight / 8;
+            if k.in_flight.saturating_add(slack) >= k.published_in_flight {
                 return;
             }
-            k.read_at.unwrap_or(0).max(k.published_at)
+            answered.max(k.read_at.unwrap_or(0)).max(k.published_at)
         };
         self.publish(host, when, slot, Health::Same, false);
     }
@@ -253,12 +274,16 @@ impl Fleet {
     }
 
     /// The tick: publish every endpoint with pending changes (or whose in-flight entry needs
-    /// rewriting before it expires) and add the pending picks to their counters.
+    /// rewriting before it expires).
     pub fn on_tick(&self, host: &dyn Host, now: u64) {
         let n = self.known.borrow().len();
         for slot in 0..n {
             self.publish(host, now, slot, Health::Same, false);
         }
+    }
+
+    /// Add the picks counted since the last flush to the endpoints' pick counters.
+    pub fn flush_picks(&self, host: &dyn Host) {
         let mut known = self.known.borrow_mut();
         for k in known.iter_mut().filter(|k| k.picks_pending > 0) {
             if k.picks_id.is_none() {

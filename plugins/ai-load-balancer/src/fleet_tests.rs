@@ -70,29 +70,72 @@ fn own_changes_count_at_once_another_workers_within_the_cache_period() {
 }
 
 #[test]
-fn the_end_of_a_workers_last_request_there_is_published_at_once() {
+fn an_end_is_published_when_the_store_would_count_too_many() {
     let c = config();
     let (ha, hb) = two_workers();
     let (a, sa) = worker(&c);
     let (b, sb) = worker(&c);
     let t0 = 1_000 * MS;
     let read = a.refresh(&ha, t0, &sa, 5 * MS);
-    a.picked(sa[0], 0);
-    a.picked(sa[0], 0);
+    for _ in 0..3 {
+        a.picked(sa[0], 0);
+    }
     a.publish_read(&ha, t0, &sa, read);
-    assert_eq!(in_flight_seen(&b, &hb, &sb, t0), 2);
-    a.finished(&ha, sa[0]);
+    assert_eq!(in_flight_seen(&b, &hb, &sb, t0), 3);
+    // A pick within a's cache period is not published, so the end after it needs no write...
+    a.refresh(&ha, t0 + MS, &sa, 5 * MS);
+    a.picked(sa[0], 0);
+    a.finished(&ha, sa[0], t0 + 2 * MS);
     assert_eq!(
         in_flight_seen(&b, &hb, &sb, t0 + 5 * MS),
-        2,
-        "one still in flight: batched"
+        3,
+        "3 in flight, 3 counted"
     );
-    a.finished(&ha, sa[0]);
-    assert_eq!(
-        in_flight_seen(&b, &hb, &sb, t0 + 10 * MS),
-        0,
-        "the last: at once"
-    );
+    // ...but one more end would leave the store counting too many: written at once.
+    a.finished(&ha, sa[0], t0 + 6 * MS);
+    assert_eq!(in_flight_seen(&b, &hb, &sb, t0 + 10 * MS), 2);
+    a.finished(&ha, sa[0], t0 + 7 * MS);
+    a.finished(&ha, sa[0], t0 + 8 * MS);
+    assert_eq!(in_flight_seen(&b, &hb, &sb, t0 + 15 * MS), 0);
+    // A request that never got an answer (reset) still counts out.
+    let read = a.refresh(&ha, t0 + 20 * MS, &sa, 5 * MS);
+    a.picked(sa[1], 0);
+    a.publish_read(&ha, t0 + 20 * MS, &sa, read);
+    a.finished(&ha, sa[1], 0);
+    b.refresh(&hb, t0 + 25 * MS, &sb, 5 * MS);
+    assert_eq!(b.seen(sb[1], t0 + 25 * MS, u64::MAX).in_flight, 0);
+}
+
+#[test]
+fn a_busy_endpoints_ends_are_batched_within_an_eighth() {
+    let c = config();
+    let (ha, hb) = two_workers();
+    let (a, sa) = worker(&c);
+    let (b, sb) = worker(&c);
+    let t0 = 1_000 * MS;
+    let read = a.refresh(&ha, t0, &sa, 5 * MS);
+    for _ in 0..40 {
+        a.picked(sa[0], 0);
+    }
+    a.publish_read(&ha, t0, &sa, read);
+    let version = |h: &MockHost| h.shared.borrow()[&c.keys.endpoint[0]].1;
+    let mut writes = 0;
+    for i in 0..40u64 {
+        let before = version(&ha);
+        a.finished(&ha, sa[0], t0 + (i + 1) * MS / 10);
+        writes += usize::from(version(&ha) != before);
+        // b's cache expired: it sees what a last published.
+        let counted = in_flight_seen(&b, &hb, &sb, t0 + (i + 1) * 5 * MS);
+        let real = a.seen(sa[0], t0, u64::MAX).in_flight;
+        assert!(counted >= real, "{counted} counted, {real} in flight");
+        assert!(
+            counted - real <= counted / 8,
+            "{counted} counted, {real} in flight"
+        );
+    }
+    assert_eq!(a.seen(sa[0], t0, u64::MAX).in_flight, 0);
+    assert!(writes <= 20, "{writes} writes for 40 ends");
+    assert!(writes >= 8, "{writes} writes for 40 ends");
 }
 
 #[test]

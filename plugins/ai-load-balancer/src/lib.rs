@@ -82,6 +82,8 @@ pub struct State {
     /// tick.
     pending: [Cell<u64>; 5],
     rng: Cell<u64>,
+    /// When the counters were last flushed.
+    counted_at: Cell<u64>,
     /// The endpoints as this worker sees them.
     pub fleet: Fleet,
 }
@@ -124,6 +126,13 @@ impl State {
     /// has not yet (the tick).
     pub fn flush(&self, host: &dyn Host, now: u64) {
         self.fleet.on_tick(host, now);
+        // Counters at most every `fleet::TICK` (the tick itself may be as short as 1 ms).
+        let every = u64::try_from(fleet::TICK.as_nanos()).unwrap_or(u64::MAX);
+        if now.saturating_sub(self.counted_at.get()) < every {
+            return;
+        }
+        self.counted_at.set(now);
+        self.fleet.flush_picks(host);
         let metrics = [
             Metric::PrefixPick,
             Metric::SessionPick,
@@ -182,7 +191,7 @@ impl Plugin for LoadBalancer {
     }
 
     fn tick_period(config: &PluginConfig<Self>) -> Option<Duration> {
-        config.all().any(|c| c.is_active()).then_some(fleet::TICK)
+        fleet::tick_period(config.all())
     }
 
     fn on_tick(config: &PluginConfig<Self>, state: &State, cx: &mut Ctx<'_, ()>) {
