@@ -9,6 +9,11 @@
 //! expires when its buckets would be full again: an expired record and a full one are the same,
 //! so key values chosen by clients do not pile up.
 //!
+//! Redis before 5 replicates a script by re-running it, and so refuses a write after `TIME`
+//! ("Write commands not allowed after non deterministic commands") unless the script first
+//! switches to replicating its writes (`redis.replicate_commands()`, the default and a no-op
+//! since 5, still answered by 7): both scripts do.
+//!
 //! Replies are decoded with [`aigw_shared::resp`]; anything unexpected is an error for the
 //! failure mode, never a guess.
 
@@ -23,6 +28,7 @@ use crate::limiter::{counter_key, Held, Plan, Status};
 /// milli-units). Returns `{refusing record (1-based, 0: admitted), wait µs (-1: never), level
 /// of every limit after the take (or after the refill when refused)}`.
 pub const RESERVE_SCRIPT: &str = r"-- aigw ai-token-ratelimit: reserve
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local a, recs = 1, {}
@@ -74,6 +80,7 @@ return out
 /// `m`, then `m` times capacity, refill per period, period (µs) and delta (milli-units; positive
 /// gives back). A record that expired meanwhile starts full. Returns the number of records.
 pub const SETTLE_SCRIPT: &str = r"-- aigw ai-token-ratelimit: settle
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local a = 1

@@ -226,3 +226,18 @@ fn without_redis_calls_the_host_takes_the_failure_mode_without_asking() {
     assert!(out.callouts.is_empty());
     assert!(out.local_response.is_none() && out.upstream_headers.is_some());
 }
+
+#[test]
+fn both_scripts_replicate_their_writes_before_reading_redis_s_clock() {
+    // Redis 3.2 and 4 refuse a write after TIME in a script replicated verbatim.
+    for script in [
+        ai_token_ratelimit::redis::RESERVE_SCRIPT,
+        ai_token_ratelimit::redis::SETTLE_SCRIPT,
+    ] {
+        let switch = script
+            .find("redis.replicate_commands()")
+            .expect("switches replication");
+        let clock = script.find("redis.call('TIME')").unwrap();
+        assert!(switch < clock, "{script}");
+    }
+}
