@@ -18,6 +18,7 @@ pub mod kv;
 pub mod llm;
 pub mod metrics;
 pub mod plugin;
+pub mod redis;
 pub mod reply;
 pub mod resp;
 pub mod rules;

@@ -49,6 +49,10 @@ struct RawConfig {
     max_answer_bytes: usize,
     #[serde(default = "default_chunk_chars")]
     replay_chunk_chars: usize,
+    /// The exact tier in Redis instead of shared data (the Higress build): shared by every
+    /// gateway replica.
+    #[serde(default)]
+    redis: Option<aigw_shared::redis::RawRedis>,
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
@@ -257,6 +261,8 @@ pub struct Config {
     pub max_answer_bytes: usize,
     /// Characters per replayed stream chunk (about).
     pub replay_chunk_chars: usize,
+    /// Where the exact tier lives on a host with Redis calls (else in shared data).
+    pub redis: Option<aigw_shared::redis::Redis>,
 }
 
 impl Config {
@@ -295,6 +301,16 @@ impl Config {
             None => None,
         };
         let semantic = raw.semantic.map(build_semantic).transpose()?;
+        let redis = match raw.redis {
+            Some(_) if !raw.exact => {
+                return Err(ConfigError::invalid(
+                    "redis",
+                    "holds the exact tier: it needs `exact` on",
+                ));
+            }
+            Some(r) => Some(aigw_shared::redis::Redis::build(r).map_err(|e| e.prefixed("redis"))?),
+            None => None,
+        };
         if raw.enabled && !raw.exact && semantic.is_none() {
             return Err(ConfigError::invalid(
                 "exact",
@@ -316,6 +332,7 @@ impl Config {
             max_request_body_bytes: raw.max_request_body_bytes,
             max_answer_bytes: raw.max_answer_bytes,
             replay_chunk_chars: raw.replay_chunk_chars,
+            redis,
         })
     }
 }
@@ -455,6 +472,15 @@ mod tests {
         assert!(err(json!({"bypassHeader": ":path"})).starts_with("bypassHeader"));
         assert!(err(json!({"skip": {"maxTemperature": -1}})).starts_with("skip.maxTemperature"));
         assert!(err(json!({"exact": false})).starts_with("exact"));
+        assert!(err(json!({"redis": {"cluster": ""}})).starts_with("redis.cluster"));
+        assert!(
+            err(json!({"redis": {"cluster": "r", "timeoutMs": 0}})).starts_with("redis.timeoutMs")
+        );
+        assert!(err(json!({"redis": {"cluster": "r", "db": 1}})).starts_with("redis"));
+        let no_exact = json!({"exact": false, "redis": {"cluster": "r"}, "semantic": {"threshold": 0.9,
+            "embedding": {"cluster": "e", "authority": "e", "model": "m"},
+            "vectorStore": {"kind": "chroma", "cluster": "c", "authority": "c"}}});
+        assert!(err(no_exact).starts_with("redis"));
         let semantic = |threshold: f64, kind: &str| {
             json!({"semantic": {"threshold": threshold,
                 "embedding": {"cluster": "e", "authority": "e", "model": "m"},

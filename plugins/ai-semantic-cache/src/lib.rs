@@ -29,7 +29,7 @@ use std::rc::Rc;
 use aigw_shared::config::ConfigError;
 use aigw_shared::host::Capabilities;
 use aigw_shared::metrics::Metrics;
-use aigw_shared::plugin::{FilterEnv, Plugin, PluginConfig};
+use aigw_shared::plugin::{Ctx, FilterEnv, Plugin, PluginConfig};
 
 pub use config::Config;
 pub use filter::Filter;
@@ -67,6 +67,8 @@ pub mod metric {
     pub const ERR_STORE: &str = "aigw.semantic_cache.reason.vector_store.errors";
     /// Local shared-data failures.
     pub const ERR_LOCAL: &str = "aigw.semantic_cache.reason.shared_data.errors";
+    /// Redis failures (the exact tier on Higress).
+    pub const ERR_REDIS: &str = "aigw.semantic_cache.reason.redis.errors";
     /// Requests whose body was not a valid request (answered 400).
     pub const INVALID: &str = "aigw.semantic_cache.reason.invalid_body.errors";
 
@@ -121,16 +123,30 @@ impl Plugin for SemanticCache {
         Filter::new(config, state, *env)
     }
 
-    fn host_limitations(_config: &Config, caps: Capabilities) -> Vec<String> {
-        if caps.shared_data && caps.clock {
-            Vec::new()
-        } else {
-            vec![
+    fn on_start(config: &PluginConfig<Self>, _state: &State, cx: &mut Ctx<'_, ()>) {
+        aigw_shared::redis::connect(
+            cx.host,
+            Self::NAME,
+            config.all().filter_map(|c| c.redis.as_ref()),
+        );
+    }
+
+    fn host_limitations(config: &Config, caps: Capabilities) -> Vec<String> {
+        if !(caps.shared_data && caps.clock) {
+            return vec![
                 "ai-semantic-cache: this host has no shared data or clock, so nothing is cached: \
                  every request goes to the model"
                     .into(),
-            ]
+            ];
         }
+        if config.redis.is_some() && !caps.redis {
+            return vec![
+                "ai-semantic-cache: `redis` is set but this build has no Redis calls (the \
+                 Higress build has): the exact tier stays in this gateway's shared data"
+                    .into(),
+            ];
+        }
+        Vec::new()
     }
 }
 

@@ -413,3 +413,98 @@ fn a_stored_document_that_is_not_an_answer_is_not_replayed() {
         Some(1)
     );
 }
+
+const REDIS: &str = r#"{"ttlSeconds": 60, "redis": {"cluster": "redis.dns", "database": 1}}"#;
+
+/// The arguments of a RESP command, as text.
+fn resp_args(callout: &Callout) -> Vec<String> {
+    match aigw_shared::resp::decode(callout.body.as_deref().unwrap()).unwrap() {
+        aigw_shared::resp::Value::Array(Some(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                aigw_shared::resp::Value::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn with_redis_the_exact_tier_is_a_get_before_and_a_set_with_the_ttl_after() {
+    let stored = Rc::new(RefCell::new(None::<Vec<u8>>));
+    let keep = Rc::clone(&stored);
+    let out = chat("What is the capital of France?", false)
+        .capabilities(Capabilities::HIGRESS)
+        .answer(move |c| {
+            let a = resp_args(c);
+            match a[0].as_str() {
+                "GET" => Some(Reply::Redis(b"$-1\r\n".to_vec())),
+                "SET" => {
+                    *keep.borrow_mut() = Some(c.body.clone().unwrap());
+                    Some(Reply::Redis(b"+OK\r\n".to_vec()))
+                }
+                _ => None,
+            }
+        })
+        .run::<SemanticCache>(REDIS);
+    assert!(out.upstream_headers.is_some(), "a miss goes to the model");
+    assert_eq!(header(&out, "x-aigw-cache").as_deref(), Some("miss"));
+    let get = resp_args(&out.callouts[0]);
+    assert_eq!(
+        out.callouts[0].upstream, "redis.dns",
+        "calls name the bare cluster"
+    );
+    assert!(get[1].starts_with("aigw-cache:"), "{get:?}");
+    let set = resp_args(&out.callouts[1]);
+    assert_eq!(set[0], "SET");
+    assert_eq!(set[1], get[1], "stored under the key looked up");
+    assert_eq!(&set[3..], ["PX", "60000"]);
+    // That record, given back by the next GET, is a hit answered here.
+    let record = {
+        let raw = stored.borrow().clone().unwrap();
+        match aigw_shared::resp::decode(&raw).unwrap() {
+            aigw_shared::resp::Value::Array(Some(items)) => match &items[2] {
+                aigw_shared::resp::Value::Bulk(Some(b)) => b.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut bulk = format!("${}\r\n", record.len()).into_bytes();
+    bulk.extend_from_slice(&record);
+    bulk.extend_from_slice(b"\r\n");
+    let hit = chat("What is the capital of France?", false)
+        .capabilities(Capabilities::HIGRESS)
+        .answer(move |_| Some(Reply::Redis(bulk.clone())))
+        .run::<SemanticCache>(REDIS);
+    assert!(hit.upstream_headers.is_none(), "answered from Redis");
+    assert_eq!(header(&hit, "x-aigw-cache-tier").as_deref(), Some("exact"));
+    let body: Value = serde_json::from_slice(&hit.local_response.unwrap().body).unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Paris is the capital of France."
+    );
+}
+
+#[test]
+fn with_redis_failing_or_absent_the_request_goes_on() {
+    for reply in [
+        Reply::Redis(Vec::new()),
+        Reply::Redis(b"-NOAUTH Authentication required\r\n".to_vec()),
+        Reply::Redis(b"*1\r\n:1\r\n".to_vec()),
+    ] {
+        let out = chat("What is the capital of France?", false)
+            .capabilities(Capabilities::HIGRESS)
+            .answer(move |_| Some(reply.clone()))
+            .run::<SemanticCache>(REDIS);
+        assert!(out.upstream_headers.is_some());
+        assert_eq!(header(&out, "x-aigw-cache").as_deref(), Some("miss"));
+    }
+    // A build without Redis calls keeps the exact tier in shared data.
+    let mut gw = worker(REDIS);
+    gw.run(chat("What is the capital of France?", false));
+    let again = gw.run(chat("What is the capital of France?", false));
+    assert_eq!(header(&again, "x-aigw-cache").as_deref(), Some("hit"));
+    assert!(again.callouts.is_empty());
+}

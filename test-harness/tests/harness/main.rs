@@ -21,6 +21,7 @@ mod ai_proxy_fallback;
 mod ai_proxy_keys;
 mod ai_proxy_vertex;
 mod ai_semantic_cache;
+mod ai_semantic_cache_redis;
 mod ai_token_ratelimit;
 mod ai_token_ratelimit_redis;
 mod ai_usage_stats;

@@ -23,6 +23,7 @@ use crate::key::{self, KeyRules, Lookup};
 use crate::replay::{self, Shape};
 use crate::{embed, exact, metric, State};
 
+mod redis;
 mod semantic;
 
 const NAME: &str = "ai-semantic-cache";
@@ -63,6 +64,10 @@ pub enum Call {
     Query,
     /// Storing the answer.
     Upsert,
+    /// Reading the exact tier in Redis.
+    ExactGet,
+    /// Writing the exact tier in Redis (not waited for).
+    ExactSet,
 }
 
 /// The cache's verdict, as the header says it.
@@ -236,8 +241,10 @@ impl Filter {
             }
         };
         self.count(cx.host, metric::STORED, 1);
-        if self.config.exact {
-            let expires = now.saturating_add(self.config.ttl_seconds.saturating_mul(1_000_000_000));
+        let expires = now.saturating_add(self.config.ttl_seconds.saturating_mul(1_000_000_000));
+        if self.config.exact && self.redis().is_some() {
+            self.store_in_redis(cx, &entry, expires);
+        } else if self.config.exact {
             let stored = exact::store(
                 cx.host,
                 &lookup.exact,
@@ -265,6 +272,52 @@ impl Filter {
 
     fn semantic(&self) -> Option<&Semantic> {
         self.config.semantic.as_ref()
+    }
+
+    /// The exact tier answered (`hit`) or had nothing: answer, ask the semantic tier, or forward.
+    fn after_exact(&mut self, cx: &mut Ctx<'_, Call>, hit: Option<Entry>) -> Action {
+        let host = cx.host;
+        if let Some(entry) = hit {
+            self.answer(host, &entry, "exact", 1.0);
+            if self.phase == Phase::Answered {
+                return Action::Pause;
+            }
+            // The host refused the local reply (logged): the model answers instead.
+        }
+        let fits = match (self.semantic(), self.lookup.as_ref()) {
+            (Some(s), Some(l)) => l.text.chars().count() <= s.embedding.max_input_chars,
+            _ => false,
+        };
+        if fits {
+            if let (Some(s), Some(l)) = (self.semantic(), self.lookup.as_ref()) {
+                let payload = embed::body(&s.embedding, &l.text);
+                match cx.http_call(
+                    &s.embedding.upstream,
+                    &embed::request(&s.embedding, &payload),
+                    Call::Embed,
+                ) {
+                    Ok(_) => {
+                        self.phase = Phase::Looking;
+                        return Action::Pause;
+                    }
+                    Err(e) => {
+                        self.failed(
+                            cx.host,
+                            metric::ERR_EMBEDDING,
+                            "calling the embedding service",
+                            &e.to_string(),
+                        );
+                    }
+                }
+            }
+        }
+        let verdict = if self.look {
+            Verdict::Miss
+        } else {
+            Verdict::Bypass
+        };
+        self.forward(cx.host, verdict);
+        Action::Continue
     }
 }
 
@@ -396,54 +449,32 @@ impl HttpFilter for Filter {
                 return Action::Pause;
             }
         };
-        let hit = (self.look && self.config.exact)
+        let in_redis = self.redis().is_some();
+        let hit = (self.look && self.config.exact && !in_redis)
             .then(|| self.exact_hit(host, &lookup))
             .flatten();
-        let fits = self
-            .semantic()
-            .is_some_and(|s| lookup.text.chars().count() <= s.embedding.max_input_chars);
         self.lookup = Some(lookup);
-        if let Some(entry) = hit {
-            self.answer(host, &entry, "exact", 1.0);
-            if self.phase == Phase::Answered {
-                return Action::Pause;
-            }
-            // The host refused the local reply (logged): the model answers instead.
-        }
-        if fits {
-            if let (Some(s), Some(l)) = (self.semantic(), self.lookup.as_ref()) {
-                let payload = embed::body(&s.embedding, &l.text);
-                match cx.http_call(
-                    &s.embedding.upstream,
-                    &embed::request(&s.embedding, &payload),
-                    Call::Embed,
-                ) {
-                    Ok(_) => {
-                        self.phase = Phase::Looking;
-                        return Action::Pause;
-                    }
-                    Err(e) => {
-                        self.failed(
-                            cx.host,
-                            metric::ERR_EMBEDDING,
-                            "calling the embedding service",
-                            &e.to_string(),
-                        );
-                    }
+        if self.look && self.config.exact && in_redis {
+            match self.ask_redis(cx) {
+                Ok(()) => {
+                    self.phase = Phase::Looking;
+                    return Action::Pause;
                 }
+                Err(e) => self.failed(cx.host, metric::ERR_REDIS, "the Redis lookup", &e),
             }
         }
-        let verdict = if self.look {
-            Verdict::Miss
-        } else {
-            Verdict::Bypass
-        };
-        self.forward(cx.host, verdict);
-        Action::Continue
+        self.after_exact(cx, hit)
     }
 
     fn on_reply(&mut self, cx: &mut Ctx<'_, Call>, call: Call, reply: Reply) -> Next {
-        self.semantic_reply(cx, call, &reply)
+        match call {
+            Call::ExactGet => self.on_redis_lookup(cx, &reply),
+            Call::ExactSet => {
+                self.on_redis_stored(cx, &reply);
+                Next::Hold
+            }
+            _ => self.semantic_reply(cx, call, &reply),
+        }
     }
 
     fn on_response_headers(&mut self, cx: &mut Ctx<'_, Call>, end_of_stream: bool) -> Action {

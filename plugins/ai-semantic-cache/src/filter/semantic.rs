@@ -154,6 +154,8 @@ impl Filter {
                     self.failed(host, metric::ERR_STORE, "the vector store upsert", &why);
                 }
             },
+            // The exact tier's Redis calls are answered in `filter/redis.rs`.
+            Call::ExactGet | Call::ExactSet => return Next::Hold,
         }
         if looking {
             let verdict = if self.look {
