@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
-use crate::host::{Host, LogLevel};
+use crate::host::{Host, HostError, LogLevel};
+use crate::plugin::Ctx;
 
 /// The `redis` object of a plugin config, as written.
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
@@ -107,6 +108,43 @@ pub fn connect<'a>(host: &dyn Host, plugin: &str, settings: impl Iterator<Item =
                 ),
             );
         }
+    }
+}
+
+/// Send `command` to `settings`' Redis for `call` (`detached`: the stream does not wait for the
+/// answer). A call the host refuses is made once more after connecting again: the connection
+/// made at start fails while Higress does not know the Redis cluster yet (it learns the
+/// service's cluster after the plugin's configuration), and Higress's own SDK connects again
+/// before a command for the same reason.
+pub fn send<C: Copy>(
+    cx: &mut Ctx<'_, C>,
+    settings: &Redis,
+    command: &[u8],
+    call: C,
+    detached: bool,
+) -> Result<u32, HostError> {
+    let attempt = |cx: &mut Ctx<'_, C>| {
+        if detached {
+            cx.redis_call_detached(&settings.cluster, command, call)
+        } else {
+            cx.redis_call(&settings.cluster, command, call)
+        }
+    };
+    match attempt(cx) {
+        Err(HostError::Unsupported) => Err(HostError::Unsupported),
+        Err(e) => {
+            let connected = cx.redis_init(
+                &settings.init_cluster,
+                &settings.username,
+                &settings.password,
+                settings.timeout,
+            );
+            match connected {
+                Ok(()) => attempt(cx),
+                Err(_) => Err(e),
+            }
+        }
+        ok => ok,
     }
 }
 

@@ -31,13 +31,10 @@ impl Filter {
         let (Some(redis), Some(key)) = (self.redis(), self.redis_key()) else {
             return Err("no Redis".into());
         };
-        cx.redis_call(
-            &redis.cluster,
-            &resp::command(&["GET", key.as_str()]),
-            Call::ExactGet,
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        let command = resp::command(&["GET", key.as_str()]);
+        aigw_shared::redis::send(cx, redis, &command, Call::ExactGet, false)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// The lookup answered: a hit, or on to the semantic tier (or the model).
@@ -88,7 +85,7 @@ impl Filter {
             b"PX",
             ttl_ms.as_bytes(),
         ]);
-        match cx.redis_call_detached(&redis.cluster, &command, Call::ExactSet) {
+        match aigw_shared::redis::send(cx, redis, &command, Call::ExactSet, true) {
             Ok(_) => true,
             Err(e) => {
                 self.failed(
