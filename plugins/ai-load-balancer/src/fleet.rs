@@ -6,11 +6,12 @@
 //! snapshot of a request is otherwise served from this cache). **Writes** are batched: a worker
 //! publishes its changes to an endpoint (its in-flight count, routed blocks, newest report) in
 //! the request that refreshed the record (one write, with the version just read) and on its tick
-//! (every `refreshMs`, see [`tick_period`]); an end is written at once when the store would
+//! (every `refreshMs`, 5 ms at least: [`tick_period`]); an end is written at once when the store would
 //! otherwise count the worker's requests there too high ([`Fleet::finished`]); a cool-off at once.
 //!
-//! So another worker's changes reach this one within about two `refreshMs` (published within one,
-//! read within the next), and this worker's own changes count at once in its own picks.
+//! So another worker's changes reach this one within `refreshMs` of being published, which a busy
+//! worker does within `refreshMs` and an idle one within its tick; this worker's own changes
+//! count at once in its own picks.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -29,7 +30,11 @@ use crate::store::{
 /// has not yet and adds its counts to the counters, at the most.
 pub const TICK: Duration = Duration::from_millis(100);
 
-/// The tick: every `load.refreshMs` (the shortest of the pools'), between 1 ms and [`TICK`].
+/// The shortest tick: a worker busier than this publishes with its requests' reads anyway.
+pub const MIN_TICK: Duration = Duration::from_millis(5);
+
+/// The tick: every `load.refreshMs` (the shortest of the pools'), between [`MIN_TICK`] and
+/// [`TICK`].
 pub fn tick_period<'a>(configs: impl IntoIterator<Item = &'a Rc<Config>>) -> Option<Duration> {
     configs
         .into_iter()
@@ -38,7 +43,7 @@ pub fn tick_period<'a>(configs: impl IntoIterator<Item = &'a Rc<Config>>) -> Opt
             if c.load.refresh.is_zero() {
                 TICK
             } else {
-                c.load.refresh.clamp(Duration::from_millis(1), TICK)
+                c.load.refresh.clamp(MIN_TICK, TICK)
             }
         })
         .min()

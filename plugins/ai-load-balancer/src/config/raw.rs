@@ -285,7 +285,7 @@ pub(super) fn default_max_age() -> u64 {
     2_000
 }
 pub(super) fn default_refresh() -> u64 {
-    5
+    1
 }
 
 /// A request condition: one header, one of several values.

@@ -23,7 +23,7 @@ fn an_empty_config_routes_nothing_with_the_documented_defaults() {
     assert_eq!(c.saturation.policy, SaturationPolicy::Shed);
     assert_eq!(c.session.header, "x-session-id");
     assert_eq!(c.load.max_age, Duration::from_secs(2));
-    assert_eq!(c.load.refresh, Duration::from_millis(5));
+    assert_eq!(c.load.refresh, Duration::from_millis(1));
     assert_eq!(c.cool_off, Duration::from_secs(10));
     assert!(!c.response_header);
     assert_eq!(c.bounded_load, 1.25);
