@@ -12,7 +12,6 @@
 //! capability set.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
@@ -533,6 +532,17 @@ impl<P: Plugin> Context for Root<P> {
             d.on_reply(&self.host, token, reply);
         }
     }
+
+    /// Higress: a Redis answer to a call the root made.
+    #[cfg(feature = "higress")]
+    fn on_foreign_function(&mut self, function_id: u32, _arguments_size: usize) {
+        if let Some((token, reply)) = crate::higress_abi::take_answer(function_id) {
+            if let Some(d) = self.driver.as_mut() {
+                d.on_reply(&self.host, token, Reply::Redis(reply));
+            }
+            self.host.reply_in_callback.set(false);
+        }
+    }
 }
 
 impl<P: Plugin> RootContext for Root<P> {
@@ -602,11 +612,12 @@ impl<P: Plugin> RootContext for Root<P> {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let stream: Box<dyn HttpContext> = match &self.driver {
-            Some(root) => Box::new(Stream::<P>::new(
-                root.new_stream(),
-                ProxyWasmHost::new(self.caps, context_id),
-                context_id,
-            )),
+            Some(root) => Box::new(Stream::<P> {
+                driver: root.new_stream(),
+                host: ProxyWasmHost::new(self.caps, context_id),
+                context: context_id,
+                watched: false,
+            }),
             // Never configured (Envoy would have rejected the config): pass traffic through.
             None => Box::new(PassThrough),
         };
@@ -622,46 +633,10 @@ struct PassThrough;
 impl Context for PassThrough {}
 impl HttpContext for PassThrough {}
 
-/// What a stream's callbacks and its Redis answers (Higress) share.
-struct Core<P: Plugin> {
-    driver: RefCell<FilterDriver<P>>,
-    host: ProxyWasmHost,
-}
-
-impl<P: Plugin> Core<P> {
-    /// Run `f` on the driver; `fallback` if it is busy (a host re-entering a callback, which
-    /// Envoy never does: it defers what a callback asks for until the callback returns).
-    fn with<R>(&self, fallback: R, f: impl FnOnce(&mut FilterDriver<P>, &ProxyWasmHost) -> R) -> R {
-        match self.driver.try_borrow_mut() {
-            Ok(mut d) => f(&mut d, &self.host),
-            Err(_) => {
-                self.host.log(
-                    LogLevel::Error,
-                    &format!("{}: a callback re-entered its stream", P::NAME),
-                );
-                fallback
-            }
-        }
-    }
-
-    /// A callout answered outside any stream callback: a local reply sent from it must not force
-    /// Stop on the next callback (the reply's own response headers).
-    fn on_reply(&self, token: u32, reply: Reply) {
-        self.with((), |d, h| d.on_reply(h, token, reply));
-        self.host.reply_in_callback.set(false);
-    }
-}
-
-#[cfg(feature = "higress")]
-impl<P: Plugin> crate::higress_abi::RedisSink for Core<P> {
-    fn deliver(&self, token: u32, reply: Vec<u8>) {
-        self.on_reply(token, Reply::Redis(reply));
-    }
-}
-
 /// One HTTP stream of plugin `P`.
 struct Stream<P: Plugin> {
-    core: Rc<Core<P>>,
+    driver: FilterDriver<P>,
+    host: ProxyWasmHost,
     /// This stream's context id.
     context: u32,
     /// The watchdog knows this stream (its headers are held for the body).
@@ -669,49 +644,23 @@ struct Stream<P: Plugin> {
 }
 
 impl<P: Plugin> Stream<P> {
-    fn new(driver: FilterDriver<P>, host: ProxyWasmHost, context: u32) -> Self {
-        let redis = host.caps.redis;
-        let core = Rc::new(Core {
-            driver: RefCell::new(driver),
-            host,
-        });
-        if redis {
-            Self::register(context, &core);
-        }
-        Self {
-            core,
-            context,
-            watched: false,
-        }
-    }
-
-    #[cfg(feature = "higress")]
-    fn register(context: u32, core: &Rc<Core<P>>) {
-        let weak: std::rc::Weak<Core<P>> = Rc::downgrade(core);
-        crate::higress_abi::register(context, weak);
-    }
-
-    #[cfg(not(feature = "higress"))]
-    fn register(_context: u32, _core: &Rc<Core<P>>) {}
-
-    fn host(&self) -> &ProxyWasmHost {
-        &self.core.host
+    /// A callout answered outside any stream callback: a local reply sent from it must not force
+    /// Stop on the next callback (the reply's own response headers).
+    fn after_callout(&self) {
+        self.host.reply_in_callback.set(false);
     }
 
     /// Request headers held for the body: the watchdog times the wait for the first chunk
     /// (only while it is armed, so a VM that has seen bodies pays nothing).
     fn watch(&mut self, action: Action, end_of_stream: bool) {
-        if action != Action::Pause || end_of_stream {
+        if action != Action::Pause || end_of_stream || !self.driver.awaits_request_body() {
             return;
         }
-        if !self.core.with(false, |d, _| d.awaits_request_body()) {
+        if !self.host.caps.ticks || !watchdog(|w| w.armed()) {
             return;
         }
-        if !self.host().caps.ticks || !watchdog(|w| w.armed()) {
-            return;
-        }
-        let now = self.host().now_nanos().unwrap_or(0);
-        let protocol = self.core.with(Default::default(), |d, _| d.protocol());
+        let now = self.host.now_nanos().unwrap_or(0);
+        let protocol = self.driver.protocol();
         watchdog(|w| w.held(self.context, now, protocol));
         self.watched = true;
     }
@@ -723,9 +672,9 @@ impl<P: Plugin> Stream<P> {
     }
 
     fn finish_headers(&self, direction: Direction, action: Action) -> SdkAction {
-        let out = self.host().settle(action);
+        let out = self.host.settle(action);
         if out == SdkAction::Continue {
-            self.host().update_gate(|g| g.release(direction));
+            self.host.update_gate(|g| g.release(direction));
         }
         out
     }
@@ -740,31 +689,38 @@ impl<P: Plugin> Context for Stream<P> {
         _: usize,
     ) {
         let reply = Reply::Http(call_response(num_headers, body_size));
-        self.core.on_reply(token, reply);
+        self.driver.on_reply(&self.host, token, reply);
+        self.after_callout();
     }
 
     fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
         let reply = grpc_reply(status, size);
-        self.core.on_reply(token, reply);
+        self.driver.on_reply(&self.host, token, reply);
+        self.after_callout();
+    }
+
+    /// Higress: a Redis answer, handed over through the SDK's dispatch (see `higress_abi`).
+    #[cfg(feature = "higress")]
+    fn on_foreign_function(&mut self, function_id: u32, _arguments_size: usize) {
+        if let Some((token, reply)) = crate::higress_abi::take_answer(function_id) {
+            self.driver.on_reply(&self.host, token, Reply::Redis(reply));
+            self.after_callout();
+        }
     }
 
     fn on_done(&mut self) -> bool {
         self.unwatch();
-        self.core.with((), |d, _| d.on_done());
+        self.driver.on_done();
         #[cfg(feature = "higress")]
-        if self.host().caps.redis {
-            crate::higress_abi::unregister(self.context);
-        }
+        crate::higress_abi::forget(self.context);
         true
     }
 }
 
 impl<P: Plugin> HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
-        self.host().update_gate(|g| g.open(MapKind::RequestHeaders));
-        let action = self.core.with(Action::Continue, |d, h| {
-            d.on_request_headers(h, end_of_stream)
-        });
+        self.host.update_gate(|g| g.open(MapKind::RequestHeaders));
+        let action = self.driver.on_request_headers(&self.host, end_of_stream);
         self.watch(action, end_of_stream);
         self.finish_headers(Direction::Request, action)
     }
@@ -773,59 +729,50 @@ impl<P: Plugin> HttpContext for Stream<P> {
         if std::mem::take(&mut self.watched) {
             watchdog(|w| w.body(self.context));
         }
-        self.host().request_body_size.set(body_size);
-        let action = self.core.with(Action::Continue, |d, h| {
-            d.on_request_body(h, body_size, end_of_stream)
-        });
+        self.host.request_body_size.set(body_size);
+        let action = self
+            .driver
+            .on_request_body(&self.host, body_size, end_of_stream);
         // Headers held by an earlier Pause travel on with the body when it continues.
         self.finish_headers(Direction::Request, action)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> SdkAction {
-        self.host()
-            .update_gate(|g| g.open(MapKind::RequestTrailers));
+        self.host.update_gate(|g| g.open(MapKind::RequestTrailers));
         if std::mem::take(&mut self.watched) {
             watchdog(|w| w.body(self.context));
         }
-        let action = self
-            .core
-            .with(Action::Continue, |d, h| d.on_request_trailers(h));
+        let action = self.driver.on_request_trailers(&self.host);
         self.finish_headers(Direction::Request, action)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> SdkAction {
-        self.host()
-            .update_gate(|g| g.open(MapKind::ResponseHeaders));
-        let action = self.core.with(Action::Continue, |d, h| {
-            d.on_response_headers(h, end_of_stream)
-        });
+        self.host.update_gate(|g| g.open(MapKind::ResponseHeaders));
+        let action = self.driver.on_response_headers(&self.host, end_of_stream);
         self.finish_headers(Direction::Response, action)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> SdkAction {
-        self.host().response_body_size.set(body_size);
-        let action = self.core.with(Action::Continue, |d, h| {
-            d.on_response_body(h, body_size, end_of_stream)
-        });
+        self.host.response_body_size.set(body_size);
+        let action = self
+            .driver
+            .on_response_body(&self.host, body_size, end_of_stream);
         self.finish_headers(Direction::Response, action)
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> SdkAction {
-        self.host()
-            .update_gate(|g| g.open(MapKind::ResponseTrailers));
-        let action = self
-            .core
-            .with(Action::Continue, |d, h| d.on_response_trailers(h));
+        self.host.update_gate(|g| g.open(MapKind::ResponseTrailers));
+        let action = self.driver.on_response_trailers(&self.host);
         self.finish_headers(Direction::Response, action)
     }
 
     fn on_log(&mut self) {
         // Envoy lets on_log read both header maps through its access-log handles.
-        self.host().update_gate(|g| {
+        self.host.update_gate(|g| {
             g.open(MapKind::RequestHeaders);
             g.open(MapKind::ResponseHeaders);
         });
         self.unwatch();
-        self.core.with((), |d, h| d.on_log(h));
+        self.driver.on_log(&self.host);
     }
 }

@@ -10,15 +10,15 @@
 //! `get_buffer` does).
 //!
 //! Redis answers arrive through the export `proxy_on_redis_call_response(root_context, token,
-//! status, size)`, addressed like HTTP callouts to the root context. The SDK keeps its contexts
-//! to itself, so streams that call Redis are registered here ([`register`]) and each token
-//! remembers its stream: the answer is handed to that stream if it is still alive, and dropped
-//! otherwise (a settlement sent as the stream ended needs no answer).
+//! status, size)`, addressed like HTTP callouts to the root context. Each token remembers the
+//! context that sent it; the answer is handed to that context through the SDK's own dispatch of
+//! `proxy_on_foreign_function` (so the SDK files any callout made while handling it under the
+//! right context), and dropped when the context is gone (a settlement sent as a stream ended
+//! needs no answer).
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Weak;
 
 use crate::host::HostError;
 
@@ -134,35 +134,19 @@ fn redis_reply(size: usize) -> Vec<u8> {
     }
 }
 
-/// A stream that can take a Redis answer.
-pub(crate) trait RedisSink {
-    /// Deliver the answer to call `token` (empty bytes: the call failed).
-    fn deliver(&self, token: u32, reply: Vec<u8>);
-}
+/// The `function_id` under which a Redis answer is handed to a context through the SDK's
+/// `proxy_on_foreign_function` dispatch ("rdis"); no host function uses it.
+const REDIS_ANSWER: u32 = 0x7264_6973;
 
 thread_local! {
-    /// Streams that may receive Redis answers, by context id.
-    static SINKS: RefCell<HashMap<u32, Weak<dyn RedisSink>>> = RefCell::new(HashMap::new());
-    /// Which stream sent each pending call.
+    /// Which context (a stream's, or the root's) sent each pending call.
     static PENDING: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
+    /// The answer being handed over: (token, reply).
+    static ANSWER: RefCell<Option<(u32, Vec<u8>)>> = const { RefCell::new(None) };
 }
 
-/// Make stream `context` reachable for Redis answers (until [`unregister`]).
-pub(crate) fn register(context: u32, sink: Weak<dyn RedisSink>) {
-    SINKS.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.insert(context, sink);
-        }
-    });
-}
-
-/// Stream `context` is done: answers still on their way are dropped.
-pub(crate) fn unregister(context: u32) {
-    SINKS.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.remove(&context);
-        }
-    });
+/// Context `context` is done: answers still on their way are dropped.
+pub(crate) fn forget(context: u32) {
     PENDING.with(|p| {
         if let Ok(mut p) = p.try_borrow_mut() {
             p.retain(|_, c| *c != context);
@@ -170,7 +154,26 @@ pub(crate) fn unregister(context: u32) {
     });
 }
 
-/// Higress calls this when a Redis command was answered (status 0) or failed.
+/// In a context's `on_foreign_function`: the Redis answer handed over, if that is what this is.
+pub(crate) fn take_answer(function_id: u32) -> Option<(u32, Vec<u8>)> {
+    if function_id != REDIS_ANSWER {
+        return None;
+    }
+    ANSWER.with(|a| a.try_borrow_mut().ok().and_then(|mut a| a.take()))
+}
+
+extern "C" {
+    /// The SDK's own export (defined in this module, not imported): it finds the context,
+    /// makes it the SDK's active one (so calls made while handling the answer are filed under
+    /// it) and the host's effective one, and calls its `on_foreign_function`.
+    #[link_name = "proxy_on_foreign_function"]
+    fn sdk_on_foreign_function(context_id: u32, function_id: u32, arguments_size: usize);
+}
+
+/// Higress calls this when a Redis command was answered (status 0) or failed. The SDK keeps its
+/// contexts to itself, so the answer goes to the calling context through the SDK's dispatch of
+/// `proxy_on_foreign_function`: called directly, a callout started while handling the answer
+/// would be filed under whichever context the SDK ran last.
 #[no_mangle]
 pub extern "C" fn proxy_on_redis_call_response(
     _root_context: u32,
@@ -183,19 +186,27 @@ pub extern "C" fn proxy_on_redis_call_response(
     else {
         return;
     };
-    let Some(sink) = SINKS.with(|s| s.try_borrow().ok().and_then(|s| s.get(&context).cloned()))
-    else {
-        return;
-    };
-    let Some(sink) = sink.upgrade() else {
-        return;
-    };
+    // Read while the callback's own context is current: the buffer belongs to it.
     let reply = if status == OK {
         redis_reply(response_size)
     } else {
         Vec::new()
     };
-    if proxy_wasm::hostcalls::set_effective_context(context).is_ok() {
-        sink.deliver(token, reply);
+    let staged = ANSWER.with(|a| {
+        a.try_borrow_mut()
+            .map(|mut a| *a = Some((token, reply)))
+            .is_ok()
+    });
+    if !staged {
+        return;
     }
+    // SAFETY: a call to a function of this module with plain integer arguments; the SDK's
+    // dispatcher holds no borrow here (we are not inside one of its callbacks).
+    unsafe { sdk_on_foreign_function(context, REDIS_ANSWER, 0) };
+    // A context that is gone never took it.
+    ANSWER.with(|a| {
+        if let Ok(mut a) = a.try_borrow_mut() {
+            a.take();
+        }
+    });
 }

@@ -38,6 +38,7 @@ pub(crate) struct EnvState {
     pub(crate) callouts_seen: Vec<CalloutRequest>,
     redis: Option<RedisHandler>,
     pub(crate) redis_seen: Vec<RedisCall>,
+    pub(crate) redis_held: bool,
     foreign: HashMap<String, ForeignFn>,
     pub(crate) upstream_hosts: Headers,
     next_vm_key: u64,
@@ -77,6 +78,7 @@ impl Env {
             callouts_seen: Vec::new(),
             redis: None,
             redis_seen: Vec::new(),
+            redis_held: false,
             foreign: HashMap::new(),
             upstream_hosts: Vec::new(),
             next_vm_key: 0,
@@ -112,6 +114,14 @@ impl Env {
     /// Declares a cluster name; once any is declared, callouts to undeclared clusters get BAD_ARGUMENT.
     pub fn declare_cluster(&self, cluster: &str) -> &Self {
         self.lock().clusters.insert(cluster.to_string());
+        self
+    }
+
+    /// Keep Redis calls unanswered (`true`) until [`crate::Vm::release_redis`], as a real Redis
+    /// answers while other streams run; `false` (the default) answers them right after the
+    /// callback that sent them.
+    pub fn hold_redis(&self, hold: bool) -> &Self {
+        self.lock().redis_held = hold;
         self
     }
 

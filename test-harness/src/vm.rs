@@ -233,7 +233,7 @@ impl Vm {
             } else if !st.pending_grpc.is_empty() {
                 let g = st.pending_grpc.remove(0);
                 self.deliver_grpc_close(g.token)?;
-            } else if !st.pending_redis.is_empty() {
+            } else if !st.pending_redis.is_empty() && !st.env.lock().redis_held {
                 let call = st.pending_redis.remove(0);
                 self.deliver_redis(call)?;
             } else if let Some(queue) = self.take_queue_notification() {
@@ -343,6 +343,17 @@ impl Vm {
     pub(crate) fn next_tick(&self) -> Option<u64> {
         let st = self.store.data();
         (st.tick_period_ms > 0).then_some(st.next_tick_ns)
+    }
+
+    /// Answers every Redis call held by [`Env::hold_redis`](crate::Env::hold_redis), oldest first,
+    /// then runs what they started (callouts and so on).
+    pub fn release_redis(&mut self) -> Result<()> {
+        while !self.store.data().pending_redis.is_empty() {
+            let call = self.store.data_mut().pending_redis.remove(0);
+            self.deliver_redis(call)?;
+            self.settle()?;
+        }
+        Ok(())
     }
 
     /// Delivers pending queue notifications addressed to this VM.

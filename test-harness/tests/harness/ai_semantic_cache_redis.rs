@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use aigw_harness::{
-    wasm_path, Chain, Env, MetricValue, PluginSpec, Profile, Request, UpstreamRequest,
-    UpstreamResponse,
+    headers, wasm_path, CalloutOutcome, CalloutRequest, Chain, Env, MetricValue, Plugin,
+    PluginSpec, Profile, Request, UpstreamRequest, UpstreamResponse,
 };
 use serde_json::json;
 
@@ -134,4 +134,59 @@ fn with_redis_gone_the_cache_fails_open() {
     }
     assert_eq!(calls, 2, "no cache without Redis, and no error either");
     assert!(counter(&env, "aigw.semantic_cache.reason.redis.errors") >= 2);
+}
+
+/// The exact tier in Redis and a semantic tier whose embedding service the test answers.
+const TWO_TIERS: &str = r#"{"ttlSeconds": 120,
+    "redis": {"cluster": "outbound|6379||redis.default.svc.cluster.local"},
+    "semantic": {"threshold": 0.9,
+        "embedding": {"cluster": "embedder", "authority": "embedder.test", "model": "m"},
+        "vectorStore": {"kind": "chroma", "cluster": "chroma", "authority": "chroma.test"}}}"#;
+
+#[test]
+fn a_callout_started_from_a_redis_answer_answers_its_own_stream() {
+    // Real Redis answers while other streams run: here both streams send their lookup before
+    // either is answered. Each answer (a miss) then starts that stream's embedding call, which
+    // must come back to that stream, not to the one the VM ran last.
+    let redis = RedisServer::start();
+    let env = Env::new();
+    redis.serve(&env);
+    env.hold_redis(true);
+    env.on_callout(|_: &CalloutRequest| CalloutOutcome::ok(500, "application/json", "{}"));
+    let spec = PluginSpec::new(higress_wasm())
+        .config(TWO_TIERS)
+        .profile(Profile::Higress);
+    let mut p = Plugin::load(&env, spec).unwrap_or_else(|e| panic!("{e}"));
+    let vm = p.worker(0);
+    let mut streams = Vec::new();
+    for question in ["What is the capital of France?", "And of Spain?"] {
+        let id = vm.create_stream().unwrap();
+        let body = json!({"model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": question}]})
+        .to_string();
+        let h = headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "gw"),
+            ("content-type", "application/json"),
+        ]);
+        vm.request_headers(id, h, false).unwrap();
+        let step = vm.request_body(id, body.as_bytes(), true).unwrap();
+        assert!(step.headers().is_none(), "held for the Redis lookup");
+        streams.push(id);
+    }
+    assert!(
+        env.callouts().is_empty(),
+        "nothing before the lookups are answered"
+    );
+    vm.release_redis().unwrap();
+    assert_eq!(env.redis_calls().len(), 2);
+    assert_eq!(env.callouts().len(), 2, "one embedding call per stream");
+    for id in streams {
+        let step = vm.poll(id).unwrap();
+        assert!(
+            step.headers().is_some(),
+            "stream {id:?} went on to the model after its embedding call failed"
+        );
+    }
 }

@@ -80,7 +80,10 @@ pub(crate) fn eject(
             Err(_) => (Ejections::default(), None),
         };
         ejections.eject(hash, until, now);
-        match host.set_shared_data(key, &ejections.encode(), cas) {
+        // A record absent at the read is created with a version that makes another worker's
+        // creation meanwhile a conflict (and a retry), not a lost ejection.
+        let version = Some(aigw_shared::kv::write_cas(cas));
+        match host.set_shared_data(key, &ejections.encode(), version) {
             Ok(()) => {
                 let name = format!(
                     "aigw.ai_proxy.provider.{}.key_ejections",
