@@ -28,7 +28,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use aigw_shared::config::ConfigError;
-use aigw_shared::host::{Capabilities, Host, LogLevel, MetricKind};
+use aigw_shared::host::{Capabilities, Host, MetricKind};
 use aigw_shared::metrics::Metrics;
 use aigw_shared::plugin::{Ctx, FilterEnv, Plugin, PluginConfig};
 
@@ -126,28 +126,12 @@ impl Plugin for TokenRateLimit {
     }
 
     fn on_start(config: &PluginConfig<Self>, _state: &State, cx: &mut Ctx<'_, ()>) {
-        if !cx.capabilities().redis {
-            return;
-        }
         // One connection per distinct Redis (rules may differ per route).
-        let mut done: Vec<&str> = Vec::new();
-        for c in config.all() {
-            let Some(r) = c.redis.as_ref() else { continue };
-            if done.contains(&r.init_cluster.as_str()) {
-                continue;
-            }
-            done.push(&r.init_cluster);
-            if let Err(e) = cx.redis_init(&r.init_cluster, &r.username, &r.password, r.timeout) {
-                cx.log(
-                    LogLevel::Error,
-                    &format!(
-                        "{}: cannot connect to Redis cluster `{}`: {e}",
-                        Self::NAME,
-                        r.init_cluster
-                    ),
-                );
-            }
-        }
+        aigw_shared::redis::connect(
+            cx.host,
+            Self::NAME,
+            config.all().filter_map(|c| c.redis.as_ref()),
+        );
     }
 
     fn host_limitations(config: &Config, caps: Capabilities) -> Vec<String> {

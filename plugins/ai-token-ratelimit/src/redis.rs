@@ -14,6 +14,9 @@
 //! switches to replicating its writes (`redis.replicate_commands()`, the default and a no-op
 //! since 5, still answered by 7): both scripts do.
 //!
+//! An expiry is capped at ten years and a wait at 2^53 µs, written as integers: Lua numbers
+//! are doubles, and a huge debt printed as `4.32e+17` is a value Redis refuses.
+//!
 //! Replies are decoded with [`aigw_shared::resp`]; anything unexpected is an error for the
 //! failure mode, never a guess.
 
@@ -55,7 +58,7 @@ for k = 1, #KEYS do
     if amount > cap then
       if not never then refuse, never = k, true end
     elseif level < amount and not never then
-      local w = math.ceil((amount - level) * period / per)
+      local w = math.min(math.ceil((amount - level) * period / per), 9007199254740991)
       if refuse == 0 or w > wait then refuse, wait = k, w end
     end
     rec[i] = {level, last, cap, per, period, amount}
@@ -71,7 +74,8 @@ for k = 1, #KEYS do
     parts[#parts + 1] = string.format('%.0f,%.0f', b[1], b[2])
     ttl = math.max(ttl, math.ceil((b[3] - b[1]) * b[5] / b[4] / 1000))
   end
-  if refuse == 0 then redis.call('SET', KEYS[k], table.concat(parts, ','), 'PX', ttl + 1000) end
+  ttl = math.min(ttl, 315360000000)
+  if refuse == 0 then redis.call('SET', KEYS[k], table.concat(parts, ','), 'PX', string.format('%d', ttl + 1000)) end
 end
 return out
 ";
@@ -107,7 +111,8 @@ for k = 1, #KEYS do
     parts[#parts + 1] = string.format('%.0f,%.0f', level, last)
     ttl = math.max(ttl, math.ceil((cap - level) * period / per / 1000))
   end
-  redis.call('SET', KEYS[k], table.concat(parts, ','), 'PX', ttl + 1000)
+  ttl = math.min(ttl, 315360000000)
+  redis.call('SET', KEYS[k], table.concat(parts, ','), 'PX', string.format('%d', ttl + 1000))
 end
 return #KEYS
 ";

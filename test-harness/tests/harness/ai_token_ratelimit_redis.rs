@@ -256,3 +256,37 @@ fn a_redis_not_reachable_at_configure_time_is_connected_by_the_first_request() {
     let errors = "aigw.ai_token_ratelimit.outcome.backend_error.requests_total";
     assert_eq!(counter(&env, errors), 0);
 }
+
+#[test]
+fn a_debt_centuries_long_is_still_a_record_redis_accepts() {
+    // Charged after the answer: an answer of ten trillion tokens against 2000 a day is a debt
+    // that would take billions of years to refill. The expiry is capped (ten years) and written
+    // as an integer: Lua printed it as 4.32e+17, which Redis refuses, and the settlement was lost.
+    let redis = RedisServer::start();
+    let env = Env::new();
+    redis.serve(&env);
+    let after = config("closed").replace(
+        r#""name": "team", "keys""#,
+        r#""name": "team", "chargeAfterResponse": true, "keys""#,
+    );
+    let spec = PluginSpec::new(higress_wasm())
+        .config(after)
+        .profile(Profile::Higress);
+    let mut p = Plugin::load_workers(&env, spec, 1).unwrap_or_else(|e| panic!("{e}"));
+    let id = begin(&mut p, 0, "big").unwrap();
+    complete(&mut p, 0, id, 9, 10_000_000_000_000);
+    let errors = "aigw.ai_token_ratelimit.outcome.backend_error.requests_total";
+    assert_eq!(counter(&env, errors), 0, "the settlement was accepted");
+    let ttl = redis
+        .command(&["PTTL", "aigw-trl:team:0:big"])
+        .unwrap()
+        .as_int()
+        .unwrap();
+    assert!(
+        ttl > 315_000_000_000 && ttl <= 315_360_001_000,
+        "PTTL {ttl}"
+    );
+    // In debt: the next request is refused.
+    let (status, _) = begin(&mut p, 0, "big").expect_err("refused");
+    assert_eq!(status, 429);
+}

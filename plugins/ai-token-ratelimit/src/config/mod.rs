@@ -55,46 +55,9 @@ struct RawConfig {
     #[serde(default)]
     rls: Option<RawRls>,
     #[serde(default)]
-    redis: Option<RawRedis>,
+    redis: Option<aigw_shared::redis::RawRedis>,
     #[serde(default)]
     quota: Option<crate::quota::RawQuota>,
-}
-
-#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawRedis {
-    /// The Envoy cluster of the Redis service (Higress: e.g. `outbound|6379||redis.default.svc.cluster.local` or `redis.dns`).
-    cluster: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default = "default_redis_timeout")]
-    timeout_ms: u64,
-    #[serde(default)]
-    database: u32,
-}
-
-fn default_redis_timeout() -> u64 {
-    200
-}
-
-/// The `redis` backend's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redis {
-    /// The cluster name the commands go to (`proxy_redis_call`): the bare name, as Higress's own
-    /// SDK sends it (the database is an option of the connection, not of each call).
-    pub cluster: String,
-    /// The name the connection is made with (`proxy_redis_init`): `?db=N` appended for a
-    /// database other than 0.
-    pub init_cluster: String,
-    /// ACL user name (empty: none).
-    pub username: String,
-    /// Password (empty: none).
-    pub password: String,
-    /// How long a command may take.
-    pub timeout: Duration,
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
@@ -113,37 +76,6 @@ fn default_domain() -> String {
 }
 fn default_rls_timeout() -> u64 {
     200
-}
-
-fn compile_redis(r: RawRedis) -> Result<Redis, ConfigError> {
-    let cluster = r.cluster.trim();
-    if cluster.is_empty() {
-        return Err(ConfigError::invalid("redis.cluster", "must not be empty"));
-    }
-    if cluster.contains('?') || cluster.chars().any(char::is_control) {
-        return Err(ConfigError::invalid(
-            "redis.cluster",
-            "a cluster name without `?` options or control characters (the database is `database`)",
-        ));
-    }
-    if !(1..=60_000).contains(&r.timeout_ms) {
-        return Err(ConfigError::invalid(
-            "redis.timeoutMs",
-            "must be between 1 and 60000",
-        ));
-    }
-    let init_cluster = if r.database == 0 {
-        cluster.to_owned()
-    } else {
-        format!("{cluster}?db={}", r.database)
-    };
-    Ok(Redis {
-        cluster: cluster.to_owned(),
-        init_cluster,
-        username: r.username,
-        password: r.password,
-        timeout: Duration::from_millis(r.timeout_ms),
-    })
 }
 
 /// The `rls` backend's settings.
@@ -403,7 +335,7 @@ pub struct Config {
     /// The `rls` backend's settings (set exactly when `backend` is `rls`).
     pub rls: Option<Rls>,
     /// The `redis` backend's settings (set exactly when `backend` is `redis`).
-    pub redis: Option<Redis>,
+    pub redis: Option<aigw_shared::redis::Redis>,
     /// The quota's admin endpoint (the quota itself is the last rule).
     pub quota_admin: Option<crate::quota::Admin>,
     /// Some limit counts tokens or cost, or some key is the model: the body must be read.
@@ -552,7 +484,9 @@ impl Config {
             (_, None) => None,
         };
         let redis = match (raw.backend, raw.redis) {
-            (Backend::Redis, Some(r)) => Some(compile_redis(r)?),
+            (Backend::Redis, Some(r)) => {
+                Some(aigw_shared::redis::Redis::build(r).map_err(|e| e.prefixed("redis"))?)
+            }
             (Backend::Redis, None) => {
                 return Err(ConfigError::invalid(
                     "redis",

@@ -7,44 +7,19 @@ use aigw_shared::host::{Action, HostError, LogLevel};
 use aigw_shared::plugin::{Ctx, Plugin, Reply};
 
 use super::{Filter, Phase};
-use crate::config::Redis;
 use crate::limiter::{Held, Plan};
 use crate::redis::{decode_reserve, reserve_command, settle_command, settled, Answer};
 use crate::{Metric, TokenRateLimit};
+use aigw_shared::redis::Redis;
 
-/// Send `command` (`detached`: not waited for). A call the host refuses is retried once after
-/// connecting again: the connection made at start fails when the Redis cluster is not known yet
-/// (Higress learns the service's cluster after the plugin's configuration), and Higress's own SDK
-/// connects again before a command for the same reason.
+/// Send `command` (`detached`: not waited for), connecting again once if the host refuses it.
 fn send(
     cx: &mut Ctx<'_, ()>,
     settings: &Redis,
     command: &[u8],
     detached: bool,
 ) -> Result<u32, HostError> {
-    let call = |cx: &mut Ctx<'_, ()>| {
-        if detached {
-            cx.redis_call_detached(&settings.cluster, command, ())
-        } else {
-            cx.redis_call(&settings.cluster, command, ())
-        }
-    };
-    match call(cx) {
-        Err(HostError::Unsupported) => Err(HostError::Unsupported),
-        Err(e) => {
-            let connected = cx.redis_init(
-                &settings.init_cluster,
-                &settings.username,
-                &settings.password,
-                settings.timeout,
-            );
-            match connected {
-                Ok(()) => call(cx),
-                Err(_) => Err(e),
-            }
-        }
-        ok => ok,
-    }
+    aigw_shared::redis::send(cx, settings, command, (), detached)
 }
 
 impl Filter {
