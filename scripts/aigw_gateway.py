@@ -273,6 +273,20 @@ def envoy_argv(config: Path, base_id: int) -> list[str]:
             "--log-level", "warn", "--component-log-level", "wasm:debug"]
 
 
+def host_env_keys(template: Path) -> list[str]:
+    """The environment variables a template passes into its wasm VMs (`host_env_keys`)."""
+    keys = []
+    for found in re.findall(r"host_env_keys: \[([^\]]*)\]", template.read_text(encoding="utf-8")):
+        keys += [k.strip() for k in found.split(",") if k.strip()]
+    return keys
+
+
+def validation_env(template: Path) -> dict[str, str]:
+    """Stand-in values for the keys a template reads from the environment: validation configures
+    the plugins, and ai-proxy refuses a key variable that is unset."""
+    return {key: f"validate-{key.lower()}" for key in host_env_keys(template)}
+
+
 def validate_envoy_config(config: Path, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """Run `envoy --mode validate` on a rendered config (with `env` added to the environment:
     validation configures the wasm plugins, and some read their keys from it); returns

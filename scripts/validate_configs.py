@@ -27,7 +27,8 @@ def main() -> int:
             values = gateway.envoy_values(*gateway.free_ports(3))
             try:
                 rendered = gateway.render_template(template, Path(tmp) / template.name, values)
-                ok, output = gateway.validate_envoy_config(rendered)
+                ok, output = gateway.validate_envoy_config(rendered,
+                                                           gateway.validation_env(template))
             except gateway.GatewayError as err:
                 ok, output = False, str(err)
             print(f"{'ok  ' if ok else 'FAIL'} envoy-configs/{template.name}")
