@@ -251,12 +251,19 @@ impl Filter {
     }
 }
 
-/// The pick into `header`, the ordered list into `listHeader`, and the request for a load report
-/// (vLLM sends it only when asked). False when the pick could not be written.
+/// The pick into `header` (and, on Higress, as the upstream override host), the ordered list into
+/// `listHeader`, and the request for a load report (vLLM sends it only when asked). False when
+/// the pick could not be written.
 fn write_headers(cx: &Ctx<'_, ()>, c: &Config, order: &[usize], client_asked: bool) -> bool {
     let Some(endpoint) = order.first().and_then(|&i| c.endpoints.get(i)) else {
         return false;
     };
+    if cx.capabilities().override_host {
+        // Higress sends the request to this host of the routed cluster itself: no ORIGINAL_DST
+        // cluster needed there.
+        let set = cx.set_upstream_override_host(endpoint.address.as_bytes());
+        cx.check(set, "set the upstream override host");
+    }
     let set = cx.set_header(
         MapKind::RequestHeaders,
         &c.header,

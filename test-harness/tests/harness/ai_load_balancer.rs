@@ -348,3 +348,45 @@ fn a_routed_request_costs_a_small_constant_number_of_host_calls() {
         "{read} host calls: {counts_read:?}"
     );
 }
+
+#[test]
+fn on_higress_the_pick_is_the_upstream_override_host() {
+    let standard = wasm();
+    let higress = standard
+        .parent()
+        .unwrap()
+        .join("higress")
+        .join(standard.file_name().unwrap());
+    assert!(
+        higress.is_file(),
+        "{} missing: run `make build`",
+        higress.display()
+    );
+    let env = Env::new();
+    let spec = PluginSpec::new(higress)
+        .config(config(""))
+        .profile(Profile::Higress);
+    let mut p = Plugin::load(&env, spec).unwrap_or_else(|e| panic!("{e}"));
+    let vm = p.worker(0);
+    let id = vm.create_stream().unwrap();
+    let h = headers(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gw"),
+        ("content-type", "application/json"),
+    ]);
+    vm.request_headers(id, h, false).unwrap();
+    let step = vm
+        .request_body(id, &chat(&long_system(), "hello"), true)
+        .unwrap();
+    let picked = step
+        .headers()
+        .and_then(|h| header_value(h, HEADER))
+        .expect("the pick in its header");
+    assert!(PODS.contains(&picked.as_str()), "{picked}");
+    assert_eq!(
+        vm.upstream_override(id).as_deref(),
+        Some(picked.as_str()),
+        "Higress is told the same host"
+    );
+}
