@@ -210,7 +210,9 @@ mod tests {
     #[test]
     fn hostile_replies_are_refused() {
         // A huge announced array with nothing behind it must not allocate.
-        assert_eq!(decode(b"*999999999999\r\n"), Err(DecodeError::Truncated));
+        assert_eq!(decode(b"*99999999\r\n"), Err(DecodeError::Truncated));
+        // Past usize on wasm32: malformed there, truncated on 64-bit; an error either way.
+        assert!(decode(b"*999999999999\r\n").is_err());
         assert!(decode(b"$-5\r\n").is_err());
         assert!(decode(b"$3\r\nabcXY").is_err());
         assert!(decode(b"?x\r\n").is_err());
