@@ -290,21 +290,35 @@ pub fn publish_endpoint(
     p: &Publish,
     now: u64,
 ) -> Result<EndpointRecord, HostError> {
-    if let Some((rec, cas)) = known {
+    let known = known.map(|(rec, cas)| {
         let next = rec.merged(p, now);
-        match host.set_shared_data(key, &next.encode(), Some(cas)) {
-            Ok(()) => return Ok(next),
-            Err(HostError::CasMismatch) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    kv::update(host, key, |cur| {
+        (next.encode(), cas, next)
+    });
+    update_known(host, key, known, |cur| {
         let next = cur
             .map(EndpointRecord::decode)
             .unwrap_or_default()
             .merged(p, now);
         (next.encode(), next)
     })
+}
+
+/// Write `known`'s bytes with its version (a value built on a read of this callback: one call
+/// when nobody wrote since); without one, or after a conflict, [`kv::update`] with `f`.
+fn update_known<T>(
+    host: &dyn Host,
+    key: &str,
+    known: Option<(Vec<u8>, u32, T)>,
+    f: impl FnMut(Option<&[u8]>) -> (Vec<u8>, T),
+) -> Result<T, HostError> {
+    if let Some((bytes, cas, out)) = known {
+        match host.set_shared_data(key, &bytes, Some(cas)) {
+            Ok(()) => return Ok(out),
+            Err(HostError::CasMismatch) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    kv::update(host, key, f)
 }
 
 // === the prefix table ===
@@ -652,21 +666,14 @@ impl<'a> PrefixTable<'a> {
     }
 
     fn write(&mut self, slot: u64, key: u64, stamp: Stamp, known: Option<usize>) {
-        let name = self.key.at(&self.keys.prefix_slot, slot).to_owned();
+        let name = self.key.at(&self.keys.prefix_slot, slot);
         // The read is spent either way: after a write its version is stale.
         let read = known.map(|i| self.reads.swap_remove(i));
-        if let Some(r) = read {
-            let next = r.bucket.stamped(key, stamp);
-            match self
-                .host
-                .set_shared_data(&name, &next.encode(), Some(kv::write_cas(r.cas)))
-            {
-                Ok(()) => return,
-                Err(HostError::CasMismatch) => {}
-                Err(_) => return,
-            }
-        }
-        let _ = kv::update(self.host, &name, |cur| {
+        let known = read.map(|r| {
+            let next = r.bucket.stamped(key, stamp).encode();
+            (next, kv::write_cas(r.cas), ())
+        });
+        let _ = update_known(self.host, name, known, |cur| {
             let b = cur.map(Bucket::decode).unwrap_or_default();
             (b.stamped(key, stamp).encode(), ())
         });
