@@ -126,7 +126,7 @@ impl State {
     /// has not yet (the tick).
     pub fn flush(&self, host: &dyn Host, now: u64) {
         self.fleet.on_tick(host, now);
-        // Counters at most every `fleet::TICK` (the tick itself may be as short as 1 ms).
+        // Counters at most every `fleet::TICK` (the tick itself may be as short as `fleet::MIN_TICK`).
         let every = u64::try_from(fleet::TICK.as_nanos()).unwrap_or(u64::MAX);
         if now.saturating_sub(self.counted_at.get()) < every {
             return;
