@@ -26,35 +26,64 @@ use crate::bucket::{Bucket, Short, Spec};
 use crate::config::{Config, Rule};
 use crate::limiter::{counter_key, Held, Plan, Status};
 
+/// What both scripts start with: Redis's clock, reading a record, the refill, and writing a
+/// record back with its expiry (the `local` backend's arithmetic, [`crate::bucket`]).
+macro_rules! lua_prelude {
+    () => {
+        r"if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- The {level, last} pairs of the record at key for m limits; nil when absent or of another shape.
+local function load(key, m)
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local vals = {}
+  for v in string.gmatch(raw, '[^,]+') do vals[#vals + 1] = tonumber(v) end
+  if #vals ~= 2 * m then return nil end
+  return vals
+end
+-- Limit i of a record, refilled to now: level, last (a missing record is full).
+local function refilled(vals, i, cap, per, period)
+  local level, last = cap, now
+  if vals then level, last = vals[2 * i - 1], vals[2 * i] end
+  if level >= cap then
+    level = cap
+    if now > last then last = now end
+  else
+    local add = math.floor(math.max(now - last, 0) * per / period)
+    if add > 0 then level = math.min(level + add, cap); last = now end
+  end
+  return level, last
+end
+-- Milliseconds until a bucket at level is full again.
+local function full_in(level, cap, per, period)
+  return math.ceil((cap - level) * period / per / 1000)
+end
+-- Write a record; it expires once full (at most ten years on, written as an integer).
+local function store(key, parts, ttl)
+  redis.call('SET', key, table.concat(parts, ','), 'PX', string.format('%d', math.min(ttl, 315360000000) + 1000))
+end
+"
+    };
+}
+
 /// Take every record's amounts, all or nothing. KEYS: the records. ARGV, per record: the number
 /// of limits `m`, then `m` times capacity, refill per period, period (µs) and amount (all
 /// milli-units). Returns `{refusing record (1-based, 0: admitted), wait µs (-1: never), level
 /// of every limit after the take (or after the refill when refused)}`.
-pub const RESERVE_SCRIPT: &str = r"-- aigw ai-token-ratelimit: reserve
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local a, recs = 1, {}
+pub const RESERVE_SCRIPT: &str = concat!(
+    "-- aigw ai-token-ratelimit: reserve\n",
+    lua_prelude!(),
+    r"local a, recs = 1, {}
 local refuse, wait, never = 0, 0, false
 for k = 1, #KEYS do
   local m = tonumber(ARGV[a]); a = a + 1
-  local vals = {}
-  local raw = redis.call('GET', KEYS[k])
-  if raw then for v in string.gmatch(raw, '[^,]+') do vals[#vals + 1] = tonumber(v) end end
-  if #vals ~= 2 * m then vals = nil end
+  local vals = load(KEYS[k], m)
   local rec = {}
   for i = 1, m do
     local cap, per, period, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
     a = a + 4
-    local level, last = cap, now
-    if vals then level, last = vals[2 * i - 1], vals[2 * i] end
-    if level >= cap then
-      level = cap
-      if now > last then last = now end
-    else
-      local add = math.floor(math.max(now - last, 0) * per / period)
-      if add > 0 then level = math.min(level + add, cap); last = now end
-    end
+    local level, last = refilled(vals, i, cap, per, period)
     if amount > cap then
       if not never then refuse, never = k, true end
     elseif level < amount and not never then
@@ -72,50 +101,38 @@ for k = 1, #KEYS do
     if refuse == 0 then b[1] = b[1] - b[6] end
     out[#out + 1] = b[1]
     parts[#parts + 1] = string.format('%.0f,%.0f', b[1], b[2])
-    ttl = math.max(ttl, math.ceil((b[3] - b[1]) * b[5] / b[4] / 1000))
+    ttl = math.max(ttl, full_in(b[1], b[3], b[4], b[5]))
   end
-  ttl = math.min(ttl, 315360000000)
-  if refuse == 0 then redis.call('SET', KEYS[k], table.concat(parts, ','), 'PX', string.format('%d', ttl + 1000)) end
+  if refuse == 0 then store(KEYS[k], parts, ttl) end
 end
 return out
-";
+"
+);
 
 /// Give back (or take) the difference to the real usage. KEYS: the records. ARGV, per record:
 /// `m`, then `m` times capacity, refill per period, period (µs) and delta (milli-units; positive
 /// gives back). A record that expired meanwhile starts full. Returns the number of records.
-pub const SETTLE_SCRIPT: &str = r"-- aigw ai-token-ratelimit: settle
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local a = 1
+pub const SETTLE_SCRIPT: &str = concat!(
+    "-- aigw ai-token-ratelimit: settle\n",
+    lua_prelude!(),
+    r"local a = 1
 for k = 1, #KEYS do
   local m = tonumber(ARGV[a]); a = a + 1
-  local vals = {}
-  local raw = redis.call('GET', KEYS[k])
-  if raw then for v in string.gmatch(raw, '[^,]+') do vals[#vals + 1] = tonumber(v) end end
-  if #vals ~= 2 * m then vals = nil end
+  local vals = load(KEYS[k], m)
   local parts, ttl = {}, 1
   for i = 1, m do
     local cap, per, period, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
     a = a + 4
-    local level, last = cap, now
-    if vals then level, last = vals[2 * i - 1], vals[2 * i] end
-    if level >= cap then
-      level = cap
-      if now > last then last = now end
-    else
-      local add = math.floor(math.max(now - last, 0) * per / period)
-      if add > 0 then level = math.min(level + add, cap); last = now end
-    end
+    local level, last = refilled(vals, i, cap, per, period)
     level = math.min(level + delta, cap)
     parts[#parts + 1] = string.format('%.0f,%.0f', level, last)
-    ttl = math.max(ttl, math.ceil((cap - level) * period / per / 1000))
+    ttl = math.max(ttl, full_in(level, cap, per, period))
   end
-  ttl = math.min(ttl, 315360000000)
-  redis.call('SET', KEYS[k], table.concat(parts, ','), 'PX', string.format('%d', ttl + 1000))
+  store(KEYS[k], parts, ttl)
 end
 return #KEYS
-";
+"
+);
 
 /// The Redis key of a plan's record: the counter key (no slot table: records expire).
 pub fn record_key<S: AsRef<str>>(rule: &Rule, set: usize, values: &[S]) -> String {
@@ -180,15 +197,9 @@ pub fn settle_command(
         let Some(set) = config.rules.get(h.rule).and_then(|r| r.sets.get(h.set)) else {
             continue;
         };
-        let deltas: Vec<i64> = h
-            .reserved
-            .iter()
-            .enumerate()
-            .map(|(i, r)| r.saturating_sub(actual(h, i)))
-            .collect();
-        if deltas.iter().all(|d| *d == 0) {
+        let Some(deltas) = h.deltas(&actual) else {
             continue;
-        }
+        };
         keys.push(h.key.clone());
         push_block(&mut argv, &set.specs, &deltas);
     }
