@@ -212,6 +212,20 @@ pub struct Held {
     pub reserved: Vec<i64>,
 }
 
+impl Held {
+    /// What goes back to each limit (negative: what is taken) when `actual(self, limit)` was
+    /// really used; `None` when every reservation was exact.
+    pub fn deltas(&self, actual: impl Fn(&Held, usize) -> i64) -> Option<Vec<i64>> {
+        let deltas: Vec<i64> = self
+            .reserved
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.saturating_sub(actual(self, i)))
+            .collect();
+        deltas.iter().any(|d| *d != 0).then_some(deltas)
+    }
+}
+
 /// The outcome of [`reserve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -407,15 +421,9 @@ pub fn settle(
         let Some(set) = rule.sets.get(h.set) else {
             continue;
         };
-        let deltas: Vec<i64> = h
-            .reserved
-            .iter()
-            .enumerate()
-            .map(|(i, r)| r.saturating_sub(actual(h, i)))
-            .collect();
-        if deltas.iter().all(|d| *d == 0) {
+        let Some(deltas) = h.deltas(&actual) else {
             continue;
-        }
+        };
         let result = kv::update(host, &h.key, |current| {
             if h.owner == 0 {
                 let mut buckets = load(current, rule, &set.specs, now);

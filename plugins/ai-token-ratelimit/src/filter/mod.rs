@@ -198,15 +198,7 @@ impl Filter {
             None => Err(HostError::Unsupported),
         };
         match verdict {
-            Ok(Verdict::Admitted { held, status }) => {
-                self.held = held;
-                self.status = status;
-                self.phase = Phase::Admitted;
-                self.state.count(cx.host, Metric::Allowed, 1);
-                let tokens = self.reserved.input.saturating_add(self.reserved.output);
-                self.state.count(cx.host, Metric::ReservedTokens, tokens);
-                Action::Continue
-            }
+            Ok(Verdict::Admitted { held, status }) => self.admitted(cx, held, status),
             Ok(Verdict::Refused {
                 rule,
                 short,
@@ -214,6 +206,17 @@ impl Filter {
             }) => self.refuse(cx, rule, short, &status),
             Err(e) => self.backend_failed(cx, Some(&e)),
         }
+    }
+
+    /// The reservation is held (`held`: what to settle; empty for `rls`): on to the model.
+    fn admitted(&mut self, cx: &mut Ctx<'_, ()>, held: Vec<Held>, status: Status) -> Action {
+        self.held = held;
+        self.status = status;
+        self.phase = Phase::Admitted;
+        self.state.count(cx.host, Metric::Allowed, 1);
+        let tokens = self.reserved.input.saturating_add(self.reserved.output);
+        self.state.count(cx.host, Metric::ReservedTokens, tokens);
+        Action::Continue
     }
 
     fn refuse(

@@ -50,7 +50,7 @@ impl Filter {
         };
         match answer {
             Ok(Answer::Admitted(status)) => {
-                self.held = plans
+                let held = plans
                     .into_iter()
                     .map(|p| Held {
                         rule: p.rule,
@@ -60,12 +60,7 @@ impl Filter {
                         reserved: p.amounts,
                     })
                     .collect();
-                self.status = status;
-                self.phase = Phase::Admitted;
-                self.state.count(cx.host, Metric::Allowed, 1);
-                let tokens = self.reserved.input.saturating_add(self.reserved.output);
-                self.state.count(cx.host, Metric::ReservedTokens, tokens);
-                Action::Continue
+                self.admitted(cx, held, status)
             }
             Ok(Answer::Refused {
                 index,

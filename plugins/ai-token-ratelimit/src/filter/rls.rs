@@ -10,7 +10,6 @@ use super::{Filter, Phase};
 use crate::bucket::Short;
 use crate::limiter::{Gauge, Plan, Status};
 use crate::rls;
-use crate::Metric;
 
 impl Filter {
     /// `rls` backend: ask the rate-limit service; the stream waits for [`Self::on_rls_answer`].
@@ -98,11 +97,7 @@ impl Filter {
                 .unwrap_or((0, 0));
             return self.refuse(cx, rule, Short::Wait(wait.max(1)), &status);
         }
-        self.status = status;
-        self.phase = Phase::Admitted;
-        self.state.count(cx.host, Metric::Allowed, 1);
-        let tokens = self.reserved.input.saturating_add(self.reserved.output);
-        self.state.count(cx.host, Metric::ReservedTokens, tokens);
-        Action::Continue
+        // Nothing to settle: RLS cannot give hits back.
+        self.admitted(cx, Vec::new(), status)
     }
 }
