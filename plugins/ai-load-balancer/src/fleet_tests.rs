@@ -28,6 +28,15 @@ fn worker(c: &Rc<Config>) -> (Fleet, Rc<[usize]>) {
     (f, s)
 }
 
+/// `n` requests on worker `f` at `now`, all to `slot`: read, pick, publish with the read.
+fn send(f: &Fleet, h: &MockHost, slots: &[usize], now: u64, slot: usize, n: usize) {
+    let read = f.refresh(h, now, slots, 5 * MS);
+    for _ in 0..n {
+        f.picked(slot, 0);
+    }
+    f.publish_read(h, now, slots, read);
+}
+
 /// What a request on worker `f` at `now` would see of endpoint 0 (refreshing as the filter does).
 fn in_flight_seen(f: &Fleet, h: &MockHost, slots: &[usize], now: u64) -> u32 {
     f.refresh(h, now, slots, 5 * MS);
@@ -76,11 +85,7 @@ fn an_end_is_published_when_the_store_would_count_too_many() {
     let (a, sa) = worker(&c);
     let (b, sb) = worker(&c);
     let t0 = 1_000 * MS;
-    let read = a.refresh(&ha, t0, &sa, 5 * MS);
-    for _ in 0..3 {
-        a.picked(sa[0], 0);
-    }
-    a.publish_read(&ha, t0, &sa, read);
+    send(&a, &ha, &sa, t0, sa[0], 3);
     assert_eq!(in_flight_seen(&b, &hb, &sb, t0), 3);
     // A pick within a's cache period is not published, so the end after it needs no write...
     a.refresh(&ha, t0 + MS, &sa, 5 * MS);
@@ -98,9 +103,7 @@ fn an_end_is_published_when_the_store_would_count_too_many() {
     a.finished(&ha, sa[0], t0 + 8 * MS);
     assert_eq!(in_flight_seen(&b, &hb, &sb, t0 + 15 * MS), 0);
     // A request that never got an answer (reset) still counts out.
-    let read = a.refresh(&ha, t0 + 20 * MS, &sa, 5 * MS);
-    a.picked(sa[1], 0);
-    a.publish_read(&ha, t0 + 20 * MS, &sa, read);
+    send(&a, &ha, &sa, t0 + 20 * MS, sa[1], 1);
     a.finished(&ha, sa[1], 0);
     b.refresh(&hb, t0 + 25 * MS, &sb, 5 * MS);
     assert_eq!(b.seen(sb[1], t0 + 25 * MS, u64::MAX).in_flight, 0);
@@ -113,11 +116,7 @@ fn a_busy_endpoints_ends_are_batched_within_an_eighth() {
     let (a, sa) = worker(&c);
     let (b, sb) = worker(&c);
     let t0 = 1_000 * MS;
-    let read = a.refresh(&ha, t0, &sa, 5 * MS);
-    for _ in 0..40 {
-        a.picked(sa[0], 0);
-    }
-    a.publish_read(&ha, t0, &sa, read);
+    send(&a, &ha, &sa, t0, sa[0], 40);
     let version = |h: &MockHost| h.shared.borrow()[&c.keys.endpoint[0]].1;
     let mut writes = 0;
     for i in 0..40u64 {
@@ -173,9 +172,7 @@ fn a_live_workers_long_requests_do_not_expire() {
     let (a, sa) = worker(&c);
     let (b, sb) = worker(&c);
     let t0 = 1_000 * MS;
-    let read = a.refresh(&ha, t0, &sa, 5 * MS);
-    a.picked(sa[0], 0);
-    a.publish_read(&ha, t0, &sa, read);
+    send(&a, &ha, &sa, t0, sa[0], 1);
     // Ten minutes of ticks, no other request: the entry is rewritten before it expires.
     let tick = u64::try_from(TICK.as_nanos()).unwrap();
     let mut now = t0;
