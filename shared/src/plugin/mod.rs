@@ -262,12 +262,7 @@ impl<'a, C> Ctx<'a, C> {
 
     /// Send a Redis command (Higress) for `call`; like [`Ctx::http_call`].
     pub fn redis_call(&mut self, cluster: &str, query: &[u8], call: C) -> Result<u32, HostError> {
-        if !self.host.capabilities().redis {
-            return Err(HostError::Unsupported);
-        }
-        let token = self.host.redis_call(cluster, query)?;
-        self.calls.insert(token, self.direction, call);
-        Ok(token)
+        self.send_redis(cluster, query, call, self.direction)
     }
 
     /// Send a Redis command the stream does not wait for (a write after the answer).
@@ -277,11 +272,21 @@ impl<'a, C> Ctx<'a, C> {
         query: &[u8],
         call: C,
     ) -> Result<u32, HostError> {
+        self.send_redis(cluster, query, call, None)
+    }
+
+    fn send_redis(
+        &mut self,
+        cluster: &str,
+        query: &[u8],
+        call: C,
+        holds: Option<Direction>,
+    ) -> Result<u32, HostError> {
         if !self.host.capabilities().redis {
             return Err(HostError::Unsupported);
         }
         let token = self.host.redis_call(cluster, query)?;
-        self.calls.insert(token, None, call);
+        self.calls.insert(token, holds, call);
         Ok(token)
     }
 
