@@ -208,7 +208,7 @@ impl Fleet {
 
     /// A request sent to `slot` ended; its answer came at `answered` (0: none). The store is
     /// written now when it would otherwise count this worker's requests there too high: by one or
-    /// more while the worker has at most 8 there, by more than an eighth of them beyond. A
+    /// more while the store counts fewer than 8 of them, by more than an eighth of them beyond. A
     /// finished request still counted holds its own pod against the conversation's next turn
     /// (picked by another worker a millisecond later), so small counts are kept exact; a busy
     /// endpoint's count is batched. A request whose pick was never published needs no write (the
