@@ -49,6 +49,9 @@ pub fn tick_period<'a>(configs: impl IntoIterator<Item = &'a Rc<Config>>) -> Opt
         .min()
 }
 
+// [`Fleet::refresh`] answers with one bit per endpoint of a pool.
+const _: () = assert!(crate::config::MAX_ENDPOINTS <= 64);
+
 /// What this worker knows about one endpoint (one per distinct address over every pool).
 #[derive(Debug, Default)]
 struct Known {
@@ -150,7 +153,7 @@ impl Fleet {
     }
 
     /// Read the records of `slots` not read within `every_ns`; bit `i` of the answer is set
-    /// when `slots[i]` was read now.
+    /// when `slots[i]` was read now (a pool has at most 64 endpoints: one bit each).
     pub fn refresh(&self, host: &dyn Host, now: u64, slots: &[usize], every_ns: u64) -> u64 {
         let mut known = self.known.borrow_mut();
         let mut read = 0u64;
