@@ -63,6 +63,15 @@ pub const METRIC_NAMES: [&str; 8] = [
     "aigw.ai_load_balancer.prefix.prompt_blocks_total",
 ];
 
+/// The counters added to on the tick rather than per request.
+const BATCHED: [Metric; 5] = [
+    Metric::PrefixPick,
+    Metric::SessionPick,
+    Metric::LoadPick,
+    Metric::MatchedBlocks,
+    Metric::PromptBlocks,
+];
+
 impl From<picker::Reason> for Metric {
     fn from(r: picker::Reason) -> Self {
         match r {
@@ -78,9 +87,8 @@ impl From<picker::Reason> for Metric {
 #[derive(Debug, Default)]
 pub struct State {
     ids: [Cell<Option<u32>>; 8],
-    /// Decisions (prefix, session, load), then matched and prompt blocks, counted since the last
-    /// tick.
-    pending: [Cell<u64>; 5],
+    /// Per [`BATCHED`] metric (indexed as `ids`), what was counted since the last flush.
+    pending: [Cell<u64>; 8],
     rng: Cell<u64>,
     /// When the counters were last flushed.
     counted_at: Cell<u64>,
@@ -110,13 +118,12 @@ impl State {
     /// Count a routing decision and the prompt blocks the pick held (added to their counters on
     /// the next tick: no host call here).
     pub fn count_decision(&self, reason: picker::Reason, matched: usize, prompt: usize) {
-        let i = match reason {
-            picker::Reason::Prefix => 0,
-            picker::Reason::Session => 1,
-            picker::Reason::Load => 2,
-        };
-        for (i, n) in [(i, 1), (3, matched as u64), (4, prompt as u64)] {
-            if let Some(c) = self.pending.get(i) {
+        for (m, n) in [
+            (Metric::from(reason), 1),
+            (Metric::MatchedBlocks, matched as u64),
+            (Metric::PromptBlocks, prompt as u64),
+        ] {
+            if let Some(c) = self.pending.get(m as usize) {
                 c.set(c.get().saturating_add(n));
             }
         }
@@ -126,22 +133,16 @@ impl State {
     /// has not yet (the tick).
     pub fn flush(&self, host: &dyn Host, now: u64) {
         self.fleet.on_tick(host, now);
-        // Counters at most every `fleet::TICK` (the tick itself may be as short as `fleet::MIN_TICK`).
+        // Counters at most every `fleet::TICK` (the tick itself may be as short as
+        // `fleet::MIN_TICK`).
         let every = u64::try_from(fleet::TICK.as_nanos()).unwrap_or(u64::MAX);
         if now.saturating_sub(self.counted_at.get()) < every {
             return;
         }
         self.counted_at.set(now);
         self.fleet.flush_picks(host);
-        let metrics = [
-            Metric::PrefixPick,
-            Metric::SessionPick,
-            Metric::LoadPick,
-            Metric::MatchedBlocks,
-            Metric::PromptBlocks,
-        ];
-        for (c, m) in self.pending.iter().zip(metrics) {
-            let n = c.replace(0);
+        for m in BATCHED {
+            let n = self.pending.get(m as usize).map_or(0, |c| c.replace(0));
             if n > 0 {
                 if let Some(id) = self.id(host, m, MetricKind::Counter) {
                     let _ = host.increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
