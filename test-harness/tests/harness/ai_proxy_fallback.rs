@@ -177,12 +177,7 @@ fn under_higress_a_failed_answer_falls_back_to_the_next_target_by_callout() {
     let calls = answer_callouts(&env, |_| {
         CalloutOutcome::ok(200, "application/json", CLAUDE)
     });
-    let standard = wasm_path("ai_proxy").unwrap_or_else(|e| panic!("{e}"));
-    let higress = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
+    let higress = crate::common::higress_wasm("ai_proxy");
     let config = CONFIG
         .replace(
             "\"cluster\": \"openai\"",

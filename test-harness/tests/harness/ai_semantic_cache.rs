@@ -566,17 +566,7 @@ fn an_answer_stored_by_one_worker_is_a_hit_on_another() {
 
 #[test]
 fn the_higress_build_answers_a_rephrased_question_under_the_higress_profile() {
-    let standard = wasm_path("ai_semantic_cache").unwrap_or_else(|e| panic!("{e}"));
-    let wasm = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
-    assert!(
-        wasm.is_file(),
-        "{} missing: run `make build`",
-        wasm.display()
-    );
+    let wasm = crate::common::higress_wasm("ai_semantic_cache");
     let services = Services::start();
     let env = services.env();
     // No allow_on_headers_stop_iteration here: the Higress ABI marker does that job.

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use aigw_harness::{
-    headers, wasm_path, CalloutOutcome, CalloutRequest, Chain, Env, MetricValue, Plugin,
-    PluginSpec, Profile, Request, UpstreamRequest, UpstreamResponse,
+    headers, CalloutOutcome, CalloutRequest, Chain, Env, MetricValue, Plugin, PluginSpec, Profile,
+    Request, UpstreamRequest, UpstreamResponse,
 };
 use serde_json::json;
 
@@ -17,18 +17,7 @@ const CONFIG: &str = r#"{"ttlSeconds": 120,
     "redis": {"cluster": "outbound|6379||redis.default.svc.cluster.local", "timeoutMs": 500}}"#;
 
 fn higress_wasm() -> PathBuf {
-    let standard = wasm_path("ai_semantic_cache").unwrap_or_else(|e| panic!("{e}"));
-    let path = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    path
+    crate::common::higress_wasm("ai_semantic_cache")
 }
 
 fn gateway(redis: &RedisServer) -> (Env, Chain) {

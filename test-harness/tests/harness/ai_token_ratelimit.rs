@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aigw_harness::{
-    header_value, headers, wasm_path, Action, Chain, Env, MetricValue, Plugin, PluginSpec, Profile,
-    Request, StreamId, UpstreamRequest, UpstreamResponse,
+    header_value, headers, wasm_path, Action, Chain, Env, Headers, MetricValue, Plugin, PluginSpec,
+    Profile, Request, StreamId, UpstreamRequest, UpstreamResponse,
 };
 use serde_json::Value;
 
@@ -58,6 +58,22 @@ fn answer(input: u64, output: u64) -> String {
 
 /// Start a chat request (reserving 9 + 200 tokens) on worker `w`; `Some(id)` when admitted.
 fn begin(p: &mut Plugin, w: usize, team: &str) -> Option<StreamId> {
+    match begin_or_refusal(p, w, team) {
+        Ok(id) => Some(id),
+        Err((status, _)) => {
+            assert_eq!(status, 429);
+            None
+        }
+    }
+}
+
+/// Start a chat request (reserving 9 + 200 tokens) on worker `w`; `Ok(id)` when admitted,
+/// `Err` with the local reply's status and headers otherwise (the stream then ended).
+pub(crate) fn begin_or_refusal(
+    p: &mut Plugin,
+    w: usize,
+    team: &str,
+) -> Result<StreamId, (u16, Headers)> {
     let vm = p.worker(w);
     let id = vm.create_stream().unwrap();
     let h = headers(&[
@@ -78,19 +94,18 @@ fn begin(p: &mut Plugin, w: usize, team: &str) -> Option<StreamId> {
         .unwrap();
     match step.local_reply {
         Some(reply) => {
-            assert_eq!(reply.status, 429);
             vm.finish_stream(id).unwrap();
-            None
+            Err((reply.status, reply.headers))
         }
         None => {
             assert!(step.headers().is_some(), "headers released with the body");
-            Some(id)
+            Ok(id)
         }
     }
 }
 
 /// Answer stream `id` on worker `w` with usage `input`/`output`, and end it.
-fn complete(p: &mut Plugin, w: usize, id: StreamId, input: u64, output: u64) {
+pub(crate) fn complete(p: &mut Plugin, w: usize, id: StreamId, input: u64, output: u64) {
     let vm = p.worker(w);
     let rh = headers(&[(":status", "200"), ("content-type", "application/json")]);
     let step = vm.response_headers(id, rh, false).unwrap();

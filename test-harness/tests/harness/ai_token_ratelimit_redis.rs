@@ -6,33 +6,14 @@
 
 use std::path::PathBuf;
 
-use aigw_harness::{
-    headers, wasm_path, Action, Env, Headers, MetricValue, Plugin, PluginSpec, Profile, StreamId,
-};
+use aigw_harness::{headers, Env, MetricValue, Plugin, PluginSpec, Profile, StreamId};
 use aigw_shared::resp::Value;
 
+use crate::ai_token_ratelimit::{begin_or_refusal as begin, complete};
 use crate::common::redis::RedisServer;
 
 fn higress_wasm() -> PathBuf {
-    let standard = wasm_path("ai_token_ratelimit").unwrap_or_else(|e| panic!("{e}"));
-    let path = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    path
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/ai-token-ratelimit/testdata")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    crate::common::higress_wasm("ai_token_ratelimit")
 }
 
 /// 2000 tokens a day (the refill, ~0.02 tokens a second on Redis's real clock, is below one
@@ -55,55 +36,6 @@ fn gateway(redis: &RedisServer, failure_mode: &str) -> (Env, Plugin) {
         .profile(Profile::Higress);
     let p = Plugin::load_workers(&env, spec, 2).unwrap_or_else(|e| panic!("{e}"));
     (env, p)
-}
-
-/// Start a chat request (reserving 9 + 200 tokens) on worker `w`; `Ok(id)` when admitted,
-/// `Err(reply)` with the local reply's status and headers otherwise.
-fn begin(p: &mut Plugin, w: usize, team: &str) -> Result<StreamId, (u16, Headers)> {
-    let vm = p.worker(w);
-    let id = vm.create_stream().unwrap();
-    let h = headers(&[
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gw"),
-        ("content-type", "application/json"),
-        ("x-team", team),
-    ]);
-    let step = vm.request_headers(id, h, false).unwrap();
-    assert_eq!(
-        step.action,
-        Some(Action::Pause),
-        "held until the body is read"
-    );
-    let step = vm
-        .request_body(id, &fixture("chat.request.json"), true)
-        .unwrap();
-    match step.local_reply {
-        Some(reply) => {
-            vm.finish_stream(id).unwrap();
-            Err((reply.status, reply.headers))
-        }
-        None => {
-            assert!(
-                step.headers().is_some(),
-                "headers released after Redis answered"
-            );
-            Ok(id)
-        }
-    }
-}
-
-/// Answer stream `id` on worker `w` with usage `input`/`output`, and end it.
-fn complete(p: &mut Plugin, w: usize, id: StreamId, input: u64, output: u64) {
-    let vm = p.worker(w);
-    let rh = headers(&[(":status", "200"), ("content-type", "application/json")]);
-    vm.response_headers(id, rh, false).unwrap();
-    let body = format!(
-        r#"{{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{{"index":0,"message":{{"role":"assistant","content":"ok"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{input},"completion_tokens":{output},"total_tokens":{}}}}}"#,
-        input + output
-    );
-    vm.response_body(id, body.as_bytes(), true).unwrap();
-    vm.finish_stream(id).unwrap();
 }
 
 fn header(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {

@@ -351,17 +351,7 @@ fn under_higress_the_cluster_name_is_mapped_to_a_provider() {
 
 #[test]
 fn the_higress_build_counts_the_same_under_higress() {
-    let standard = wasm();
-    let path = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build` (it builds the Higress variant too)",
-        path.display()
-    );
+    let path = crate::common::higress_wasm("ai_usage_stats");
     let env = Env::new();
     let s = PluginSpec::new(path)
         .config(PRICED)

@@ -17,18 +17,7 @@ const CONFIG: &str = r#"{
 const REPLY: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-5-nano","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#;
 
 fn higress_build(name: &str) -> PathBuf {
-    let standard = wasm_path(name).unwrap_or_else(|e| panic!("{e}"));
-    let path = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build` (it builds the Higress variant too)",
-        path.display()
-    );
-    path
+    crate::common::higress_wasm(name)
 }
 
 fn run(wasm: PathBuf) -> Result<(u16, Option<UpstreamRequest>), String> {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aigw_harness::{wasm_path, Env, Plugin, PluginSpec, Profile};
+use aigw_harness::{Env, Plugin, PluginSpec, Profile};
 use serde_json::{json, Map, Value};
 
 fn repo() -> PathBuf {
@@ -15,18 +15,7 @@ fn repo() -> PathBuf {
 
 /// The Higress build of a plugin (`make build` puts it in `<wasm dir>/higress/`).
 fn higress_build(plugin: &str) -> PathBuf {
-    let standard = wasm_path(&plugin.replace('-', "_")).unwrap_or_else(|e| panic!("{e}"));
-    let path = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    path
+    crate::common::higress_wasm(&plugin.replace('-', "_"))
 }
 
 /// The JSON Higress hands the plugin for one `WasmPlugin` spec.

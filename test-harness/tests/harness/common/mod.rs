@@ -11,6 +11,23 @@ pub fn guest() -> PathBuf {
     wasm_path("aigw_test_guest").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The Higress build of plugin module `name` (`ai_proxy`), which `make build` puts in
+/// `<wasm dir>/higress/`; the test fails, saying so, when it is missing.
+pub fn higress_wasm(name: &str) -> PathBuf {
+    let standard = wasm_path(name).unwrap_or_else(|e| panic!("{e}"));
+    let path = standard
+        .parent()
+        .map(|dir| dir.join("higress"))
+        .unwrap_or_default()
+        .join(standard.file_name().unwrap_or_default());
+    assert!(
+        path.is_file(),
+        "{} missing: run `make build` (it builds the Higress variants too)",
+        path.display()
+    );
+    path
+}
+
 /// A fixture file under tests/harness/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
