@@ -46,9 +46,6 @@ pub struct Plan {
     pub count: Option<crate::token_count::Counting>,
     /// A Responses API request sent through the hub: its answer goes back as a Responses object.
     pub responses: bool,
-    /// A Responses API request passed to a provider that serves it (OpenAI, Azure OpenAI): the
-    /// answer passes untouched, its usage read on the side.
-    pub native_responses: bool,
     /// The client's own key when it was passed through to the provider (redacted from error
     /// bodies like the configured keys).
     pub client_secret: Option<Secret>,
@@ -602,7 +599,6 @@ pub fn prepare_for(
             embed,
             count,
             responses,
-            native_responses,
             client_secret,
         },
     })

@@ -201,12 +201,9 @@ impl Responding {
             Work::Scrub { status }
         } else {
             let format = ResponseFormat::from_content_type(Some(content_type.as_bytes()));
-            let observer = if plan.native_responses {
-                ResponseObserver::new(Api::Responses, format)
-            } else {
-                ResponseObserver::new(api, format)
-            };
-            let observer = Box::new(observer.usage_only());
+            // A native Responses API answer (OpenAI, Azure OpenAI) is read as one: `api` is
+            // `Api::Responses` for it.
+            let observer = Box::new(ResponseObserver::new(api, format).usage_only());
             let streamed = matches!(api, Api::ChatCompletions | Api::AnthropicMessages);
             if format == ResponseFormat::Sse && streamed {
                 Work::Relay(Box::new(Relay::new(observer, plan.protocol)))
