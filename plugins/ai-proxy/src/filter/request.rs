@@ -325,7 +325,8 @@ impl Filter {
             }
         };
         let tokens = view.estimate_input_tokens().tokens;
-        Some(self.estimated_count(host, &format!("{{\"input_tokens\":{tokens}}}")))
+        let answer = crate::token_count::Asked::Anthropic.answer(tokens);
+        Some(self.estimated_count(host, &answer))
     }
 
     /// `POST /v1/responses/input_tokens`: forwarded to OpenAI itself and translated to Bedrock's
@@ -346,10 +347,10 @@ impl Filter {
             return None;
         }
         match crate::token_count::estimate_responses_input(body) {
-            Ok(tokens) => Some(self.estimated_count(
-                host,
-                &format!("{{\"object\":\"response.input_tokens\",\"input_tokens\":{tokens}}}"),
-            )),
+            Ok(tokens) => {
+                let answer = crate::token_count::Asked::OpenAiResponses.answer(tokens);
+                Some(self.estimated_count(host, &answer))
+            }
             Err(e) => {
                 let err = ClientError::invalid_request(format!("request body is {e}"));
                 Some(self.reject(host, &err))
