@@ -65,17 +65,9 @@ impl ResponsesEnd<'_> {
     /// Append the events to `out`; returns the next sequence number.
     pub fn write(&self, out: &mut Vec<u8>, text: &str) -> u64 {
         let mut seq = self.seq;
-        let mut push = |out: &mut Vec<u8>, mut v: Value| {
-            let name = v
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("sequence_number".into(), json!(seq));
-            }
+        let mut push = |out: &mut Vec<u8>, v: Value| {
+            push_numbered(out, v, seq);
             seq += 1;
-            push_event(out, &name, &v);
         };
         let (item_id, output_index, content_index) = match self.item {
             Some((id, o, c)) => (id.to_owned(), o, c),
@@ -245,6 +237,19 @@ pub fn refusal_stream(
         }
     }
     out
+}
+
+/// A Responses API event numbered `seq`, named after its `type`.
+pub fn push_numbered(out: &mut Vec<u8>, mut v: Value, seq: u64) {
+    let name = v
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("sequence_number".into(), json!(seq));
+    }
+    push_event(out, &name, &v);
 }
 
 fn push_event(out: &mut Vec<u8>, name: &str, v: &Value) {

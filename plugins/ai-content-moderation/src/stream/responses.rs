@@ -10,8 +10,8 @@
 use aigw_shared::stream::sse::{encode_event, SseEvent};
 use serde_json::{json, Value};
 
-use super::{write, Key, StreamFix};
-use crate::answer::ResponsesEnd;
+use super::{Key, StreamFix};
+use crate::answer::{push_numbered, ResponsesEnd};
 use crate::config::Config;
 use crate::output::Cut;
 use crate::vault::Vault;
@@ -241,24 +241,16 @@ impl StreamFix {
         for (key, text) in self.flush_where(config, vault, |k| only.is_none_or(|o| o == k)) {
             st.release(key, &text);
             let item_id = st.item_id(key.0);
-            let mut v = if key.2 {
+            let v = if key.2 {
                 json!({"type": "response.function_call_arguments.delta", "item_id": item_id,
                        "output_index": key.0, "delta": text})
             } else {
                 json!({"type": "response.output_text.delta", "item_id": item_id,
                        "output_index": key.0, "content_index": key.1, "delta": text, "logprobs": []})
             };
-            let name = v
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("sequence_number".into(), json!(st.next_seq));
-            }
+            push_numbered(out, v, st.next_seq);
             st.next_seq = st.next_seq.saturating_add(1);
             st.added = st.added.saturating_add(1);
-            write(out, Some(&name), &v);
         }
     }
 
