@@ -351,17 +351,7 @@ fn a_routed_request_costs_a_small_constant_number_of_host_calls() {
 
 #[test]
 fn on_higress_the_pick_is_the_upstream_override_host() {
-    let standard = wasm();
-    let higress = standard
-        .parent()
-        .unwrap()
-        .join("higress")
-        .join(standard.file_name().unwrap());
-    assert!(
-        higress.is_file(),
-        "{} missing: run `make build`",
-        higress.display()
-    );
+    let higress = crate::common::higress_wasm("ai_load_balancer");
     let env = Env::new();
     let spec = PluginSpec::new(higress)
         .config(config(""))
