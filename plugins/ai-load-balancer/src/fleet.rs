@@ -187,7 +187,12 @@ impl Fleet {
         };
         let shared = k.rec.fresh_load(now, max_age_ns);
         let load = match k.report {
-            Some((r, at)) if at >= k.rec.load_at && now.saturating_sub(at) <= max_age_ns => r,
+            Some((r, at))
+                if (at >= k.rec.load_at || !store::believable(k.rec.load_at, now))
+                    && now.saturating_sub(at) <= max_age_ns =>
+            {
+                r
+            }
             _ => shared,
         };
         Seen {

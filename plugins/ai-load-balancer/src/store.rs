@@ -30,6 +30,16 @@ pub const MAX_WORKERS: usize = 128;
 /// reload); live workers rewrite theirs at least every quarter of it.
 pub const WORKER_TTL_NS: u64 = 30_000_000_000;
 
+/// Stamps further than this ahead of a reader's clock are not believed. Every worker reads one
+/// host clock, so only a garbled record (or one of another format) is that far ahead; believed,
+/// it would never go stale.
+pub const FUTURE_SLACK_NS: u64 = 1_000_000_000;
+
+/// Whether a stamp `at` is plausible at `now` (not more than [`FUTURE_SLACK_NS`] ahead).
+pub fn believable(at: u64, now: u64) -> bool {
+    at <= now.saturating_add(FUTURE_SLACK_NS)
+}
+
 /// The shared-data keys of one pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keys {
@@ -184,13 +194,18 @@ impl EndpointRecord {
     pub fn in_flight_of_others(&self, me: u32, now: u64) -> u32 {
         self.workers
             .iter()
-            .filter(|w| w.id != me && now.saturating_sub(w.at) < WORKER_TTL_NS)
+            .filter(|w| {
+                w.id != me && now.saturating_sub(w.at) < WORKER_TTL_NS && believable(w.at, now)
+            })
             .fold(0u32, |n, w| n.saturating_add(w.in_flight))
     }
 
     /// The load report if younger than `max_age_ns` at `now` (else empty: read as idle).
     pub fn fresh_load(&self, now: u64, max_age_ns: u64) -> LoadReport {
-        if self.load_at == 0 || now.saturating_sub(self.load_at) > max_age_ns {
+        if self.load_at == 0
+            || now.saturating_sub(self.load_at) > max_age_ns
+            || !believable(self.load_at, now)
+        {
             LoadReport::default()
         } else {
             self.load
@@ -229,8 +244,9 @@ impl EndpointRecord {
     /// `self` with `p` merged in at `now`; dead workers' entries are dropped on the way.
     pub fn merged(&self, p: &Publish, now: u64) -> EndpointRecord {
         let mut r = self.clone();
-        r.workers
-            .retain(|w| w.id != p.worker && now.saturating_sub(w.at) < WORKER_TTL_NS);
+        r.workers.retain(|w| {
+            w.id != p.worker && now.saturating_sub(w.at) < WORKER_TTL_NS && believable(w.at, now)
+        });
         if p.in_flight > 0 {
             if r.workers.len() >= MAX_WORKERS {
                 if let Some(oldest) = r
@@ -251,7 +267,7 @@ impl EndpointRecord {
         }
         r.seq = r.seq.wrapping_add(p.seq_delta);
         if let Some((report, at)) = p.report {
-            if at >= r.load_at {
+            if at >= r.load_at || !believable(r.load_at, now) {
                 r.load = report;
                 r.load_at = at;
             }
@@ -727,7 +743,8 @@ impl<'a> Sessions<'a> {
             return None;
         };
         let (hash, ep, at) = (u64_at(&rec, 0)?, *rec.get(8)?, u64_at(&rec, 9)?);
-        (hash == id && now.saturating_sub(at) < self.ttl_ns).then_some((usize::from(ep), at))
+        (hash == id && now.saturating_sub(at) < self.ttl_ns && believable(at, now))
+            .then_some((usize::from(ep), at))
     }
 
     /// Bind session `id` to endpoint `e` at `now`.

@@ -153,6 +153,57 @@ fn a_dead_workers_requests_in_flight_stop_counting_after_the_ttl() {
 }
 
 #[test]
+fn stamps_far_in_the_future_are_not_believed() {
+    let c = config("");
+    let (a, b) = two_workers();
+    let k = &c.keys.endpoint[0];
+    let now = 10 * S;
+    let ahead = now + FUTURE_SLACK_NS + 1;
+    // A garbled record: a worker entry and a load report stamped past the slack.
+    let garbled = Publish {
+        worker: 5,
+        in_flight: 9,
+        report: Some((
+            LoadReport {
+                waiting: Some(50),
+                ..LoadReport::default()
+            },
+            ahead,
+        )),
+        ..Publish::default()
+    };
+    publish(&a, k, garbled, ahead);
+    let r = read(&b, k);
+    assert_eq!(
+        r.in_flight_of_others(1, now),
+        0,
+        "the entry never expires if believed"
+    );
+    assert!(
+        r.fresh_load(now, S).is_empty(),
+        "the report would never go stale"
+    );
+    // Within the slack both count (another worker read the clock a moment later).
+    assert_eq!(r.in_flight_of_others(1, ahead - 1), 9);
+    assert_eq!(r.fresh_load(ahead - 1, S).waiting, Some(50));
+    // A real report replaces the garbled one although it is "older"; the entry is dropped.
+    let real = Publish {
+        worker: 1,
+        report: Some((
+            LoadReport {
+                waiting: Some(2),
+                ..LoadReport::default()
+            },
+            now,
+        )),
+        ..Publish::default()
+    };
+    let after = publish(&b, k, real, now);
+    assert_eq!(after.fresh_load(now, S).waiting, Some(2));
+    assert!(after.workers.is_empty());
+}
+
+#[test]
 fn a_publish_with_a_stale_version_retries_and_keeps_the_other_workers_entry() {
     let c = config("");
     let (a, b) = two_workers();

@@ -246,23 +246,24 @@ fn all_endpoints_saturated_is_a_429_in_the_callers_protocol() {
     );
 }
 
-/// Requests in flight to `pod` as the shared endpoint record says (every live worker's entry).
-fn shared_in_flight(gw: &Gateway<LoadBalancer>, pod: &str) -> u32 {
+/// Requests in flight to `pod` as its shared endpoint record says (every live worker's entry;
+/// worker ids start at 1), or `None` when no record was written.
+fn shared_in_flight(gw: &Gateway<LoadBalancer>, pod: &str) -> Option<u32> {
     let key = format!("aigw.lb.ep.{pod}");
-    store::read_endpoint(gw.root_host(), &key)
-        .unwrap()
-        .0
-        .in_flight_of_others(0, gw.now_nanos())
+    let (record, cas) = store::read_endpoint(gw.root_host(), &key).unwrap();
+    cas.map(|_| record.in_flight_of_others(0, gw.now_nanos()))
 }
 
 #[test]
 fn requests_in_flight_are_counted_out_when_they_end() {
     let mut gw = gateway(r#", "scorers": {"prefix": 0}"#);
+    let mut used = Vec::new();
     for i in 0..5 {
-        let _ = gw.run(Exchange::post_json(
+        let out = gw.run(Exchange::post_json(
             "/v1/chat/completions",
             &chat(&format!("{i}")),
         ));
+        used.push(picked(&out));
         // The worker's own view is exact at once.
         for s in 0..3 {
             assert_eq!(
@@ -273,9 +274,14 @@ fn requests_in_flight_are_counted_out_when_they_end() {
     }
     // The store too: the first request published its pick with the read it made, and its end
     // (the worker's last request there) at once.
-    for pod in PODS {
-        assert_eq!(shared_in_flight(&gw, pod), 0, "{pod}");
-    }
+    // (A pick made within the cache period is published with the next batch; its end came
+    // first, so nothing needed writing for it.)
+    let written: Vec<u32> = used
+        .iter()
+        .filter_map(|pod| shared_in_flight(&gw, pod))
+        .collect();
+    assert!(!written.is_empty(), "the first pick was published");
+    assert!(written.iter().all(|&n| n == 0), "{written:?}");
 }
 
 #[test]
