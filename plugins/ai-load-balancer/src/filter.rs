@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use aigw_shared::error::{ClientError, ClientProtocol, ErrorKind};
-use aigw_shared::host::{Action, Capabilities, Direction, LogLevel, MapKind, MetricKind};
+use aigw_shared::host::{Action, Capabilities, Direction, LogLevel, MapKind};
 use aigw_shared::llm::{Api, RequestView};
 use aigw_shared::plugin::{Ctx, HttpFilter, WholeBody};
 
@@ -237,9 +237,9 @@ impl Filter {
         self.state
             .fleet
             .publish(cx.host, now, slot, Health::DownUntil(until), true);
-        if let Ok(id) = cx.define_metric(MetricKind::Counter, &e.down_metric) {
-            let _ = cx.increment_metric(id, 1);
-        }
+        self.state
+            .endpoint_metrics
+            .count(cx.host, &e.down_metric, 1);
         cx.log(
             LogLevel::Info,
             &format!(

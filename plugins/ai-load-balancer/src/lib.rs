@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use aigw_shared::config::ConfigError;
 use aigw_shared::host::{Capabilities, Host, MetricKind};
+use aigw_shared::metrics::Metrics;
 use aigw_shared::plugin::{Ctx, FilterEnv, Plugin, PluginConfig};
 
 pub use config::Config;
@@ -94,6 +95,8 @@ pub struct State {
     counted_at: Cell<u64>,
     /// The endpoints as this worker sees them.
     pub fleet: Fleet,
+    /// Ids of the per-endpoint metrics (named from the configuration).
+    pub endpoint_metrics: Metrics,
 }
 
 impl State {

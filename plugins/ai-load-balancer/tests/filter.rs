@@ -161,9 +161,9 @@ fn a_stale_report_no_longer_counts() {
 #[test]
 fn an_endpoint_that_failed_is_skipped_for_its_cool_off() {
     let mut gw = gateway(r#", "unhealthyCoolOffMs": 5000, "scorers": {"prefix": 0}"#);
-    let dead = picked(
-        &gw.run(Exchange::post_json("/v1/chat/completions", &chat("one")).reply(reply(503, None))),
-    );
+    let first =
+        gw.run(Exchange::post_json("/v1/chat/completions", &chat("one")).reply(reply(503, None)));
+    let dead = picked(&first);
     for i in 0..12 {
         let out = gw.run(Exchange::post_json(
             "/v1/chat/completions",
@@ -171,6 +171,11 @@ fn an_endpoint_that_failed_is_skipped_for_its_cool_off() {
         ));
         assert_ne!(picked(&out), dead);
     }
+    let metric = format!(
+        "aigw.ai_load_balancer.endpoint.{}.marked_down_total",
+        dead.replace(['.', ':'], "_")
+    );
+    assert_eq!(first.host.metric_value(&metric), Some(1), "{metric}");
     gw.advance(Duration::from_secs(6));
     let mut back = false;
     for i in 0..30 {
