@@ -6,8 +6,6 @@
 //! ([`MAX_DEPTH`]) and element counts are checked against the bytes actually present, and every
 //! malformed or truncated reply is an error, never a panic.
 
-use std::fmt::Write as _;
-
 /// Arrays nested deeper than this are refused.
 pub const MAX_DEPTH: usize = 8;
 
@@ -62,19 +60,103 @@ pub enum DecodeError {
 /// Encode a command (`["EVAL", script, "1", key, …]`) as a RESP array of bulk strings.
 pub fn command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let len: usize = args.iter().map(|a| a.as_ref().len() + 16).sum();
-    let mut out = Vec::with_capacity(len + 16);
-    let mut head = String::new();
-    let _ = write!(head, "*{}\r\n", args.len());
-    out.extend_from_slice(head.as_bytes());
+    let mut c = Command::with_capacity(len);
     for a in args {
-        let a = a.as_ref();
-        head.clear();
-        let _ = write!(head, "${}\r\n", a.len());
-        out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        c.arg(a.as_ref());
     }
-    out
+    c.finish()
+}
+
+/// Room kept before a [`Command`]'s arguments for the array header (`*<count>\r\n`).
+const HEAD_ROOM: usize = 24;
+
+/// A command written straight into its bytes, argument by argument: numbers are formatted in
+/// place, nothing is collected first. The array header, which needs the count, is written last
+/// into room kept for it.
+#[derive(Debug)]
+pub struct Command {
+    out: Vec<u8>,
+    args: usize,
+}
+
+impl Command {
+    /// An empty command with room for about `capacity` bytes of arguments.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(HEAD_ROOM + capacity);
+        out.resize(HEAD_ROOM, 0);
+        Self { out, args: 0 }
+    }
+
+    /// Append one argument.
+    pub fn arg(&mut self, a: &[u8]) -> &mut Self {
+        self.out.push(b'$');
+        self.out
+            .extend_from_slice(Decimal::new(a.len() as u64, false).as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(a);
+        self.out.extend_from_slice(b"\r\n");
+        self.args += 1;
+        self
+    }
+
+    /// Append an integer argument (its decimal text).
+    pub fn int(&mut self, n: i64) -> &mut Self {
+        self.arg(Decimal::new(n.unsigned_abs(), n < 0).as_bytes())
+    }
+
+    /// Append an unsigned integer argument.
+    pub fn uint(&mut self, n: u64) -> &mut Self {
+        self.arg(Decimal::new(n, false).as_bytes())
+    }
+
+    /// The command's bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        let count = Decimal::new(self.args as u64, false);
+        let digits = count.as_bytes();
+        // `*`, at most 20 digits, CRLF: the header fits the room kept.
+        let start = HEAD_ROOM.saturating_sub(digits.len() + 3);
+        let mut at = start;
+        for part in [&b"*"[..], digits, b"\r\n"] {
+            if let Some(room) = self.out.get_mut(at..at + part.len()) {
+                room.copy_from_slice(part);
+            }
+            at += part.len();
+        }
+        self.out.drain(..start);
+        self.out
+    }
+}
+
+/// A number's decimal text, in a stack buffer (20 digits and a sign at most).
+struct Decimal {
+    buf: [u8; 21],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut n: u64, negative: bool) -> Self {
+        let mut buf = [0u8; 21];
+        let mut start = buf.len();
+        for slot in buf.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            start -= 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if negative && start > 0 {
+            start -= 1;
+            if let Some(sign) = buf.get_mut(start) {
+                *sign = b'-';
+            }
+        }
+        Self { buf, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
 }
 
 /// Decode one whole reply; bytes after it are an error.
@@ -172,6 +254,25 @@ mod tests {
             bytes,
             b"*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn numbers_are_written_as_their_decimal_text_and_the_count_comes_first() {
+        let mut c = Command::with_capacity(0);
+        c.int(0).int(-7).int(i64::MIN).uint(u64::MAX).arg(b"");
+        let mut many = Command::with_capacity(0);
+        for _ in 0..12 {
+            many.arg(b"x");
+        }
+        assert_eq!(
+            c.finish(),
+            b"*5\r\n$1\r\n0\r\n$2\r\n-7\r\n$20\r\n-9223372036854775808\r\n\
+              $20\r\n18446744073709551615\r\n$0\r\n\r\n"
+                .to_vec()
+        );
+        assert_eq!(many.finish(), command(&["x"; 12]));
+        assert!(command(&["x"; 12]).starts_with(b"*12\r\n$1\r\nx\r\n"));
+        assert_eq!(Command::with_capacity(8).finish(), b"*0\r\n".to_vec());
     }
 
     #[test]

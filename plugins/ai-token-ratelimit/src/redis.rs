@@ -144,44 +144,48 @@ fn period_us(spec: &Spec) -> u64 {
     (spec.period_ns / 1000).max(1)
 }
 
-/// Append one record's ARGV block: `m`, then per limit (capacity, refill, period, value).
-fn push_block(argv: &mut Vec<String>, specs: &[Spec], values: &[i64]) {
-    argv.push(specs.len().to_string());
-    for (spec, value) in specs.iter().zip(values) {
-        argv.push(spec.capacity.to_string());
-        argv.push(spec.per_period.to_string());
-        argv.push(period_us(spec).to_string());
-        argv.push(value.to_string());
-    }
-}
+/// One record of a script call: its key, its limits and one value per limit.
+type Block<'a, V> = (&'a str, &'a [Spec], V);
 
-fn eval(script: &str, keys: &[String], argv: &[String]) -> Vec<u8> {
-    let mut args: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + argv.len());
-    let count = keys.len().to_string();
-    args.push(b"EVAL");
-    args.push(script.as_bytes());
-    args.push(count.as_bytes());
-    args.extend(keys.iter().map(|k| k.as_bytes()));
-    args.extend(argv.iter().map(|v| v.as_bytes()));
-    resp::command(&args)
+/// `EVAL script n key… argv…` where each record's ARGV block is `m`, then per limit (capacity,
+/// refill, period, value). Written straight into the command's bytes.
+fn eval<V: AsRef<[i64]>>(script: &str, blocks: &[Block<'_, V>]) -> Vec<u8> {
+    let numbers: usize = blocks.iter().map(|(_, specs, _)| 1 + 4 * specs.len()).sum();
+    let keys: usize = blocks.iter().map(|(key, ..)| key.len() + 8).sum();
+    let mut c = resp::Command::with_capacity(script.len() + keys + 16 * numbers + 32);
+    c.arg(b"EVAL")
+        .arg(script.as_bytes())
+        .uint(blocks.len() as u64);
+    for (key, ..) in blocks {
+        c.arg(key.as_bytes());
+    }
+    for (_, specs, values) in blocks {
+        let values = values.as_ref();
+        c.uint(specs.len() as u64);
+        for (i, spec) in specs.iter().enumerate() {
+            c.int(spec.capacity)
+                .uint(spec.per_period)
+                .uint(period_us(spec))
+                .int(values.get(i).copied().unwrap_or(0));
+        }
+    }
+    c.finish()
 }
 
 /// The reservation command for `plans` (each plan's `key` a [`record_key`]).
 pub fn reserve_command(config: &Config, plans: &[Plan]) -> Vec<u8> {
-    let mut keys = Vec::with_capacity(plans.len());
-    let mut argv = Vec::new();
-    for plan in plans {
-        let Some(set) = config
-            .rules
-            .get(plan.rule)
-            .and_then(|r| r.sets.get(plan.set))
-        else {
-            continue;
-        };
-        keys.push(plan.key.clone());
-        push_block(&mut argv, &set.specs, &plan.amounts);
-    }
-    eval(RESERVE_SCRIPT, &keys, &argv)
+    let blocks: Vec<Block<'_, &[i64]>> = plans
+        .iter()
+        .filter_map(|plan| {
+            let set = config.rules.get(plan.rule)?.sets.get(plan.set)?;
+            Some((
+                plan.key.as_str(),
+                set.specs.as_slice(),
+                plan.amounts.as_slice(),
+            ))
+        })
+        .collect();
+    eval(RESERVE_SCRIPT, &blocks)
 }
 
 /// The settlement command: `actual(held, limit)` is what was really used; `None` when nothing
@@ -191,19 +195,14 @@ pub fn settle_command(
     held: &[Held],
     actual: impl Fn(&Held, usize) -> i64,
 ) -> Option<Vec<u8>> {
-    let mut keys = Vec::new();
-    let mut argv = Vec::new();
-    for h in held {
-        let Some(set) = config.rules.get(h.rule).and_then(|r| r.sets.get(h.set)) else {
-            continue;
-        };
-        let Some(deltas) = h.deltas(&actual) else {
-            continue;
-        };
-        keys.push(h.key.clone());
-        push_block(&mut argv, &set.specs, &deltas);
-    }
-    (!keys.is_empty()).then(|| eval(SETTLE_SCRIPT, &keys, &argv))
+    let blocks: Vec<Block<'_, Vec<i64>>> = held
+        .iter()
+        .filter_map(|h| {
+            let set = config.rules.get(h.rule)?.sets.get(h.set)?;
+            Some((h.key.as_str(), set.specs.as_slice(), h.deltas(&actual)?))
+        })
+        .collect();
+    (!blocks.is_empty()).then(|| eval(SETTLE_SCRIPT, &blocks))
 }
 
 /// What the reservation script decided.
