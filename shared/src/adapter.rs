@@ -321,6 +321,12 @@ impl Host for ProxyWasmHost {
         crate::higress_abi::set_upstream_override_host(host)
     }
 
+    #[cfg(feature = "higress")]
+    fn upstream_hosts(&self) -> Result<Vec<(String, String)>, HostError> {
+        let bytes = crate::higress_abi::upstream_hosts()?;
+        crate::host::decode_pairs(&bytes).ok_or(HostError::BadArgument("malformed upstream hosts"))
+    }
+
     fn register_queue(&self, name: &str) -> Result<u32, HostError> {
         if !self.caps.queues {
             return Err(HostError::Unsupported);

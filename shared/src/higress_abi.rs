@@ -1,5 +1,5 @@
 //! Higress's host calls beyond proxy-wasm 0.2.1 (the `higress` build, wasm32 only): Redis
-//! commands and the upstream override host. The proxy-wasm Rust SDK has neither, so this is the
+//! commands, the upstream override host and the list of upstream hosts. The proxy-wasm Rust SDK has neither, so this is the
 //! one module of the suite with `unsafe` code (the workspace denies it everywhere else; `make
 //! lint` checks that no other file allows it).
 //!
@@ -46,6 +46,7 @@ extern "C" {
         token: *mut u32,
     ) -> u32;
     fn proxy_set_upstream_override_host(host: *const u8, host_len: usize) -> u32;
+    fn proxy_get_upstream_hosts(data: *mut *mut u8, size: *mut usize) -> u32;
     #[link_name = "proxy_get_buffer_bytes"]
     fn get_buffer_bytes(
         buffer_type: u32,
@@ -112,6 +113,23 @@ pub fn redis_call(upstream: &str, query: &[u8], context: u32) -> Result<u32, Hos
 pub fn set_upstream_override_host(host: &[u8]) -> Result<(), HostError> {
     // SAFETY: a live slice read during the call.
     status(unsafe { proxy_set_upstream_override_host(host.as_ptr(), host.len()) })
+}
+
+/// The routed cluster's hosts, as the host serialised them (a proxy-wasm map of address to
+/// JSON; empty when the host has none).
+pub fn upstream_hosts() -> Result<Vec<u8>, HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: the host writes a pointer it got from the SDK's `proxy_on_memory_allocate` (a
+    // leaked `Box<[u8]>` of `len` bytes) and its length; ownership passes to us and is taken
+    // back exactly once, with that length.
+    unsafe {
+        status(proxy_get_upstream_hosts(&mut data, &mut len))?;
+        if data.is_null() {
+            return Ok(Vec::new());
+        }
+        Ok(Vec::from_raw_parts(data, len, len))
+    }
 }
 
 /// The Redis reply of the current `proxy_on_redis_call_response` (empty when there is none).

@@ -112,7 +112,8 @@ pub struct Capabilities {
     pub queues: bool,
     /// Redis commands (`proxy_redis_*`). Higress only (the Higress build).
     pub redis: bool,
-    /// Choosing the upstream host per request (`proxy_set_upstream_override_host`). Higress only.
+    /// Choosing the upstream host per request (`proxy_set_upstream_override_host`) and listing
+    /// the routed cluster's hosts (`proxy_get_upstream_hosts`). Higress only.
     pub override_host: bool,
 }
 
@@ -279,6 +280,11 @@ pub trait Host {
     fn set_upstream_override_host(&self, _host: &[u8]) -> Result<(), HostError> {
         Err(HostError::Unsupported)
     }
+    /// The routed cluster's hosts as Higress knows them: `(address, JSON)` pairs, the JSON
+    /// carrying `health_status` and the scraped `metrics` text (Higress).
+    fn upstream_hosts(&self) -> Result<Vec<(String, String)>, HostError> {
+        Err(HostError::Unsupported)
+    }
     /// Register (or find) this VM's shared queue `name`; returns its id.
     fn register_queue(&self, _name: &str) -> Result<u32, HostError> {
         Err(HostError::Unsupported)
@@ -390,9 +396,76 @@ impl PhaseGate {
     }
 }
 
+/// Decode a proxy-wasm map (pair count, then each pair's key and value lengths, then each key and
+/// value followed by a NUL), as hosts hand over header maps and Higress its upstream hosts.
+/// `None` when the bytes are not such a map; pairs that are not UTF-8 are skipped.
+pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(b)).ok()
+    };
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let count = u32_at(0)?;
+    // Each pair takes at least its two lengths and two NULs.
+    if count > bytes.len() / 10 {
+        return None;
+    }
+    let mut data = 4usize.checked_add(count.checked_mul(8)?)?;
+    let mut pairs = Vec::with_capacity(count);
+    for i in 0..count {
+        let (k, v) = (u32_at(4 + 8 * i)?, u32_at(8 + 8 * i)?);
+        let key = bytes.get(data..data.checked_add(k)?)?;
+        data = data.checked_add(k)?.checked_add(1)?;
+        let value = bytes.get(data..data.checked_add(v)?)?;
+        data = data.checked_add(v)?.checked_add(1)?;
+        if let (Ok(key), Ok(value)) = (std::str::from_utf8(key), std::str::from_utf8(value)) {
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    (data <= bytes.len()).then_some(pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        }
+        for (k, v) in pairs {
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+            out.extend_from_slice(v.as_bytes());
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn a_serialised_map_decodes_and_every_truncation_is_refused() {
+        let hosts = [
+            ("10.0.0.1:8000", r#"{"health_status":"Healthy"}"#),
+            ("10.0.0.2:8000", ""),
+        ];
+        let bytes = pairs(&hosts);
+        let got = decode_pairs(&bytes).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (hosts[0].0.to_owned(), hosts[0].1.to_owned()));
+        assert_eq!(got[1], (hosts[1].0.to_owned(), String::new()));
+        assert_eq!(decode_pairs(b""), Some(Vec::new()));
+        for cut in 1..bytes.len() {
+            assert_eq!(decode_pairs(&bytes[..cut]), None, "cut at {cut}");
+        }
+        // A count far beyond the bytes is refused before anything is reserved.
+        let mut huge = bytes.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode_pairs(&huge), None);
+    }
 
     #[test]
     fn request_headers_close_when_the_callback_continues() {

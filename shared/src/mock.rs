@@ -111,6 +111,8 @@ pub struct MockState {
     pub callouts: Vec<Callout>,
     /// Clusters `redis_init` connected (Higress).
     pub redis_clusters: Vec<String>,
+    /// What `upstream_hosts` answers (Higress): `(address, JSON)` pairs.
+    pub upstream_hosts: Vec<(String, String)>,
     /// Directions resumed, in order.
     pub resumed: Vec<Direction>,
     /// The clock, in nanoseconds.
@@ -455,6 +457,13 @@ impl Host for MockHost {
             .redis_clusters
             .push(cluster.to_owned());
         Ok(())
+    }
+
+    fn upstream_hosts(&self) -> Result<Vec<(String, String)>, HostError> {
+        if !self.caps.override_host {
+            return Err(HostError::Unsupported);
+        }
+        Ok(self.state.borrow().upstream_hosts.clone())
     }
 
     fn redis_call(&self, cluster: &str, query: &[u8]) -> Result<u32, HostError> {

@@ -116,12 +116,18 @@ impl Filter {
         };
         let mut sessions = Sessions::new(cx.host, c, &c.keys);
         let bound = self.session.and_then(|id| sessions.get(id, now));
+        let listed = self.state.host_views.get(cx.host, &config, now);
         let mut views = Vec::with_capacity(c.endpoints.len());
         let mut lora = Vec::with_capacity(c.endpoints.len());
         for (i, (e, s)) in c.endpoints.iter().zip(&seen).enumerate() {
+            let (host_down, host_load) = listed
+                .as_deref()
+                .map_or((false, LoadReport::default()), |l| {
+                    (l.is_unhealthy(i), l.load(i))
+                });
             views.push(EndpointView {
-                healthy: s.healthy,
-                load: s.load,
+                healthy: s.healthy && !host_down,
+                load: s.load.or(host_load),
                 in_flight: s.in_flight,
                 prefix_blocks: found.matched.get(i).copied().unwrap_or(0),
                 session: bound.is_some_and(|(b, _)| b == i),

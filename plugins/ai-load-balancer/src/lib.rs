@@ -8,7 +8,8 @@
 //!
 //! Modules: [`config`], [`orca`] (load reports), [`prefix`] (chained block hashes), [`store`]
 //! (shared records and tables), [`fleet`] (the worker's cached view of the endpoint records and
-//! its batched writes), [`picker`] (filters, scorers, the pick) and [`filter`].
+//! its batched writes), [`upstream_hosts`] (Higress's health and scraped metrics of the routed
+//! cluster), [`picker`] (filters, scorers, the pick) and [`filter`].
 
 pub mod config;
 pub mod filter;
@@ -17,6 +18,7 @@ pub mod orca;
 pub mod picker;
 pub mod prefix;
 pub mod store;
+pub mod upstream_hosts;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -97,6 +99,8 @@ pub struct State {
     pub fleet: Fleet,
     /// Ids of the per-endpoint metrics (named from the configuration).
     pub endpoint_metrics: Metrics,
+    /// Each pool's last list of upstream hosts from Higress.
+    pub host_views: upstream_hosts::HostViews,
 }
 
 impl State {

@@ -417,3 +417,70 @@ fn with_a_match_only_requests_carrying_the_header_value_are_routed() {
     );
     assert!(PODS.contains(&picked(&out).as_str()));
 }
+
+#[test]
+fn on_higress_hosts_it_holds_unhealthy_or_busy_in_its_scrapes_are_avoided() {
+    let mut gw: Gateway<LoadBalancer> = Gateway::new(
+        &config(r#", "scorers": {"prefix": 0}"#),
+        Capabilities::HIGRESS,
+    );
+    let listed = [
+        (PODS[0], r#"{"health_status":"Unhealthy"}"#),
+        (
+            PODS[1],
+            r#"{"health_status":"Healthy","metrics":"vllm:num_requests_waiting{model_name=\"m\"} 40\n"}"#,
+        ),
+        (PODS[2], r#"{"health_status":"Healthy","metrics":""}"#),
+    ];
+    for i in 0..12 {
+        let out = gw.run(
+            Exchange::post_json("/v1/chat/completions", &chat(&format!("h{i}")))
+                .capabilities(Capabilities::HIGRESS)
+                .upstream_hosts(&listed),
+        );
+        assert_eq!(picked(&out), PODS[2], "request {i}");
+    }
+    // On stock Envoy the host lists nothing: the same requests spread over all three.
+    let mut envoy = gateway(r#", "scorers": {"prefix": 0}"#);
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        seen.insert(picked(&envoy.run(Exchange::post_json(
+            "/v1/chat/completions",
+            &chat(&format!("e{i}")),
+        ))));
+    }
+    assert_eq!(seen.len(), 3);
+}
+
+#[test]
+fn the_hosts_list_is_read_once_per_refresh_period() {
+    let mut gw: Gateway<LoadBalancer> = Gateway::new(
+        &config(r#", "scorers": {"prefix": 0}, "load": {"upstreamHostsMs": 1000}"#),
+        Capabilities::HIGRESS,
+    );
+    let down = [(PODS[0], r#"{"health_status":"Unhealthy"}"#)];
+    let run = |gw: &mut Gateway<LoadBalancer>, i: usize, listed: &[(&str, &str)]| {
+        picked(
+            &gw.run(
+                Exchange::post_json("/v1/chat/completions", &chat(&format!("r{i}")))
+                    .capabilities(Capabilities::HIGRESS)
+                    .upstream_hosts(listed),
+            ),
+        )
+    };
+    // Read on the first request: pod 0 is held unhealthy ...
+    assert_ne!(run(&mut gw, 0, &down), PODS[0]);
+    // ... and stays so within the period, although the host would now say otherwise.
+    for i in 1..20 {
+        assert_ne!(run(&mut gw, i, &[]), PODS[0], "request {i}");
+    }
+    gw.advance(Duration::from_millis(1001));
+    let mut back = false;
+    for i in 20..50 {
+        back |= run(&mut gw, i, &[]) == PODS[0];
+    }
+    assert!(
+        back,
+        "read again after the period: nothing listed, pod 0 takes requests"
+    );
+}

@@ -41,6 +41,7 @@ pub struct Exchange {
     reply: UpstreamReply,
     reply_trailers: Option<Vec<(String, Vec<u8>)>>,
     caps: Capabilities,
+    upstream_hosts: Vec<(String, String)>,
     pub(crate) answer: Option<Box<Answerer>>,
 }
 
@@ -118,6 +119,7 @@ impl Exchange {
             reply: UpstreamReply::json("{}"),
             reply_trailers: None,
             caps: Capabilities::FULL,
+            upstream_hosts: Vec::new(),
             answer: None,
         }
     }
@@ -178,6 +180,16 @@ impl Exchange {
         self
     }
 
+    /// What the host lists as the routed cluster's hosts (Higress `proxy_get_upstream_hosts`):
+    /// `(address, JSON)` pairs.
+    pub fn upstream_hosts(mut self, hosts: &[(&str, &str)]) -> Self {
+        self.upstream_hosts = hosts
+            .iter()
+            .map(|(a, j)| ((*a).to_owned(), (*j).to_owned()))
+            .collect();
+        self
+    }
+
     /// Run on a host with these capabilities (e.g. [`Capabilities::APISIX`]).
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.caps = caps;
@@ -201,6 +213,7 @@ impl Exchange {
         host: MockHost,
         fallback: &mut Answerer,
     ) -> Outcome {
+        host.state.borrow_mut().upstream_hosts = std::mem::take(&mut self.upstream_hosts);
         let mut own = self.answer.take();
         let answer: &mut Answerer = match own.as_mut() {
             Some(a) => a.as_mut(),

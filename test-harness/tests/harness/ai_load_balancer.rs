@@ -380,3 +380,36 @@ fn on_higress_the_pick_is_the_upstream_override_host() {
         "Higress is told the same host"
     );
 }
+
+#[test]
+fn on_higress_hosts_the_host_lists_unhealthy_or_busy_are_not_picked() {
+    let higress = crate::common::higress_wasm("ai_load_balancer");
+    let env = Env::new();
+    env.set_upstream_hosts(&[
+        (PODS[0], r#"{"health_status":"Unhealthy","metrics":""}"#),
+        (
+            PODS[1],
+            r#"{"health_status":"Healthy","metrics":"vllm:num_requests_waiting{model_name=\"m\"} 40\n"}"#,
+        ),
+        (PODS[2], r#"{"health_status":"Healthy","metrics":"vllm:num_requests_waiting 0\n"}"#),
+    ]);
+    let spec = PluginSpec::new(higress)
+        .config(config(r#", "scorers": {"prefix": 0}"#))
+        .profile(Profile::Higress);
+    let mut p = Plugin::load(&env, spec).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..8 {
+        let vm = p.worker(i % 2);
+        let id = vm.create_stream().unwrap();
+        let h = headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "gw"),
+            ("content-type", "application/json"),
+        ]);
+        // Without the prefix scorer the pick needs no body: it is made on the headers.
+        let step = vm.request_headers(id, h, false).unwrap();
+        let picked = step.headers().and_then(|h| header_value(h, HEADER));
+        assert_eq!(picked.as_deref(), Some(PODS[2]), "request {i}");
+        assert_eq!(vm.upstream_override(id).as_deref(), Some(PODS[2]));
+    }
+}

@@ -117,6 +117,8 @@ pub struct LoadSources {
     pub queue_header: Option<String>,
     /// A response header carrying the number of running requests.
     pub running_header: Option<String>,
+    /// How often a worker reads Higress's list of the routed cluster's hosts (zero: never).
+    pub upstream_hosts: Duration,
 }
 
 /// The validated configuration.
@@ -215,6 +217,12 @@ impl Config {
         )?;
         check_range("load.maxAgeMs", raw.load.max_age_ms, 1, 3_600_000)?;
         check_range("load.refreshMs", raw.load.refresh_ms, 0, 1_000)?;
+        check_range(
+            "load.upstreamHostsMs",
+            raw.load.upstream_hosts_ms,
+            0,
+            60_000,
+        )?;
         for (path, h) in [
             ("load.kvCacheHeader", &raw.load.kv_cache_header),
             ("load.queueHeader", &raw.load.queue_header),
@@ -282,6 +290,7 @@ impl Config {
                 kv_cache_header: raw.load.kv_cache_header.map(|h| h.to_ascii_lowercase()),
                 queue_header: raw.load.queue_header.map(|h| h.to_ascii_lowercase()),
                 running_header: raw.load.running_header.map(|h| h.to_ascii_lowercase()),
+                upstream_hosts: Duration::from_millis(raw.load.upstream_hosts_ms),
             },
             cool_off: Duration::from_millis(raw.unhealthy_cool_off_ms),
             max_request_body_bytes: raw.max_request_body_bytes,

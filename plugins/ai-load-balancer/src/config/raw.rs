@@ -213,6 +213,9 @@ pub(super) struct RawLoad {
     /// A response header carrying the number of running requests.
     #[serde(default)]
     pub(super) running_header: Option<String>,
+    /// On Higress, each worker reads the routed cluster's hosts this often: endpoints the host holds unhealthy are skipped, and the model-server metrics it scrapes (vLLM, SGLang) count as load where no fresher report came; 0: never.
+    #[serde(default = "default_upstream_hosts")]
+    pub(super) upstream_hosts_ms: u64,
 }
 
 impl Default for RawLoad {
@@ -223,6 +226,7 @@ impl Default for RawLoad {
             kv_cache_header: None,
             queue_header: None,
             running_header: None,
+            upstream_hosts_ms: default_upstream_hosts(),
         }
     }
 }
@@ -286,6 +290,9 @@ pub(super) fn default_max_age() -> u64 {
 }
 pub(super) fn default_refresh() -> u64 {
     1
+}
+pub(super) fn default_upstream_hosts() -> u64 {
+    1_000
 }
 
 /// A request condition: one header, one of several values.
