@@ -120,11 +120,19 @@ impl Filter {
         let mut views = Vec::with_capacity(c.endpoints.len());
         let mut lora = Vec::with_capacity(c.endpoints.len());
         for (i, (e, s)) in c.endpoints.iter().zip(&seen).enumerate() {
-            let (host_down, host_load) = listed
-                .as_deref()
-                .map_or((false, LoadReport::default()), |l| {
-                    (l.is_unhealthy(i), l.load(i))
-                });
+            // The host's scrape counts like a response's report: for `maxAgeMs` after the read.
+            let (host_down, host_load) =
+                listed
+                    .as_ref()
+                    .map_or((false, LoadReport::default()), |(l, read_at)| {
+                        let fresh = now.saturating_sub(*read_at) <= max_age;
+                        let load = if fresh {
+                            l.load(i)
+                        } else {
+                            LoadReport::default()
+                        };
+                        (l.is_unhealthy(i), load)
+                    });
             views.push(EndpointView {
                 healthy: s.healthy && !host_down,
                 load: s.load.or(host_load),

@@ -196,7 +196,7 @@ impl Fleet {
             _ => shared,
         };
         Seen {
-            healthy: now >= k.rec.down_until,
+            healthy: now >= k.rec.down_until || !store::believable_deadline(k.rec.down_until, now),
             load,
             in_flight: k
                 .in_flight

@@ -214,3 +214,29 @@ fn a_publish_right_after_a_read_is_one_write() {
     // Nothing changed on the second endpoint: not written.
     assert!(!h.shared.borrow().contains_key(&c.keys.endpoint[1]));
 }
+
+#[test]
+fn a_cool_off_deadline_beyond_any_configurable_one_does_not_keep_the_endpoint_out() {
+    let c = config();
+    let h = MockHost::default();
+    let (f, s) = worker(&c);
+    let now = 10_000 * MS;
+    let down = |until| store::Publish {
+        worker: 9,
+        health: Health::DownUntil(until),
+        ..store::Publish::default()
+    };
+    let key = &c.keys.endpoint[0];
+    store::publish_endpoint(&h, key, None, &down(now + 5_000 * MS), now).unwrap();
+    f.refresh(&h, now, &s, 0);
+    assert!(
+        !f.seen(s[0], now, u64::MAX).healthy,
+        "a real cool-off holds"
+    );
+    let garbled = now + (store::MAX_COOL_OFF_MS + 2_000) * MS;
+    let h2 = MockHost::default();
+    store::publish_endpoint(&h2, key, None, &down(garbled), now).unwrap();
+    let (f2, s2) = worker(&c);
+    f2.refresh(&h2, now, &s2, 0);
+    assert!(f2.seen(s2[0], now, u64::MAX).healthy);
+}

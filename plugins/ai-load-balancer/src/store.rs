@@ -40,6 +40,15 @@ pub fn believable(at: u64, now: u64) -> bool {
     at <= now.saturating_add(FUTURE_SLACK_NS)
 }
 
+/// The longest cool-off a configuration may ask for (`unhealthyCoolOffMs`).
+pub const MAX_COOL_OFF_MS: u64 = 3_600_000;
+
+/// Whether a cool-off deadline is plausible at `now`: no configuration sets one further ahead
+/// than [`MAX_COOL_OFF_MS`] (a garbled one would keep its endpoint out for good).
+pub fn believable_deadline(until: u64, now: u64) -> bool {
+    until <= now.saturating_add(MAX_COOL_OFF_MS * 1_000_000 + FUTURE_SLACK_NS)
+}
+
 /// The shared-data keys of one pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keys {
@@ -274,7 +283,10 @@ impl EndpointRecord {
         }
         match p.health {
             Health::Same => {}
-            Health::DownUntil(until) => r.down_until = r.down_until.max(until),
+            Health::DownUntil(until) if believable_deadline(r.down_until, now) => {
+                r.down_until = r.down_until.max(until)
+            }
+            Health::DownUntil(until) => r.down_until = until,
             Health::Up => r.down_until = 0,
         }
         r

@@ -201,6 +201,21 @@ fn stamps_far_in_the_future_are_not_believed() {
     let after = publish(&b, k, real, now);
     assert_eq!(after.fresh_load(now, S).waiting, Some(2));
     assert!(after.workers.is_empty());
+    // A cool-off deadline beyond any configurable cool-off is replaced, not kept as the later.
+    let far = now + MAX_COOL_OFF_MS * 1_000_000 + FUTURE_SLACK_NS + 1;
+    let down = |until| Publish {
+        worker: 1,
+        health: Health::DownUntil(until),
+        ..Publish::default()
+    };
+    assert_eq!(publish(&a, k, down(far), now).down_until, far);
+    assert!(!believable_deadline(far, now));
+    assert_eq!(publish(&b, k, down(now + S), now).down_until, now + S);
+    assert_eq!(
+        publish(&a, k, down(now + 2), now).down_until,
+        now + S,
+        "the later one"
+    );
 }
 
 #[test]

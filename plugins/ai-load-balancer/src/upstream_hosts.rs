@@ -1,8 +1,9 @@
 //! Higress's own view of the routed cluster (`proxy_get_upstream_hosts`): which configured
 //! endpoints its health checks and outlier detection hold unhealthy, and the load in the
 //! model-server metrics it scrapes (vLLM's and SGLang's Prometheus text). Each worker reads it
-//! at most every `load.upstreamHostsMs` per pool; hosts the configuration does not name are
-//! ignored, and configured endpoints the host does not list are judged by the plugin alone.
+//! at most every `load.upstreamHostsMs` per pool (its load counts for `load.maxAgeMs` after the
+//! read, like a response's report); hosts the configuration does not name are ignored, and
+//! configured endpoints the host does not list are judged by the plugin alone.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -30,7 +31,11 @@ impl HostView {
             load: vec![LoadReport::default(); config.endpoints.len()],
         };
         for (address, info) in listed {
-            let Some(i) = config.endpoints.iter().position(|e| &e.address == address) else {
+            let Some(i) = config
+                .endpoints
+                .iter()
+                .position(|e| same_address(&e.address, address))
+            else {
                 continue;
             };
             let (healthy, metrics) = read_info(info);
@@ -53,6 +58,15 @@ impl HostView {
     pub fn load(&self, i: usize) -> LoadReport {
         self.load.get(i).copied().unwrap_or_default()
     }
+}
+
+/// Whether two `ip:port` addresses name one endpoint (IPv6 may be written in several ways).
+fn same_address(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (a.parse::<std::net::SocketAddr>(), b.parse::<std::net::SocketAddr>()),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 /// A host's entry: healthy or not, and its metrics text. JSON (`health_status`, `metrics`) or,
@@ -137,9 +151,15 @@ pub struct HostViews {
 }
 
 impl HostViews {
-    /// `config`'s view at `now`, read from the host when older than `load.upstreamHostsMs`;
-    /// `None` when that is 0, or the host cannot list hosts (not Higress) or listed none.
-    pub fn get(&self, host: &dyn Host, config: &Rc<Config>, now: u64) -> Option<Rc<HostView>> {
+    /// `config`'s view at `now` and when it was read, read again when older than
+    /// `load.upstreamHostsMs`; `None` when that is 0, or the host cannot list hosts (not
+    /// Higress) or listed none.
+    pub fn get(
+        &self,
+        host: &dyn Host,
+        config: &Rc<Config>,
+        now: u64,
+    ) -> Option<(Rc<HostView>, u64)> {
         let every = u64::try_from(config.load.upstream_hosts.as_nanos()).unwrap_or(u64::MAX);
         if every == 0 || !host.capabilities().override_host {
             return None;
@@ -160,7 +180,7 @@ impl HostViews {
                 _ => None,
             };
         }
-        entry.2.clone()
+        entry.2.clone().map(|v| (v, entry.1))
     }
 }
 
@@ -232,6 +252,18 @@ mod tests {
         assert_eq!(view.load(0).waiting, Some(4));
         assert!(view.load(2).is_empty());
         assert!(!view.is_unhealthy(200));
+    }
+
+    #[test]
+    fn an_ipv6_address_written_another_way_is_the_same_endpoint() {
+        let c = Config::from_json(&serde_json::json!({"endpoints": [{"address": "[::1]:8000"}]}))
+            .unwrap();
+        let view = HostView::new(
+            &c,
+            &listed(&[("[0:0::1]:8000", r#"{"health_status":"Unhealthy"}"#)]),
+        );
+        assert!(view.is_unhealthy(0));
+        assert!(!same_address("[::1]:8000", "[::1]:8001"));
     }
 
     #[test]

@@ -484,3 +484,41 @@ fn the_hosts_list_is_read_once_per_refresh_period() {
         "read again after the period: nothing listed, pod 0 takes requests"
     );
 }
+
+#[test]
+fn the_hosts_scraped_load_ages_like_a_report_while_its_health_holds_for_the_period() {
+    let mut gw: Gateway<LoadBalancer> = Gateway::new(
+        &config(
+            r#", "scorers": {"prefix": 0}, "load": {"upstreamHostsMs": 10000, "maxAgeMs": 2000}"#,
+        ),
+        Capabilities::HIGRESS,
+    );
+    let listed = [
+        (PODS[0], r#"{"health_status":"Unhealthy"}"#),
+        (
+            PODS[1],
+            r#"{"health_status":"Healthy","metrics":"vllm:num_requests_waiting 40\n"}"#,
+        ),
+    ];
+    let run = |gw: &mut Gateway<LoadBalancer>, i: usize| {
+        picked(
+            &gw.run(
+                Exchange::post_json("/v1/chat/completions", &chat(&format!("s{i}")))
+                    .capabilities(Capabilities::HIGRESS)
+                    .upstream_hosts(&listed),
+            ),
+        )
+    };
+    for i in 0..10 {
+        assert_eq!(run(&mut gw, i), PODS[2], "request {i}");
+    }
+    // Three seconds on, the view (read ten seconds apart) still holds pod 0 unhealthy, but its
+    // queue count for pod 1 is older than maxAgeMs: pod 1 takes requests again.
+    gw.advance(Duration::from_secs(3));
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 10..40 {
+        seen.insert(run(&mut gw, i));
+    }
+    assert!(!seen.contains(PODS[0]));
+    assert!(seen.contains(PODS[1]), "{seen:?}");
+}

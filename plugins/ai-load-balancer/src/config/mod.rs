@@ -236,7 +236,7 @@ impl Config {
             "unhealthyCoolOffMs",
             raw.unhealthy_cool_off_ms,
             1,
-            3_600_000,
+            crate::store::MAX_COOL_OFF_MS,
         )?;
         check_range(
             "maxRequestBodyBytes",

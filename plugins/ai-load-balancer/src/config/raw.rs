@@ -213,7 +213,7 @@ pub(super) struct RawLoad {
     /// A response header carrying the number of running requests.
     #[serde(default)]
     pub(super) running_header: Option<String>,
-    /// On Higress, each worker reads the routed cluster's hosts this often: endpoints the host holds unhealthy are skipped, and the model-server metrics it scrapes (vLLM, SGLang) count as load where no fresher report came; 0: never.
+    /// On Higress, each worker reads the routed cluster's hosts this often: endpoints the host holds unhealthy are skipped until the next read, and the model-server metrics it scrapes (vLLM, SGLang) fill what a fresh response report lacks, for `maxAgeMs` after the read; 0: never.
     #[serde(default = "default_upstream_hosts")]
     pub(super) upstream_hosts_ms: u64,
 }
