@@ -13,8 +13,8 @@
 //! status, size)`, addressed like HTTP callouts to the root context. Each token remembers the
 //! context that sent it; the answer is handed to that context through the SDK's own dispatch of
 //! `proxy_on_foreign_function` (so the SDK files any callout made while handling it under the
-//! right context), and dropped when the context is gone (a settlement sent as a stream ended
-//! needs no answer).
+//! right context); when that context is gone, to the root (`Plugin::on_orphan_reply`: a
+//! reservation whose client left must be given back).
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -163,11 +163,17 @@ thread_local! {
     static ANSWER: RefCell<Option<(u32, Vec<u8>)>> = const { RefCell::new(None) };
 }
 
-/// Context `context` is done: answers still on their way are dropped.
+/// Where answers to calls of a context that is done go: to the root that Higress names in
+/// its callback (`Plugin::on_orphan_reply`). No context has id 0.
+const ORPHANED: u32 = 0;
+
+/// Context `context` is done: answers still on their way go to the root instead.
 pub(crate) fn forget(context: u32) {
     PENDING.with(|p| {
         if let Ok(mut p) = p.try_borrow_mut() {
-            p.retain(|_, c| *c != context);
+            for c in p.values_mut().filter(|c| **c == context) {
+                *c = ORPHANED;
+            }
         }
     });
 }
@@ -194,7 +200,7 @@ extern "C" {
 /// would be filed under whichever context the SDK ran last.
 #[no_mangle]
 pub extern "C" fn proxy_on_redis_call_response(
-    _root_context: u32,
+    root_context: u32,
     token: u32,
     status: u32,
     response_size: usize,
@@ -203,6 +209,11 @@ pub extern "C" fn proxy_on_redis_call_response(
         PENDING.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.remove(&token)))
     else {
         return;
+    };
+    let context = if context == ORPHANED {
+        root_context
+    } else {
+        context
     };
     // Read while the callback's own context is current: the buffer belongs to it.
     let reply = if status == OK {

@@ -20,6 +20,7 @@ pub mod headers;
 pub mod keys;
 pub mod limiter;
 pub mod measure;
+pub mod orphans;
 pub mod quota;
 pub mod redis;
 pub mod rls;
@@ -30,7 +31,7 @@ use std::rc::Rc;
 use aigw_shared::config::ConfigError;
 use aigw_shared::host::{Capabilities, Host, MetricKind};
 use aigw_shared::metrics::Metrics;
-use aigw_shared::plugin::{Ctx, FilterEnv, Plugin, PluginConfig};
+use aigw_shared::plugin::{Ctx, FilterEnv, Plugin, PluginConfig, Reply};
 
 pub use config::Config;
 pub use filter::Filter;
@@ -71,6 +72,8 @@ pub struct State {
     ids: [Cell<Option<u32>>; 7],
     /// Per-rule metrics (names made at configure time).
     rules: Metrics,
+    /// `redis` backend: reservations of streams that ended before the script answered.
+    pub orphans: orphans::Orphans,
 }
 
 impl State {
@@ -132,6 +135,16 @@ impl Plugin for TokenRateLimit {
             Self::NAME,
             config.all().filter_map(|c| c.redis.as_ref()),
         );
+    }
+
+    fn on_orphan_reply(
+        _config: &PluginConfig<Self>,
+        state: &State,
+        cx: &mut Ctx<'_, ()>,
+        token: u32,
+        reply: Reply,
+    ) {
+        state.orphans.answered(cx, token, &reply);
     }
 
     fn host_limitations(config: &Config, caps: Capabilities) -> Vec<String> {

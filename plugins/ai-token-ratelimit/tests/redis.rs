@@ -241,3 +241,49 @@ fn both_scripts_replicate_their_writes_before_reading_redis_s_clock() {
         assert!(switch < clock, "{script}");
     }
 }
+
+/// A gateway whose one request left while its reservation script was on its way, and the
+/// token of that script's call.
+fn left_while_reserving() -> (aigw_shared::mock::Gateway<TokenRateLimit>, u32) {
+    let mut gw = aigw_shared::mock::Gateway::<TokenRateLimit>::new(REDIS, Capabilities::HIGRESS);
+    let gone = gw.run(chat("a").answer(|_| None));
+    assert!(gone.upstream_headers.is_none(), "never forwarded");
+    (gw, gone.callouts[0].token)
+}
+
+#[test]
+fn a_reservation_answered_after_its_client_left_is_given_back_by_the_root() {
+    let (mut gw, reserve) = left_while_reserving();
+    // Another call's answer gives nothing back ...
+    gw.reply_to_root(reserve + 4, int_array(&[0, 0, 91_000, 99_000]));
+    assert!(gw.root_host().state.borrow().callouts.is_empty());
+    // ... the script that took it makes the root send the settlement giving back all of it.
+    gw.reply_to_root(reserve, int_array(&[0, 0, 91_000, 99_000]));
+    let sent = gw.root_host().state.borrow().callouts.clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].kind, CalloutKind::Redis);
+    let a = args(sent[0].body.as_ref().unwrap());
+    assert!(a[1].contains("settle"), "the settlement script");
+    assert_eq!(a[3], "aigw-trl:team:0:a");
+    assert_eq!(
+        &a[4..],
+        &["2", "300000", "300000", "60000000", "209000", "100000", "100000", "60000000", "1000"]
+    );
+    // Once: a second answer for the same call finds nothing to give back.
+    gw.reply_to_root(reserve, int_array(&[0, 0, 91_000, 99_000]));
+    assert_eq!(gw.root_host().state.borrow().callouts.len(), 1);
+}
+
+#[test]
+fn a_refused_or_failed_reservation_of_a_client_that_left_gives_nothing_back() {
+    for reply in [
+        // Refused by the first record: nothing was taken.
+        Reply::Redis(b"*5\r\n:1\r\n:0\r\n:5000\r\n:0\r\n:99000\r\n".to_vec()),
+        Reply::Redis(Vec::new()),
+        Reply::Redis(b"-ERR script failed\r\n".to_vec()),
+    ] {
+        let (mut gw, reserve) = left_while_reserving();
+        gw.reply_to_root(reserve, reply);
+        assert!(gw.root_host().state.borrow().callouts.is_empty());
+    }
+}

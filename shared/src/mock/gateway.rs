@@ -116,6 +116,13 @@ impl<P: Plugin> Gateway<P> {
     }
 
     /// Push one request through this worker (sharing its state, shared data and clock).
+    /// Deliver the answer to call `token` to the root, as Higress does for a Redis call whose
+    /// stream has ended ([`Plugin::on_orphan_reply`]); then answer what the root sent.
+    pub fn reply_to_root(&mut self, token: u32, reply: Reply) {
+        self.root.on_reply(&self.root_host, token, reply);
+        self.answer_root_calls();
+    }
+
     pub fn run(&mut self, exchange: Exchange) -> Outcome {
         let host = MockHost::new(exchange.caps());
         host.state.borrow_mut().now_nanos = self.now_nanos();

@@ -99,6 +99,19 @@ pub trait Plugin: Sized + 'static {
         _reply: Reply,
     ) {
     }
+
+    /// The answer to call `token` of a stream that has ended (Higress hands Redis answers to
+    /// the root; one whose stream is gone comes here). A plugin that must undo what the call
+    /// did, had it succeeded, remembers the token when the call is cancelled
+    /// ([`HttpFilter::on_call_cancelled`]) and acts here.
+    fn on_orphan_reply(
+        _config: &PluginConfig<Self>,
+        _state: &Self::State,
+        _cx: &mut Ctx<'_, Self::RootCall>,
+        _token: u32,
+        _reply: Reply,
+    ) {
+    }
 }
 
 /// Facts about the running host handed to the state and to each new filter.

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::ConfigError;
-use crate::host::{Host, LogLevel};
+use crate::host::Host;
 
 use super::{Calls, Ctx, FilterDriver, FilterEnv, Plugin, PluginConfig, Reply, Wants};
 
@@ -79,15 +79,13 @@ impl<P: Plugin> RootDriver<P> {
 
     /// A root-level callout answered.
     pub fn on_reply(&mut self, host: &dyn Host, token: u32, reply: Reply) {
-        let Some((call, _)) = self.calls.take(token) else {
-            host.log(
-                LogLevel::Debug,
-                &format!("{}: answer for unknown root callout {token}", P::NAME),
-            );
-            return;
-        };
+        let call = self.calls.take(token);
         let mut wants = Wants::default();
         let mut cx = Ctx::new(host, &mut self.calls, &mut wants, None, P::NAME);
-        P::on_root_reply(&self.config, &self.state, &mut cx, call, reply);
+        match call {
+            Some((call, _)) => P::on_root_reply(&self.config, &self.state, &mut cx, call, reply),
+            // Not the root's own: a call of a stream that ended before its answer came.
+            None => P::on_orphan_reply(&self.config, &self.state, &mut cx, token, reply),
+        }
     }
 }

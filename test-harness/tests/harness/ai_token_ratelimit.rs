@@ -16,7 +16,7 @@ fn wasm() -> PathBuf {
     wasm_path("ai_token_ratelimit").unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = match name.strip_prefix("providers/") {
         Some(rest) => root.join("testdata/providers").join(rest),

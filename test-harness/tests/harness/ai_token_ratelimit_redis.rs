@@ -222,3 +222,47 @@ fn a_debt_centuries_long_is_still_a_record_redis_accepts() {
     let (status, _) = begin(&mut p, 0, "big").expect_err("refused");
     assert_eq!(status, 429);
 }
+
+#[test]
+fn a_reservation_whose_client_left_before_redis_answered_is_given_back() {
+    let redis = RedisServer::start();
+    let (env, mut gw) = gateway(&redis, "closed");
+    env.hold_redis(true);
+    let vm = gw.worker(0);
+    let id = vm.create_stream().unwrap();
+    let h = headers(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gw"),
+        ("content-type", "application/json"),
+        ("x-team", "gone"),
+    ]);
+    vm.request_headers(id, h, false).unwrap();
+    let step = vm
+        .request_body(
+            id,
+            &crate::ai_token_ratelimit::fixture("chat.request.json"),
+            true,
+        )
+        .unwrap();
+    assert!(
+        step.headers().is_none(),
+        "waiting for the reservation script"
+    );
+    // The client leaves; then Redis runs the script (it takes the reservation) and answers.
+    vm.finish_stream(id).unwrap();
+    vm.release_redis().unwrap();
+    env.hold_redis(false);
+    let taken = redis.command(&["GET", "aigw-trl:team:0:gone"]).unwrap();
+    assert!(
+        matches!(taken, Value::Bulk(Some(_))),
+        "the script ran: {taken:?}"
+    );
+    // Everything came back: the next request sees the full bucket less its own reservation.
+    let next = begin(&mut gw, 1, "gone").unwrap();
+    let step = vm_response(&mut gw, 1, next);
+    assert_eq!(
+        header(&step, "x-ratelimit-remaining-tokens").as_deref(),
+        Some("1791")
+    );
+}

@@ -63,8 +63,9 @@ pub struct Filter {
     caps: Capabilities,
     /// `rls` backend: the (rule, token family) of each descriptor sent.
     asked: Vec<(usize, bool)>,
-    /// `redis` backend: the plans the reservation script was asked for.
+    /// `redis` backend: the plans the reservation script was asked for, and its call's token.
     pending: Vec<Plan>,
+    pending_token: Option<u32>,
 }
 
 fn text(v: Option<&[u8]>) -> Option<&str> {
@@ -96,6 +97,7 @@ impl Filter {
             caps,
             asked: Vec::new(),
             pending: Vec::new(),
+            pending_token: None,
         }
     }
 
@@ -511,6 +513,12 @@ impl HttpFilter for Filter {
         match action {
             Action::Continue => Next::Resume,
             Action::Pause => Next::Hold,
+        }
+    }
+
+    fn on_call_cancelled(&mut self, _call: ()) {
+        if self.phase == Phase::Asking && self.config.backend == Backend::Redis {
+            self.orphan_reservation();
         }
     }
 

@@ -8,6 +8,7 @@ use aigw_shared::plugin::{Ctx, Plugin, Reply};
 
 use super::{Filter, Phase};
 use crate::limiter::{Held, Plan};
+use crate::orphans::held_of;
 use crate::redis::{decode_reserve, reserve_command, settle_command, settled, Answer};
 use crate::{Metric, TokenRateLimit};
 use aigw_shared::redis::Redis;
@@ -31,8 +32,9 @@ impl Filter {
         };
         let command = reserve_command(&config, &plans);
         match send(cx, settings, &command, false) {
-            Ok(_) => {
+            Ok(token) => {
                 self.pending = plans;
+                self.pending_token = Some(token);
                 self.phase = Phase::Asking;
                 Action::Pause
             }
@@ -42,6 +44,7 @@ impl Filter {
 
     /// The reservation script answered (or the call failed: an empty reply).
     pub(super) fn on_redis_answer(&mut self, cx: &mut Ctx<'_, ()>, reply: &Reply) -> Action {
+        self.pending_token = None;
         let plans = std::mem::take(&mut self.pending);
         let answer = match reply {
             Reply::Redis(bytes) if bytes.is_empty() => Err("the Redis call failed".to_owned()),
@@ -49,19 +52,7 @@ impl Filter {
             _ => Err("not a Redis reply".to_owned()),
         };
         match answer {
-            Ok(Answer::Admitted(status)) => {
-                let held = plans
-                    .into_iter()
-                    .map(|p| Held {
-                        rule: p.rule,
-                        set: p.set,
-                        key: p.key,
-                        owner: 0,
-                        reserved: p.amounts,
-                    })
-                    .collect();
-                self.admitted(cx, held, status)
-            }
+            Ok(Answer::Admitted(status)) => self.admitted(cx, held_of(plans), status),
             Ok(Answer::Refused {
                 index,
                 short,
@@ -78,6 +69,18 @@ impl Filter {
                 self.backend_failed(cx, None)
             }
         }
+    }
+
+    /// The stream ended while the reservation script was on its way: should it take the
+    /// reservation, the root gives it back when the answer comes ([`crate::orphans`]).
+    pub(super) fn orphan_reservation(&mut self) {
+        let (Some(token), false) = (self.pending_token.take(), self.pending.is_empty()) else {
+            return;
+        };
+        let plans = std::mem::take(&mut self.pending);
+        self.state
+            .orphans
+            .adopt(token, Rc::clone(&self.config), plans);
     }
 
     /// Send the settlement script (not waited for: the answer has gone on).
