@@ -150,7 +150,8 @@ pub fn fraction(v: f64) -> f64 {
     v.clamp(0.0, 1.0)
 }
 
-fn count(v: f64) -> u32 {
+/// A non-negative finite number as a count (saturating at `u32::MAX`, fraction dropped).
+pub(crate) fn count(v: f64) -> u32 {
     if v >= f64::from(u32::MAX) {
         u32::MAX
     } else {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use aigw_shared::host::Host;
 
 use crate::config::Config;
-use crate::orca::{fraction, LoadReport};
+use crate::orca::{count, fraction, LoadReport};
 
 /// What the host said about the configured endpoints (indexed as `Config::endpoints`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -134,11 +134,6 @@ pub fn prometheus_load(text: &str) -> LoadReport {
         }
     }
     report
-}
-
-fn count(v: f64) -> u32 {
-    // Finite and non-negative (checked by the caller); `as` saturates at u32::MAX.
-    v as u32
 }
 
 /// A pool, when its view was last read (ns, 0: never) and that view.

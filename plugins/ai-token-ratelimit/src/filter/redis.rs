@@ -74,10 +74,10 @@ impl Filter {
     /// The stream ended while the reservation script was on its way: should it take the
     /// reservation, the root gives it back when the answer comes ([`crate::orphans`]).
     pub(super) fn orphan_reservation(&mut self) {
-        let (Some(token), false) = (self.pending_token.take(), self.pending.is_empty()) else {
+        let plans = std::mem::take(&mut self.pending);
+        let Some(token) = self.pending_token.take().filter(|_| !plans.is_empty()) else {
             return;
         };
-        let plans = std::mem::take(&mut self.pending);
         self.state
             .orphans
             .adopt(token, Rc::clone(&self.config), plans);
