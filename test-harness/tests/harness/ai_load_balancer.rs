@@ -398,18 +398,11 @@ fn on_higress_hosts_the_host_lists_unhealthy_or_busy_are_not_picked() {
         .profile(Profile::Higress);
     let mut p = Plugin::load(&env, spec).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..8 {
-        let vm = p.worker(i % 2);
-        let id = vm.create_stream().unwrap();
-        let h = headers(&[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "gw"),
-            ("content-type", "application/json"),
-        ]);
-        // Without the prefix scorer the pick needs no body: it is made on the headers.
-        let step = vm.request_headers(id, h, false).unwrap();
-        let picked = step.headers().and_then(|h| header_value(h, HEADER));
-        assert_eq!(picked.as_deref(), Some(PODS[2]), "request {i}");
-        assert_eq!(vm.upstream_override(id).as_deref(), Some(PODS[2]));
+        let (id, picked) = begin(&mut p, i % 2, &chat("short", &format!("q{i}")));
+        assert_eq!(picked, PODS[2], "request {i}");
+        assert_eq!(
+            p.worker(i % 2).upstream_override(id).as_deref(),
+            Some(PODS[2])
+        );
     }
 }

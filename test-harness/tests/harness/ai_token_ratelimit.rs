@@ -67,6 +67,17 @@ fn begin(p: &mut Plugin, w: usize, team: &str) -> Option<StreamId> {
     }
 }
 
+/// A chat request's headers for team `team` (`x-team`).
+pub(crate) fn chat_headers(team: &str) -> Headers {
+    headers(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gw"),
+        ("content-type", "application/json"),
+        ("x-team", team),
+    ])
+}
+
 /// Start a chat request (reserving 9 + 200 tokens) on worker `w`; `Ok(id)` when admitted,
 /// `Err` with the local reply's status and headers otherwise (the stream then ended).
 pub(crate) fn begin_or_refusal(
@@ -76,14 +87,7 @@ pub(crate) fn begin_or_refusal(
 ) -> Result<StreamId, (u16, Headers)> {
     let vm = p.worker(w);
     let id = vm.create_stream().unwrap();
-    let h = headers(&[
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gw"),
-        ("content-type", "application/json"),
-        ("x-team", team),
-    ]);
-    let step = vm.request_headers(id, h, false).unwrap();
+    let step = vm.request_headers(id, chat_headers(team), false).unwrap();
     assert_eq!(
         step.action,
         Some(Action::Pause),

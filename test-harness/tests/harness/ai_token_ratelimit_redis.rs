@@ -230,14 +230,8 @@ fn a_reservation_whose_client_left_before_redis_answered_is_given_back() {
     env.hold_redis(true);
     let vm = gw.worker(0);
     let id = vm.create_stream().unwrap();
-    let h = headers(&[
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gw"),
-        ("content-type", "application/json"),
-        ("x-team", "gone"),
-    ]);
-    vm.request_headers(id, h, false).unwrap();
+    vm.request_headers(id, crate::ai_token_ratelimit::chat_headers("gone"), false)
+        .unwrap();
     let step = vm
         .request_body(
             id,
