@@ -1,7 +1,7 @@
 //! Higress's host calls beyond proxy-wasm 0.2.1 (the `higress` build, wasm32 only): Redis
-//! commands, the upstream override host and the list of upstream hosts. The proxy-wasm Rust SDK has neither, so this is the
-//! one module of the suite with `unsafe` code (the workspace denies it everywhere else; `make
-//! lint` checks that no other file allows it).
+//! commands, the upstream override host and the list of upstream hosts. The proxy-wasm Rust SDK
+//! has none of them, so this is the one module of the suite with `unsafe` code (the workspace
+//! denies it everywhere else; `make lint` checks that no other file allows it).
 //!
 //! Every `unsafe` block here is a call into the host through the ABI's documented signature
 //! (`../shared/research/proxy-wasm-abi.md` §5), passing pointers and lengths of live Rust
